@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One-step set-up for a fresh Debian machine (run as root, or with sudo available).
+#   bash .ci/setup.sh serve   install what the portal needs and start it on the embedded default
+#   bash .ci/setup.sh test    install what the tests need, start PostgreSQL, run the whole suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+[ "$mode" = serve ] || [ "$mode" = test ] || { echo "usage: bash .ci/setup.sh serve|test" >&2; exit 2; }
+
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+# System packages: the local desktop provider (Xvnc, a window manager, a desktop with icons),
+# the browser proxy (websockify, noVNC) and, for tests, PostgreSQL, Chromium and cloud-init.
+RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigervnc-tools openbox
+  xterm pcmanfm websockify novnc xrdp xorgxrdp"
+TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init"
+
+install_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "Installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q -o DPkg::Lock::Timeout=900
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    -o DPkg::Lock::Timeout=900 "${missing[@]}"
+}
+
+make_venv() {
+  [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -U pip
+  .venv/bin/pip install -q --disable-pip-version-check -e "$1"
+}
+
+start_postgres() {
+  local version; version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+  [ -d "/etc/postgresql/$version/main" ] || $SUDO pg_createcluster "$version" main
+  $SUDO pg_ctlcluster "$version" main status >/dev/null 2>&1 || $SUDO pg_ctlcluster "$version" main start
+  timeout 60 bash -c "until pg_isready -q -h 127.0.0.1; do sleep 0.5; done"
+  $SUDO runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'daaas_test') THEN
+    CREATE ROLE daaas_test LOGIN CREATEDB PASSWORD 'daaas_test';
+  END IF;
+END $$;
+SELECT 'CREATE DATABASE daaas_test OWNER daaas_test'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'daaas_test')\gexec
+SQL
+  export DAAAS_TEST_POSTGRES_URL="postgresql+psycopg://daaas_test:daaas_test@127.0.0.1:5432/daaas_test"
+}
+
+if [ "$mode" = serve ]; then
+  install_packages $RUN_PACKAGES
+  make_venv .
+  exec .venv/bin/daaas serve
+fi
+
+install_packages $TEST_PACKAGES
+make_venv ".[test]"
+start_postgres
+echo "== lint (ruff)";  .venv/bin/ruff check .
+echo "== types (mypy)"; .venv/bin/mypy
+echo "== tests (pytest)"
+exec .venv/bin/pytest "${@:2}"

@@ -1,0 +1,46 @@
+"""The Analysis page: the catalogue as cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, redirect, render_template, send_from_directory, url_for
+from werkzeug.exceptions import NotFound as HTTPNotFound
+from werkzeug.wrappers import Response
+
+import catalogue as catalogue_package
+from portal.analysis.service import visible_environments
+from portal.auth.current import current_user, require_user
+from portal.runtime import runtime
+
+blueprint = Blueprint("analysis", __name__)
+
+
+@blueprint.get("/")
+def home() -> Response:
+    """Send signed-in users to the Analysis page, others to sign-in."""
+    target = "analysis.index" if current_user() else "auth.sign_in_form"
+    return redirect(url_for(target))
+
+
+@blueprint.get("/analysis")
+def index() -> str:
+    """Show the environments the user may launch."""
+    user = require_user()
+    environments = visible_environments(runtime().catalogue, user)
+    return render_template("analysis/index.html", environments=environments)
+
+
+@blueprint.get("/catalogue/icons/<path:filename>")
+def icon(filename: str) -> Response:
+    """Serve an environment or application icon from the catalogue's icon folders."""
+    for folder in _icon_folders():
+        if (folder / filename).is_file():
+            return send_from_directory(folder, filename, max_age=3600)
+    raise HTTPNotFound(f"No icon called {filename}.")
+
+
+def _icon_folders() -> list[Path]:
+    configured = Path(runtime().settings.catalogue_dir)
+    shipped = Path(catalogue_package.__file__).resolve().parent / "icons"
+    return [configured / "icons", configured.parent / "icons", shipped]

@@ -1,0 +1,89 @@
+"""JSON API under /api/v1, authenticated by the session cookie or a personal API token.
+
+Every route here is described in :mod:`portal.api.openapi`; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+
+from portal.analysis.service import get_environment, visible_environments
+from portal.api.openapi import openapi_document
+from portal.auth import service as auth_service
+from portal.auth.current import require_admin, require_user
+from portal.auth.models import User
+from portal.errors import InvalidInput
+from portal.lifecycle import db
+from portal.runtime import runtime
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of this API."""
+    return openapi_document()
+
+
+@blueprint.get("/me")
+def me() -> dict[str, Any]:
+    """Return the signed-in user."""
+    return user_json(require_user())
+
+
+@blueprint.get("/catalogue")
+def catalogue() -> dict[str, Any]:
+    """Return the environments the user may launch."""
+    envs = visible_environments(runtime().catalogue, require_user())
+    return {"environments": [env.to_dict() for env in envs]}
+
+
+@blueprint.get("/catalogue/<name>")
+def environment(name: str) -> dict[str, Any]:
+    """Return one environment the user may launch."""
+    return get_environment(runtime().catalogue, require_user(), name).to_dict()
+
+
+@blueprint.get("/admin/catalogue")
+def admin_catalogue() -> dict[str, Any]:
+    """Return every catalogue entry's validity, with the problems of invalid ones."""
+    require_admin()
+    cat = runtime().catalogue
+    return {
+        "directory": str(cat.directory),
+        "valid": sorted(cat.environments),
+        "invalid": [
+            {"entry": entry, "problems": [problem_json(p) for p in problems]}
+            for entry, problems in sorted(cat.invalid.items())
+        ],
+    }
+
+
+@blueprint.post("/tokens")
+def create_token() -> tuple[dict[str, Any], int]:
+    """Create a personal API token for the signed-in user; the secret is returned once."""
+    user = require_user()
+    body = request.get_json(silent=True) or {}
+    name = body.get("name", "api") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not 1 <= len(name) <= 100:
+        raise InvalidInput("Give the token a name of 1 to 100 characters, e.g. {\"name\": "
+                           "\"laptop\"}.")
+    token, secret = auth_service.create_token(db(), user, name,
+                                              runtime().settings.api_token_lifetime_days)
+    return {"name": token.name, "token": secret,
+            "expires_at": token.expires_at.isoformat()}, 201
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """Return the public fields of ``user``."""
+    return {"username": user.username, "display_name": user.display_name, "email": user.email,
+            "uid": user.uid, "gid": user.gid, "is_admin": user.is_admin,
+            "groups": list(user.groups), "instruments": list(user.instruments)}
+
+
+def problem_json(problem: Any) -> dict[str, Any]:
+    """Return a catalogue problem as JSON."""
+    return {"path": str(problem.path), "field": problem.field, "message": problem.message,
+            "text": str(problem)}

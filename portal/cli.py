@@ -1,0 +1,178 @@
+"""The ``daaas`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+from sqlalchemy import select
+
+from portal import migrate
+from portal.auth import service as auth_service
+from portal.auth.models import User
+from portal.config import ConfigError, Settings, load_settings
+from portal.db import make_engine, make_session_factory, unit_of_work
+from portal.demo import DEMO_USERS, create_demo_users
+from portal.errors import PortalError
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _factory(settings: Settings):  # type: ignore[no-untyped-def]
+    return make_session_factory(make_engine(settings.effective_database_url))
+
+
+@click.group()
+def main() -> None:
+    """daaas: Data-Analysis-as-a-Service portal for research facilities."""
+
+
+@main.command()
+@click.option("--host", help="Listen address (default from configuration).")
+@click.option("--port", type=int, help="Listen port (default from configuration).")
+def serve(host: str | None, port: int | None) -> None:
+    """Start the portal: migrate the database, create demo users if empty, serve."""
+    import waitress
+
+    from portal.app import create_app
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    settings.var_path.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(make_engine(settings.effective_database_url))
+    with unit_of_work(_factory(settings)) as db:
+        created = create_demo_users(db, settings) if settings.demo_data else []
+    override = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    try:
+        app = create_app(override)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    host, port = host or settings.host, port or settings.port
+    _announce(f"http://{host}:{port}/", bool(created) or settings.demo_data)
+    waitress.serve(app, host=host, port=port, threads=8, ident="daaas")
+
+
+def _announce(url: str, demo: bool) -> None:
+    click.echo(f"daaas portal: {url}")
+    if demo:
+        for user in DEMO_USERS:
+            role = "admin" if user.is_admin else "user"
+            click.echo(f"  demo {role}: {user.username} / {user.password}")
+    sys.stdout.flush()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    settings = _settings()
+    settings.var_path.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(make_engine(settings.effective_database_url))
+    click.echo("Database is at the newest schema.")
+
+
+@main.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective configuration with secrets masked."""
+    click.echo(json.dumps(_settings().masked(), indent=2, sort_keys=True))
+
+
+@main.group()
+def users() -> None:
+    """Local accounts."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--name", "display_name", default="", help="Full name.")
+@click.option("--email", default="")
+@click.option("--admin", is_flag=True, help="Make the user a portal administrator.")
+@click.option("--group", "groups", multiple=True, help="Group (repeatable).")
+@click.option("--instrument", "instruments", multiple=True, help="Instrument (repeatable).")
+@click.password_option(help="Password (prompted, or from stdin with --password -).")
+def users_add(username: str, display_name: str, email: str, admin: bool,
+              groups: tuple[str, ...], instruments: tuple[str, ...], password: str) -> None:
+    """Create a local account with the next free POSIX uid."""
+    settings = _settings()
+    with _portal_errors(), unit_of_work(_factory(settings)) as session:
+        user = auth_service.create_user(session, settings, username, password,
+                                        display_name=display_name, email=email,
+                                        groups=list(groups), instruments=list(instruments),
+                                        is_admin=admin)
+        click.echo(f"Created {user.username} (uid {user.uid}, gid {user.gid}).")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List accounts."""
+    with unit_of_work(_factory(_settings())) as session:
+        for user in session.scalars(select(User).order_by(User.username)):
+            flags = " admin" if user.is_admin else ""
+            click.echo(f"{user.username}\tuid={user.uid}\tgroups={','.join(user.groups)}"
+                       f"\tinstruments={','.join(user.instruments)}{flags}")
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.password_option()
+def users_set_password(username: str, password: str) -> None:
+    """Replace a user's password."""
+    with _portal_errors(), unit_of_work(_factory(_settings())) as session:
+        auth_service.set_password(session, username, password)
+    click.echo(f"Password of {username} changed.")
+
+
+@main.group()
+def tokens() -> None:
+    """Personal API tokens."""
+
+
+@tokens.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", help="What the token is for.")
+@click.option("--days", type=int, help="Lifetime in days (default from configuration).")
+def tokens_create(username: str, name: str, days: int | None) -> None:
+    """Create an API token for USERNAME and print it (shown only once)."""
+    settings = _settings()
+    with _portal_errors(), unit_of_work(_factory(settings)) as session:
+        user = auth_service.get_user(session, username)
+        _token, secret = auth_service.create_token(session, user, name,
+                                                   days or settings.api_token_lifetime_days)
+    click.echo(secret)
+
+
+class _portal_errors:  # noqa: N801  (used like a function)
+    """Turn a PortalError into a clean command-line error."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, PortalError):
+            raise click.ClickException(exc.user_message) from None
+
+
+def _attach_catalogue() -> None:
+    from catalogue.cli import catalogue_group
+
+    main.add_command(catalogue_group)
+
+
+_attach_catalogue()

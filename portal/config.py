@@ -1,0 +1,138 @@
+"""One settings object for the whole portal.
+
+Precedence, lowest first: the defaults below (the embedded mode), a TOML file named by the
+``DAAAS_CONFIG`` environment variable, environment variables ``DAAAS_<KEY>`` (upper case), and
+finally ``config_override`` passed to :func:`portal.app.create_app`. An unknown or ill-typed key
+stops start-up with a :class:`ConfigError` naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CATALOGUE_DIR = str(Path(__file__).resolve().parent.parent / "catalogue" / "environments")
+SECRET_KEYS = {"secret_key", "database_url"}
+ENV_PREFIX = "DAAAS_"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the key and its source."""
+
+
+class Settings(BaseModel):
+    """The effective configuration. Every field is documented in docs/admin.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    var_dir: str = Field("var", description="Folder for the embedded database, sessions, storage.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty: SQLite under var_dir.")
+    secret_key: str = Field("", description="Signs session cookies; empty: generated in var_dir.")
+    host: str = Field("127.0.0.1", description="Address the portal listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port the portal listens on.")
+    public_url: str = Field("", description="URL users reach the portal at; empty: from host/port.")
+    catalogue_dir: str = Field(DEFAULT_CATALOGUE_DIR, description="Folder of environment YAML.")
+    identity_backend: Literal["local"] = Field("local", description="Who checks passwords.")
+    session_cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
+    session_lifetime_minutes: int = Field(480, ge=5, description="Sign-in lasts this long.")
+    login_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per window.")
+    login_failure_window_seconds: int = Field(300, ge=1, description="Rate-limit window.")
+    api_token_lifetime_days: int = Field(90, ge=1, description="Default life of an API token.")
+    first_uid: int = Field(20000, ge=1000, description="First POSIX uid/gid for local accounts.")
+    demo_data: bool = Field(True, description="Create demo users on an empty embedded start.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def var_path(self) -> Path:
+        """The var folder as an absolute path (not created)."""
+        return Path(self.var_dir).resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in var_dir."""
+        return self.database_url or f"sqlite:///{self.var_path / 'daaas.sqlite'}"
+
+    def masked(self) -> dict[str, Any]:
+        """Return the settings as a dict with secrets replaced by '***'."""
+        values = self.model_dump()
+        for key in SECRET_KEYS:
+            if values.get(key):
+                values[key] = _mask(key, str(values[key]))
+        return values
+
+
+def _mask(key: str, value: str) -> str:
+    if key == "database_url" and "@" in value and "://" in value:
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return value if key == "database_url" else "***"
+
+
+def load_settings(override: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Build the effective settings.
+
+    Returns a frozen :class:`Settings`. Raises :class:`ConfigError` for an unreadable file, an
+    unknown key or a value of the wrong type, naming the key and the file or variable.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    layers: list[tuple[str, dict[str, Any]]] = []
+    config_file = environ.get("DAAAS_CONFIG")
+    if config_file:
+        layers.append((config_file, _read_file(Path(config_file))))
+    layers.append(("environment", _from_environ(environ)))
+    layers.append(("config_override", dict(override or {})))
+    values: dict[str, Any] = {}
+    for source, layer in layers:
+        _check_layer(source, layer)
+        values.update(layer)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:  # a layer passed alone but not together: name the key
+        raise ConfigError(_describe(exc, "configuration")) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"Configuration file {path} (named by DAAAS_CONFIG) does not exist.") \
+            from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Configuration file {path} is not valid TOML: {exc}.") from None
+
+
+def _from_environ(environ: dict[str, str]) -> dict[str, Any]:
+    skip = {"DAAAS_CONFIG"} | {k for k in environ if k.startswith("DAAAS_TEST_")}
+    return {
+        key[len(ENV_PREFIX):].lower(): value
+        for key, value in environ.items()
+        if key.startswith(ENV_PREFIX) and key not in skip
+    }
+
+
+def _check_layer(source: str, layer: dict[str, Any]) -> None:
+    known = set(Settings.model_fields)
+    for key in layer:
+        if key not in known:
+            where = f"environment variable {ENV_PREFIX}{key.upper()}" \
+                if source == "environment" else source
+            raise ConfigError(
+                f"Unknown configuration key '{key}' in {where}. "
+                f"Known keys: {', '.join(sorted(known))}."
+            )
+    try:
+        Settings(**layer)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    where = f"environment variable {ENV_PREFIX}{key.upper()}" if source == "environment" else source
+    return f"Configuration key '{key}' in {where}: {first['msg']} (got {first.get('input')!r})."

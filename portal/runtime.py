@@ -1,0 +1,33 @@
+"""What one application instance holds: settings, database, catalogue, identity backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalogue import Catalogue
+from portal.auth.backends import IdentityBackend
+from portal.config import Settings
+
+EXTENSION_KEY = "daaas"
+
+
+@dataclass
+class Runtime:
+    """Long-lived objects built once by create_app and shared by every request."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    catalogue: Catalogue
+    identity: IdentityBackend
+
+
+def runtime(app: Flask | None = None) -> Runtime:
+    """Return the Runtime of ``app`` (default: the current application)."""
+    target = app if app is not None else current_app
+    value: Runtime = target.extensions[EXTENSION_KEY]
+    return value

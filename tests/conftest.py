@@ -1,0 +1,168 @@
+"""Shared fixtures: a migrated database on SQLite and on a real PostgreSQL, and an app on it.
+
+PostgreSQL comes from ``DAAAS_TEST_POSTGRES_URL`` (the README's test command starts a server
+and sets it). Without it the PostgreSQL half is skipped locally but fails in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from portal import create_app
+from portal.db import make_engine, make_session_factory, unit_of_work
+from portal.demo import create_demo_users
+from portal.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = Path(os.environ.get("DAAAS_TEST_OUTPUT", ROOT / "test-output"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own DAAAS_* settings out of the tests."""
+    for key in list(os.environ):
+        if key.startswith("DAAAS_") and not key.startswith("DAAAS_TEST_"):
+            monkeypatch.delenv(key)
+
+
+def postgres_admin_url() -> str | None:
+    """Return the test PostgreSQL URL, or None (skip locally, fail in CI)."""
+    url = os.environ.get("DAAAS_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail("CI must test PostgreSQL: DAAAS_TEST_POSTGRES_URL is not set. "
+                    "Run the README's test command, which starts PostgreSQL.")
+    pytest.skip("DAAAS_TEST_POSTGRES_URL not set (the README's test command sets it)")
+    return None
+
+
+def _migrate_with_demo_users(url: str) -> None:
+    from portal.config import load_settings
+
+    engine = make_engine(url)
+    upgrade(engine)
+    with unit_of_work(make_session_factory(engine)) as session:
+        create_demo_users(session, load_settings({"database_url": url}, environ={}))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file with the demo users, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite"
+    _migrate_with_demo_users(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated PostgreSQL database with the demo users, used as CREATE DATABASE template."""
+    admin_url = postgres_admin_url()
+    assert admin_url
+    name = f"daaas_template_{uuid.uuid4().hex[:8]}"
+    _create_database(admin_url, name)
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    _migrate_with_demo_users(url)
+    yield name
+    _drop_database(admin_url, name)
+
+
+def _create_database(admin_url: str, name: str, template: str | None = None) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+    admin.dispose()
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path,
+                    populated: bool) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "test.sqlite"
+        if populated:
+            shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    admin_url = postgres_admin_url()
+    assert admin_url
+    template = request.getfixturevalue("postgres_template") if populated else None
+    name = "daaas_t_" + re.sub(r"\W", "", uuid.uuid4().hex[:12])
+    _create_database(admin_url, name, template)
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _drop_database(admin_url, name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind; yields its SQLAlchemy URL."""
+    yield from _fresh_database(request, tmp_path, populated=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def demo_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each kind, migrated, with the demo users; yields its URL."""
+    yield from _fresh_database(request, tmp_path, populated=True)
+
+
+@pytest.fixture
+def settings_override(demo_database_url: str, tmp_path: Path) -> dict[str, Any]:
+    """Configuration for a test portal on a fresh demo database."""
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    return {"database_url": demo_database_url, "var_dir": str(var_dir),
+            "secret_key": "test-secret-key"}
+
+
+@pytest.fixture
+def app(settings_override: dict[str, Any]) -> Iterator[Flask]:
+    """A portal application on the shipped demo catalogue."""
+    application = create_app(settings_override)
+    yield application
+    application.extensions["daaas"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client (not signed in)."""
+    return app.test_client()
+
+
+def csrf_from(client: FlaskClient, path: str = "/sign-in") -> str:
+    """Load ``path`` and return the CSRF token in its first form."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, username: str, password: str) -> Any:
+    """Sign in through the real form; returns the response."""
+    token = csrf_from(client)
+    return client.post("/sign-in", data={"username": username, "password": password,
+                                         "csrf_token": token})

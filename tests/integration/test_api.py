@@ -1,0 +1,145 @@
+"""The JSON API: authentication by session or token, errors as JSON, and the OpenAPI document
+matching what the API really does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate
+
+from portal.api.openapi import openapi_document
+from tests.conftest import csrf_from, sign_in
+
+
+def _schema(name: str) -> dict[str, Any]:
+    doc = openapi_document()
+    return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+
+
+def assert_matches(body: Any, name: str) -> None:
+    jsonschema.validate(body, _schema(name))
+
+
+def _token(app: Flask, username: str) -> str:
+    from portal.auth.service import create_token, get_user
+    from portal.db import unit_of_work
+
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        return create_token(db, get_user(db, username), "test", 1)[1]
+
+
+def test_openapi_document_is_valid_and_covers_every_route(app: Flask, client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    validate(doc)
+    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    routed = {(rule.rule.removeprefix("/api/v1").replace("<name>", "{name}"), method)
+              for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1")
+              for method in rule.methods or () if method not in {"HEAD", "OPTIONS"}}
+    assert documented == routed
+
+
+def test_no_credentials_gives_json_401(client: FlaskClient) -> None:
+    response = client.get("/api/v1/me")
+    assert response.status_code == 401
+    assert_matches(response.get_json(), "Error")
+    assert "Sign in" in response.get_json()["error"]["message"]
+
+
+def test_unknown_api_path_is_json_404(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404 and "error" in response.get_json()
+
+
+def test_me_by_session(client: FlaskClient) -> None:
+    sign_in(client, "scientist", "scientist-demo")
+    body = client.get("/api/v1/me").get_json()
+    assert_matches(body, "User")
+    assert body["username"] == "scientist" and body["uid"] == 20000 and not body["is_admin"]
+
+
+def test_me_by_token_and_bad_token(app: Flask, client: FlaskClient) -> None:
+    token = _token(app, "neutron")
+    body = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert body["username"] == "neutron"
+    bad = client.get("/api/v1/me", headers={"Authorization": "Bearer daaas_forged"})
+    assert bad.status_code == 401 and "daaas tokens create" in bad.get_json()["error"]["message"]
+
+
+def test_catalogue_is_filtered_per_user(app: Flask, client: FlaskClient) -> None:
+    def names(username: str) -> set[str]:
+        headers = {"Authorization": f"Bearer {_token(app, username)}"}
+        body = client.get("/api/v1/catalogue", headers=headers).get_json()
+        assert_matches(body, "Catalogue")
+        return {env["name"] for env in body["environments"]}
+
+    everything = set(app.extensions["daaas"].catalogue.environments)
+    assert names("admin") == everything
+    assert names("scientist") and names("scientist") < everything
+    assert names("neutron") and names("neutron") != names("scientist")
+
+
+def test_one_environment_and_hidden_ones(app: Flask, client: FlaskClient) -> None:
+    headers = {"Authorization": f"Bearer {_token(app, 'neutron')}"}
+    visible = client.get("/api/v1/catalogue", headers=headers).get_json()["environments"][0]
+    one = client.get(f"/api/v1/catalogue/{visible['name']}", headers=headers)
+    assert one.status_code == 200
+    assert_matches(one.get_json(), "Environment")
+    hidden = set(app.extensions["daaas"].catalogue.environments) - {
+        e["name"] for e in client.get("/api/v1/catalogue", headers=headers)
+        .get_json()["environments"]}
+    for name in [*hidden, "no-such-environment"]:
+        response = client.get(f"/api/v1/catalogue/{name}", headers=headers)
+        assert response.status_code == 404, name
+        assert_matches(response.get_json(), "Error")
+
+
+def test_admin_catalogue_needs_admin(app: Flask, client: FlaskClient) -> None:
+    user = client.get("/api/v1/admin/catalogue",
+                      headers={"Authorization": f"Bearer {_token(app, 'scientist')}"})
+    assert user.status_code == 403
+    admin = client.get("/api/v1/admin/catalogue",
+                       headers={"Authorization": f"Bearer {_token(app, 'admin')}"})
+    assert_matches(admin.get_json(), "AdminCatalogue")
+    assert admin.get_json()["invalid"] == []
+
+
+@pytest.mark.parametrize("with_csrf", [False, True])
+def test_create_token_by_session_needs_csrf(client: FlaskClient, with_csrf: bool) -> None:
+    sign_in(client, "scientist", "scientist-demo")
+    headers = {"X-CSRF-Token": csrf_from(client, "/analysis")} if with_csrf else {}
+    response = client.post("/api/v1/tokens", json={"name": "laptop"}, headers=headers)
+    if not with_csrf:
+        assert response.status_code == 403
+        return
+    assert response.status_code == 201
+    body = response.get_json()
+    assert_matches(body, "Token")
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.get_json()["username"] == "scientist"
+
+
+def test_create_token_rejects_bad_name(app: Flask, client: FlaskClient) -> None:
+    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}"}
+    response = client.post("/api/v1/tokens", json={"name": ""}, headers=headers)
+    assert response.status_code == 400 and "name" in response.get_json()["error"]["message"]
+
+
+def test_tokens_cli(settings_override: dict[str, Any], client: FlaskClient) -> None:
+    from click.testing import CliRunner
+
+    from portal.cli import main
+
+    env = {"DAAAS_DATABASE_URL": settings_override["database_url"],
+           "DAAAS_VAR_DIR": settings_override["var_dir"]}
+    result = CliRunner().invoke(main, ["tokens", "create", "neutron", "--name", "ci"], env=env)
+    assert result.exit_code == 0, result.output
+    secret = result.output.strip()
+    assert secret.startswith("daaas_")
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).get_json()
+    assert me["username"] == "neutron"
+    missing = CliRunner().invoke(main, ["tokens", "create", "nobody"], env=env)
+    assert missing.exit_code == 1 and "no user called 'nobody'" in missing.output

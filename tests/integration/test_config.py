@@ -1,0 +1,79 @@
+"""Configuration: layers, unknown and ill-typed keys, masking, `daaas config show`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from portal import create_app
+from portal.cli import main
+from portal.config import ConfigError, load_settings
+
+
+def test_defaults_are_the_embedded_mode() -> None:
+    settings = load_settings(environ={})
+    assert settings.effective_database_url.startswith("sqlite:///")
+    assert settings.identity_backend == "local"
+
+
+def test_file_then_environment_then_override(tmp_path: Path) -> None:
+    config = tmp_path / "daaas.toml"
+    config.write_text('port = 9000\nhost = "127.0.0.2"\nlog_level = "DEBUG"\n')
+    environ = {"DAAAS_CONFIG": str(config), "DAAAS_PORT": "9100"}
+    settings = load_settings({"log_level": "ERROR"}, environ=environ)
+    assert (settings.host, settings.port, settings.log_level) == ("127.0.0.2", 9100, "ERROR")
+
+
+def test_unknown_key_in_file_names_key_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "daaas.toml"
+    config.write_text("prot = 9000\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={"DAAAS_CONFIG": str(config)})
+    assert "'prot'" in str(error.value) and str(config) in str(error.value)
+
+
+def test_ill_typed_environment_variable_is_named() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={"DAAAS_PORT": "eighty"})
+    assert "DAAAS_PORT" in str(error.value) and "'port'" in str(error.value)
+
+
+def test_unknown_environment_variable_is_named() -> None:
+    with pytest.raises(ConfigError, match="DAAAS_DATABSE_URL"):
+        load_settings(environ={"DAAAS_DATABSE_URL": "sqlite://"})
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "broken.toml"
+    config.write_text("port = \n")
+    with pytest.raises(ConfigError, match="broken.toml"):
+        load_settings(environ={"DAAAS_CONFIG": str(config)})
+
+
+def test_create_app_refuses_unknown_key() -> None:
+    with pytest.raises(ConfigError, match="'colour'"):
+        create_app({"colour": "blue"})
+
+
+def test_serve_refuses_unknown_key_in_file(tmp_path: Path) -> None:
+    config = tmp_path / "daaas.toml"
+    config.write_text(f'var_dir = "{tmp_path}"\nsecert_key = "x"\n')
+    result = CliRunner().invoke(main, ["serve"], env={"DAAAS_CONFIG": str(config)})
+    assert result.exit_code != 0
+    assert "secert_key" in result.output and str(config) in result.output
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    env = {"DAAAS_SECRET_KEY": "very-secret-value",
+           "DAAAS_DATABASE_URL": "postgresql+psycopg://portal:hunter2secret@db.example:5432/daaas",
+           "DAAAS_VAR_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["config", "show"], env=env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert "very-secret-value" not in result.output and "hunter2secret" not in result.output
+    assert shown["secret_key"] == "***"
+    assert shown["database_url"] == "postgresql+psycopg://***@db.example:5432/daaas"
+    assert shown["var_dir"] == str(tmp_path)

@@ -1,0 +1,1 @@
+"""daaas vm_images package."""
