@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from sqlalchemy import select
@@ -158,15 +160,13 @@ def tokens_create(username: str, name: str, days: int | None) -> None:
     click.echo(secret)
 
 
-class _portal_errors:  # noqa: N801  (used like a function)
+@contextmanager
+def _portal_errors() -> Iterator[None]:
     """Turn a PortalError into a clean command-line error."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, _tb: object) -> None:
-        if isinstance(exc, PortalError):
-            raise click.ClickException(exc.user_message) from None
+    try:
+        yield
+    except PortalError as exc:
+        raise click.ClickException(exc.user_message) from None
 
 
 def _attach_catalogue() -> None:

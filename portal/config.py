@@ -37,7 +37,7 @@ class Settings(BaseModel):
     public_url: str = Field("", description="URL users reach the portal at; empty: from host/port.")
     catalogue_dir: str = Field(DEFAULT_CATALOGUE_DIR, description="Folder of environment YAML.")
     identity_backend: Literal["local"] = Field("local", description="Who checks passwords.")
-    session_cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
+    session_cookie_secure: bool = Field(False, description="Cookie over HTTPS only.")
     session_lifetime_minutes: int = Field(480, ge=5, description="Sign-in lasts this long.")
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per window.")
     login_failure_window_seconds: int = Field(300, ge=1, description="Rate-limit window.")

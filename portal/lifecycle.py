@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -58,27 +59,27 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
-def error_response(status: int, code: str, message: str) -> tuple[object, int]:
+def error_response(status: int, code: str, message: str) -> ResponseReturnValue:
     """Render an error as JSON or HTML, as the request prefers."""
     if wants_json():
         return {"error": {"code": code, "message": message}}, status
     return render_template("error.html", status=status, message=message), status
 
 
-def _portal_error(exc: PortalError) -> object:
+def _portal_error(exc: PortalError) -> ResponseReturnValue:
     log.info("%s %s -> %s: %s", request.method, request.path, exc.status_code, exc.log_message)
     if isinstance(exc, AuthenticationRequired) and not wants_json():
         return redirect(url_for("auth.sign_in_form", next=request.full_path.rstrip("?")))
     return error_response(exc.status_code, exc.code, exc.user_message)
 
 
-def _http_error(exc: HTTPException) -> tuple[object, int]:
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     code = (exc.name or "error").lower().replace(" ", "_")
     return error_response(status, code, exc.description or exc.name)
 
 
-def _unexpected_error(exc: Exception) -> tuple[object, int]:
+def _unexpected_error(exc: Exception) -> ResponseReturnValue:
     log.exception("Unexpected error on %s %s", request.method, request.path)
     return error_response(500, "internal_error",
                           "Something went wrong on our side. The error was logged; "

@@ -8,7 +8,7 @@ from flask import Blueprint, redirect, render_template, send_from_directory, url
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Response
 
-import catalogue as catalogue_package
+from catalogue.loader import icon_folders
 from portal.analysis.service import visible_environments
 from portal.auth.current import current_user, require_user
 from portal.runtime import runtime
@@ -34,13 +34,8 @@ def index() -> str:
 @blueprint.get("/catalogue/icons/<path:filename>")
 def icon(filename: str) -> Response:
     """Serve an environment or application icon from the catalogue's icon folders."""
-    for folder in _icon_folders():
+    for folder in icon_folders(Path(runtime().settings.catalogue_dir)):
         if (folder / filename).is_file():
             return send_from_directory(folder, filename, max_age=3600)
     raise HTTPNotFound(f"No icon called {filename}.")
 
-
-def _icon_folders() -> list[Path]:
-    configured = Path(runtime().settings.catalogue_dir)
-    shipped = Path(catalogue_package.__file__).resolve().parent / "icons"
-    return [configured / "icons", configured.parent / "icons", shipped]

@@ -49,7 +49,7 @@ def test_unknown_environment_variable_is_named() -> None:
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("port = \n")
-    with pytest.raises(ConfigError, match="broken.toml"):
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_settings(environ={"DAAAS_CONFIG": str(config)})
 
 

@@ -1,0 +1,64 @@
+"""``daaas catalogue ...``: check the catalogue files and show resolved environments."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
+
+_DIRECTORY = click.Path(file_okay=False, path_type=Path)
+
+
+def _default_directory() -> Path:
+    """Return the shipped catalogue folder, relative to the working directory when inside it."""
+    relative = Path(os.path.relpath(DEFAULT_DIRECTORY))
+    return DEFAULT_DIRECTORY if relative.parts[:1] == ("..",) else relative
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+@click.group("catalogue")
+def catalogue_group() -> None:
+    """Check and inspect the catalogue of analysis environments."""
+
+
+@catalogue_group.command("check")
+@click.argument("directory", required=False, type=_DIRECTORY)
+def check(directory: Path | None) -> None:
+    """Check every environment file in DIRECTORY (default: the shipped catalogue).
+
+    Prints one line per problem and a summary; exits with 1 if there is any problem.
+    """
+    catalogue = load_catalogue(directory or _default_directory())
+    for problem in catalogue.problems:
+        click.echo(str(problem))
+    valid = len(catalogue.environments) + len(catalogue.abstract)
+    abstract = f" ({len(catalogue.abstract)} abstract)" if catalogue.abstract else ""
+    click.echo(f"{_count(valid, 'environment')} valid{abstract}, {len(catalogue.invalid)} invalid")
+    raise SystemExit(1 if catalogue.problems else 0)
+
+
+@catalogue_group.command("show")
+@click.argument("name")
+@click.option("--directory", type=_DIRECTORY, help="Catalogue folder (default: shipped one).")
+def show(name: str, directory: Path | None) -> None:
+    """Print environment NAME as resolved (inheritance applied), as JSON.
+
+    Exits with 1 and the entry's problems if NAME is not a valid environment.
+    """
+    catalogue = load_catalogue(directory or _default_directory())
+    environment = catalogue.environments.get(name) or catalogue.abstract.get(name)
+    if environment is None:
+        problems = catalogue.invalid.get(name)
+        for problem in problems or []:
+            click.echo(str(problem), err=True)
+        if not problems:
+            click.echo(f"no environment {name!r} in {catalogue.directory}", err=True)
+        raise SystemExit(1)
+    click.echo(json.dumps(environment.to_dict(), indent=2))
