@@ -1,12 +1,14 @@
 """Packaging for daaas, the Data-Analysis-as-a-Service portal."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="daaas",
     version="0.1.0",
     description="Data-Analysis-as-a-Service portal for research facilities",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
@@ -34,6 +36,7 @@ setup(
         "click>=8.1",
         "waitress>=3",
         "psycopg[binary]>=3.1",
+        "websockify>=0.11",
     ],
     extras_require={
         "test": [
