@@ -18,9 +18,9 @@ setup(
     include_package_data=True,
     package_data={
         "portal": ["templates/**/*", "static/**/*", "migrations/*", "migrations/**/*"],
-        "catalogue": ["environments/*.yaml", "icons/*"],
-        "contextualisation": ["templates/*"],
-        "cvmfs": ["*", "**/*"],
+        "catalogue": ["environments/*.yaml", "icons/*", "*.md"],
+        "contextualisation": ["templates/*", "agent/*", "*.md"],
+        "cvmfs": ["templates/*", "keys/*"],
         "vm_images": ["*", "**/*"],
     },
     install_requires=[

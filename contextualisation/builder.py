@@ -1,0 +1,92 @@
+"""Build a :class:`Context` from the plain data the portal holds.
+
+``context_from_parts`` is the one entry point. It reads the catalogue's environment dictionary
+tolerantly (unknown keys ignored, missing optional ones defaulted, a few spellings accepted) and
+turns any invalid value into an :class:`InvalidContext` naming the thing and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from contextualisation.account import UserAccount
+from contextualisation.context import Context, HpcSettings, Mount
+from contextualisation.environment import access_services, launchers, repositories
+from contextualisation.errors import InvalidContext
+from contextualisation.validation import describe
+from cvmfs.settings import CvmfsClientSettings
+
+USER_KEYS = ("username", "uid", "gid", "full_name", "ssh_public_keys", "group", "home",
+             "groups", "sudo")
+SITE_KEYS = ("callback_url", "cvmfs", "hpc", "icon_dir", "vnc_geometry")
+_SUPPORT = "Please report this to the facility's support team."
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+def context_from_parts(
+    user: Mapping[str, Any],
+    machine_id: str,
+    environment: Mapping[str, Any],
+    site: Mapping[str, Any],
+    *,
+    bootstrap_token: str,
+    mounts: Iterable[Mount | Mapping[str, Any]] = (),
+) -> Context:
+    """Return the Context for one session.
+
+    ``user`` holds the account fields (USER_KEYS; others are ignored), ``environment`` is the
+    catalogue's ``Environment.to_dict()``, ``site`` holds SITE_KEYS (``callback_url`` required,
+    ``cvmfs`` and ``hpc`` as dictionaries) and ``mounts`` the storage and experiment mounts.
+    Raises InvalidContext with a message for the user when any part cannot be used.
+    """
+    name = str(environment.get("name") or "") if isinstance(environment, Mapping) else ""
+    if not name:
+        raise InvalidContext(f"This environment has no name and cannot be started. {_SUPPORT}")
+    unknown = sorted(set(site) - set(SITE_KEYS))
+    if unknown:
+        raise InvalidContext(f"The portal's site settings are wrong. {_SUPPORT}",
+                             f"unknown site setting(s) {unknown}; known: {list(SITE_KEYS)}")
+    where = f"The environment '{name}' cannot be started"
+    account = _model(UserAccount, {k: user[k] for k in USER_KEYS if user.get(k) is not None},
+                     "Your account cannot be set up on a machine")
+    apps = _guard(lambda: launchers(environment), where)
+    fields: dict[str, Any] = {
+        "environment_name": name,
+        "environment_title": str(environment.get("title") or ""),
+        "user": account,
+        "machine_id": machine_id,
+        "bootstrap_token": bootstrap_token,
+        "mounts": tuple(_model(Mount, m, "The storage for this session is misconfigured")
+                        for m in mounts),
+        "cvmfs_repositories": _guard(lambda: repositories(environment, apps), where),
+        "launchers": apps,
+        "access": access_services(environment),
+        "cvmfs": _model(CvmfsClientSettings, site.get("cvmfs") or {}, where),
+        "hpc": _model(HpcSettings, site.get("hpc") or {}, where),
+        **{key: site[key] for key in ("callback_url", "icon_dir", "vnc_geometry") if key in site},
+    }
+    return _model(Context, fields, where)
+
+
+def _model(model: type[M], data: Any, where: str) -> M:
+    if isinstance(data, model):
+        return data
+    if not isinstance(data, Mapping):
+        raise InvalidContext(f"{where}: a {model.__name__} is not a mapping. {_SUPPORT}")
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidContext(f"{where}: {describe(exc)}. {_SUPPORT}", str(exc)) from None
+
+
+def _guard(build: Callable[[], T], where: str) -> T:
+    try:
+        return build()
+    except ValidationError as exc:
+        raise InvalidContext(f"{where}: {describe(exc)}. {_SUPPORT}", str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidContext(f"{where}: {exc}. {_SUPPORT}") from None

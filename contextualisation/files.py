@@ -1,0 +1,116 @@
+"""The files a session's VM gets, rendered from the dumb templates in ``templates/``.
+
+All decisions (what to write, escaping, labels) are made here; templates only place values.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from contextualisation import launchers as desktop
+from contextualisation.bootstrap import BOOTSTRAP_CONFIG_PATH, VNC_DISPLAY, bootstrap_document
+from contextualisation.context import Context, Mount
+from contextualisation.validation import CONTROL_RE
+from cvmfs import client_files
+
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+    lstrip_blocks=True, autoescape=False,
+)
+_LABELS = {"storage": "Your storage, kept when this machine is deleted",
+           "experiment": "Experiment data"}
+
+
+class File(NamedTuple):
+    """One file for cloud-init's write_files; ``defer`` waits until the user exists."""
+
+    path: str
+    content: str
+    permissions: str = "0644"
+    owner: str = "root:root"
+    defer: bool = False
+
+
+def session_files(ctx: Context) -> list[File]:
+    """Return every file the VM needs, in writing order. Raises nothing."""
+    files = [File(BOOTSTRAP_CONFIG_PATH, json.dumps(bootstrap_document(ctx), indent=2) + "\n",
+                  "0600"),
+             File("/etc/motd", _render("motd.j2", **motd_fields(ctx)))]
+    files += [File(path, content) for path, content in client_files(ctx.cvmfs,
+                                                                     ctx.cvmfs_repositories)]
+    files += desktop_files(ctx) + access_files(ctx)
+    if ctx.hpc.enabled:
+        files.append(File("/etc/profile.d/daaas-hpc.sh", _render("hpc-profile.sh.j2", **{
+            key: shlex.quote(value) if value else "" for key, value in ctx.hpc.model_dump().items()
+        })))
+    return files
+
+
+def desktop_files(ctx: Context) -> list[File]:
+    """Return each launcher's desktop entry for the menu and, owned by the user, the Desktop.
+
+    Both copies of a launcher are adjacent so gzip finds the repetition. Raises nothing.
+    """
+    files: list[File] = []
+    owner = f"{ctx.user.username}:{ctx.user.group}"
+    for launcher, name in zip(ctx.launchers, desktop.file_names(ctx.launchers), strict=True):
+        content = _render("desktop-entry.j2", environment=ctx.environment_name,
+                          name=desktop.escape_string(launcher.name),
+                          comment=desktop.escape_string(launcher.description),
+                          exec=desktop.exec_value(launcher.argv),
+                          icon=desktop.icon_value(launcher.icon, ctx.icon_dir),
+                          terminal="true" if launcher.terminal else "false",
+                          categories=desktop.categories(launcher.category))
+        files.append(File(f"/usr/share/applications/{name}", content))
+        files.append(File(f"{ctx.user.home}/Desktop/{name}", content, "0755", owner, True))
+    return files
+
+
+def access_files(ctx: Context) -> list[File]:
+    """Return the VNC server and xrdp configuration for the services switched on. Raises nothing."""
+    files = []
+    if ctx.access.vnc:
+        files.append(File("/etc/tigervnc/vncserver-config-mandatory",
+                          _render("vncserver-config-mandatory.j2", geometry=ctx.vnc_geometry)))
+        files.append(File("/etc/tigervnc/vncserver.users", _render(
+            "vncserver.users.j2", display=VNC_DISPLAY, username=ctx.user.username)))
+    if ctx.access.xrdp:
+        files.append(File("/etc/xrdp/xrdp.ini", _render("xrdp.ini.j2")))
+    return files
+
+
+def motd_fields(ctx: Context) -> dict[str, Any]:
+    """Return the values of the message of the day, each made one safe line of text.
+
+    Raises nothing.
+    """
+    return {
+        "title": one_line(ctx.title), "name": ctx.environment_name,
+        "machine_id": ctx.machine_id, "mounts": [_mount_row(m) for m in ctx.mounts],
+        "repositories": list(ctx.cvmfs_repositories), "applications": len(ctx.launchers),
+        "cluster": ctx.hpc.cluster_name or ctx.hpc.slurmctld_host,
+    }
+
+
+def one_line(value: str) -> str:
+    """Return ``value`` with line breaks and control characters replaced by spaces.
+
+    Raises nothing.
+    """
+    return " ".join(CONTROL_RE.sub(" ", value).split())
+
+
+def _mount_row(mount: Mount) -> dict[str, str]:
+    label = one_line(mount.label) or _LABELS.get(mount.purpose, mount.source)
+    access = "read-only" if mount.read_only else "read-write"
+    return {"target": mount.target, "access": access, "label": label}
+
+
+def _render(template: str, **values: Any) -> str:
+    return _TEMPLATES.get_template(template).render(**values)

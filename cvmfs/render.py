@@ -1,0 +1,81 @@
+"""Render the files a CVMFS client reads from settings and a list of repositories.
+
+Values are shell-quoted here (CVMFS sources its configuration with a shell); the templates in
+``cvmfs/templates/`` only place them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from cvmfs.settings import (
+    CONFIG_D,
+    DEFAULT_LOCAL,
+    KEYS_ROOT,
+    CvmfsClientSettings,
+    repository_domain,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_KEYS_DIR = PACKAGE_DIR / "keys"
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(PACKAGE_DIR / "templates"),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+)
+
+
+def client_files(
+    settings: CvmfsClientSettings, repositories: Sequence[str]
+) -> list[tuple[str, str]]:
+    """Return ``(path, content)`` for default.local, each repository's config and the keys.
+
+    Nothing is returned for an empty repository list. Raises ValueError for an invalid
+    repository name.
+    """
+    if not repositories:
+        return []
+    files = [(DEFAULT_LOCAL, _default_local(settings, repositories))]
+    for repository in repositories:
+        files.append((f"{CONFIG_D}/{repository}.conf", _repository_conf(settings, repository)))
+    domains = dict.fromkeys(repository_domain(repository) for repository in repositories)
+    for domain in domains:
+        for name, pem in sorted(public_keys(settings, domain).items()):
+            files.append((f"{KEYS_ROOT}/{domain}/{name}", pem.strip() + "\n"))
+    return files
+
+
+def public_keys(settings: CvmfsClientSettings, domain: str) -> dict[str, str]:
+    """Return ``{file name: PEM}`` for a domain: keys bundled in ``cvmfs/keys/<domain>/``,
+    overridden by the site's. Raises nothing; a missing folder means no bundled keys."""
+    bundled = {
+        path.name: path.read_text(encoding="ascii")
+        for path in sorted((BUNDLED_KEYS_DIR / domain).glob("*.pub"))
+    }
+    return {**bundled, **settings.public_keys.get(domain, {})}
+
+
+def _default_local(settings: CvmfsClientSettings, repositories: Sequence[str]) -> str:
+    return _TEMPLATES.get_template("default.local.j2").render(
+        repositories=shlex.quote(",".join(repositories)),
+        http_proxy=shlex.quote(settings.http_proxy),
+        quota_limit=settings.quota_limit_mb,
+        cache_base=shlex.quote(settings.cache_base),
+        extra=[(key, shlex.quote(value)) for key, value in sorted(settings.extra.items())],
+    )
+
+
+def _repository_conf(settings: CvmfsClientSettings, repository: str) -> str:
+    urls = settings.urls_for(repository)
+    return _TEMPLATES.get_template("repository.conf.j2").render(
+        repository=repository,
+        server_url=shlex.quote(";".join(urls)) if urls else "",
+        keys_dir=shlex.quote(f"{KEYS_ROOT}/{repository_domain(repository)}"),
+    )
