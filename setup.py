@@ -48,6 +48,7 @@ setup(
             "mypy>=1.10",
             "types-PyYAML",
             "types-requests",
+            "pillow>=10",
         ],
     },
     entry_points={"console_scripts": ["daaas=portal.cli:main"]},

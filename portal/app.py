@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,11 @@ from portal import lifecycle
 from portal.auth import csrf
 from portal.auth.backends import make_identity_backend
 from portal.auth.current import current_user
-from portal.config import ConfigError, Settings, load_settings
+from portal.config import ConfigError, Settings, load_settings, resolve_secret_key
 from portal.db import make_engine, make_session_factory
 from portal.migrate import is_current
+from portal.providers import ProviderError
+from portal.providers.factory import provider_from_settings
 from portal.runtime import EXTENSION_KEY, Runtime
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(config_override)
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key or _stored_secret_key(settings),
+        SECRET_KEY=resolve_secret_key(settings),
         SESSION_COOKIE_NAME="daaas_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -54,29 +55,28 @@ def _build_runtime(settings: Settings) -> Runtime:
     catalogue = load_catalogue(Path(settings.catalogue_dir))
     for problem in catalogue.problems:
         log.warning("catalogue: %s", problem)
+    try:
+        provider = provider_from_settings(settings)
+    except ProviderError as exc:
+        raise ConfigError(f"Configuration key 'provider': {exc.user_message}") from None
     return Runtime(settings=settings, engine=engine,
                    session_factory=make_session_factory(engine), catalogue=catalogue,
-                   identity=make_identity_backend(settings))
+                   identity=make_identity_backend(settings), provider=provider)
 
 
 def _register(app: Flask) -> None:
+    from portal.access.api import blueprint as access_api
+    from portal.access.views import blueprint as access
     from portal.admin.views import blueprint as admin
     from portal.analysis.views import blueprint as analysis
     from portal.api.views import blueprint as api
     from portal.auth.views import blueprint as auth
+    from portal.machines.api import blueprint as machines_api
+    from portal.machines.views import blueprint as machines
 
-    for blueprint in (auth, analysis, admin, api):
+    for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api):
         app.register_blueprint(blueprint)
     lifecycle.install(app)
     csrf.install(app)
     app.jinja_env.globals["current_user"] = current_user
 
-
-def _stored_secret_key(settings: Settings) -> str:
-    """Return the secret key kept in var_dir, creating it (mode 600) on first start."""
-    path = settings.var_path / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-    return path.read_text(encoding="utf-8").strip()

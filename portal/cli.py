@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -40,26 +41,80 @@ def main() -> None:
 @click.option("--host", help="Listen address (default from configuration).")
 @click.option("--port", type=int, help="Listen port (default from configuration).")
 def serve(host: str | None, port: int | None) -> None:
-    """Start the portal: migrate the database, create demo users if empty, serve."""
+    """Start the portal: migrate, create demo users if empty, start the desktop proxy and the
+    reconciler (embedded mode), serve until interrupted."""
     import waitress
 
     from portal.app import create_app
+    from portal.runtime import runtime
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+    _configure_logging(settings)
     settings.var_path.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(make_engine(settings.effective_database_url))
     with unit_of_work(_factory(settings)) as db:
         created = create_demo_users(db, settings) if settings.demo_data else []
     override = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    app = _create_app(create_app, override)
+    host, port = host or settings.host, port or settings.port
+    with _background_services(runtime(app)):
+        _announce(f"http://{host}:{port}/", bool(created) or settings.demo_data)
+        waitress.serve(app, host=host, port=port, threads=8, ident="daaas")
+
+
+@main.command()
+def worker() -> None:
+    """Run the reconciler in the foreground (several may run against PostgreSQL)."""
+    import signal
+
+    from portal.app import create_app
+    from portal.machines.worker import WorkerThread
+    from portal.runtime import runtime
+
+    settings = _settings()
+    _configure_logging(settings)
+    thread = WorkerThread(runtime(_create_app(create_app, {})))
+    signal.signal(signal.SIGTERM, lambda *_: thread.stop_event.set())
+    thread.start()
+    click.echo(f"daaas worker: reconciling every {settings.reconcile_interval_seconds} s")
     try:
-        app = create_app(override)
+        while thread.is_alive():
+            thread.join(1.0)
+    except KeyboardInterrupt:
+        thread.stop()
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _create_app(factory: Any, override: dict[str, Any]) -> Any:
+    try:
+        return factory(override)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    host, port = host or settings.host, port or settings.port
-    _announce(f"http://{host}:{port}/", bool(created) or settings.demo_data)
-    waitress.serve(app, host=host, port=port, threads=8, ident="daaas")
+
+
+@contextmanager
+def _background_services(rt: Any) -> Iterator[None]:
+    """The desktop proxy and the reconciler thread, when the settings ask for them."""
+    from portal.access.proxy import start_proxy
+    from portal.machines.worker import WorkerThread
+
+    settings = rt.settings
+    proxy = start_proxy(settings, settings.effective_database_url) \
+        if settings.start_websockify else None
+    thread = WorkerThread(rt) if settings.embedded_worker else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        if thread is not None:
+            thread.stop()
+        if proxy is not None:
+            proxy.stop()
 
 
 def _announce(url: str, demo: bool) -> None:

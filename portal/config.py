@@ -9,6 +9,7 @@ stops start-up with a :class:`ConfigError` naming the key and where it came from
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +45,20 @@ class Settings(BaseModel):
     api_token_lifetime_days: int = Field(90, ge=1, description="Default life of an API token.")
     first_uid: int = Field(20000, ge=1000, description="First POSIX uid/gid for local accounts.")
     demo_data: bool = Field(True, description="Create demo users on an empty embedded start.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging threshold.")
+    provider: str = Field("local", description="Compute provider: local (desktops on this host).")
+    local_max_sessions: int = Field(8, ge=1, description="Local provider: desktops at once.")
+    max_machines_per_user: int = Field(3, ge=1, description="Machines one user may have.")
+    machine_ready_timeout_seconds: int = Field(600, ge=5, description="Give up on a launch.")
+    reconcile_interval_seconds: float = Field(2.0, gt=0, description="Reconciler cycle pause.")
+    embedded_worker: bool = Field(True, description="`daaas serve` runs the reconciler too.")
+    websockify_port: int = Field(6080, ge=1, le=65535, description="Desktop proxy port.")
+    websockify_url: str = Field("", description="Desktop proxy URL browsers use; empty: local.")
+    start_websockify: bool = Field(True, description="`daaas serve` starts the desktop proxy.")
+    novnc_dir: str = Field("/usr/share/novnc", description="Installed noVNC (Debian novnc).")
+    access_token_ttl_seconds: int = Field(60, ge=5, le=600, description="Desktop token life.")
+    rdp_gateway: str = Field("", description="RD Gateway host for .rdp files; empty: none.")
 
     @property
     def var_path(self) -> Path:
@@ -136,3 +150,15 @@ def _describe(exc: ValidationError, source: str) -> str:
     key = ".".join(str(part) for part in first["loc"])
     where = f"environment variable {ENV_PREFIX}{key.upper()}" if source == "environment" else source
     return f"Configuration key '{key}' in {where}: {first['msg']} (got {first.get('input')!r})."
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """Return the configured secret key, or the one kept in var_dir (created, mode 600)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.var_path / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()

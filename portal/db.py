@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -58,6 +58,28 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def worker_session_factory(url: str) -> sessionmaker[Session]:
+    """Return a session factory for background workers.
+
+    On SQLite every transaction starts with BEGIN IMMEDIATE, taking the write lock up front, so
+    two workers serialise instead of failing when both try to upgrade a read to a write
+    (PostgreSQL workers use row locks with SKIP LOCKED instead).
+    """
+    engine = make_engine(url)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _autocommit_driver)
+        event.listen(engine, "begin", _begin_immediate)
+    return make_session_factory(engine)
+
+
+def _autocommit_driver(dbapi_connection: object, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

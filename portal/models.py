@@ -2,5 +2,6 @@
 
 from portal.auth.models import ApiToken, SignInAttempt, User
 from portal.db import Base
+from portal.machines.models import AccessToken, Machine, MachineEvent
 
-__all__ = ["ApiToken", "Base", "SignInAttempt", "User"]
+__all__ = ["AccessToken", "ApiToken", "Base", "Machine", "MachineEvent", "SignInAttempt", "User"]

@@ -1,4 +1,4 @@
-"""What one application instance holds: settings, database, catalogue, identity backend."""
+"""What one application instance holds: settings, database, catalogue, identity, provider."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalogue import Catalogue
 from portal.auth.backends import IdentityBackend
 from portal.config import Settings
+from portal.providers import Provider
 
 EXTENSION_KEY = "daaas"
 
@@ -24,6 +25,7 @@ class Runtime:
     session_factory: sessionmaker[Session]
     catalogue: Catalogue
     identity: IdentityBackend
+    provider: Provider
 
 
 def runtime(app: Flask | None = None) -> Runtime:

@@ -69,7 +69,8 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Invalid input", 401: "Not signed in", 403: "Not allowed", 404: "Not found"}
+    text = {400: "Invalid input", 401: "Not signed in", 403: "Not allowed", 404: "Not found",
+            409: "Conflicts with the current state"}
     return {str(code): _json("Error", text[code]) for code in codes}
 
 
@@ -101,6 +102,11 @@ PATHS: dict[str, Any] = {
 
 def openapi_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document describing every /api/v1 route."""
+    from portal.access import openapi as access
+    from portal.machines import openapi as machines
+
+    schemas = {**SCHEMAS, **machines.SCHEMAS, **access.SCHEMAS}
+    paths = {**PATHS, **machines.PATHS, **access.PATHS}
     return {
         "openapi": "3.1.0",
         "info": {"title": "daaas portal API", "version": "1",
@@ -109,8 +115,8 @@ def openapi_document() -> dict[str, Any]:
                                 "<token>` from `daaas tokens create`."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}, {"session": []}],
-        "components": {"schemas": SCHEMAS, "securitySchemes": {
+        "components": {"schemas": schemas, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             "session": {"type": "apiKey", "in": "cookie", "name": "daaas_session"}}},
-        "paths": PATHS,
+        "paths": paths,
     }

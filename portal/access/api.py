@@ -1,0 +1,39 @@
+"""JSON API for desktop access under /api/v1 (described in :mod:`portal.access.openapi`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from portal.access.rdp import rdp_download
+from portal.access.service import issue_desktop_token
+from portal.access.views import rdp_response
+from portal.auth.current import require_user
+from portal.lifecycle import db
+from portal.runtime import runtime
+
+blueprint = Blueprint("access_api", __name__, url_prefix="/api/v1")
+
+
+@blueprint.post("/machines/<machine_id>/access")
+def access(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Issue a one-time desktop token; the answer also carries the VNC password.
+
+    The password travels only in this JSON body (never in a URL or a log line) and the answer
+    is marked not to be stored.
+    """
+    rt = runtime()
+    grant = issue_desktop_token(db(), rt.settings, rt.provider, require_user(), machine_id,
+                                request_host=request.host)
+    body = {"token": grant.token, "websocket_url": grant.websocket_url,
+            "password": grant.password, "expires_at": grant.expires_at.isoformat()}
+    return body, 201, {"Cache-Control": "no-store"}
+
+
+@blueprint.get("/machines/<machine_id>/rdp")
+def rdp(machine_id: str) -> Response:
+    """Send the machine's .rdp file (409 JSON with the reason where RDP is not offered)."""
+    rt = runtime()
+    return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
+                                     machine_id))

@@ -1,0 +1,162 @@
+"""Start and stop the one websockify proxy that carries every browser desktop.
+
+``daaas serve`` calls :func:`start_proxy` once. websockify runs as a child process in its own
+process group, routes each websocket by its one-time ``?token=`` through
+:class:`portal.access.tokenplugin.DatabaseTokens`, and logs to ``<var_dir>/log/websockify.log``.
+The database URL reaches it through a mode-600 file, never the command line, and the file is
+removed as soon as websockify has read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from portal.config import Settings
+
+PLUGIN = "portal.access.tokenplugin.DatabaseTokens"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 15.0
+
+
+class ProxyError(RuntimeError):
+    """The desktop proxy could not be started; the message says why and what to do."""
+
+
+@dataclass
+class ProxyProcess:
+    """A running websockify; ``stop()`` ends it and removes its token source file."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    source_file: Path
+    log_file: Path
+    log_offset: int = 0
+
+    def running(self) -> bool:
+        """Return True while the websockify process is alive."""
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop websockify and its per-connection children (SIGTERM, then SIGKILL).
+
+        Returns None; raises nothing (an already-ended proxy is fine).
+        """
+        self.source_file.unlink(missing_ok=True)
+        if self.process.poll() is not None:
+            return
+        _signal_group(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout)
+
+
+def start_proxy(settings: Settings, database_url: str, *,
+                timeout: float = START_TIMEOUT) -> ProxyProcess:
+    """Start websockify on ``settings.host:settings.websockify_port``; return once it listens.
+
+    Returns the running :class:`ProxyProcess`. Raises ProxyError when the port is already
+    taken, or when websockify exits or does not listen within ``timeout`` seconds (the message
+    quotes the end of its log).
+    """
+    host = "127.0.0.1" if settings.host in {"", "localhost"} else settings.host
+    port = settings.websockify_port
+    if _accepts(host, port):
+        raise ProxyError(_port_taken(host, port))
+    log_dir = settings.var_path / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    source = write_source(settings.var_path, database_url)
+    log_file = log_dir / "websockify.log"
+    offset = log_file.stat().st_size if log_file.exists() else 0
+    proxy = ProxyProcess(_spawn(host, port, source, log_file), host, port, source, log_file,
+                         offset)
+    try:
+        _wait_until_listening(proxy, timeout)
+    except ProxyError:
+        proxy.stop()
+        raise
+    source.unlink()  # websockify read it when it built the token plugin, before listening
+    return proxy
+
+
+def write_source(var_dir: Path, database_url: str) -> Path:
+    """Write the database URL to a new mode-600 file under ``var_dir``; return its path."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="websockify-", suffix=".source", dir=var_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp creates it mode 600
+        handle.write(database_url + "\n")
+    return Path(name)
+
+
+def _spawn(host: str, port: int, source: Path, log_file: Path) -> subprocess.Popen[bytes]:
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    command = [sys.executable, "-m", "websockify", "--token-plugin", PLUGIN,
+               "--token-source", str(source), listen]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
+                                                       env.get("PYTHONPATH")]))
+    with log_file.open("ab") as log:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT,
+                                start_new_session=True)
+
+
+def _wait_until_listening(proxy: ProxyProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proxy.running():
+            raise ProxyError(_exited(proxy))
+        if _accepts(proxy.host, proxy.port):
+            return
+        time.sleep(0.05)
+    raise ProxyError(f"The desktop proxy (websockify) did not listen on {proxy.host}:"
+                     f"{proxy.port} within {timeout:.0f} s. See {proxy.log_file}:\n"
+                     f"{_tail(proxy)}")
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _exited(proxy: ProxyProcess) -> str:
+    tail = _tail(proxy)
+    if "Address already in use" in tail:
+        return _port_taken(proxy.host, proxy.port)
+    return (f"The desktop proxy (websockify) stopped at start with exit code "
+            f"{proxy.process.returncode}. The end of {proxy.log_file}:\n{tail}")
+
+
+def _port_taken(host: str, port: int) -> str:
+    return (f"The desktop proxy cannot listen on {host}:{port}: another program already uses "
+            "that port. Stop it, or choose a free port with the websockify_port setting "
+            "(DAAAS_WEBSOCKIFY_PORT).")
+
+
+def _tail(proxy: ProxyProcess, lines: int = 15) -> str:
+    try:
+        with proxy.log_file.open("rb") as log:
+            log.seek(proxy.log_offset)
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(nothing logged)"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)

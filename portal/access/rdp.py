@@ -1,0 +1,87 @@
+"""RDP for native clients: a .rdp file pointing at the machine's xrdp, where RDP is offered.
+
+The user signs in with their own facility account (``prompt for credentials:i:1``). One-time
+RDP credentials come with the OpenStack provider and contextualisation work; until then the
+file carries only the address, the user name and the optional RD Gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from portal.access.service import not_ready_message
+from portal.auth.models import User
+from portal.config import Settings
+from portal.errors import Conflict
+from portal.machines.models import Machine
+from portal.machines.service import get_machine
+from portal.providers.base import ConnectionTarget, Provider
+
+PROVIDER_PHRASES = {"local": "the local desktop provider"}
+PROTOCOL_NAMES = {"novnc": "the browser desktop", "rdp": "RDP", "ssh": "SSH"}
+
+
+@dataclass(frozen=True)
+class RdpDownload:
+    """A .rdp file ready to send: its file name and its text (CRLF lines)."""
+
+    filename: str
+    content: str
+
+
+def rdp_file(host: str, port: int, username: str, gateway: str = "") -> str:
+    """Return the text of a .rdp file for ``host:port`` and ``username`` (CRLF line ends).
+
+    With ``gateway`` the client connects through that RD Gateway, reusing the user's
+    credentials for it. Raises nothing.
+    """
+    address = f"[{host}]" if ":" in host else host
+    lines = [f"full address:s:{address}:{port}", f"username:s:{username}",
+             "prompt for credentials:i:1", "screen mode id:i:2", "session bpp:i:32",
+             "dynamic resolution:i:1"]
+    if gateway:
+        lines += [f"gatewayhostname:s:{gateway}", "gatewayusagemethod:i:1",
+                  "gatewaycredentialssource:i:0", "gatewayprofileusagemethod:i:1"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def rdp_unavailable_reason(machine: Machine, target: ConnectionTarget | None) -> str | None:
+    """Return why RDP is not offered for ``machine``, or None when it is.
+
+    Checks the environment's ``protocols`` and, when ``target`` is given, whether the provider
+    gives the machine an RDP port. Raises nothing.
+    """
+    title = machine.environment.get("title") or machine.environment_name
+    protocols = list(machine.environment.get("protocols") or [])
+    if "rdp" not in protocols:
+        offered = " and ".join(PROTOCOL_NAMES.get(p, p) for p in protocols) or "no remote access"
+        return f"RDP is not offered for {title}: this environment offers only {offered}."
+    if target is not None and target.rdp_port is None:
+        provider = PROVIDER_PHRASES.get(machine.provider, f"the {machine.provider} provider")
+        return f"RDP is not offered for {title}: {provider} serves the browser desktop only."
+    return None
+
+
+def rdp_download(db: Session, settings: Settings, provider: Provider, user: User,
+                 machine_id: str) -> RdpDownload:
+    """Return the .rdp file for the user's ready machine.
+
+    Raises NotFound (not the user's machine), Conflict (not ready, or RDP not offered, saying
+    why) or MachineGone (the provider lost it).
+    """
+    machine = get_machine(db, user, machine_id)
+    reason = rdp_unavailable_reason(machine, None) or not_ready_message(machine)
+    if reason:
+        raise _refusal(machine, reason)
+    target = provider.connection_target(machine.id)
+    if target.rdp_port is None:
+        raise _refusal(machine, rdp_unavailable_reason(machine, target))
+    text = rdp_file(target.host, target.rdp_port, machine.user.username, settings.rdp_gateway)
+    return RdpDownload(f"{machine.environment_name}-{machine.id[:8]}.rdp", text)
+
+
+def _refusal(machine: Machine, reason: str | None) -> Conflict:
+    message = reason or "RDP is not offered for this machine."
+    return Conflict(message, f"rdp file for {machine.id} refused: {message}")

@@ -1,0 +1,140 @@
+"""One-time desktop tokens: the portal issues them, the websockify proxy consumes them.
+
+A token is 32 random bytes shown once to the browser; only its SHA-256 is stored, with the
+machine's VNC host and port. The proxy's token plugin (:mod:`portal.access.tokenplugin`) turns a
+token into that host and port exactly once, within ``access_token_ttl_seconds``, and only while
+the machine is ready. The VNC password is derived from the portal's secret key
+(:func:`portal.machines.secrets.vnc_password`), never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from portal.access.connection import TokenStore, connection
+from portal.access.urls import websocket_url
+from portal.auth.models import User
+from portal.config import Settings, resolve_secret_key
+from portal.db import utcnow
+from portal.errors import Conflict
+from portal.machines.models import AccessToken, Machine
+from portal.machines.secrets import vnc_password
+from portal.machines.service import get_machine
+from portal.machines.states import State
+from portal.providers.base import Provider
+
+log = logging.getLogger(__name__)
+KEEP_USED_TOKENS = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DesktopAccess:
+    """What the browser needs to open one desktop connection (``password`` is left out of repr)."""
+
+    token: str = field(repr=False)
+    websocket_url: str = field(repr=False)
+    password: str = field(repr=False)
+    expires_at: datetime
+
+
+def token_hash(token: str) -> str:
+    """Return the hex SHA-256 of ``token``, the only form in which tokens are stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def not_ready_message(machine: Machine) -> str | None:
+    """Return why the machine's desktop cannot be opened now, or None when it is ready."""
+    state = State(machine.state)
+    if state is State.READY:
+        return None
+    if state in {State.REQUESTED, State.PROVISIONING, State.CONTEXTUALISING}:
+        return (f"This machine is not ready yet ({state.value}). Its desktop opens once it is "
+                "ready; the machine page shows how far it has got.")
+    if state is State.ERROR:
+        return (f"This machine failed: {machine.error_reason or 'no reason was recorded'}. "
+                "Delete it and launch a new one from the Analysis page.")
+    if state in {State.DELETING, State.DELETED}:
+        return ("This machine is being deleted or has been deleted. Launch a new one from the "
+                "Analysis page.")
+    return f"This machine is {state.value}, so its desktop cannot be opened."
+
+
+def ready_machine(db: Session, user: User, machine_id: str) -> Machine:
+    """Return the user's (or, for an admin, anyone's) machine if it is ready.
+
+    Raises NotFound (not the user's machine) or Conflict (not ready, saying why).
+    """
+    machine = get_machine(db, user, machine_id)
+    message = not_ready_message(machine)
+    if message:
+        raise Conflict(message, f"desktop access to {machine.id} refused: state {machine.state}")
+    return machine
+
+
+def issue_desktop_token(db: Session, settings: Settings, provider: Provider, user: User,
+                        machine_id: str, *, request_host: str = "") -> DesktopAccess:
+    """Issue a fresh one-time token for the machine's desktop.
+
+    Returns the raw token (shown only now), the websocket URL to open (token included), the
+    VNC password and the expiry. ``request_host`` (the host the browser used) helps build the
+    URL when neither ``websockify_url`` nor ``public_url`` is configured. Raises NotFound,
+    Conflict (machine not ready) or MachineGone (the provider lost it).
+    """
+    machine = ready_machine(db, user, machine_id)
+    target = provider.connection_target(machine.id)
+    token, now = secrets.token_urlsafe(32), utcnow()
+    expires_at = now + timedelta(seconds=settings.access_token_ttl_seconds)
+    db.execute(delete(AccessToken).where(AccessToken.expires_at < now - KEEP_USED_TOKENS))
+    db.add(AccessToken(machine_id=machine.id, user_id=user.id, secret_hash=token_hash(token),
+                       host=target.host, port=target.vnc_port, created_at=now,
+                       expires_at=expires_at))
+    db.flush()
+    log.info("desktop token issued to %s for machine %s", user.username, machine.id)
+    return DesktopAccess(token=token, websocket_url=websocket_url(settings, token, request_host),
+                         password=vnc_password(resolve_secret_key(settings), machine.id),
+                         expires_at=expires_at)
+
+
+def consume_token(store: TokenStore, token: str) -> tuple[str, int] | None:
+    """Spend ``token`` once; return its machine's (host, VNC port), or None if refused.
+
+    One conditional UPDATE marks the token used only if it is unused, unexpired and its machine
+    is ready; of any number of concurrent callers exactly one sees rowcount 1 (SQLite serialises
+    writers, PostgreSQL re-checks the WHERE after the row lock). Refusals are logged by machine,
+    never with the token. ``store`` is an Engine or a sessionmaker. Raises SQLAlchemy errors
+    only when the database cannot be reached.
+    """
+    digest, now = token_hash(token), utcnow()
+    ready = select(Machine.id).where(Machine.state == State.READY.value)
+    with connection(store) as conn:
+        spent = conn.execute(update(AccessToken).where(
+            AccessToken.secret_hash == digest, AccessToken.used_at.is_(None),
+            AccessToken.expires_at > now, AccessToken.machine_id.in_(ready),
+        ).values(used_at=now))
+        row = conn.execute(select(AccessToken.host, AccessToken.port, AccessToken.machine_id,
+                                  AccessToken.used_at, AccessToken.expires_at)
+                           .where(AccessToken.secret_hash == digest)).first()
+    if spent.rowcount == 1 and row is not None:
+        log.info("desktop token for machine %s accepted", row.machine_id)
+        return row.host, row.port
+    log.warning("desktop token refused: %s", _refusal(row, now))
+    return None
+
+
+def _refusal(row: object | None, now: datetime) -> str:
+    if row is None:
+        return "unknown token"
+    machine_id, used_at, expires_at = (getattr(row, k) for k in
+                                       ("machine_id", "used_at", "expires_at"))
+    if expires_at <= now:
+        return f"expired token for machine {machine_id}"
+    if used_at is not None:
+        return f"token for machine {machine_id} already used"
+    return f"machine {machine_id} is not ready"

@@ -1,0 +1,60 @@
+"""Desktop pages: the browser desktop, the .rdp download and the installed noVNC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Response, render_template, send_from_directory
+
+from portal.access.rdp import RdpDownload, rdp_download
+from portal.auth.current import require_user
+from portal.errors import PortalError
+from portal.lifecycle import db
+from portal.machines.service import get_machine
+from portal.runtime import runtime
+
+blueprint = Blueprint("access", __name__)
+NOVNC_CACHE_SECONDS = 3600
+
+
+class NoVncMissing(PortalError):
+    """noVNC is not installed where ``novnc_dir`` points."""
+
+    status_code = 503
+    code = "novnc_missing"
+
+
+@blueprint.get("/machines/<machine_id>/desktop")
+def desktop(machine_id: str) -> str:
+    """Render the browser desktop page of the user's machine (404 for anyone else's)."""
+    machine = get_machine(db(), require_user(), machine_id)
+    return render_template("access/desktop.html", machine=machine)
+
+
+@blueprint.get("/machines/<machine_id>/rdp")
+def rdp(machine_id: str) -> Response:
+    """Send the machine's .rdp file (409 with the reason where RDP is not offered)."""
+    rt = runtime()
+    return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
+                                     machine_id))
+
+
+@blueprint.get("/novnc/<path:filename>")
+def novnc(filename: str) -> Response:
+    """Serve the installed noVNC read-only (503 naming the Debian package if missing)."""
+    root = Path(runtime().settings.novnc_dir)
+    if not (root / "core" / "rfb.js").is_file():
+        raise NoVncMissing(
+            "The browser desktop is not available: noVNC is not installed on this server. "
+            "Ask the administrator to install the Debian package novnc (apt-get install "
+            "novnc) or to set novnc_dir to where noVNC is.",
+            f"noVNC not found: {root}/core/rfb.js does not exist (setting novnc_dir)")
+    return send_from_directory(root, filename, max_age=NOVNC_CACHE_SECONDS)
+
+
+def rdp_response(download: RdpDownload) -> Response:
+    """Return ``download`` as an attachment of type application/x-rdp."""
+    response = Response(download.content, mimetype="application/x-rdp")
+    response.headers["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

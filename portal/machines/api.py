@@ -1,0 +1,53 @@
+"""JSON API for machines: launch, list, get, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+
+from portal.auth.current import require_user
+from portal.errors import InvalidInput
+from portal.lifecycle import db
+from portal.machines import service
+from portal.machines.serialize import machine_json
+from portal.runtime import runtime
+
+blueprint = Blueprint("machines_api", __name__, url_prefix="/api/v1")
+
+
+@blueprint.post("/machines")
+def launch() -> tuple[dict[str, Any], int]:
+    """Ask for a machine; 202 with the machine in 'requested'."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("environment"), str):
+        raise InvalidInput('Send JSON like {"environment": "ccp4", "flavor": "m1.large"}; '
+                           "the flavor is optional.")
+    flavor = body.get("flavor")
+    if flavor is not None and not isinstance(flavor, str):
+        raise InvalidInput("'flavor' must be a string naming one of the environment's flavors.")
+    rt = runtime()
+    machine = service.request_launch(db(), rt.settings, rt.catalogue, require_user(),
+                                     body["environment"], flavor)
+    return machine_json(machine, with_events=True), 202
+
+
+@blueprint.get("/machines")
+def list_machines() -> dict[str, Any]:
+    """List the user's machines (admins: ``?all=1`` for everyone's)."""
+    everyone = request.args.get("all") in {"1", "true", "yes"}
+    machines = service.list_machines(db(), require_user(), everyone=everyone)
+    return {"machines": [machine_json(m) for m in machines]}
+
+
+@blueprint.get("/machines/<machine_id>")
+def get_machine(machine_id: str) -> dict[str, Any]:
+    """Return one machine with its events."""
+    return machine_json(service.get_machine(db(), require_user(), machine_id), with_events=True)
+
+
+@blueprint.delete("/machines/<machine_id>")
+def delete_machine(machine_id: str) -> tuple[dict[str, Any], int]:
+    """Ask for the machine to be deleted; 202 with the machine in 'deleting'."""
+    machine = service.request_delete(db(), require_user(), machine_id)
+    return machine_json(machine, with_events=True), 202

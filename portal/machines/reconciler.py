@@ -1,0 +1,224 @@
+"""The reconciler: drives every machine toward its desired state through the provider.
+
+Idempotent and crash-safe. The provider knows a machine by the portal's machine id, so a worker
+killed between "launch" and "record" simply launches again next cycle and the provider finds
+the machine it already has. Each machine is changed in its own short transaction under a row
+lock taken with SKIP LOCKED, so several workers on PostgreSQL never act on the same machine at
+once. The provider is polled with ONE batched call per cycle for all machines.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from portal.db import utcnow
+from portal.machines.models import Machine
+from portal.machines.secrets import vnc_password
+from portal.machines.service import transition
+from portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
+from portal.providers import (
+    LaunchSpec,
+    MissingSystemPackages,
+    Provider,
+    ProviderError,
+    ProviderState,
+    ProviderStatus,
+    ProviderUnavailable,
+)
+
+log = logging.getLogger(__name__)
+GONE_REASON = ("The machine disappeared at the provider (it was removed or crashed). Delete "
+               "it and launch a new one; your storage is kept.")
+
+
+@dataclass
+class CycleReport:
+    """What one reconcile cycle did, machine ids per action."""
+
+    launched: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    errored: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    polls: int = 0
+
+
+class Reconciler:
+    """Runs reconcile cycles against one provider."""
+
+    def __init__(self, session_factory: sessionmaker[Session], provider: Provider, *,
+                 secret_key: str, ready_timeout_seconds: float,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.session_factory = session_factory
+        self.provider = provider
+        self.secret_key = secret_key
+        self.ready_timeout = ready_timeout_seconds
+        self.clock = clock
+
+    def adopt(self) -> set[str]:
+        """At start-up: keep provider machines the database expects, remove all others.
+
+        Returns the adopted ids. Raises ProviderError when the provider cannot be asked.
+        """
+        with self.session_factory() as db:
+            expected = set(db.scalars(select(Machine.id).where(
+                Machine.state.not_in([s.value for s in FINAL | {State.ERROR}]))))
+        adopted = self.provider.adopt_or_cleanup(expected)
+        log.info("reconciler adopted %d running machine(s)", len(adopted))
+        return adopted
+
+    def run_once(self) -> CycleReport:
+        """Run one cycle: launch, poll (one call), time out, expire, delete, clean up."""
+        report = CycleReport()
+        self._launch_requested(report)
+        self._poll(report)
+        self._time_out(report)
+        self._expire(report)
+        self._delete_requested(report)
+        self._clean_up_errors(report)
+        return report
+
+    def run_forever(self, stop: threading.Event, interval: float) -> None:
+        """Run cycles every ``interval`` seconds until ``stop`` is set; never raises."""
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep the loop alive; the next cycle retries
+                log.exception("reconcile cycle failed")
+            stop.wait(interval)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _ids(self, states: Iterable[State], *extra: ColumnElement[bool]) -> list[str]:
+        query = select(Machine.id).where(Machine.state.in_([s.value for s in states]), *extra)
+        with self.session_factory() as db:
+            return list(db.scalars(query.order_by(Machine.created_at)))
+
+    def _claim(self, db: Session, machine_id: str, states: Iterable[State]) -> Machine | None:
+        query = (select(Machine)
+                 .where(Machine.id == machine_id, Machine.state.in_([s.value for s in states]))
+                 .with_for_update(skip_locked=True))
+        return db.scalar(query)
+
+    def _launch_requested(self, report: CycleReport) -> None:
+        for machine_id in self._ids([State.REQUESTED]):
+            with self.session_factory.begin() as db:
+                machine = self._claim(db, machine_id, [State.REQUESTED])
+                if machine is not None and self._launch(db, machine):
+                    report.launched.append(machine_id)
+
+    def _launch(self, db: Session, machine: Machine) -> bool:
+        try:
+            self.provider.launch(self._spec(machine))
+        except MissingSystemPackages as exc:
+            self._fail(db, machine, exc.user_message, exc.log_message)
+            return False
+        except ProviderUnavailable as exc:  # transient: retried until the ready timeout
+            log.warning("launch of %s postponed: %s", machine.id, exc.log_message)
+            return False
+        except ProviderError as exc:
+            self._fail(db, machine, exc.user_message, exc.log_message)
+            return False
+        transition(db, machine, State.PROVISIONING, f"accepted by the {self.provider.name} "
+                                                    "provider")
+        return True
+
+    def _spec(self, machine: Machine) -> LaunchSpec:
+        user = machine.user
+        return LaunchSpec(machine_id=machine.id, username=user.username, uid=user.uid,
+                          gid=user.gid, environment=dict(machine.environment),
+                          vnc_password=vnc_password(self.secret_key, machine.id))
+
+    def _poll(self, report: CycleReport) -> None:
+        ids = self._ids(POLLED)
+        if not ids:
+            return
+        statuses = self.provider.poll(ids)
+        report.polls += 1
+        for machine_id, status in statuses.items():
+            with self.session_factory.begin() as db:
+                machine = self._claim(db, machine_id, POLLED)
+                if machine is not None and self._apply(db, machine, status):
+                    report.changed.append(machine_id)
+
+    def _apply(self, db: Session, machine: Machine, status: ProviderStatus) -> bool:
+        before = state = State(machine.state)
+        if status.state is ProviderState.ERROR:
+            self._fail(db, machine, status.reason or "The machine failed to start.",
+                       status.log_message)
+            return True
+        if status.state is ProviderState.GONE:
+            self._fail(db, machine, GONE_REASON, f"provider reports {machine.id} gone")
+            return True
+        if status.state in (ProviderState.RUNNING, ProviderState.READY) \
+                and state is State.PROVISIONING:
+            transition(db, machine, State.CONTEXTUALISING, "machine is up; setting it up")
+            state = State.CONTEXTUALISING
+        if status.state is ProviderState.READY and state is State.CONTEXTUALISING:
+            transition(db, machine, State.READY, "desktop is ready")
+        return machine.state != before.value
+
+    def _time_out(self, report: CycleReport) -> None:
+        deadline = self.clock().timestamp() - self.ready_timeout
+        for machine_id in self._ids(STARTING):
+            with self.session_factory.begin() as db:
+                machine = self._claim(db, machine_id, STARTING)
+                if machine is None or machine.created_at.timestamp() > deadline:
+                    continue
+                minutes = max(1, round(self.ready_timeout / 60))
+                self._fail(db, machine, f"The machine did not become ready within {minutes} "
+                           "minute(s) and was removed. Try again; if it keeps happening, "
+                           "contact the facility's support.", f"{machine.id} timed out in "
+                           f"{machine.state}")
+                report.errored.append(machine_id)
+
+    def _expire(self, report: CycleReport) -> None:
+        for machine_id in self._ids(AT_PROVIDER, Machine.expires_at <= self.clock()):
+            with self.session_factory.begin() as db:
+                machine = self._claim(db, machine_id, AT_PROVIDER)
+                if machine is not None:
+                    hours = machine.environment.get("limits", {}).get("max_lifetime_hours")
+                    transition(db, machine, State.DELETING,
+                               f"reached its maximum lifetime ({hours} hours)")
+                    report.changed.append(machine_id)
+
+    def _delete_requested(self, report: CycleReport) -> None:
+        for machine_id in self._ids([State.DELETING]):
+            with self.session_factory.begin() as db:
+                machine = self._claim(db, machine_id, [State.DELETING])
+                if machine is None:
+                    continue
+                try:
+                    self.provider.delete(machine_id)
+                except ProviderError as exc:  # retried next cycle
+                    log.warning("delete of %s failed: %s", machine_id, exc.log_message)
+                    continue
+                transition(db, machine, State.DELETED, "removed at the provider")
+                report.deleted.append(machine_id)
+
+    def _clean_up_errors(self, report: CycleReport) -> None:
+        for machine_id in self._ids([State.ERROR], Machine.cleanup_pending.is_(True)):
+            with self.session_factory.begin() as db:
+                machine = self._claim(db, machine_id, [State.ERROR])
+                if machine is not None:
+                    self._remove_at_provider(machine)
+
+    def _fail(self, db: Session, machine: Machine, reason: str, log_message: str = "") -> None:
+        """Move the machine to error with ``reason`` and remove what the provider holds."""
+        log.warning("machine %s failed: %s", machine.id, log_message or reason)
+        transition(db, machine, State.ERROR, reason)
+        self._remove_at_provider(machine)
+
+    def _remove_at_provider(self, machine: Machine) -> None:
+        try:
+            self.provider.delete(machine.id)
+            machine.cleanup_pending = False
+        except ProviderError as exc:
+            log.warning("clean-up of %s failed, will retry: %s", machine.id, exc.log_message)
+            machine.cleanup_pending = True

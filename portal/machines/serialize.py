@@ -1,0 +1,34 @@
+"""Machines as JSON for the API and the live machine list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+
+from portal.machines.models import Machine
+from portal.machines.timings import phase_timings
+
+
+def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
+    """Return the machine's public fields, phase timings and links (events if asked)."""
+    body: dict[str, Any] = {
+        "id": machine.id,
+        "owner": machine.user.username,
+        "environment": {"name": machine.environment_name,
+                        "title": machine.environment.get("title", machine.environment_name)},
+        "flavor": machine.flavor,
+        "state": machine.state,
+        "error_reason": machine.error_reason,
+        "created_at": machine.created_at.isoformat(),
+        "state_changed_at": machine.state_changed_at.isoformat(),
+        "expires_at": machine.expires_at.isoformat(),
+        "phases": phase_timings(machine).as_dict(),
+        "links": {"page": url_for("machines.page", machine_id=machine.id),
+                  "desktop": url_for("access.desktop", machine_id=machine.id),
+                  "rdp": url_for("access.rdp", machine_id=machine.id)},
+    }
+    if with_events:
+        body["events"] = [{"from": e.from_state, "to": e.to_state, "at": e.at.isoformat(),
+                           "message": e.message} for e in machine.events]
+    return body

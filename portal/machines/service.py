@@ -1,0 +1,125 @@
+"""Machine rules: launch, list, get, delete, and the one way to change a machine's state.
+
+Views and the API call these; the reconciler drives machines onward through the provider.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalogue import Catalogue, Environment
+from portal.analysis.service import get_environment
+from portal.auth.models import User
+from portal.config import Settings
+from portal.db import utcnow
+from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from portal.machines.models import Machine, MachineEvent
+from portal.machines.states import FINAL, State, can_move
+
+
+class InvalidTransition(RuntimeError):
+    """A programming error: a state change the transition table does not allow."""
+
+
+def transition(db: Session, machine: Machine, target: State, message: str = "") -> MachineEvent:
+    """Move ``machine`` to ``target`` and record the event; returns the event.
+
+    Raises InvalidTransition when the table does not allow the move.
+    """
+    current = State(machine.state)
+    if not can_move(current, target):
+        raise InvalidTransition(f"machine {machine.id}: {current} -> {target} is not allowed")
+    now = utcnow()
+    event = MachineEvent(machine_id=machine.id, from_state=current.value, to_state=target.value,
+                         message=message, at=now)
+    machine.state, machine.state_changed_at = target.value, now
+    if target is State.ERROR:
+        machine.error_reason = message
+    db.add(event)
+    return event
+
+
+def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
+                   environment_name: str, flavor: str | None = None) -> Machine:
+    """Record the user's wish for a machine of this environment; returns it in 'requested'.
+
+    The reconciler does the rest. Raises NotFound for an environment the user may not use,
+    InvalidInput for a flavor the environment does not allow, and Conflict when the user
+    already has as many machines as the site allows.
+    """
+    env = get_environment(catalogue, user, environment_name)
+    chosen = _choose_flavor(env, flavor)
+    _check_quota(db, settings, user)
+    now = utcnow()
+    machine = Machine(id=uuid.uuid4().hex, user=user, environment_name=env.name,
+                      environment=env.to_dict(), flavor=chosen, provider=settings.provider,
+                      state=State.REQUESTED.value, created_at=now, state_changed_at=now,
+                      expires_at=now + timedelta(hours=env.limits.max_lifetime_hours))
+    db.add(machine)
+    db.add(MachineEvent(machine_id=machine.id, from_state=None, to_state=State.REQUESTED.value,
+                        message=f"{user.username} asked for {env.title} ({chosen})", at=now))
+    db.flush()
+    return machine
+
+
+def _choose_flavor(env: Environment, flavor: str | None) -> str:
+    if not flavor:
+        return env.flavors.default
+    if flavor not in env.flavors.allowed:
+        raise InvalidInput(f"{env.title} cannot run on flavor '{flavor}'. Choose one of: "
+                           f"{', '.join(env.flavors.allowed)}.")
+    return flavor
+
+
+def _check_quota(db: Session, settings: Settings, user: User) -> None:
+    active = db.scalar(select(func.count(Machine.id)).where(
+        Machine.user_id == user.id,
+        Machine.state.not_in([State.DELETED.value, State.DELETING.value])))
+    if (active or 0) >= settings.max_machines_per_user:
+        raise Conflict(f"You already have {active} machines, the most this site allows. "
+                       "Delete one you no longer need, then launch again.")
+
+
+def list_machines(db: Session, user: User, *, everyone: bool = False,
+                  include_deleted: bool = False) -> list[Machine]:
+    """Return the user's machines, newest first (``everyone``: all users', admins only).
+
+    Raises Forbidden when a non-admin asks for everyone's.
+    """
+    if everyone and not user.is_admin:
+        raise Forbidden("Only administrators may list everyone's machines.")
+    query = select(Machine).order_by(Machine.created_at.desc(), Machine.id)
+    if not everyone:
+        query = query.where(Machine.user_id == user.id)
+    if not include_deleted:
+        query = query.where(Machine.state != State.DELETED.value)
+    return list(db.scalars(query))
+
+
+def get_machine(db: Session, user: User, machine_id: str, *, lock: bool = False) -> Machine:
+    """Return the machine if it is the user's (or the user is an admin).
+
+    Raises NotFound otherwise, never revealing that someone else's machine exists.
+    """
+    query = select(Machine).where(Machine.id == machine_id)
+    machine = db.scalar(query.with_for_update() if lock else query)
+    if machine is None or (machine.user_id != user.id and not user.is_admin):
+        raise NotFound("There is no such machine among yours. It may have been deleted; see "
+                       "My machines on the Analysis page.")
+    return machine
+
+
+def request_delete(db: Session, user: User, machine_id: str) -> Machine:
+    """Ask for the machine to be deleted; returns it in 'deleting' (or already deleted).
+
+    Raises NotFound as :func:`get_machine` does.
+    """
+    machine = get_machine(db, user, machine_id, lock=True)
+    if State(machine.state) in FINAL or machine.state == State.DELETING.value:
+        return machine
+    transition(db, machine, State.DELETING, f"deletion requested by {user.username}")
+    return machine

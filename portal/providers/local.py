@@ -1,0 +1,192 @@
+"""LocalProvider: each machine is a real desktop session (Xvnc + openbox + pcmanfm) on this host.
+
+The embedded default: no cloud, one host. A session's folder name is the machine id, so a
+restarted portal (or worker) finds what it started. Sessions run as the portal's own user for
+now; ``LaunchSpec.uid``/``gid`` are kept for when user storage brings real per-user accounts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from portal.providers import local_desktop as desk
+from portal.providers import local_start as start
+from portal.providers import local_status as status
+from portal.providers.base import (
+    Capacity,
+    ConnectionTarget,
+    LaunchSpec,
+    Provider,
+    ProviderStatus,
+)
+from portal.providers.errors import CapacityExhausted, LaunchFailed, MachineGone, ProviderError
+from portal.providers.local_procs import stop
+from portal.providers.local_session import (
+    SessionPaths,
+    SessionState,
+    remove_stale_x_files,
+)
+
+
+class LocalProvider(Provider):
+    """Desktop sessions on this host under ``<var_dir>/sessions/<machine_id>/``."""
+
+    name = "local"
+
+    def __init__(self, var_dir: str | Path = "var", max_sessions: int = 8,
+                 desktop: str = "pcmanfm", first_display: int = 10, last_display: int = 99,
+                 start_timeout: float = 15.0, stop_grace: float = 3.0) -> None:
+        self.sessions_dir = Path(var_dir).resolve() / "sessions"
+        self.max_sessions = max_sessions
+        self.desktop = desktop
+        self.programs = desk.required_programs(desktop)
+        self.displays = range(first_display, last_display + 1)
+        self.start_timeout = start_timeout
+        self.stop_grace = stop_grace
+        self._lock = threading.RLock()
+
+    def launch(self, spec: LaunchSpec) -> None:
+        """Start the session, or finish/keep the one already there under this id.
+
+        Returns once Xvnc serves and the window manager and desktop are started. Raises
+        MissingSystemPackages, CapacityExhausted (slots, displays, or a GPU asked for),
+        LaunchFailed (bad id or geometry, a program that cannot start).
+        """
+        paths = self._paths_or_fail(spec.machine_id)
+        found = desk.check_programs(self.programs)
+        with self._locked():
+            state = SessionState.load(paths.state)
+            if state is None or not state.alive("xvnc"):
+                self._cleanup(spec.machine_id, remove_home=False)
+                state = self._start_server(spec, paths, found)
+            self._start_desktop(state, paths)
+
+    def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
+        """Return each session's status from its state file and /proc; GONE if unknown."""
+        with self._lock:
+            return {mid: status.session_status(SessionPaths.of_or_none(self.sessions_dir, mid))
+                    for mid in machine_ids}
+
+    def delete(self, machine_id: str) -> None:
+        """Stop every process of the session and remove its folder. Already gone is success.
+
+        Raises ProviderError if some process survives SIGKILL.
+        """
+        if SessionPaths.of_or_none(self.sessions_dir, machine_id) is None:
+            return
+        with self._locked():
+            self._cleanup(machine_id, remove_home=True)
+
+    def list_machine_ids(self) -> set[str]:
+        """Return the ids of sessions whose Xvnc (or any marked process) still runs."""
+        with self._lock:
+            recorded = status.recorded_ids(self.sessions_dir)
+            running = {mid for mid in recorded if status.alive(self.sessions_dir, mid)}
+            return running | status.marked_ids(self.sessions_dir)
+
+    def capacity(self) -> Capacity:
+        """Return free session slots out of ``max_sessions``; no GPUs here (0)."""
+        used = len(self.list_machine_ids())
+        return Capacity(gpus_free=0, sessions_free=max(0, self.max_sessions - used),
+                        sessions_total=self.max_sessions)
+
+    def connection_target(self, machine_id: str) -> ConnectionTarget:
+        """Return 127.0.0.1 and the session's VNC port. Raises MachineGone if not running."""
+        paths = SessionPaths.of_or_none(self.sessions_dir, machine_id)
+        state = SessionState.load(paths.state) if paths else None
+        if state is None or not state.alive("xvnc"):
+            raise MachineGone("This desktop is no longer running.",
+                              f"local session {machine_id!r}: no running Xvnc")
+        return ConnectionTarget(host="127.0.0.1", vnc_port=state.port)
+
+    def adopt_or_cleanup(self, known_ids: Collection[str],
+                         remove_homes: bool = False) -> set[str]:
+        """Keep running sessions the portal knows; stop and clear every other one.
+
+        Dead or unknown sessions lose their processes, state and password (their home folder
+        too if ``remove_homes``). Returns the ids kept. Raises ProviderError if a process
+        survives SIGKILL.
+        """
+        with self._locked():
+            adopted = set()
+            found = status.recorded_ids(self.sessions_dir) | status.marked_ids(self.sessions_dir)
+            for machine_id in found:
+                if machine_id in known_ids and status.alive(self.sessions_dir, machine_id):
+                    adopted.add(machine_id)
+                else:
+                    self._cleanup(machine_id, remove_home=remove_homes)
+            return adopted
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _paths_or_fail(self, machine_id: str) -> SessionPaths:
+        paths = SessionPaths.of_or_none(self.sessions_dir, machine_id)
+        if paths is None:
+            raise LaunchFailed("The machine could not be started (invalid identifier).",
+                               f"local: unsafe machine id {machine_id!r}")
+        return paths
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise launches/deletes across threads and across processes on one var dir."""
+        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.sessions_dir / ".lock", "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            yield
+
+    def _start_server(self, spec: LaunchSpec, paths: SessionPaths,
+                      found: dict[str, str]) -> SessionState:
+        if spec.environment.get("gpu") == "required":
+            raise CapacityExhausted("This environment needs a GPU; this server has none.")
+        if len(self.list_machine_ids()) >= self.max_sessions:
+            raise CapacityExhausted(
+                "All desktop slots on this server are in use; try again when one is free.",
+                f"local: {self.max_sessions} sessions running")
+        try:
+            start.prepare_files(paths, spec, found["vncpasswd"])
+            display, xvnc = start.start_xvnc(
+                paths, self.sessions_dir, spec.machine_id, xvnc=found["Xvnc"],
+                displays=self.displays, geometry=spec.geometry,
+                title=str(spec.environment.get("title") or spec.machine_id),
+                timeout=self.start_timeout)
+        except BaseException:
+            self._cleanup(spec.machine_id, remove_home=False)  # no password left lying around
+            raise
+        state = SessionState(spec.machine_id, display, start.VNC_BASE_PORT + display,
+                             self.desktop, {"xvnc": xvnc})
+        state.save(paths.state)
+        return state
+
+    def _start_desktop(self, state: SessionState, paths: SessionPaths) -> None:
+        env = start.session_env(paths, self.sessions_dir, state.machine_id, state.display)
+        if "wm" not in state.procs:
+            state.procs["wm"] = start.start_program(paths, env, "wm", desk.WINDOW_MANAGER)
+            state.save(paths.state)
+        desktop = desk.DESKTOPS[state.desktop]
+        if desktop and "desktop" not in state.procs:
+            start.wait_for_window_manager(paths, state.display, state.procs["wm"],
+                                          self.start_timeout)
+            state.procs["desktop"] = start.start_program(paths, env, "desktop", desktop)
+            state.save(paths.state)
+
+    def _cleanup(self, machine_id: str, remove_home: bool) -> None:
+        paths = self._paths_or_fail(machine_id)
+        state = SessionState.load(paths.state)
+        refs = list(state.procs.values()) if state else []
+        survivors = stop(refs, start.marker(self.sessions_dir, machine_id), self.stop_grace)
+        if survivors:
+            raise ProviderError(f"The desktop {machine_id} could not be stopped completely.",
+                                f"local {machine_id}: pids {sorted(survivors)} survived SIGKILL")
+        if state is not None and "xvnc" in state.procs:
+            remove_stale_x_files(state.display, state.procs["xvnc"])
+        if remove_home:
+            shutil.rmtree(paths.root, ignore_errors=True)
+            return
+        for leftover in (paths.state, paths.password):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(paths.run, ignore_errors=True)

@@ -1,0 +1,163 @@
+"""Starting a local session's programs: Xvnc on a free display, then openbox and the desktop.
+
+Every program runs in its own session/process group, with HOME set to the session's home and a
+clean environment (nothing of the portal's, which may hold secrets) plus the marker variables
+``DAAAS_MACHINE_ID`` and ``DAAAS_SESSIONS_DIR`` by which the provider finds every process.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from portal.providers.base import LaunchSpec
+from portal.providers.errors import CapacityExhausted, LaunchFailed
+from portal.providers.local_desktop import write_desktop_config, write_launchers
+from portal.providers.local_procs import (
+    ProcRef,
+    is_alive,
+    port_free,
+    port_listening,
+    spawn,
+    stop,
+    wait_for,
+)
+from portal.providers.local_session import (
+    SessionPaths,
+    display_free,
+    lock_owner,
+    write_password,
+    x_socket,
+)
+from portal.providers.local_x11 import window_manager_running
+
+VNC_BASE_PORT = 5900
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+GEOMETRY = re.compile(r"^[1-9][0-9]{2,4}x[1-9][0-9]{2,4}$")
+# Xvnc's words when another server took the display or port between our check and its start
+TAKEN = ("already active", "in use", "Cannot establish any listening sockets")
+
+
+def marker(sessions_dir: Path, machine_id: str) -> dict[str, str]:
+    """Return the environment entries that mark every process of one session."""
+    return {"DAAAS_MACHINE_ID": machine_id, "DAAAS_SESSIONS_DIR": str(sessions_dir)}
+
+
+def session_env(paths: SessionPaths, sessions_dir: Path, machine_id: str,
+                display: int) -> dict[str, str]:
+    """Return the environment of a session's programs.
+
+    Sessions run as the portal's own user for now; per-user uid/gid arrives with user storage.
+    """
+    account = pwd.getpwuid(os.getuid())
+    return {
+        "PATH": os.environ.get("PATH", DEFAULT_PATH),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "HOME": str(paths.home),
+        "USER": account.pw_name,
+        "LOGNAME": account.pw_name,
+        "SHELL": account.pw_shell or "/bin/sh",
+        "DISPLAY": f":{display}",
+        "XDG_RUNTIME_DIR": str(paths.run),
+        "XDG_CONFIG_HOME": str(paths.home / ".config"),
+        **marker(sessions_dir, machine_id),
+    }
+
+
+def xvnc_argv(xvnc: str, display: int, geometry: str, password_file: Path,
+              title: str) -> list[str]:
+    """Return the Xvnc command line: VNC auth, loopback only, no X over TCP."""
+    return [xvnc, f":{display}", "-geometry", geometry, "-depth", "24",
+            "-rfbport", str(VNC_BASE_PORT + display), "-localhost", "-interface", "127.0.0.1",
+            "-SecurityTypes", "VncAuth", "-PasswordFile", str(password_file),
+            "-nolisten", "tcp", "-desktop", title]
+
+
+def start_xvnc(paths: SessionPaths, sessions_dir: Path, machine_id: str, *, xvnc: str,
+               displays: Iterable[int], geometry: str, title: str,
+               timeout: float) -> tuple[int, ProcRef]:
+    """Start Xvnc on the first free display and wait until it serves X and VNC.
+
+    Returns (display, Xvnc's ProcRef). Raises LaunchFailed for a bad geometry or an Xvnc that
+    dies or does not come up in ``timeout`` seconds (its log tail in the log message only),
+    CapacityExhausted when no display in ``displays`` is free.
+    """
+    if not GEOMETRY.match(geometry):
+        raise LaunchFailed(f"The screen size {geometry!r} is not valid (e.g. 1280x800).")
+    for display in displays:
+        if display_free(display) and port_free(VNC_BASE_PORT + display):
+            env = session_env(paths, sessions_dir, machine_id, display)
+            argv = xvnc_argv(xvnc, display, geometry, paths.password, title)
+            ref = _try_xvnc(paths, argv, env, display, timeout)
+            if ref is not None:
+                return display, ref
+    raise CapacityExhausted("No free display is left on this server; try again later.",
+                            f"{machine_id}: no free X display/VNC port in the configured range")
+
+
+def _try_xvnc(paths: SessionPaths, argv: list[str], env: dict[str, str], display: int,
+              timeout: float) -> ProcRef | None:
+    log = paths.logs / "xvnc.log"
+    offset = log.stat().st_size if log.exists() else 0
+    ref = start_program(paths, env, "xvnc", argv)
+
+    def up() -> bool:  # the lock names OUR Xvnc: another server on this display does not count
+        return (lock_owner(display) == ref.pid and x_socket(display).exists()
+                and port_listening(VNC_BASE_PORT + display))
+
+    wait_for(lambda: up() or not is_alive(ref), timeout)
+    if is_alive(ref) and up():
+        return ref
+    stop([ref], {}, grace=1.0)
+    output = log.read_bytes()[offset:].decode(errors="replace")
+    if any(word in output for word in TAKEN):
+        return None  # lost a race for this display: the caller tries the next one
+    raise LaunchFailed(
+        "The desktop server could not be started on this host.",
+        f"Xvnc :{display} {'exited' if not is_alive(ref) else 'timed out'}; "
+        f"log tail:\n{paths.log_tail('xvnc')}",
+    )
+
+
+def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str) -> None:
+    """Create the session folder, password file, desktop settings and launchers.
+
+    Raises LaunchFailed (a broken application entry, vncpasswd failing, a disk error).
+    """
+    try:
+        paths.prepare()
+        write_password(paths, spec.vnc_password, vncpasswd)
+        write_desktop_config(paths.home)
+        write_launchers(paths.home, spec.environment.get("applications") or [])
+    except OSError as error:
+        raise LaunchFailed("The desktop's files could not be written on this host.",
+                           f"{spec.machine_id}: {error}") from error
+
+
+def wait_for_window_manager(paths: SessionPaths, display: int, wm: ProcRef,
+                            timeout: float) -> None:
+    """Wait until the window manager owns WM_S0; a desktop started earlier stays unmapped.
+
+    Raises LaunchFailed if it exits or is not managing after ``timeout`` seconds.
+    """
+    wait_for(lambda: window_manager_running(display) or not is_alive(wm), timeout, 0.05)
+    if not window_manager_running(display):
+        raise LaunchFailed("The desktop could not be started on this host.",
+                           f"window manager on :{display} is not running; log tail:\n"
+                           f"{paths.log_tail('wm')}")
+
+
+def start_program(paths: SessionPaths, env: dict[str, str], role: str,
+                  argv: list[str]) -> ProcRef:
+    """Start a session program (window manager, desktop), its output in ``logs/<role>.log``.
+
+    Returns its ProcRef. Raises LaunchFailed if it cannot be executed.
+    """
+    try:
+        return spawn(argv, env, paths.home, paths.logs / f"{role}.log")
+    except OSError as error:
+        raise LaunchFailed("The desktop could not be started on this host.",
+                           f"{role} {argv[0]}: {error}") from error
