@@ -34,10 +34,20 @@ def launch() -> tuple[dict[str, Any], int]:
 
 @blueprint.get("/machines")
 def list_machines() -> dict[str, Any]:
-    """List the user's machines (admins: ``?all=1`` for everyone's)."""
+    """List the user's machines, a page at a time (admins: ``?all=1`` for everyone's)."""
     everyone = request.args.get("all") in {"1", "true", "yes"}
-    machines = service.list_machines(db(), require_user(), everyone=everyone)
-    return {"machines": [machine_json(m) for m in machines]}
+    limit, offset = _int_arg("limit", 100), _int_arg("offset", 0)
+    machines, total = service.list_machines(db(), require_user(), everyone=everyone,
+                                            limit=limit, offset=offset)
+    return {"machines": [machine_json(m) for m in machines], "total": total,
+            "limit": limit, "offset": offset}
+
+
+def _int_arg(name: str, default: int) -> int:
+    value = request.args.get(name, str(default))
+    if not value.isdigit():
+        raise InvalidInput(f"'{name}' must be a whole number, e.g. ?{name}={default}.")
+    return int(value)
 
 
 @blueprint.get("/machines/<machine_id>")

@@ -32,8 +32,12 @@ MACHINE = {
 }
 SCHEMAS: dict[str, Any] = {
     "Machine": MACHINE,
-    "MachineList": {"type": "object", "required": ["machines"], "properties": {
-        "machines": {"type": "array", "items": {"$ref": "#/components/schemas/Machine"}}}},
+    "MachineList": {"type": "object", "required": ["machines", "total", "limit", "offset"],
+                    "properties": {
+                        "machines": {"type": "array",
+                                     "items": {"$ref": "#/components/schemas/Machine"}},
+                        "total": {"type": "integer"}, "limit": {"type": "integer"},
+                        "offset": {"type": "integer"}}},
     "LaunchRequest": {"type": "object", "required": ["environment"], "properties": {
         "environment": {"type": "string"}, "flavor": {"type": "string"}}},
 }
@@ -52,8 +56,13 @@ MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"
 PATHS: dict[str, Any] = {
     "/machines": {
         "get": {"summary": "The user's machines (admins: ?all=1 for everyone's)",
-                "parameters": [{"name": "all", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": _json("MachineList", "OK"), **_errors(401, 403)}},
+                "parameters": [
+                    {"name": "all", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+                    {"name": "offset", "in": "query",
+                     "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+                "responses": {"200": _json("MachineList", "OK"), **_errors(400, 401, 403)}},
         "post": {"summary": "Launch a machine of an environment (answers at once; the "
                             "reconciler does the rest)",
                  "requestBody": {"required": True, "content": {"application/json": {

@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from catalogue import Catalogue, Environment
 from portal.analysis.service import get_environment
@@ -84,20 +84,30 @@ def _check_quota(db: Session, settings: Settings, user: User) -> None:
                        "Delete one you no longer need, then launch again.")
 
 
-def list_machines(db: Session, user: User, *, everyone: bool = False,
-                  include_deleted: bool = False) -> list[Machine]:
-    """Return the user's machines, newest first (``everyone``: all users', admins only).
+MAX_PAGE = 500
 
-    Raises Forbidden when a non-admin asks for everyone's.
+
+def list_machines(db: Session, user: User, *, everyone: bool = False,
+                  include_deleted: bool = False, limit: int = 100,
+                  offset: int = 0) -> tuple[list[Machine], int]:
+    """Return one page of the user's machines, newest first, and how many there are in all.
+
+    ``everyone`` lists all users' machines (admins only). Raises Forbidden when a non-admin asks
+    for everyone's, InvalidInput for a page outside 1..500 machines or a negative offset.
     """
     if everyone and not user.is_admin:
         raise Forbidden("Only administrators may list everyone's machines.")
-    query = select(Machine).order_by(Machine.created_at.desc(), Machine.id)
-    if not everyone:
-        query = query.where(Machine.user_id == user.id)
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise InvalidInput(f"Ask for 1 to {MAX_PAGE} machines at a time ('limit') from a "
+                           "non-negative 'offset'.")
+    conditions = [] if everyone else [Machine.user_id == user.id]
     if not include_deleted:
-        query = query.where(Machine.state != State.DELETED.value)
-    return list(db.scalars(query))
+        conditions.append(Machine.state != State.DELETED.value)
+    total = db.scalar(select(func.count(Machine.id)).where(*conditions)) or 0
+    query = (select(Machine).where(*conditions)
+             .options(selectinload(Machine.events), joinedload(Machine.user))
+             .order_by(Machine.created_at.desc(), Machine.id).limit(limit).offset(offset))
+    return list(db.scalars(query)), total
 
 
 def get_machine(db: Session, user: User, machine_id: str, *, lock: bool = False) -> Machine:
