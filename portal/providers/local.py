@@ -17,6 +17,7 @@ from pathlib import Path
 from portal.providers import local_desktop as desk
 from portal.providers import local_start as start
 from portal.providers import local_status as status
+from portal.providers import local_x11 as x11
 from portal.providers.base import (
     Capacity,
     ConnectionTarget,
@@ -53,7 +54,8 @@ class LocalProvider(Provider):
     def launch(self, spec: LaunchSpec) -> None:
         """Start the session, or finish/keep the one already there under this id.
 
-        Returns once Xvnc serves and the window manager and desktop are started. Raises
+        Returns once Xvnc serves, the window manager runs and it manages the desktop's window.
+        A failed launch leaves no process and no password file behind. Raises
         MissingSystemPackages, CapacityExhausted (slots, displays, or a GPU asked for),
         LaunchFailed (bad id or geometry, a program that cannot start).
         """
@@ -64,7 +66,11 @@ class LocalProvider(Provider):
             if state is None or not state.alive("xvnc"):
                 self._cleanup(spec.machine_id, remove_home=False)
                 state = self._start_server(spec, paths, found)
-            self._start_desktop(state, paths)
+            try:
+                self._start_desktop(state, paths)
+            except BaseException:
+                self._cleanup(spec.machine_id, remove_home=False)  # a failed launch leaves
+                raise  # nothing running and no password behind
 
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
         """Return each session's status from its state file and /proc; GONE if unknown."""
@@ -169,9 +175,9 @@ class LocalProvider(Provider):
             state.save(paths.state)
         desktop = desk.DESKTOPS[state.desktop]
         if desktop and "desktop" not in state.procs:
-            start.wait_for_window_manager(paths, state.display, state.procs["wm"],
+            x11.wait_for_window_manager(paths, state.display, state.procs["wm"],
                                           self.start_timeout)
-            state.procs["desktop"] = start.start_program(paths, env, "desktop", desktop)
+            state.procs["desktop"] = x11.start_desktop(paths, env, state.display, desktop)
             state.save(paths.state)
 
     def _cleanup(self, machine_id: str, remove_home: bool) -> None:

@@ -32,7 +32,6 @@ from portal.providers.local_session import (
     write_password,
     x_socket,
 )
-from portal.providers.local_x11 import window_manager_running
 
 VNC_BASE_PORT = 5900
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -111,13 +110,14 @@ def _try_xvnc(paths: SessionPaths, argv: list[str], env: dict[str, str], display
     wait_for(lambda: up() or not is_alive(ref), timeout)
     if is_alive(ref) and up():
         return ref
+    outcome = "timed out" if is_alive(ref) else "exited"
     stop([ref], {}, grace=1.0)
     output = log.read_bytes()[offset:].decode(errors="replace")
     if any(word in output for word in TAKEN):
         return None  # lost a race for this display: the caller tries the next one
     raise LaunchFailed(
         "The desktop server could not be started on this host.",
-        f"Xvnc :{display} {'exited' if not is_alive(ref) else 'timed out'}; "
+        f"Xvnc :{display} {outcome}; "
         f"log tail:\n{paths.log_tail('xvnc')}",
     )
 
@@ -135,19 +135,6 @@ def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str) -> None
     except OSError as error:
         raise LaunchFailed("The desktop's files could not be written on this host.",
                            f"{spec.machine_id}: {error}") from error
-
-
-def wait_for_window_manager(paths: SessionPaths, display: int, wm: ProcRef,
-                            timeout: float) -> None:
-    """Wait until the window manager owns WM_S0; a desktop started earlier stays unmapped.
-
-    Raises LaunchFailed if it exits or is not managing after ``timeout`` seconds.
-    """
-    wait_for(lambda: window_manager_running(display) or not is_alive(wm), timeout, 0.05)
-    if not window_manager_running(display):
-        raise LaunchFailed("The desktop could not be started on this host.",
-                           f"window manager on :{display} is not running; log tail:\n"
-                           f"{paths.log_tail('wm')}")
 
 
 def start_program(paths: SessionPaths, env: dict[str, str], role: str,

@@ -1,0 +1,264 @@
+"""LocalProvider against a REAL Xvnc: launch, readiness, idempotency, delete, adoption.
+
+Skipped (with the reason) only where Xvnc is not installed and CI is unset; in CI they run.
+The desktop is pcmanfm where installed (and always in CI); elsewhere openbox alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portal.providers import (
+    CapacityExhausted,
+    LaunchFailed,
+    LaunchSpec,
+    LocalProvider,
+    MachineGone,
+    ProviderState,
+)
+
+PASSWORD = "Pw4-vnc!"
+APPS = [{"name": "coot", "title": "Coot", "command": "/cvmfs/ccp4.example.org/bin/coot",
+         "icon": "coot", "category": "Science", "terminal": False},
+        {"name": "ccp4-shell", "command": "/cvmfs/ccp4.example.org/bin/ccp4.sh",
+         "icon": "utilities-terminal", "category": "Science", "terminal": True}]
+
+if shutil.which("Xvnc") is None and not os.environ.get("CI"):
+    pytest.skip("Xvnc is not installed (apt-get install tigervnc-standalone-server "
+                "tigervnc-tools openbox pcmanfm); CI runs these tests",
+                allow_module_level=True)
+DESKTOP = "pcmanfm" if shutil.which("pcmanfm") or os.environ.get("CI") else "none"
+
+
+def spec(machine_id: str, geometry: str = "1024x768") -> LaunchSpec:
+    environment = {"name": "ccp4", "title": "CCP4 desktop", "applications": APPS,
+                   "gpu": "none", "protocols": ["novnc"]}
+    return LaunchSpec(machine_id, "alice", 20000, 20000, environment, PASSWORD, geometry)
+
+
+def session_processes(sessions_dir: Path, machine_id: str | None = None) -> dict[int, str]:
+    """{pid: command name} of live processes marked for this sessions folder (independent scan)."""
+    wanted = {f"DAAAS_SESSIONS_DIR={sessions_dir}".encode()}
+    if machine_id is not None:
+        wanted.add(f"DAAAS_MACHINE_ID={machine_id}".encode())
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            name = (entry / "comm").read_text().strip()
+        except (OSError, IndexError):
+            continue
+        if wanted <= environ and state != "Z":
+            found[int(entry.name)] = name
+    return found
+
+
+def dead(pid: int) -> bool:
+    """True once ``pid`` has exited (gone, or a zombie), read from /proc/<pid>/stat."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except OSError:
+        return True
+
+
+def wait_state(provider: LocalProvider, machine_id: str, state: ProviderState,
+               timeout: float = 20.0) -> float:
+    """Poll until ``machine_id`` is in ``state``; return the seconds it took."""
+    started = time.monotonic()
+    while (status := provider.poll([machine_id])[machine_id]).state is not state:
+        assert status.state is not ProviderState.ERROR, status
+        assert time.monotonic() - started < timeout, f"still {status} after {timeout}s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[LocalProvider]:
+    local = LocalProvider(tmp_path / "var", desktop=DESKTOP, max_sessions=3)
+    yield local
+    cleaner = LocalProvider(tmp_path / "var", desktop=DESKTOP)
+    cleaner.adopt_or_cleanup(set(), remove_homes=True)
+    assert session_processes(local.sessions_dir) == {}, "a test left session processes behind"
+
+
+def test_launch_becomes_ready_and_speaks_rfb(provider: LocalProvider) -> None:
+    provider.launch(spec("m1"))
+    print(f"READY after {wait_state(provider, 'm1', ProviderState.READY):.2f}s of polling")
+    target = provider.connection_target("m1")
+    assert target.host == "127.0.0.1" and 5900 < target.vnc_port < 6000
+    with socket.create_connection((target.host, target.vnc_port), timeout=5) as vnc:
+        assert re.fullmatch(rb"RFB 003\.00\d\n", vnc.recv(12))
+    names = set(session_processes(provider.sessions_dir, "m1").values())
+    assert {"Xvnc", "openbox"} <= names
+    assert DESKTOP == "none" or "pcmanfm" in names
+    assert provider.list_machine_ids() == {"m1"}
+    assert provider.capacity().sessions_free == 2
+
+
+def test_session_folder_holds_icons_password_and_state(provider: LocalProvider) -> None:
+    provider.launch(spec("m1"))
+    root = provider.sessions_dir / "m1"
+    coot = root / "home" / "Desktop" / "coot.desktop"
+    assert "Exec=/cvmfs/ccp4.example.org/bin/coot\n" in coot.read_text()
+    assert os.stat(coot).st_mode & 0o111, "launchers must be executable to be trusted"
+    assert (root / "home" / "Desktop" / "ccp4-shell.desktop").exists()
+    assert os.stat(root / "vncpasswd").st_mode & 0o777 == 0o600
+    xvnc = next(pid for pid, name in session_processes(provider.sessions_dir).items()
+                if name == "Xvnc")
+    environ = (Path("/proc") / str(xvnc) / "environ").read_bytes().split(b"\0")
+    assert f"HOME={root / 'home'}".encode() in environ
+    assert os.getpgid(xvnc) == xvnc, "Xvnc must lead its own process group"
+    for path in [root / "state.json", *(root / "logs").iterdir()]:
+        assert PASSWORD.encode() not in path.read_bytes(), f"password leaked into {path}"
+
+
+def test_launching_the_same_id_twice_leaves_one_xvnc(provider: LocalProvider,
+                                                     tmp_path: Path) -> None:
+    provider.launch(spec("m1"))
+    provider.launch(spec("m1"))
+    LocalProvider(tmp_path / "var", desktop=DESKTOP).launch(spec("m1"))  # a restarted worker
+    names = list(session_processes(provider.sessions_dir, "m1").values())
+    assert names.count("Xvnc") == 1 and names.count("openbox") == 1
+    wait_state(provider, "m1", ProviderState.READY)
+
+
+def test_delete_removes_every_process_and_closes_the_port(provider: LocalProvider) -> None:
+    provider.launch(spec("m1"))
+    port = provider.connection_target("m1").vnc_port
+    root = provider.sessions_dir / "m1"
+    # an application the user started that left the session's process group
+    env = {**os.environ, "DAAAS_MACHINE_ID": "m1", "DAAAS_SESSIONS_DIR": str(provider.sessions_dir)}
+    escapee = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
+    started = time.monotonic()
+    provider.delete("m1")
+    print(f"delete took {time.monotonic() - started:.2f}s")
+    assert session_processes(provider.sessions_dir, "m1") == {}
+    assert escapee.wait(timeout=5) == -signal.SIGTERM
+    assert not port_open(port)
+    assert not root.exists()
+    assert provider.poll(["m1"])["m1"].state is ProviderState.GONE
+    with pytest.raises(MachineGone):
+        provider.connection_target("m1")
+    provider.delete("m1")  # already gone: success
+
+
+def test_restarted_portal_adopts_live_sessions_and_cleans_dead_ones(
+        provider: LocalProvider, tmp_path: Path) -> None:
+    for machine_id in ("alive", "dead", "unknown"):
+        provider.launch(spec(machine_id))
+    dead_xvnc = next(pid for pid, name in
+                     session_processes(provider.sessions_dir, "dead").items() if name == "Xvnc")
+    os.kill(dead_xvnc, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while not dead(dead_xvnc):
+        assert time.monotonic() < deadline, "SIGKILLed Xvnc still alive"
+        time.sleep(0.02)
+
+    restarted = LocalProvider(tmp_path / "var", desktop=DESKTOP, max_sessions=3)
+    status = restarted.poll(["dead"])["dead"]
+    assert status.state is ProviderState.ERROR and "stopped unexpectedly" in status.reason
+    assert "Xvnc" in status.log_message and PASSWORD not in status.log_message
+    assert {"alive", "unknown"} <= restarted.list_machine_ids()
+
+    assert restarted.adopt_or_cleanup({"alive", "dead"}) == {"alive"}
+    assert restarted.poll(["alive"])["alive"].state is ProviderState.READY
+    remaining = session_processes(provider.sessions_dir)
+    assert set(remaining.values()) >= {"Xvnc"}
+    assert list(remaining.values()).count("Xvnc") == 1, remaining
+    for machine_id in ("dead", "unknown"):
+        assert session_processes(provider.sessions_dir, machine_id) == {}
+        assert restarted.poll([machine_id])[machine_id].state is ProviderState.GONE
+        assert (provider.sessions_dir / machine_id / "home" / "Desktop").is_dir()  # kept
+        assert not (provider.sessions_dir / machine_id / "vncpasswd").exists()
+    assert restarted.list_machine_ids() == {"alive"}
+
+
+def test_capacity_limit_and_gpu_requests(provider: LocalProvider) -> None:
+    for machine_id in ("a", "b", "c"):
+        provider.launch(spec(machine_id))
+    assert provider.capacity().sessions_free == 0
+    with pytest.raises(CapacityExhausted):
+        provider.launch(spec("d"))
+    provider.launch(spec("a"))  # an existing id is not a new session
+    provider.delete("c")
+    gpu = LaunchSpec("g", "alice", 1, 1, {"name": "cryo", "gpu": "required"}, PASSWORD)
+    with pytest.raises(CapacityExhausted) as raised:
+        provider.launch(gpu)
+    assert "GPU" in raised.value.user_message
+
+
+def test_bad_geometry_fails_without_leaving_processes(provider: LocalProvider) -> None:
+    with pytest.raises(LaunchFailed) as raised:
+        provider.launch(spec("m1", geometry="huge"))
+    assert "screen size" in raised.value.user_message
+    assert session_processes(provider.sessions_dir) == {}
+    assert not (provider.sessions_dir / "m1" / "vncpasswd").exists()
+    assert provider.poll(["m1"])["m1"].state is ProviderState.GONE
+
+
+def test_xvnc_that_dies_at_start_is_a_readable_launch_failure(provider: LocalProvider) -> None:
+    with pytest.raises(LaunchFailed) as raised:
+        provider.launch(spec("m1", geometry="99999x99999"))  # Xvnc: "Couldn't add screen"
+    assert raised.value.user_message == "The desktop server could not be started on this host."
+    assert "Couldn't add screen" in raised.value.log_message
+    assert PASSWORD not in raised.value.log_message
+    assert session_processes(provider.sessions_dir) == {}
+    assert not (provider.sessions_dir / "m1" / "vncpasswd").exists()
+
+
+def test_concurrent_launches_from_separate_portals_get_separate_displays(
+        tmp_path: Path) -> None:
+    providers = [LocalProvider(tmp_path / f"var{n}", desktop=DESKTOP) for n in range(3)]
+    errors: list[BaseException] = []
+
+    def launch(local: LocalProvider) -> None:
+        try:
+            local.launch(spec("same-id"))
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=launch, args=(local,)) for local in providers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        ports = {local.connection_target("same-id").vnc_port for local in providers}
+        assert len(ports) == 3
+        for local in providers:
+            wait_state(local, "same-id", ProviderState.READY)
+    finally:
+        for local in providers:
+            local.delete("same-id")
+            assert session_processes(local.sessions_dir) == {}
+
+
+def test_window_manager_only_session(tmp_path: Path) -> None:
+    local = LocalProvider(tmp_path / "var", desktop="none")
+    try:
+        local.launch(spec("bare"))
+        wait_state(local, "bare", ProviderState.READY)
+        names = sorted(session_processes(local.sessions_dir, "bare").values())
+        assert names == ["Xvnc", "openbox"]
+    finally:
+        local.delete("bare")
+    assert session_processes(local.sessions_dir) == {}

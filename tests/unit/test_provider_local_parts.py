@@ -1,0 +1,107 @@
+"""The local provider's parts that need no X server: launchers, programs, processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from portal.providers import LaunchSpec, LocalProvider, MissingSystemPackages
+from portal.providers.errors import LaunchFailed
+from portal.providers.local_desktop import launcher_text, required_programs, write_launchers
+from portal.providers.local_procs import ProcRef, is_alive, marked_pids, proc_ref, spawn, stop
+from portal.providers.local_session import SessionPaths, SessionState
+
+COOT = {"name": "coot", "title": "Coot", "command": "/cvmfs/ccp4.example.org/bin/coot %f",
+        "icon": "/cvmfs/ccp4.example.org/share/coot.png", "category": "Science",
+        "terminal": False}
+
+
+def test_launcher_is_a_desktop_entry_with_escaped_exec() -> None:
+    text = launcher_text(COOT)
+    assert text.startswith("[Desktop Entry]\nType=Application\n")
+    assert "Name=Coot\n" in text
+    assert "Exec=/cvmfs/ccp4.example.org/bin/coot %%f\n" in text  # a literal %, not a field code
+    assert "Terminal=false\n" in text and "Categories=Science;\n" in text
+    assert "Icon=/cvmfs/ccp4.example.org/share/coot.png\n" in text
+
+
+@pytest.mark.parametrize("broken", [{"command": "rm -rf /\n[Desktop Entry]"}, {"command": ""},
+                                    {"name": None, "title": None}])
+def test_broken_application_entries_fail_the_launch(broken: dict[str, object]) -> None:
+    with pytest.raises(LaunchFailed) as raised:
+        launcher_text({**COOT, **broken})
+    assert raised.value.user_message == "This environment has a broken application entry."
+
+
+def test_launchers_are_written_executable(tmp_path: Path) -> None:
+    shell = {"name": "a shell/../x", "command": "/bin/bash", "terminal": True}
+    written = write_launchers(tmp_path, [COOT, shell])
+    assert [path.name for path in written] == ["coot.desktop", "a-shell-x.desktop"]
+    assert all(path.parent == tmp_path / "Desktop" for path in written)
+    assert all(os.stat(path).st_mode & 0o111 for path in written)
+    assert "Terminal=true" in written[1].read_text()
+
+
+def test_required_programs_per_desktop() -> None:
+    assert required_programs("pcmanfm") == ["Xvnc", "vncpasswd", "openbox", "pcmanfm"]
+    assert required_programs("none") == ["Xvnc", "vncpasswd", "openbox"]
+    with pytest.raises(ValueError, match="unknown desktop"):
+        required_programs("kde")
+
+
+def test_missing_programs_name_the_debian_packages(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a host where nothing is installed
+    provider = LocalProvider(tmp_path)
+    spec = LaunchSpec("m1", "alice", 20000, 20000, {"name": "base"}, "pw")
+    with pytest.raises(MissingSystemPackages) as raised:
+        provider.launch(spec)
+    assert raised.value.packages == ["tigervnc-standalone-server", "tigervnc-tools", "openbox",
+                                     "pcmanfm"]
+    assert "apt-get install tigervnc-standalone-server" in raised.value.user_message
+    assert not (tmp_path / "sessions" / "m1").exists()
+
+
+def test_unsafe_machine_ids_are_refused_or_gone(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path, desktop="none")
+    with pytest.raises(LaunchFailed) as raised:
+        provider.launch(LaunchSpec("../evil", "alice", 1, 1, {}, "pw"))
+    assert "invalid identifier" in raised.value.user_message
+    assert provider.poll(["../evil", "unknown"])["../evil"].state.value == "gone"
+    provider.delete("../evil")  # nothing to do, no error
+    assert provider.list_machine_ids() == set()
+
+
+def test_state_file_round_trip_and_corrupt_file(tmp_path: Path) -> None:
+    paths = SessionPaths.of(tmp_path, "m1")
+    paths.prepare()
+    state = SessionState("m1", 12, 5912, "none", {"xvnc": ProcRef(1, 2)})
+    state.save(paths.state)
+    assert SessionState.load(paths.state) == state
+    paths.state.write_text("{not json")
+    assert SessionState.load(paths.state) is None
+
+
+def test_is_alive_rejects_a_reused_pid() -> None:
+    me = proc_ref(os.getpid())
+    assert is_alive(me)
+    assert not is_alive(ProcRef(me.pid, me.start + 1))
+
+
+def test_stop_kills_the_group_and_marked_escapees(tmp_path: Path) -> None:
+    marker = {"DAAAS_MACHINE_ID": "t1", "DAAAS_SESSIONS_DIR": str(tmp_path)}
+    env = {**os.environ, **marker}
+    leader = spawn(["sh", "-c", "sleep 300 & exec sleep 301"], env, tmp_path, tmp_path / "log")
+    escapee = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], env=env,
+                               start_new_session=True)  # like an app that called setsid()
+    time.sleep(0.2)
+    assert len(marked_pids(marker)) == 3
+    assert stop([leader], marker, grace=2.0) == set()
+    assert marked_pids(marker) == set()
+    assert escapee.wait(timeout=5) != 0
+    assert marked_pids({}) == set()  # an empty marker never matches every process
