@@ -49,6 +49,7 @@ setup(
             "types-PyYAML",
             "types-requests",
             "pillow>=10",
+            "cryptography",
         ],
     },
     entry_points={"console_scripts": ["daaas=portal.cli:main"]},

@@ -1,0 +1,38 @@
+"""Pixel checks that tell a real desktop from a blank screen or an error page."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from PIL import Image
+
+
+def desktop_checks(path: Path) -> list[str]:
+    """Return what is wrong with a desktop screenshot (empty list: looks like a desktop).
+
+    A desktop has a dominant background colour covering most of the screen, yet many other
+    colours (icons, labels, panels), and those are concentrated where the icons are: the
+    left-hand column, as pcmanfm lays them out.
+    """
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    problems = []
+    if width < 640 or height < 400:
+        problems.append(f"screenshot is only {width}x{height}")
+    pixels = list(image.getdata())
+    colours = Counter(pixels)
+    background, count = colours.most_common(1)[0]
+    if count / len(pixels) > 0.995:
+        problems.append(f"screen is blank: {count / len(pixels):.1%} is {background}")
+    if len(colours) < 40:
+        problems.append(f"only {len(colours)} colours: no icons or text")
+    column = image.crop((0, 0, min(220, width), height))
+    busy = sum(1 for p in column.getdata() if _far(p, background))
+    if busy < 1500:
+        problems.append(f"no icons in the left column ({busy} non-background pixels)")
+    return problems
+
+
+def _far(pixel: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
+    return sum(abs(a - b) for a, b in zip(pixel, other, strict=True)) > 60

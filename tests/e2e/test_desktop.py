@@ -1,0 +1,118 @@
+"""The heart of the product in a real browser: sign in, launch, watch progress, open the
+desktop through noVNC and websockify, check its pixels, delete, and no process is left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import OUTPUT, ROOT
+from tests.e2e.conftest import free_port
+from tests.e2e.pixels import desktop_checks
+from tests.integration.process_scan import session_processes
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`daaas serve` with its reconciler thread and websockify, on free ports."""
+    if not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"):
+        pytest.skip("TigerVNC (Xvnc) not installed")
+    var_dir = tmp_path_factory.mktemp("portal") / "var"
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
+           "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
+           "DAAAS_VAR_DIR": str(var_dir), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5"}
+    log = (var_dir.parent / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+                                "serve"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(url, process)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+        log.close()
+        print((var_dir.parent / "serve.log").read_text()[-3000:])
+
+
+def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "daaas serve stopped"
+        try:
+            urllib.request.urlopen(url + "/sign-in", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("daaas serve did not answer within 90 s")
+
+
+def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(portal_url + "/sign-in")
+    page.fill("#username", "scientist")
+    page.fill("#password", "scientist-demo")
+    page.click("button[type=submit]")
+    page.click('li.card[data-environment="base-desktop"] button.launch-button')
+    page.wait_for_url("**/machines/*")
+    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
+
+    page.goto(portal_url + "/analysis")
+    row = page.locator(f'tr[data-machine="{machine_id}"]')
+    seen = _watch_states(row, until="ready", timeout=90)
+    assert seen[-1] == "ready" and len(seen) >= 2, seen
+
+    row.locator("a", has_text="Desktop").click()
+    page.wait_for_url(f"**/machines/{machine_id}/desktop")
+    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
+                           timeout=30_000)
+    page.wait_for_timeout(2500)  # let the desktop paint its icons
+    shot = OUTPUT / "desktop-novnc.png"
+    page.locator("#screen canvas").screenshot(path=str(shot))
+    problems = desktop_checks(shot)
+    assert problems == [], problems
+
+    page.goto(f"{portal_url}/machines/{machine_id}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("form[data-confirm] button")
+    page.wait_for_url("**/analysis")
+    _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
+    state = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
+    assert state["state"] == "deleted"
+    page.close()
+
+
+def _watch_states(row: Any, until: str, timeout: float) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if row.count():
+            state = row.get_attribute("data-state")
+            if state and (not seen or seen[-1] != state):
+                seen.append(state)
+            if state == until or state == "error":
+                return seen
+        time.sleep(0.2)
+    raise AssertionError(f"machine did not reach {until}; states seen: {seen}")
+
+
+def _wait(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
