@@ -20,18 +20,21 @@ def desktop_checks(path: Path) -> list[str]:
     problems = []
     if width < 640 or height < 400:
         problems.append(f"screenshot is only {width}x{height}")
-    pixels = list(image.getdata())
-    colours = Counter(pixels)
+    colours = _colours(image)
     background, count = colours.most_common(1)[0]
-    if count / len(pixels) > 0.995:
-        problems.append(f"screen is blank: {count / len(pixels):.1%} is {background}")
+    if count / (width * height) > 0.995:
+        problems.append(f"screen is blank: {count / (width * height):.1%} is {background}")
     if len(colours) < 40:
         problems.append(f"only {len(colours)} colours: no icons or text")
-    column = image.crop((0, 0, min(220, width), height))
-    busy = sum(1 for p in column.getdata() if _far(p, background))
+    column = _colours(image.crop((0, 0, min(220, width), height)))
+    busy = sum(n for colour, n in column.items() if _far(colour, background))
     if busy < 1500:
         problems.append(f"no icons in the left column ({busy} non-background pixels)")
     return problems
+
+
+def _colours(image: Image.Image) -> Counter[tuple[int, int, int]]:
+    return Counter({colour: n for n, colour in image.getcolors(maxcolors=1 << 24) or []})
 
 
 def _far(pixel: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
