@@ -43,6 +43,8 @@ def main() -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Start the portal: migrate, create demo users if empty, start the desktop proxy and the
     reconciler (embedded mode), serve until interrupted."""
+    import signal
+
     import waitress
 
     from portal.app import create_app
@@ -57,6 +59,8 @@ def serve(host: str | None, port: int | None) -> None:
     override = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     app = _create_app(create_app, override)
     host, port = host or settings.host, port or settings.port
+    # SIGTERM ends serve like Ctrl-C, so the desktop proxy and the reconciler stop cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with _background_services(runtime(app)):
         _announce(f"http://{host}:{port}/", bool(created) or settings.demo_data)
         waitress.serve(app, host=host, port=port, threads=8, ident="daaas")
@@ -99,12 +103,15 @@ def _create_app(factory: Any, override: dict[str, Any]) -> Any:
 @contextmanager
 def _background_services(rt: Any) -> Iterator[None]:
     """The desktop proxy and the reconciler thread, when the settings ask for them."""
-    from portal.access.proxy import start_proxy
+    from portal.access.proxy import ProxyError, start_proxy
     from portal.machines.worker import WorkerThread
 
     settings = rt.settings
-    proxy = start_proxy(settings, settings.effective_database_url) \
-        if settings.start_websockify else None
+    try:
+        proxy = start_proxy(settings, settings.effective_database_url) \
+            if settings.start_websockify else None
+    except ProxyError as exc:
+        raise click.ClickException(str(exc)) from None
     thread = WorkerThread(rt) if settings.embedded_worker else None
     if thread is not None:
         thread.start()

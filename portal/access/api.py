@@ -18,10 +18,11 @@ blueprint = Blueprint("access_api", __name__, url_prefix="/api/v1")
 
 @blueprint.post("/machines/<machine_id>/access")
 def access(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Issue a one-time desktop token; the answer also carries the VNC password.
+    """Return 201 with a one-time desktop token, the websocket URL and the VNC password.
 
     The password travels only in this JSON body (never in a URL or a log line) and the answer
-    is marked not to be stored.
+    is marked not to be stored. Raises AuthenticationRequired, NotFound, Conflict (machine not
+    ready) or MachineGone, answered as JSON errors.
     """
     rt = runtime()
     grant = issue_desktop_token(db(), rt.settings, rt.provider, require_user(), machine_id,
@@ -33,7 +34,11 @@ def access(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
 
 @blueprint.get("/machines/<machine_id>/rdp")
 def rdp(machine_id: str) -> Response:
-    """Send the machine's .rdp file (409 JSON with the reason where RDP is not offered)."""
+    """Return the machine's .rdp file as an attachment.
+
+    Raises AuthenticationRequired, NotFound, Conflict (not ready, or RDP not offered, with the
+    reason) or MachineGone, answered as JSON errors.
+    """
     rt = runtime()
     return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
                                      machine_id))

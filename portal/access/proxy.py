@@ -4,7 +4,8 @@
 process group, routes each websocket by its one-time ``?token=`` through
 :class:`portal.access.tokenplugin.DatabaseTokens`, and logs to ``<var_dir>/log/websockify.log``.
 The database URL reaches it through a mode-600 file, never the command line, and the file is
-removed as soon as websockify has read it.
+removed as soon as websockify has read it. websockify exits by itself if the process that
+started it dies without calling ``stop()``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from portal.config import Settings
 
 PLUGIN = "portal.access.tokenplugin.DatabaseTokens"
+LAUNCHER_ENV = "WEBSOCKIFY_LAUNCHER_PID"  # not DAAAS_*: settings reject unknown DAAAS_ keys
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
 
@@ -43,7 +45,7 @@ class ProxyProcess:
     log_offset: int = 0
 
     def running(self) -> bool:
-        """Return True while the websockify process is alive."""
+        """Return True while the websockify process is alive. Raises nothing."""
         return self.process.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -91,7 +93,10 @@ def start_proxy(settings: Settings, database_url: str, *,
 
 
 def write_source(var_dir: Path, database_url: str) -> Path:
-    """Write the database URL to a new mode-600 file under ``var_dir``; return its path."""
+    """Write the database URL to a new mode-600 file under ``var_dir``; return its path.
+
+    Raises OSError when ``var_dir`` cannot be created or written.
+    """
     var_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="websockify-", suffix=".source", dir=var_dir)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp creates it mode 600
@@ -104,6 +109,7 @@ def _spawn(host: str, port: int, source: Path, log_file: Path) -> subprocess.Pop
     command = [sys.executable, "-m", "websockify", "--token-plugin", PLUGIN,
                "--token-source", str(source), listen]
     env = dict(os.environ)
+    env[LAUNCHER_ENV] = str(os.getpid())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
                                                        env.get("PYTHONPATH")]))
     with log_file.open("ab") as log:

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.orm import Session
 
 from portal.access.connection import TokenStore, connection
@@ -45,12 +45,18 @@ class DesktopAccess:
 
 
 def token_hash(token: str) -> str:
-    """Return the hex SHA-256 of ``token``, the only form in which tokens are stored."""
+    """Return the hex SHA-256 of ``token``, the only form in which tokens are stored.
+
+    Raises nothing.
+    """
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def not_ready_message(machine: Machine) -> str | None:
-    """Return why the machine's desktop cannot be opened now, or None when it is ready."""
+    """Return why the machine's desktop cannot be opened now, or None when it is ready.
+
+    Raises nothing.
+    """
     state = State(machine.state)
     if state is State.READY:
         return None
@@ -128,13 +134,12 @@ def consume_token(store: TokenStore, token: str) -> tuple[str, int] | None:
     return None
 
 
-def _refusal(row: object | None, now: datetime) -> str:
+def _refusal(row: Row[str, int, str, datetime | None, datetime] | None,
+             now: datetime) -> str:
     if row is None:
         return "unknown token"
-    machine_id, used_at, expires_at = (getattr(row, k) for k in
-                                       ("machine_id", "used_at", "expires_at"))
-    if expires_at <= now:
-        return f"expired token for machine {machine_id}"
-    if used_at is not None:
-        return f"token for machine {machine_id} already used"
-    return f"machine {machine_id} is not ready"
+    if row.expires_at <= now:
+        return f"expired token for machine {row.machine_id}"
+    if row.used_at is not None:
+        return f"token for machine {row.machine_id} already used"
+    return f"machine {row.machine_id} is not ready"

@@ -10,20 +10,27 @@ of a mode-600 file holding the database URL (written by :mod:`portal.access.prox
 and its password never appear in the process list.
 
 websockify handles each connection in a forked child process, so no database connection is
-kept across lookups: each lookup opens one, spends the token, and closes it.
+kept across lookups: each lookup opens one, spends the token, and closes it. When the launcher
+names itself in ``WEBSOCKIFY_LAUNCHER_PID``, websockify stops once that process is gone, so a
+portal killed without cleaning up leaves no proxy behind.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import stat
+import threading
+import time
 from pathlib import Path
 
 from portal.access.service import consume_token
 from portal.db import make_engine
 
 log = logging.getLogger("daaas.tokenplugin")
+LAUNCHER_ENV = "WEBSOCKIFY_LAUNCHER_PID"
 TOKEN_IN_TEXT = re.compile(r"(token=)[^&'\s]+|(Token ')[^']*(')", re.IGNORECASE)
 
 
@@ -32,17 +39,25 @@ class SourceFileError(RuntimeError):
 
 
 class DatabaseTokens:
-    """websockify token plugin: ``lookup(token)`` spends a one-time token once."""
+    """websockify token plugin: ``lookup(token)`` spends a one-time token once.
+
+    Built with the token source path; raises SourceFileError when that file is unusable, which
+    stops websockify at start with the reason.
+    """
 
     def __init__(self, src: str) -> None:
         self.source = src
         self.database_url = read_source(Path(src))
         redact_websockify_logs()
+        launcher = os.environ.get(LAUNCHER_ENV, "")
+        if launcher.isdigit():
+            exit_with_launcher(int(launcher))
 
     def lookup(self, token: str) -> tuple[str, int] | None:
         """Return the (host, port) the token opens, or None (unknown, used, expired, not ready).
 
-        Database errors are logged (without the token) and refuse the connection.
+        Raises nothing: database errors are logged (without the token) and refuse the
+        connection.
         """
         engine = make_engine(self.database_url)
         try:
@@ -95,3 +110,18 @@ def redact_websockify_logs() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _RedactTokens) for f in handler.filters):
             handler.addFilter(_RedactTokens())
+
+
+def exit_with_launcher(launcher_pid: int, interval: float = 1.0) -> None:
+    """Send this process SIGTERM once it is no longer the child of ``launcher_pid``.
+
+    A daemon thread in websockify's main process watches the parent pid; websockify answers
+    SIGTERM by ending its connection handlers and exiting. Returns None; raises nothing.
+    """
+    def watch() -> None:
+        while os.getppid() == launcher_pid:
+            time.sleep(interval)
+        log.warning("the portal that started this desktop proxy has gone; stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="launcher-watch", daemon=True).start()

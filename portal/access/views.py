@@ -26,14 +26,21 @@ class NoVncMissing(PortalError):
 
 @blueprint.get("/machines/<machine_id>/desktop")
 def desktop(machine_id: str) -> str:
-    """Render the browser desktop page of the user's machine (404 for anyone else's)."""
+    """Return the browser desktop page of the user's machine.
+
+    Raises AuthenticationRequired (sign-in redirect) or NotFound (not the user's machine).
+    """
     machine = get_machine(db(), require_user(), machine_id)
     return render_template("access/desktop.html", machine=machine)
 
 
 @blueprint.get("/machines/<machine_id>/rdp")
 def rdp(machine_id: str) -> Response:
-    """Send the machine's .rdp file (409 with the reason where RDP is not offered)."""
+    """Return the machine's .rdp file as an attachment.
+
+    Raises AuthenticationRequired, NotFound, Conflict (not ready, or RDP not offered, with the
+    reason) or MachineGone.
+    """
     rt = runtime()
     return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
                                      machine_id))
@@ -41,7 +48,11 @@ def rdp(machine_id: str) -> Response:
 
 @blueprint.get("/novnc/<path:filename>")
 def novnc(filename: str) -> Response:
-    """Serve the installed noVNC read-only (503 naming the Debian package if missing)."""
+    """Return a file of the installed noVNC (read-only, cacheable, no sign-in needed).
+
+    Raises NoVncMissing (503, naming the Debian package novnc) when ``novnc_dir`` holds no
+    noVNC, and werkzeug's NotFound for a file outside it or missing.
+    """
     root = Path(runtime().settings.novnc_dir)
     if not (root / "core" / "rfb.js").is_file():
         raise NoVncMissing(
@@ -53,7 +64,7 @@ def novnc(filename: str) -> Response:
 
 
 def rdp_response(download: RdpDownload) -> Response:
-    """Return ``download`` as an attachment of type application/x-rdp."""
+    """Return ``download`` as an uncached attachment of type application/x-rdp. Raises nothing."""
     response = Response(download.content, mimetype="application/x-rdp")
     response.headers["Content-Disposition"] = f'attachment; filename="{download.filename}"'
     response.headers["Cache-Control"] = "no-store"

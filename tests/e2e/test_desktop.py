@@ -74,6 +74,7 @@ def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
     row = page.locator(f'tr[data-machine="{machine_id}"]')
     seen = _watch_states(row, until="ready", timeout=90)
     assert seen[-1] == "ready" and len(seen) >= 2, seen
+    page.screenshot(path=str(OUTPUT / "analysis-my-machines.png"))
 
     row.locator("a", has_text="Desktop").click()
     page.wait_for_url(f"**/machines/{machine_id}/desktop")

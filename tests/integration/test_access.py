@@ -1,0 +1,201 @@
+"""One-time desktop tokens on SQLite and PostgreSQL: issued only for the user's ready machine,
+spent exactly once (also under concurrency), refused when expired or when the machine is no
+longer ready; and the JSON API that hands them to the browser."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from datetime import timedelta
+from typing import Any
+
+import jsonschema
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select
+
+from portal.access.service import DesktopAccess, consume_token, issue_desktop_token
+from portal.api.openapi import openapi_document
+from portal.auth.service import get_user
+from portal.db import unit_of_work, utcnow
+from portal.errors import Conflict, NotFound
+from portal.machines.models import AccessToken
+from portal.machines.secrets import vnc_password
+from tests.conftest import sign_in
+from tests.integration.test_access_support import make_machine, set_state
+
+
+@pytest.fixture
+def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
+    """The conftest portal, with machines held by the in-memory provider."""
+    return {**settings_override, "provider": "memory"}
+
+
+def issue(app: Flask, username: str, machine_id: str) -> DesktopAccess:
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        return issue_desktop_token(db, rt.settings, rt.provider, get_user(db, username),
+                                   machine_id)
+
+
+def target_of(app: Flask, machine_id: str) -> tuple[str, int]:
+    target = app.extensions["daaas"].provider.connection_target(machine_id)
+    return target.host, target.vnc_port
+
+
+def test_a_token_opens_its_machine_once(app: Flask) -> None:
+    machine_id = make_machine(app, "scientist")
+    grant = issue(app, "scientist", machine_id)
+    factory = app.extensions["daaas"].session_factory
+    assert consume_token(factory, grant.token) == target_of(app, machine_id)
+    assert consume_token(factory, grant.token) is None
+    assert consume_token(app.extensions["daaas"].engine, grant.token) is None
+
+
+def test_only_the_hash_is_stored_and_the_grant_carries_the_derived_password(app: Flask) -> None:
+    machine_id = make_machine(app, "scientist")
+    grant = issue(app, "scientist", machine_id)
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        row = db.scalars(select(AccessToken).where(AccessToken.machine_id == machine_id)).one()
+        assert row.secret_hash == hashlib.sha256(grant.token.encode()).hexdigest()
+        assert grant.token not in str([row.secret_hash, row.host, row.port])
+        assert timedelta(0) < row.expires_at - utcnow() <= timedelta(seconds=60)
+    assert grant.password == vnc_password("test-secret-key", machine_id)
+    assert grant.websocket_url == f"ws://127.0.0.1:6080/?token={grant.token}"
+    assert grant.password not in repr(grant) and grant.token not in repr(grant)
+
+
+def test_an_expired_token_is_refused(app: Flask) -> None:
+    machine_id = make_machine(app, "scientist")
+    grant = issue(app, "scientist", machine_id)
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        row = db.scalars(select(AccessToken)).one()
+        row.expires_at = utcnow() - timedelta(seconds=1)
+    assert consume_token(app.extensions["daaas"].engine, grant.token) is None
+
+
+def test_a_token_is_refused_once_the_machine_is_no_longer_ready(app: Flask) -> None:
+    machine_id = make_machine(app, "scientist")
+    grant = issue(app, "scientist", machine_id)
+    set_state(app, machine_id, "deleting")
+    assert consume_token(app.extensions["daaas"].engine, grant.token) is None
+
+
+def test_unknown_tokens_are_refused(app: Flask) -> None:
+    make_machine(app, "scientist")
+    assert consume_token(app.extensions["daaas"].engine, "not-a-token") is None
+
+
+def test_no_token_for_another_users_machine(app: Flask) -> None:
+    theirs = make_machine(app, "neutron")
+    with pytest.raises(NotFound):
+        issue(app, "scientist", theirs)
+
+
+def test_each_token_opens_only_its_own_machine(app: Flask) -> None:
+    mine, theirs = make_machine(app, "scientist"), make_machine(app, "neutron")
+    assert target_of(app, mine) != target_of(app, theirs)
+    my_grant, their_grant = issue(app, "scientist", mine), issue(app, "neutron", theirs)
+    engine = app.extensions["daaas"].engine
+    assert consume_token(engine, my_grant.token) == target_of(app, mine)
+    assert consume_token(engine, their_grant.token) == target_of(app, theirs)
+
+
+def test_an_admin_may_open_anyones_machine(app: Flask) -> None:
+    theirs = make_machine(app, "neutron")
+    grant = issue(app, "admin", theirs)
+    assert consume_token(app.extensions["daaas"].engine, grant.token) == target_of(app, theirs)
+
+
+@pytest.mark.parametrize("state", ["requested", "provisioning", "contextualising"])
+def test_no_token_before_the_machine_is_ready(app: Flask, state: str) -> None:
+    machine_id = make_machine(app, "scientist", state=state)
+    with pytest.raises(Conflict) as refused:
+        issue(app, "scientist", machine_id)
+    assert f"not ready yet ({state})" in refused.value.user_message
+
+
+def _race(engine: Engine, token: str, threads: int) -> list[tuple[str, int] | None]:
+    """Spend ``token`` from ``threads`` threads released at the same moment; return results."""
+    start = threading.Barrier(threads)
+    results: list[tuple[str, int] | None] = []
+
+    def spend() -> None:
+        start.wait()
+        results.append(consume_token(engine, token))
+
+    workers = [threading.Thread(target=spend) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    return results
+
+
+def test_concurrent_spenders_of_one_token_exactly_one_wins(app: Flask) -> None:
+    machine_id = make_machine(app, "scientist")
+    engine = app.extensions["daaas"].engine
+    for _ in range(5):
+        results = _race(engine, issue(app, "scientist", machine_id).token, threads=4)
+        assert len(results) == 4
+        assert [r for r in results if r is not None] == [target_of(app, machine_id)]
+
+
+def _csrf(client: FlaskClient, machine_id: str) -> str:
+    page = client.get(f"/machines/{machine_id}/desktop").get_data(as_text=True)
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert match, "the desktop page carries no CSRF token for its script"
+    return match.group(1)
+
+
+def _access_schema() -> dict[str, Any]:
+    doc = openapi_document()
+    return {"$ref": "#/components/schemas/DesktopAccess", "components": doc["components"]}
+
+
+def test_api_issues_a_token_to_the_owner(app: Flask, client: FlaskClient) -> None:
+    machine_id = make_machine(app, "scientist")
+    sign_in(client, "scientist", "scientist-demo")
+    response = client.post(f"/api/v1/machines/{machine_id}/access",
+                           headers={"X-CSRF-Token": _csrf(client, machine_id)})
+    assert response.status_code == 201
+    body = response.get_json()
+    jsonschema.validate(body, _access_schema())
+    assert body["password"] == vnc_password("test-secret-key", machine_id)
+    assert body["websocket_url"].endswith(f"?token={body['token']}")
+    assert "no-store" in response.headers["Cache-Control"]
+    assert consume_token(app.extensions["daaas"].engine, body["token"]) == \
+        target_of(app, machine_id)
+
+
+def test_api_needs_the_csrf_header_with_a_session(app: Flask, client: FlaskClient) -> None:
+    machine_id = make_machine(app, "scientist")
+    sign_in(client, "scientist", "scientist-demo")
+    assert client.post(f"/api/v1/machines/{machine_id}/access").status_code == 403
+
+
+def test_api_refuses_other_users_machines_and_unready_ones(app: Flask,
+                                                           client: FlaskClient) -> None:
+    theirs = make_machine(app, "neutron")
+    starting = make_machine(app, "scientist", state="provisioning")
+    sign_in(client, "scientist", "scientist-demo")
+    csrf = _csrf(client, starting)
+    response = client.post(f"/api/v1/machines/{theirs}/access", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 404
+    response = client.post(f"/api/v1/machines/{starting}/access", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 409
+    assert "not ready yet (provisioning)" in response.get_json()["error"]["message"]
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        assert db.scalars(select(AccessToken)).all() == []
+
+
+def test_websocket_url_follows_the_configured_proxy(settings_override: dict[str, Any]) -> None:
+    from portal import create_app
+
+    proxied = create_app({**settings_override, "websockify_url": "wss://desk.example/ws"})
+    machine_id = make_machine(proxied, "scientist")
+    grant = issue(proxied, "scientist", machine_id)
+    assert grant.websocket_url == f"wss://desk.example/ws?token={grant.token}"
+    proxied.extensions["daaas"].engine.dispose()
