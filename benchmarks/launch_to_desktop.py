@@ -1,0 +1,118 @@
+"""Click → first desktop frame with the local provider, in real Chromium, over several runs.
+
+    .venv/bin/python benchmarks/launch_to_desktop.py [--runs 5]
+
+Starts `daaas serve` (embedded mode: SQLite, reconciler thread, websockify) on free ports in a
+temporary folder, signs in as the demo scientist, and for each run: clicks Launch on the
+Analysis desktop card, follows the machine page until "Open desktop" appears, opens it, and
+stops the clock when the noVNC canvas shows a desktop with icons (the same pixel checks as the
+end-to-end test). Then deletes the machine. Prints each run, the median and the spread, and the
+portal's own requested→ready time for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from tests.e2e.pixels import desktop_checks  # noqa: E402
+
+
+def start_portal(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `daaas serve` and return it with its URL once it answers."""
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
+           "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
+           "DAAAS_VAR_DIR": str(folder / "var"), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5",
+           "DAAAS_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+                                "serve"], cwd=ROOT, env=env, start_new_session=True,
+                               stdout=(folder / "serve.log").open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/sign-in", timeout=2)
+            return process, url
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("daaas serve did not start; see serve.log")
+
+
+def one_run(page: Any, url: str, folder: Path, run: int) -> tuple[float, float]:
+    """Return (click→first frame seconds, portal requested→ready seconds)."""
+    page.goto(url + "/analysis")
+    start = time.perf_counter()
+    page.click('li.card[data-environment="base-desktop"] button.launch-button')
+    page.wait_for_url("**/machines/*")
+    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_selector("#open-desktop", timeout=120_000)
+    page.click("#open-desktop")
+    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
+                           timeout=60_000)
+    shot = folder / f"run-{run}.png"
+    while True:
+        page.locator("#screen canvas").screenshot(path=str(shot))
+        if not desktop_checks(shot):
+            break
+        if time.perf_counter() - start > 120:
+            raise SystemExit(f"run {run}: no desktop frame within 120 s")
+    elapsed = time.perf_counter() - start
+    ready = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
+    csrf = page.evaluate("document.querySelector('meta[name=csrf-token]').content")
+    page.evaluate(f"fetch('/api/v1/machines/{machine_id}', {{method: 'DELETE', "
+                  f"headers: {{'X-CSRF-Token': '{csrf}'}}}})")
+    while page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())"
+                        ".then(m => m.state)") != "deleted":
+        time.sleep(0.3)
+    return elapsed, ready["phases"]["total_to_ready"] or float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    folder = Path(tempfile.mkdtemp(prefix="daaas-bench-desktop-"))
+    process, url = start_portal(folder)
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(folder / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                headless=True, viewport={"width": 1280, "height": 860})
+            page = context.new_page()
+            page.goto(url + "/sign-in")
+            page.fill("#username", "scientist")
+            page.fill("#password", "scientist-demo")
+            page.click("button[type=submit]")
+            results = [one_run(page, url, folder, run) for run in range(1, args.runs + 1)]
+            context.close()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    for run, (frame, ready) in enumerate(results, 1):
+        print(f"run {run}: click → first desktop frame {frame:6.2f} s   "
+              f"(portal requested → ready {ready:5.2f} s)")
+    frames = [frame for frame, _ in results]
+    readies = [ready for _, ready in results]
+    print(f"click → first desktop frame: median {statistics.median(frames):.2f} s, "
+          f"min {min(frames):.2f}, max {max(frames):.2f}, "
+          f"stdev {statistics.pstdev(frames):.2f}, n={len(frames)}")
+    print(f"requested → ready (portal events): median {statistics.median(readies):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
