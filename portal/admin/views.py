@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from portal.auth.current import require_admin
+from portal.lifecycle import db
+from portal.machines.service import list_machines
+from portal.providers import Capacity, ProviderError
 from portal.runtime import runtime
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -16,3 +19,22 @@ def catalogue() -> str:
     require_admin()
     cat = runtime().catalogue
     return render_template("admin/catalogue.html", catalogue=cat)
+
+
+@blueprint.get("/machines")
+def machines() -> str:
+    """List every user's machines, newest first, with the provider's remaining capacity."""
+    admin = require_admin()
+    raw = request.args.get("offset", "0")
+    offset = int(raw) if raw.isdigit() else 0
+    rows, total = list_machines(db(), admin, everyone=True, limit=100, offset=offset)
+    return render_template("admin/machines.html", machines=rows, total=total, offset=offset,
+                           capacity=_capacity())
+
+
+def _capacity() -> Capacity | str:
+    """The provider's capacity, or why it cannot be told (asked once per page view)."""
+    try:
+        return runtime().provider.capacity()
+    except ProviderError as exc:
+        return exc.user_message

@@ -92,3 +92,15 @@ def test_launch_and_delete_from_the_pages(app: Flask, client: FlaskClient) -> No
     client.post(f"/machines/{machine_id}/delete", data={"csrf_token": token})
     state = client.get(f"/api/v1/machines/{machine_id}").get_json()["state"]
     assert state == "deleting"
+
+
+def test_admin_sees_every_machine_and_capacity(app: Flask, client: FlaskClient) -> None:
+    mine = client.post("/api/v1/machines", json={"environment": "mantid"},
+                       headers=bearer(app, "neutron")).get_json()["id"]
+    sign_in(client, "scientist", "scientist-demo")
+    assert client.get("/admin/machines").status_code == 403
+    client.post("/sign-out", data={"csrf_token": csrf_from(client, "/analysis")})
+    sign_in(client, "admin", "admin-demo-pass")
+    page = client.get("/admin/machines").get_data(as_text=True)
+    assert f'data-machine="{mine}"' in page and "neutron" in page
+    assert 'id="sessions-free">8 of 8' in page
