@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
+from cvmfs.registry import RegistryError, load_registry
 
 _DIRECTORY = click.Path(file_okay=False, path_type=Path)
 
@@ -30,12 +31,20 @@ def catalogue_group() -> None:
 
 @catalogue_group.command("check")
 @click.argument("directory", required=False, type=_DIRECTORY)
-def check(directory: Path | None) -> None:
+@click.option("--cvmfs-registry", "registry", envvar="DAAAS_CVMFS_REGISTRY",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="CVMFS registry the repositories must be in (default: the shipped one; "
+                   "env DAAAS_CVMFS_REGISTRY).")
+def check(directory: Path | None, registry: Path | None) -> None:
     """Check every environment file in DIRECTORY (default: the shipped catalogue).
 
     Prints one line per problem and a summary; exits with 1 if there is any problem.
     """
-    catalogue = load_catalogue(directory or _default_directory())
+    try:
+        repositories = load_registry(registry or None).repositories
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    catalogue = load_catalogue(directory or _default_directory(), repositories=repositories)
     for problem in catalogue.problems:
         click.echo(str(problem))
     valid = len(catalogue.environments) + len(catalogue.abstract)

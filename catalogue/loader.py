@@ -12,7 +12,7 @@ stops the others from loading.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +32,20 @@ DEFAULT_DIRECTORY = PACKAGE_DIRECTORY / "environments"
 ICONS_DIRECTORY = PACKAGE_DIRECTORY / "icons"
 
 
-def load_catalogue(directory: Path, icons: Sequence[Path] | None = None) -> Catalogue:
+def load_catalogue(directory: Path, icons: Sequence[Path] | None = None,
+                   repositories: Collection[str] | None = None) -> Catalogue:
     """Return the catalogue in ``directory``; never raises for bad or missing files.
 
     Every problem, a missing folder included, is in the result's ``problems``. An entry's
-    ``icon`` must be in one of the ``icons`` folders (default: :func:`icon_folders`).
+    ``icon`` must be in one of the ``icons`` folders (default: :func:`icon_folders`), and its
+    CVMFS repositories among ``repositories`` when given (the site's CVMFS registry, see
+    :mod:`cvmfs.registry`; None accepts any repository).
     """
     directory = Path(directory)
     report = Report(directory)
     entries = read_folder(directory, report)
     folders = icon_folders(directory) if icons is None else [Path(f) for f in icons]
-    valid = Resolver(entries, report, folders).resolve_all()
+    valid = Resolver(entries, report, folders, repositories).resolve_all()
     return Catalogue.build(directory, valid, report.invalid(), report.problems())
 
 

@@ -8,6 +8,7 @@ child of an invalid parent (or of a member of a cycle) is invalid too.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,12 @@ Raw = dict[str, Any]
 class Resolver:
     """Resolves the entries read from one folder into valid environments."""
 
-    def __init__(self, entries: dict[str, Raw | None], report: Report, icons: list[Path]) -> None:
-        """Take the entries (None if unreadable), the report and the icon folders, in order."""
+    def __init__(self, entries: dict[str, Raw | None], report: Report, icons: list[Path],
+                 repositories: Collection[str] | None = None) -> None:
+        """Take the entries (None if unreadable), the report, the icon folders in order, and
+        the CVMFS repositories the site offers (None: any repository is accepted)."""
         self.entries, self.report, self.icons = entries, report, icons
+        self.repositories = None if repositories is None else frozenset(repositories)
         self.resolved: dict[str, Raw | None] = {}
         self.valid: list[Environment] = []
 
@@ -94,9 +98,18 @@ class Resolver:
         except ValidationError as error:
             self.report.add_issues(entry, from_validation_error(error, merged, Environment))
             return None
-        issues = environment.consistency_issues() + self._icon_issues(environment)
+        issues = (environment.consistency_issues() + self._icon_issues(environment)
+                  + self._repository_issues(environment))
         self.report.add_issues(entry, issues)
         return environment
+
+    def _repository_issues(self, environment: Environment) -> list[Issue]:
+        if self.repositories is None:
+            return []
+        known = ", ".join(sorted(self.repositories)) or "none"
+        return [(f"cvmfs_repositories[{name}]", f"expected a repository of the site's CVMFS "
+                 f"registry ({known}); add it to the registry or remove it (got {name!r})")
+                for name in environment.cvmfs_repositories if name not in self.repositories]
 
     def _icon_issues(self, environment: Environment) -> list[Issue]:
         if any((folder / environment.icon).is_file() for folder in self.icons):

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from cvmfs.settings import (
     CONFIG_D,
     DEFAULT_LOCAL,
+    DOMAIN_D,
     KEYS_ROOT,
     CvmfsClientSettings,
     repository_domain,
@@ -35,17 +36,26 @@ _TEMPLATES = Environment(
 def client_files(
     settings: CvmfsClientSettings, repositories: Sequence[str]
 ) -> list[tuple[str, str]]:
-    """Return ``(path, content)`` for default.local, each repository's config and the keys.
+    """Return ``(path, content)`` for every file the CVMFS client needs.
 
-    Nothing is returned for an empty repository list. Raises ValueError for an invalid
-    repository name.
+    Following the CVMFS documentation's layout for local configuration: ``default.local``
+    (repositories, proxy chain, cache), ``domain.d/<domain>.local`` per domain (Stratum-1
+    servers, keys folder), ``config.d/<repository>.local`` only for a repository whose servers
+    differ from its domain's, and the public keys under ``keys/<domain>/``. Nothing is returned
+    for an empty repository list. Raises ValueError for an invalid repository name.
     """
     if not repositories:
         return []
     files = [(DEFAULT_LOCAL, _default_local(settings, repositories))]
-    for repository in repositories:
-        files.append((f"{CONFIG_D}/{repository}.conf", _repository_conf(settings, repository)))
     domains = dict.fromkeys(repository_domain(repository) for repository in repositories)
+    for domain in domains:
+        files.append((f"{DOMAIN_D}/{domain}.local",
+                      _scoped_conf(domain, settings.server_urls.get(domain, ()), domain)))
+    for repository in repositories:
+        own = settings.server_urls.get(repository)
+        if own or not settings.server_urls.get(repository_domain(repository)):
+            files.append((f"{CONFIG_D}/{repository}.local",
+                          _scoped_conf(repository, own or (), repository_domain(repository))))
     for domain in domains:
         for name, pem in sorted(public_keys(settings, domain).items()):
             files.append((f"{KEYS_ROOT}/{domain}/{name}", pem.strip() + "\n"))
@@ -72,10 +82,10 @@ def _default_local(settings: CvmfsClientSettings, repositories: Sequence[str]) -
     )
 
 
-def _repository_conf(settings: CvmfsClientSettings, repository: str) -> str:
-    urls = settings.urls_for(repository)
+def _scoped_conf(scope: str, urls: Sequence[str], keys_domain: str) -> str:
+    """The settings of one domain or repository: its servers and where its keys are."""
     return _TEMPLATES.get_template("repository.conf.j2").render(
-        repository=repository,
+        scope=scope,
         server_url=shlex.quote(";".join(urls)) if urls else "",
-        keys_dir=shlex.quote(f"{KEYS_ROOT}/{repository_domain(repository)}"),
+        keys_dir=shlex.quote(f"{KEYS_ROOT}/{keys_domain}"),
     )

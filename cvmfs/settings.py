@@ -15,6 +15,7 @@ DEFAULT_QUOTA_LIMIT_MB = 10000
 DEFAULT_CACHE_BASE = "/var/lib/cvmfs"
 KEYS_ROOT = "/etc/cvmfs/keys"
 CONFIG_D = "/etc/cvmfs/config.d"
+DOMAIN_D = "/etc/cvmfs/domain.d"
 DEFAULT_LOCAL = "/etc/cvmfs/default.local"
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"

@@ -278,7 +278,7 @@ def test_cvmfs_client_configuration() -> None:
     assert "CVMFS_REPOSITORIES=ccp4.example.org" in local
     assert "CVMFS_HTTP_PROXY='http://squid.example.org:3128;DIRECT'" in local
     assert "CVMFS_QUOTA_LIMIT=20000" in local
-    repo = files["/etc/cvmfs/config.d/ccp4.example.org.conf"]["content"].splitlines()
+    repo = files["/etc/cvmfs/domain.d/example.org.local"]["content"].splitlines()
     assert "CVMFS_SERVER_URL=http://s1.example.org/cvmfs/@fqrn@" in repo
     assert "CVMFS_KEYS_DIR=/etc/cvmfs/keys/example.org" in repo
     assert files["/etc/cvmfs/keys/example.org/example.org.pub"]["content"] == PEM + "\n"
