@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalogue import Catalogue
 from portal.auth.backends import IdentityBackend
 from portal.config import Settings
+from portal.experiments.backends import ExperimentBackend
 from portal.providers import Provider
 
 EXTENSION_KEY = "daaas"
@@ -26,6 +27,7 @@ class Runtime:
     catalogue: Catalogue
     identity: IdentityBackend
     provider: Provider
+    experiments: ExperimentBackend
 
 
 def runtime(app: Flask | None = None) -> Runtime:

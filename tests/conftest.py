@@ -53,13 +53,16 @@ def postgres_admin_url() -> str | None:
     return None
 
 
-def _migrate_with_demo_users(url: str) -> None:
+def _migrate_with_demo_users(url: str, var_dir: Path) -> None:
     from portal.config import load_settings
+    from portal.experiments.demo import create_demo_experiments
 
     engine = make_engine(url)
     upgrade(engine)
+    settings = load_settings({"database_url": url, "var_dir": str(var_dir)}, environ={})
     with unit_of_work(make_session_factory(engine)) as session:
-        create_demo_users(session, load_settings({"database_url": url}, environ={}))
+        create_demo_users(session, settings)
+        create_demo_experiments(session, settings)
     engine.dispose()
 
 
@@ -67,19 +70,19 @@ def _migrate_with_demo_users(url: str) -> None:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file with the demo users, copied for each test."""
     path = tmp_path_factory.mktemp("template") / "template.sqlite"
-    _migrate_with_demo_users(f"sqlite:///{path}")
+    _migrate_with_demo_users(f"sqlite:///{path}", path.parent / "var")
     return path
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated PostgreSQL database with the demo users, used as CREATE DATABASE template."""
     admin_url = postgres_admin_url()
     assert admin_url
     name = f"daaas_template_{uuid.uuid4().hex[:8]}"
     _create_database(admin_url, name)
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    _migrate_with_demo_users(url)
+    _migrate_with_demo_users(url, tmp_path_factory.mktemp("pg-template") / "var")
     yield name
     _drop_database(admin_url, name)
 

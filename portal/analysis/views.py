@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from catalogue.loader import icon_folders
 from portal.analysis.service import visible_environments
 from portal.auth.current import current_user, require_user
+from portal.experiments.service import launch_choices_by_environment
 from portal.runtime import runtime
 
 blueprint = Blueprint("analysis", __name__)
@@ -26,9 +27,11 @@ def home() -> Response:
 @blueprint.get("/analysis")
 def index() -> str:
     """Show the environments the user may launch."""
-    user = require_user()
-    environments = visible_environments(runtime().catalogue, user)
-    return render_template("analysis/index.html", environments=environments)
+    user, rt = require_user(), runtime()
+    environments = visible_environments(rt.catalogue, user)
+    choices = launch_choices_by_environment(rt.experiments, user, environments)
+    return render_template("analysis/index.html", environments=environments,
+                           experiment_choices=choices)
 
 
 @blueprint.get("/catalogue/icons/<path:filename>")

@@ -8,6 +8,7 @@ from flask import Blueprint, request
 
 from portal.auth.current import require_user
 from portal.errors import InvalidInput
+from portal.experiments.binding import experiment_for_launch
 from portal.lifecycle import db
 from portal.machines import service
 from portal.machines.serialize import machine_json
@@ -21,14 +22,15 @@ def launch() -> tuple[dict[str, Any], int]:
     """Ask for a machine; 202 with the machine in 'requested'."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("environment"), str):
-        raise InvalidInput('Send JSON like {"environment": "ccp4", "flavor": "m1.large"}; '
-                           "the flavor is optional.")
+        raise InvalidInput('Send JSON like {"environment": "ccp4", "flavor": "m1.large", '
+                           '"experiment": 12}; flavor and experiment are optional.')
     flavor = body.get("flavor")
     if flavor is not None and not isinstance(flavor, str):
         raise InvalidInput("'flavor' must be a string naming one of the environment's flavors.")
-    rt = runtime()
-    machine = service.request_launch(db(), rt.settings, rt.catalogue, require_user(),
-                                     body["environment"], flavor)
+    rt, user = runtime(), require_user()
+    experiment = experiment_for_launch(rt, user, body["environment"], body.get("experiment"))
+    machine = service.request_launch(db(), rt.settings, rt.catalogue, user,
+                                     body["environment"], flavor, experiment=experiment)
     return machine_json(machine, with_events=True), 202
 
 

@@ -26,6 +26,9 @@ MACHINE = {
                                   ("queue", "provision", "contextualise", "total_to_ready")}},
         "links": {"type": "object", "properties": {
             "page": {"type": "string"}, "desktop": {"type": "string"}, "rdp": {"type": "string"}}},
+        "experiment": {"type": ["object", "null"], "properties": {
+            "id": {"type": "integer"}, "visit_id": {"type": "string"},
+            "title": {"type": "string"}, "data_path": {"type": "string"}}},
         "events": {"type": "array", "items": {"type": "object",
                                               "required": ["from", "to", "at", "message"]}},
     },
@@ -39,7 +42,8 @@ SCHEMAS: dict[str, Any] = {
                         "total": {"type": "integer"}, "limit": {"type": "integer"},
                         "offset": {"type": "integer"}}},
     "LaunchRequest": {"type": "object", "required": ["environment"], "properties": {
-        "environment": {"type": "string"}, "flavor": {"type": "string"}}},
+        "environment": {"type": "string"}, "flavor": {"type": "string"},
+        "experiment": {"type": "integer", "description": "Bind to this investigation"}}},
 }
 
 

@@ -18,6 +18,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from contextualisation import ContextualisationError
+from portal.config import Settings
+from portal.context import service as context
 from portal.db import utcnow
 from portal.machines.models import Machine
 from portal.machines.secrets import vnc_password
@@ -54,12 +57,19 @@ class Reconciler:
 
     def __init__(self, session_factory: sessionmaker[Session], provider: Provider, *,
                  secret_key: str, ready_timeout_seconds: float,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, settings: Settings | None = None) -> None:
+        """``settings`` (where VMs reach the portal) is needed by a cloud-init provider only.
+
+        Raises ValueError when the provider uses cloud-init and no settings are given.
+        """
+        if provider.uses_cloud_init and settings is None:
+            raise ValueError(f"the {provider.name} provider uses cloud-init: pass the settings")
         self.session_factory = session_factory
         self.provider = provider
         self.secret_key = secret_key
         self.ready_timeout = ready_timeout_seconds
         self.clock = clock
+        self.settings = settings
 
     def adopt(self) -> set[str]:
         """At start-up: keep provider machines the database expects, remove all others.
@@ -115,7 +125,10 @@ class Reconciler:
 
     def _launch(self, db: Session, machine: Machine) -> bool:
         try:
-            self.provider.launch(self._spec(machine))
+            self.provider.launch(self._spec(machine, self._user_data(db, machine)))
+        except ContextualisationError as exc:  # the session cannot be described for cloud-init
+            self._fail(db, machine, exc.user_message, exc.log_message)
+            return False
         except MissingSystemPackages as exc:
             self._fail(db, machine, exc.user_message, exc.log_message)
             return False
@@ -129,11 +142,18 @@ class Reconciler:
                                                     "provider")
         return True
 
-    def _spec(self, machine: Machine) -> LaunchSpec:
+    def _user_data(self, db: Session, machine: Machine) -> bytes | None:
+        """Mint the bootstrap token and render user-data, for a cloud-init provider only."""
+        if not self.provider.uses_cloud_init or self.settings is None:
+            return None
+        return context.launch_user_data(db, self.settings, self.secret_key, machine, self.clock())
+
+    def _spec(self, machine: Machine, user_data: bytes | None = None) -> LaunchSpec:
         user = machine.user
         return LaunchSpec(machine_id=machine.id, username=user.username, uid=user.uid,
                           gid=user.gid, environment=dict(machine.environment),
-                          vnc_password=vnc_password(self.secret_key, machine.id))
+                          vnc_password=vnc_password(self.secret_key, machine.id),
+                          user_data=user_data)
 
     def _poll(self, report: CycleReport) -> None:
         ids = self._ids(POLLED)
@@ -160,9 +180,19 @@ class Reconciler:
                 and state is State.PROVISIONING:
             transition(db, machine, State.CONTEXTUALISING, "machine is up; setting it up")
             state = State.CONTEXTUALISING
-        if status.state is ProviderState.READY and state is State.CONTEXTUALISING:
+        if state is State.CONTEXTUALISING and self.provider.uses_cloud_init:
+            self._apply_vm_report(db, machine)
+        elif status.state is ProviderState.READY and state is State.CONTEXTUALISING:
             transition(db, machine, State.READY, "desktop is ready")
         return machine.state != before.value
+
+    def _apply_vm_report(self, db: Session, machine: Machine) -> None:
+        """Move a contextualising machine on by what its bootstrap agent reported, if anything."""
+        report = context.vm_report(db, machine.id)
+        if report is not None and report.status == "ready":
+            transition(db, machine, State.READY, "the machine reported it is set up")
+        elif report is not None:
+            self._fail(db, machine, report.user_message, f"{machine.id} reported: {report.reason}")
 
     def _time_out(self, report: CycleReport) -> None:
         deadline = self.clock().timestamp() - self.ready_timeout

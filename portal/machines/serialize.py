@@ -24,6 +24,7 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "state_changed_at": machine.state_changed_at.isoformat(),
         "expires_at": machine.expires_at.isoformat(),
         "phases": phase_timings(machine).as_dict(),
+        "experiment": machine.experiment,
         "links": {"page": url_for("machines.page", machine_id=machine.id),
                   "desktop": url_for("access.desktop", machine_id=machine.id),
                   "rdp": url_for("access.rdp", machine_id=machine.id)},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -44,10 +45,13 @@ def transition(db: Session, machine: Machine, target: State, message: str = "") 
 
 
 def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
-                   environment_name: str, flavor: str | None = None) -> Machine:
+                   environment_name: str, flavor: str | None = None, *,
+                   experiment: dict[str, Any] | None = None) -> Machine:
     """Record the user's wish for a machine of this environment; returns it in 'requested'.
 
-    The reconciler does the rest. Raises NotFound for an environment the user may not use,
+    ``experiment`` is the investigation the session is bound to (already checked by
+    :func:`portal.experiments.service.check_binding`), recorded with the machine. The
+    reconciler does the rest. Raises NotFound for an environment the user may not use,
     InvalidInput for a flavor the environment does not allow, and Conflict when the user
     already has as many machines as the site allows.
     """
@@ -58,10 +62,14 @@ def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: 
     machine = Machine(id=uuid.uuid4().hex, user=user, environment_name=env.name,
                       environment=env.to_dict(), flavor=chosen, provider=settings.provider,
                       state=State.REQUESTED.value, created_at=now, state_changed_at=now,
-                      expires_at=now + timedelta(hours=env.limits.max_lifetime_hours))
+                      expires_at=now + timedelta(hours=env.limits.max_lifetime_hours),
+                      experiment_id=experiment["id"] if experiment else None,
+                      experiment=experiment)
     db.add(machine)
     db.add(MachineEvent(machine_id=machine.id, from_state=None, to_state=State.REQUESTED.value,
-                        message=f"{user.username} asked for {env.title} ({chosen})", at=now))
+                        message=f"{user.username} asked for {env.title} ({chosen})"
+                        + (f" for experiment {experiment['visit_id']}" if experiment else ""),
+                        at=now))
     db.flush()
     return machine
 

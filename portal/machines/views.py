@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 
 from portal.access.rdp import rdp_unavailable_reason
 from portal.auth.current import require_user
+from portal.experiments.binding import experiment_for_launch
 from portal.lifecycle import db
 from portal.machines import service
 from portal.machines.models import Machine
@@ -21,10 +22,11 @@ blueprint = Blueprint("machines", __name__)
 @blueprint.post("/machines")
 def launch() -> Response:
     """Record a launch request from an Analysis card, then show the machine."""
-    rt = runtime()
-    machine = service.request_launch(db(), rt.settings, rt.catalogue, require_user(),
-                                     request.form.get("environment", ""),
-                                     request.form.get("flavor") or None)
+    rt, user = runtime(), require_user()
+    environment = request.form.get("environment", "")
+    experiment = experiment_for_launch(rt, user, environment, request.form.get("experiment"))
+    machine = service.request_launch(db(), rt.settings, rt.catalogue, user, environment,
+                                     request.form.get("flavor") or None, experiment=experiment)
     return redirect(url_for("machines.page", machine_id=machine.id), code=303)
 
 

@@ -19,7 +19,8 @@ def make_reconciler(runtime: Runtime) -> Reconciler:
     factory = worker_session_factory(settings.effective_database_url)
     return Reconciler(factory, runtime.provider,
                       secret_key=resolve_secret_key(settings),
-                      ready_timeout_seconds=settings.machine_ready_timeout_seconds)
+                      ready_timeout_seconds=settings.machine_ready_timeout_seconds,
+                      settings=settings)
 
 
 class WorkerThread(threading.Thread):

@@ -1,0 +1,84 @@
+"""Demo experiments for the embedded mode: two facilities, a few instruments and
+investigations for the demo users, whose datasets are real (small) files under var/."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.config import Settings
+from portal.db import utcnow
+from portal.experiments.importer import import_experiments, parse
+from portal.experiments.models import Investigation
+
+FACILITIES = [
+    {"name": "DLS", "full_name": "Diamond Light Source", "instruments": [
+        {"name": "I03", "full_name": "I03: macromolecular crystallography"},
+        {"name": "I04", "full_name": "I04: microfocus MX"},
+        {"name": "I12", "full_name": "I12: JEEP, joint engineering, environmental and processing"},
+    ]},
+    {"name": "ISIS", "full_name": "ISIS Neutron and Muon Source", "instruments": [
+        {"name": "WISH", "full_name": "WISH: long-wavelength diffractometer"},
+        {"name": "MARI", "full_name": "MARI: direct geometry spectrometer"},
+    ]},
+]
+USERS = [{"name": "scientist", "full_name": "Dr Ada Crystal"},
+         {"name": "neutron", "full_name": "Dr Ben Neutron"},
+         {"name": "admin", "full_name": "Facility Admin"}]
+
+
+def _investigations(now: datetime) -> list[dict[str, Any]]:
+    day = timedelta(days=1)
+    return [
+        {"facility": "DLS", "name": "MX31850", "visit_id": "MX31850-12", "instruments": ["I03"],
+         "title": "Ligand soaks of a bacterial membrane transporter",
+         "start_date": now - 2 * day, "end_date": now + 5 * day,
+         "users": [{"name": "scientist", "role": "principal_experimenter"}],
+         "datasets": [("xtal1", "xtal1_{:04d}.cbf", 4), ("xtal2", "xtal2_{:04d}.cbf", 3)]},
+        {"facility": "DLS", "name": "MG30512", "visit_id": "MG30512-3", "instruments": ["I12"],
+         "title": "In-situ tomography of battery electrodes during cycling",
+         "start_date": now - 60 * day, "end_date": now - 55 * day,
+         "users": [{"name": "scientist", "role": "experimenter"}],
+         "datasets": [("scan_102345", "projections_{:03d}.tif", 3)]},
+        {"facility": "ISIS", "name": "RB2410357", "visit_id": "RB2410357-1",
+         "instruments": ["WISH"], "title": "Magnetic order in a frustrated kagome lattice",
+         "start_date": now - day, "end_date": now + 2 * day,
+         "users": [{"name": "neutron", "role": "principal_experimenter"}],
+         "datasets": [("run_51234", "WISH000{:05d}.nxs", 3)]},
+        {"facility": "ISIS", "name": "RB2410999", "visit_id": "RB2410999-1",
+         "instruments": ["MARI"], "title": "Crystal-field excitations in a rare-earth magnet",
+         "start_date": now + 20 * day, "end_date": now + 23 * day,
+         "users": [{"name": "neutron", "role": "experimenter"}], "datasets": []},
+    ]
+
+
+def create_demo_experiments(db: Session, settings: Settings) -> int:
+    """Import the demo experiments if there are none, writing their files; returns how many."""
+    if db.scalar(select(func.count(Investigation.id))):
+        return 0
+    root = settings.var_path / "experiments"
+    investigations = []
+    for item in _investigations(utcnow()):
+        datasets = [_write_dataset(root, item, *spec) for spec in item.pop("datasets")]
+        investigations.append({**item, "datasets": datasets})
+    content = parse({"facilities": FACILITIES, "users": USERS, "investigations": investigations,
+                     "instrument_scientists": [
+                         {"facility": "DLS", "instrument": "I03", "user": "admin"}]}, "demo")
+    return import_experiments(db, content)["investigations"]
+
+
+def _write_dataset(root: Path, item: dict[str, Any], name: str, pattern: str,
+                   count: int) -> dict[str, Any]:
+    year = item["start_date"].year
+    folder = root / item["instruments"][0].lower() / str(year) / item["visit_id"] / name
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for number in range(1, count + 1):
+        path = folder / pattern.format(number)
+        path.write_text(f"# demo data: {item['visit_id']} {name} frame {number}\n" * 32)
+        files.append({"name": path.name, "size": path.stat().st_size})
+    return {"name": name, "location": str(folder), "files": files}

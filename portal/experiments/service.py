@@ -1,0 +1,79 @@
+"""Experiment rules: what a user may pick at launch, binding, and provenance."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalogue import Environment
+from portal.auth.models import User
+from portal.errors import Forbidden, InvalidInput
+from portal.experiments.backends import ExperimentBackend, InvestigationInfo
+from portal.machines.models import Machine
+
+
+def serves(env: Environment, investigation: InvestigationInfo) -> bool:
+    """Return True when the environment serves one of the investigation's instruments
+    (an environment restricted to no instrument serves all)."""
+    wanted = set(env.access.instruments)
+    return not wanted or bool(wanted & set(investigation.instruments))
+
+
+def launch_choices(backend: ExperimentBackend, user: User,
+                   env: Environment) -> list[InvestigationInfo]:
+    """Return the user's investigations this environment serves, current ones first."""
+    return [i for i in backend.investigations_for(user.username) if serves(env, i)]
+
+
+def launch_choices_by_environment(backend: ExperimentBackend, user: User,
+                                  environments: list[Environment]
+                                  ) -> dict[str, list[InvestigationInfo]]:
+    """Return, per environment name, the user's investigations it serves (one backend call)."""
+    mine = backend.investigations_for(user.username)
+    return {env.name: [i for i in mine if serves(env, i)] for env in environments}
+
+
+def check_binding(backend: ExperimentBackend, user: User, env: Environment,
+                  investigation_id: int) -> InvestigationInfo:
+    """Return the investigation if ``user`` may bind a machine of ``env`` to it.
+
+    Raises NotFound for an unknown investigation, Forbidden when the user is neither a member
+    nor an instrument scientist of it, and InvalidInput when the environment does not serve its
+    instruments.
+    """
+    investigation = backend.get(investigation_id)
+    if not backend.may_use(user.username, investigation_id):
+        raise Forbidden(f"You are not a member of experiment {investigation.visit_id}, so you "
+                        "cannot use its data. Ask its principal investigator to add you.")
+    if not serves(env, investigation):
+        raise InvalidInput(f"{env.title} does not serve {', '.join(investigation.instruments)}"
+                           f" (experiment {investigation.visit_id}); choose an environment for "
+                           "that instrument.")
+    return investigation
+
+
+def sessions_of(db: Session, investigation_id: int) -> list[Machine]:
+    """Return every machine that used the investigation, newest first (provenance)."""
+    query = (select(Machine).where(Machine.experiment_id == investigation_id)
+             .order_by(Machine.created_at.desc()))
+    return list(db.scalars(query))
+
+
+def snapshot(investigation: InvestigationInfo, data_path_template: str) -> dict[str, object]:
+    """Return what a machine records of its experiment (kept even if the catalogue changes)."""
+    return {"id": investigation.id, "facility": investigation.facility,
+            "name": investigation.name, "visit_id": investigation.visit_id,
+            "title": investigation.title, "instruments": list(investigation.instruments),
+            "data_path": investigation.data_path(data_path_template)}
+
+
+def visible_investigation(backend: ExperimentBackend, user: User,
+                          investigation_id: int) -> InvestigationInfo:
+    """Return the investigation if the user is a member, instrument scientist or admin.
+
+    Raises NotFound for an unknown one and Forbidden for anyone else.
+    """
+    investigation = backend.get(investigation_id)
+    if not user.is_admin and not backend.may_use(user.username, investigation_id):
+        raise Forbidden(f"You are not a member of experiment {investigation.visit_id}.")
+    return investigation
