@@ -17,7 +17,8 @@ setup(
     ),
     include_package_data=True,
     package_data={
-        "portal": ["templates/**/*", "static/**/*", "migrations/*", "migrations/**/*"],
+        "portal": ["templates/**/*", "static/**/*", "migrations/*", "migrations/**/*",
+                   "hpc/job_templates/*.yaml"],
         "catalogue": ["environments/*.yaml", "icons/*", "*.md"],
         "contextualisation": ["templates/*", "agent/*", "*.md"],
         "cvmfs": ["templates/*", "keys/*"],

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-from catalogue import load_catalogue
 from portal import lifecycle
+from portal.analysis.service import load_site_catalogue
 from portal.auth import csrf
 from portal.auth.backends import make_identity_backend
 from portal.auth.current import current_user
 from portal.config import ConfigError, Settings, load_settings, resolve_secret_key
 from portal.db import make_engine, make_session_factory
+from portal.experiments.backends import EmbeddedExperiments
 from portal.migrate import is_current
 from portal.providers import ProviderError
 from portal.providers.factory import provider_from_settings
@@ -52,16 +52,17 @@ def _build_runtime(settings: Settings) -> Runtime:
     if not is_current(engine):
         raise ConfigError(f"The database at {engine.url.render_as_string(hide_password=True)} "
                           "is not at the newest schema. Run `daaas db upgrade` first.")
-    catalogue = load_catalogue(Path(settings.catalogue_dir))
+    catalogue = load_site_catalogue(settings)
     for problem in catalogue.problems:
         log.warning("catalogue: %s", problem)
     try:
         provider = provider_from_settings(settings)
     except ProviderError as exc:
         raise ConfigError(f"Configuration key 'provider': {exc.user_message}") from None
-    return Runtime(settings=settings, engine=engine,
-                   session_factory=make_session_factory(engine), catalogue=catalogue,
-                   identity=make_identity_backend(settings), provider=provider)
+    factory = make_session_factory(engine)
+    return Runtime(settings=settings, engine=engine, session_factory=factory,
+                   catalogue=catalogue, identity=make_identity_backend(settings),
+                   provider=provider, experiments=EmbeddedExperiments(factory))
 
 
 def _register(app: Flask) -> None:
@@ -71,10 +72,17 @@ def _register(app: Flask) -> None:
     from portal.analysis.views import blueprint as analysis
     from portal.api.views import blueprint as api
     from portal.auth.views import blueprint as auth
+    from portal.context.api import blueprint as context_api
+    from portal.experiments.views import api as experiments_api
+    from portal.experiments.views import blueprint as experiments
+    from portal.hpc.api import blueprint as hpc_api
+    from portal.hpc.views import blueprint as hpc
     from portal.machines.api import blueprint as machines_api
     from portal.machines.views import blueprint as machines
 
-    for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api):
+    for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api,
+                      experiments, experiments_api,
+                      context_api, hpc, hpc_api):
         app.register_blueprint(blueprint)
     lifecycle.install(app)
     csrf.install(app)

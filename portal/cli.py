@@ -19,6 +19,7 @@ from portal.config import ConfigError, Settings, load_settings
 from portal.db import make_engine, make_session_factory, unit_of_work
 from portal.demo import DEMO_USERS, create_demo_users
 from portal.errors import PortalError
+from portal.experiments.demo import create_demo_experiments
 
 
 def _settings() -> Settings:
@@ -56,6 +57,8 @@ def serve(host: str | None, port: int | None) -> None:
     migrate.upgrade(make_engine(settings.effective_database_url))
     with unit_of_work(_factory(settings)) as db:
         created = create_demo_users(db, settings) if settings.demo_data else []
+        if created:
+            create_demo_experiments(db, settings)
     override = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     app = _create_app(create_app, override)
     host, port = host or settings.host, port or settings.port
@@ -237,4 +240,11 @@ def _attach_catalogue() -> None:
     main.add_command(catalogue_group)
 
 
+def _attach_context() -> None:
+    from portal.context.cli import context_group
+
+    main.add_command(context_group)
+
+
 _attach_catalogue()
+_attach_context()

@@ -14,9 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CATALOGUE_DIR = str(Path(__file__).resolve().parent.parent / "catalogue" / "environments")
+DEFAULT_JOB_TEMPLATES_DIR = str(Path(__file__).resolve().parent / "hpc" / "job_templates")
 SECRET_KEYS = {"secret_key", "database_url"}
 ENV_PREFIX = "DAAAS_"
 
@@ -37,7 +38,18 @@ class Settings(BaseModel):
     port: int = Field(8080, ge=1, le=65535, description="Port the portal listens on.")
     public_url: str = Field("", description="URL users reach the portal at; empty: from host/port.")
     catalogue_dir: str = Field(DEFAULT_CATALOGUE_DIR, description="Folder of environment YAML.")
-    identity_backend: Literal["local"] = Field("local", description="Who checks passwords.")
+    cvmfs_registry: str = Field("", description="CVMFS registry YAML; empty: the shipped one.")
+    cvmfs_http_proxy: str = Field("DIRECT", description="CVMFS_HTTP_PROXY for machines.")
+    cvmfs_quota_mb: int = Field(10000, ge=1000, description="CVMFS cache size on machines.")
+    bootstrap_token_ttl_minutes: int = Field(120, ge=5, description="VM bootstrap token life.")
+    experiment_data_path_template: str = Field(
+        "/data/{instrument}/{year}/{visit_id}",
+        description="Where an experiment's data is when its datasets name no location.")
+    identity_backend: Literal["local", "keystone"] = Field(
+        "local", description="Who checks passwords: local accounts or Keystone.")
+    keystone_url: str = Field("", description="Keystone v3 URL for keystone sign-in.")
+    keystone_user_domain: str = Field("Default", description="Keystone domain of users.")
+    keystone_admin_role: str = Field("daaas-admin", description="Keystone role = portal admin.")
     session_cookie_secure: bool = Field(False, description="Cookie over HTTPS only.")
     session_lifetime_minutes: int = Field(480, ge=5, description="Sign-in lasts this long.")
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per window.")
@@ -59,6 +71,44 @@ class Settings(BaseModel):
     novnc_dir: str = Field("/usr/share/novnc", description="Installed noVNC (Debian novnc).")
     access_token_ttl_seconds: int = Field(60, ge=5, le=600, description="Desktop token life.")
     rdp_gateway: str = Field("", description="RD Gateway host for .rdp files; empty: none.")
+    openstack_cloud: str = Field("", description="clouds.yaml cloud name (openstack provider).")
+    openstack_network: str = Field("auto", description="Network name/id, or auto or none.")
+    openstack_security_groups: str = Field("", description="Comma-separated security groups.")
+    openstack_access_mode: Literal["direct", "floating", "proxy"] = Field(
+        "direct", description="How the access proxies reach a VM.")
+    openstack_floating_network: str = Field("", description="External network for floating IPs.")
+    openstack_key_name: str = Field("", description="Nova key pair for admin ssh; empty: none.")
+    openstack_gpu_resource_class: str = Field("VGPU", description="Placement class of a GPU.")
+    openstack_gpu_static_free: int = Field(-1, ge=-1, description="GPUs free if Placement "
+                                           "is unreadable; -1: unknown.")
+    openstack_server_tag: str = Field("daaas", description="Nova tag on the portal's servers.")
+
+    hpc_slurmrestd_url: str = Field("", description="slurmrestd URL; empty: no HPC cluster.")
+    hpc_api_version: Literal["v0.0.38"] = Field("v0.0.38", description="slurmrestd API path.")
+    hpc_cluster: str = Field("hpc", description="HPC cluster name shown to users and machines.")
+    hpc_jwt_key_file: str = Field("", description="Slurm's jwt_key; signs per-user tokens.")
+    hpc_token_lifetime_seconds: int = Field(300, ge=30, le=3600, description="Portal JWT life.")
+    hpc_machine_token_hours: int = Field(24, ge=0, le=720, description="Machine JWT life; 0: none.")
+    hpc_timeout_seconds: float = Field(20.0, gt=0, description="slurmrestd request timeout.")
+    hpc_partitions: str = Field("", description="Partitions offered by default; empty: any.")
+    hpc_work_dir: str = Field("/home/{username}", description="Where portal jobs run and write.")
+    hpc_slurmctld_host: str = Field("", description="host[:port] for configless Slurm clients.")
+    hpc_job_templates_dir: str = Field(DEFAULT_JOB_TEMPLATES_DIR, description="Job templates.")
+
+    @field_validator("hpc_partitions")
+    @classmethod
+    def _hpc_partitions(cls, value: str) -> str:
+        from portal.hpc.site import parse_partitions
+
+        parse_partitions(value)
+        return value
+
+    @field_validator("hpc_work_dir")
+    @classmethod
+    def _hpc_work_dir(cls, value: str) -> str:
+        from portal.hpc.site import check_work_dir
+
+        return check_work_dir(value)
 
     @property
     def var_path(self) -> Path:

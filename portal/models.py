@@ -1,7 +1,11 @@
 """Imports every domain's models so that Alembic and create_all see the whole schema."""
 
+import portal.experiments.models  # noqa: F401  (the ICAT-core tables)
 from portal.auth.models import ApiToken, SignInAttempt, User
+from portal.context.models import MachineContext
 from portal.db import Base
+from portal.hpc.models import HpcJob
 from portal.machines.models import AccessToken, Machine, MachineEvent
 
-__all__ = ["AccessToken", "ApiToken", "Base", "Machine", "MachineEvent", "SignInAttempt", "User"]
+__all__ = ["AccessToken", "ApiToken", "Base", "HpcJob", "Machine", "MachineContext",
+           "MachineEvent", "SignInAttempt", "User"]

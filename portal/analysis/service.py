@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from catalogue import Catalogue, Environment
+from pathlib import Path
+
+from catalogue import Catalogue, Environment, load_catalogue
+from cvmfs.registry import RegistryError, load_registry
 from portal.auth.models import User
+from portal.config import ConfigError, Settings
 from portal.errors import NotFound
+
+
+def load_site_catalogue(settings: Settings) -> Catalogue:
+    """Return the site's catalogue, entries checked against the site's CVMFS registry.
+
+    A broken entry is in the result's problems, never raised. Raises ConfigError naming the
+    setting when the CVMFS registry itself cannot be read.
+    """
+    try:
+        registry = load_registry(Path(settings.cvmfs_registry) if settings.cvmfs_registry
+                                 else None)
+    except RegistryError as exc:
+        raise ConfigError(f"Configuration key 'cvmfs_registry': {exc}") from None
+    return load_catalogue(Path(settings.catalogue_dir), repositories=registry.repositories)
 
 
 def visible_environments(catalogue: Catalogue, user: User) -> list[Environment]:

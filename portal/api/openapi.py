@@ -103,10 +103,14 @@ PATHS: dict[str, Any] = {
 def openapi_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document describing every /api/v1 route."""
     from portal.access import openapi as access
+    from portal.context import openapi as context
+    from portal.experiments import openapi as experiments
+    from portal.hpc import openapi as hpc
     from portal.machines import openapi as machines
 
-    schemas = {**SCHEMAS, **machines.SCHEMAS, **access.SCHEMAS}
-    paths = {**PATHS, **machines.PATHS, **access.PATHS}
+    parts = (machines, experiments, access, context, hpc)
+    schemas = {**SCHEMAS, **{k: v for part in parts for k, v in part.SCHEMAS.items()}}
+    paths = {**PATHS, **{k: v for part in parts for k, v in part.PATHS.items()}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "daaas portal API", "version": "1",

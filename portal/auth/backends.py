@@ -39,6 +39,11 @@ class IdentityBackend(ABC):
 
     name: ClassVar[str]
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IdentityBackend:
+        """Return a backend configured from the settings (default: no options)."""
+        return cls()
+
     @abstractmethod
     def authenticate(self, db: Session, username: str, password: str) -> Identity:
         """Return the identity for these credentials.
@@ -68,5 +73,11 @@ BACKENDS: dict[str, type[IdentityBackend]] = {"local": LocalIdentityBackend}
 
 
 def make_identity_backend(settings: Settings) -> IdentityBackend:
-    """Return the backend named by ``settings.identity_backend``."""
-    return BACKENDS[settings.identity_backend]()
+    """Return the backend named by ``settings.identity_backend``.
+
+    Raises ValueError when the backend's settings are incomplete (keystone without a URL).
+    """
+    from portal.auth.keystone import KeystoneIdentityBackend  # it imports this module
+
+    BACKENDS.setdefault("keystone", KeystoneIdentityBackend)
+    return BACKENDS[settings.identity_backend].from_settings(settings)

@@ -31,11 +31,12 @@ from portal.providers.errors import (
     ProviderUnavailable,
 )
 from portal.providers.local import LocalProvider
+from portal.providers.openstack import OpenStackProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     cls.name: cls
-    for cls in (LocalProvider, InMemoryProvider, SlowProvider, NeverReadyProvider,
-                FailingProvider)
+    for cls in (LocalProvider, OpenStackProvider, InMemoryProvider, SlowProvider,
+                NeverReadyProvider, FailingProvider)
 }
 
 
@@ -68,6 +69,7 @@ __all__ = [
     "MachineGone",
     "MissingSystemPackages",
     "NeverReadyProvider",
+    "OpenStackProvider",
     "Provider",
     "ProviderError",
     "ProviderState",

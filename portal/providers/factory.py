@@ -7,6 +7,7 @@ from typing import Any
 
 from portal.config import Settings
 from portal.providers import PROVIDERS, LocalProvider, Provider, ProviderUnavailable
+from portal.providers.openstack import OpenStackProvider
 
 
 def provider_class(name: str) -> type[Provider]:
@@ -34,6 +35,16 @@ def provider_options(settings: Settings, cls: type[Provider]) -> dict[str, Any]:
     """Return the constructor options the provider class takes from the settings."""
     if issubclass(cls, LocalProvider):
         return {"var_dir": settings.var_dir, "max_sessions": settings.local_max_sessions}
+    if issubclass(cls, OpenStackProvider):
+        return {"cloud": settings.openstack_cloud, "network": settings.openstack_network,
+                "security_groups": [g.strip() for g in
+                                    settings.openstack_security_groups.split(",") if g.strip()],
+                "access_mode": settings.openstack_access_mode,
+                "floating_network": settings.openstack_floating_network,
+                "key_name": settings.openstack_key_name,
+                "gpu_resource_class": settings.openstack_gpu_resource_class,
+                "gpu_static_free": settings.openstack_gpu_static_free,
+                "server_tag": settings.openstack_server_tag}
     return {}
 
 

@@ -158,8 +158,14 @@ def test_problems_carry_path_entry_field_and_line(broken_folder: Path) -> None:
     assert (bad_yaml.field, bad_yaml.line) == (None, 3)
 
 
-def test_check_command_prints_every_problem_and_exits_1(broken_folder: Path) -> None:
-    result = CliRunner().invoke(catalogue_group, ["check", str(broken_folder)])
+def test_check_command_prints_every_problem_and_exits_1(broken_folder: Path,
+                                                         tmp_path: Path) -> None:
+    registry = tmp_path / "registry.yaml"
+    registry.write_text("domains:\n  example.org:\n    server_urls: "
+                        "[http://s1.example.org/cvmfs/@fqrn@]\n    public_keys: [example.org.pub]\n"
+                        "repositories:\n  - name: desktop.example.org\n")
+    result = CliRunner().invoke(catalogue_group, ["check", str(broken_folder),
+                                                  "--cvmfs-registry", str(registry)])
 
     assert result.exit_code == 1
     lines = result.output.splitlines()
@@ -195,7 +201,7 @@ def test_show_command_prints_the_resolved_environment() -> None:
     result = CliRunner().invoke(catalogue_group, ["show", "ccp4"])
 
     assert result.exit_code == 0, result.output
-    assert '"name": "daaas-base-desktop"' in result.output
+    assert '"name": "daaas-ccp4"' in result.output
 
 
 

@@ -1,0 +1,187 @@
+#!/bin/bash
+# Real Keystone, Glance, Placement and Nova (fake GPU virt driver) on 127.0.0.1, from PyPI.
+#
+#   .ci/openstack.sh        bring up (idempotent: keeps data and a running service), print exports
+#   .ci/openstack.sh down   stop everything this script started (by recorded process group)
+#   .ci/openstack.sh fresh  down, wipe the data, bring up again
+#
+# Run as root on Debian 12. Everything lives under $DAAAS_OPENSTACK_DIR (default var/openstack):
+# a Python venv with the services pinned by tests/openstack/upper-constraints-2026.1.txt, the
+# rendered configs, SQLite databases, logs, pid files and clouds.yaml. All waits are bounded.
+set -euo pipefail
+
+APT_PACKAGES="rabbitmq-server python3-venv curl"
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+T=$REPO/tests/openstack
+BASE=${DAAAS_OPENSTACK_DIR:-$REPO/var/openstack}
+VENV=$BASE/venv
+PY=${DAAAS_OPENSTACK_PYTHON:-$(command -v python3.12 || command -v python3.11 || command -v python3)}
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
+T0=$(date +%s)
+say() { echo "[openstack +$(( $(date +%s) - T0 ))s] $*" >&2; }
+
+rabbit_env() {
+  export HOME=$BASE/data/rabbitmq RABBITMQ_NODENAME=rabbit@localhost
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=5672 RABBITMQ_DIST_PORT=25672
+  export ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_CONFIG_FILE=$BASE/etc/rabbitmq/rabbitmq.conf
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$BASE/etc/rabbitmq/enabled_plugins
+  export RABBITMQ_MNESIA_BASE=$BASE/data/rabbitmq/mnesia RABBITMQ_LOG_BASE=$BASE/log/rabbitmq
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+alive() { [ -s "$BASE/run/$1.pid" ] && kill -0 "$(cat "$BASE/run/$1.pid")" 2>/dev/null; }
+
+stop_all() {  # stop services by their recorded process groups (setsid made each a leader)
+  local pids=""
+  for name in "$@"; do
+    local f=$BASE/run/$name.pid
+    [ -s "$f" ] || continue
+    local pid; pid=$(cat "$f")
+    kill -- "-$pid" 2>/dev/null && { say "stopping $name (process group $pid)"; pids="$pids $pid"; }
+    rm -f "$f"
+  done
+  [ -n "$pids" ] || return 0
+  local deadline=$(( $(date +%s) + 15 ))  # SIGTERM first, bounded; then SIGKILL the group
+  for pid in $pids; do
+    while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+    kill -9 -- "-$pid" 2>/dev/null || true
+  done
+}
+
+down() {
+  stop_all nova-compute nova-scheduler nova-conductor nova-api neutron-stub glance placement keystone
+  if [ -s "$BASE/run/rabbitmq.pid" ]; then
+    (rabbit_env; timeout 60 /usr/lib/rabbitmq/bin/rabbitmqctl -q stop >/dev/null 2>&1) || true
+    stop_all rabbitmq
+    [ -s "$BASE/run/epmd.pid" ] && kill "$(cat "$BASE/run/epmd.pid")" 2>/dev/null || true
+    rm -f "$BASE/run/epmd.pid"
+  fi
+}
+
+wait_http() {  # wait_http NAME URL: bounded wait until the URL answers at all
+  if ! timeout 120 bash -c "until curl -s -o /dev/null -m 2 '$2'; do sleep 0.25; done"; then
+    say "$1 did not come up; last log lines:"; tail -20 "$BASE/log/$1.log" >&2; return 1
+  fi
+  say "$1 up on $2"
+}
+
+start_wsgi() {  # start_wsgi NAME PORT MODULE:APP ENV=VALUE...
+  local name=$1 port=$2 app=$3; shift 3
+  alive "$name" && return 0
+  env PYTHONPATH="$T/wsgi" "$@" setsid "$VENV/bin/gunicorn" --no-control-socket \
+    --bind "127.0.0.1:$port" --workers 1 --threads "${THREADS:-4}" --worker-class gthread \
+    --timeout 120 --pid "$BASE/run/$name.pid" --access-logfile "$BASE/log/$name-access.log" \
+    --error-logfile - "$app" >> "$BASE/log/$name.log" 2>&1 < /dev/null &
+  echo $! > "$BASE/run/$name.pid"
+  wait_http "$name" "http://127.0.0.1:$port/"
+}
+
+start_daemon() {  # start_daemon NAME CMD...
+  local name=$1; shift
+  alive "$name" && return 0
+  setsid "$@" >> "$BASE/log/$name.log" 2>&1 < /dev/null &
+  echo $! > "$BASE/run/$name.pid"
+  say "$name started (pid $!)"
+}
+
+install() {
+  local missing=""
+  for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    say "apt-get install$missing"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+  fi
+  if [ ! -x "$VENV/bin/nova-manage" ]; then
+    say "installing the services into $VENV with $PY"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install -q -U pip wheel setuptools
+    "$VENV/bin/pip" install -q -c "$T/upper-constraints-2026.1.txt" \
+      "keystone>=29,<30" "glance>=32,<33" "openstack-placement>=15,<16" "nova>=33,<34" \
+      openstacksdk gunicorn
+  fi
+  local site; site=$("$VENV/bin/python" -c 'import nova.virt, os; print(os.path.dirname(nova.virt.__file__))')
+  cp "$T/pylib/mini_fake.py" "$site/"   # nova loads compute_driver only as nova.virt.<name>
+}
+
+render_configs() {
+  mkdir -p "$BASE"/{etc,log/rabbitmq,run} "$BASE"/data/{glance/images,glance/staging,glance/tasks,nova/instances,locks,rabbitmq,keystone}
+  for d in keystone glance placement nova rabbitmq; do
+    mkdir -p "$BASE/etc/$d"
+    for f in "$T/etc/$d"/*; do sed "s#@BASE@#$BASE#g" "$f" > "$BASE/etc/$d/$(basename "$f")"; done
+  done
+  cp "$VENV/etc/nova/api-paste.ini" "$BASE/etc/nova/api-paste.ini"
+  cp "$VENV/etc/glance/glance-api-paste.ini" "$BASE/etc/glance/glance-api-paste.ini"
+}
+
+start_rabbitmq() {
+  alive rabbitmq && return 0
+  (
+    rabbit_env
+    setsid /usr/lib/rabbitmq/bin/rabbitmq-server >> "$BASE/log/rabbitmq.log" 2>&1 < /dev/null &
+    echo $! > "$BASE/run/rabbitmq.pid"
+    timeout 120 bash -c 'until /usr/lib/rabbitmq/bin/rabbitmqctl -q await_startup >/dev/null 2>&1; do sleep 1; done'
+  )
+  ss -ltnpH "sport = :4369" | grep -o "pid=[0-9]*" | head -1 | cut -d= -f2 > "$BASE/run/epmd.pid" || true
+  say "rabbitmq up"
+}
+
+setup_databases() {
+  local P=$VENV/bin WAL="$VENV/bin/python $T/pylib/sqlite_wal.py"
+  if [ ! -f "$BASE/data/keystone/keystone.db" ]; then
+    local C="--config-file $BASE/etc/keystone/keystone.conf"
+    $P/keystone-manage $C db_sync
+    $P/keystone-manage $C fernet_setup --keystone-user root --keystone-group root
+    $P/keystone-manage $C fernet_setup_receipts --keystone-user root --keystone-group root 2>/dev/null || true
+    $P/keystone-manage $C credential_setup --keystone-user root --keystone-group root
+    $P/keystone-manage $C bootstrap --bootstrap-password secret --bootstrap-username admin \
+      --bootstrap-project-name admin --bootstrap-role-name admin \
+      --bootstrap-admin-url http://127.0.0.1:5000/v3/ --bootstrap-internal-url http://127.0.0.1:5000/v3/ \
+      --bootstrap-public-url http://127.0.0.1:5000/v3/ --bootstrap-region-id RegionOne
+    $WAL "$BASE/data/keystone/keystone.db"
+  fi
+  if [ ! -f "$BASE/data/glance.db" ]; then
+    $P/placement-manage --config-file "$BASE/etc/placement/placement.conf" db sync
+    $P/glance-manage --config-file "$BASE/etc/glance/glance-api.conf" db_sync
+    $WAL "$BASE/data/placement.db" "$BASE/data/glance.db"
+  fi
+  if [ ! -f "$BASE/data/nova/nova.db" ]; then
+    local NM="$P/nova-manage --config-file $BASE/etc/nova/nova.conf"
+    $NM api_db sync
+    $NM cell_v2 map_cell0 --database_connection "sqlite:///$BASE/data/nova/nova_cell0.db?timeout=60"
+    $NM cell_v2 create_cell --name cell1 || true
+    $NM db sync
+    $WAL "$BASE/data/nova/nova_api.db" "$BASE/data/nova/nova.db" "$BASE/data/nova/nova_cell0.db"
+  fi
+}
+
+up() {
+  install; say "installed"
+  render_configs
+  start_rabbitmq
+  setup_databases > "$BASE/log/setup.log" 2>&1 || { tail -30 "$BASE/log/setup.log" >&2; exit 1; }
+  say "databases ready"
+  start_wsgi keystone 5000 keystone_wsgi:application OS_KEYSTONE_CONFIG_DIR="$BASE/etc/keystone"
+  local B="$VENV/bin/python $T/bootstrap.py --base $BASE"
+  timeout 120 $B catalog
+  start_wsgi placement 8778 placement_wsgi:application OS_PLACEMENT_CONFIG_DIR="$BASE/etc/placement"
+  start_wsgi glance 9292 glance_api_wsgi:application OS_GLANCE_CONFIG_DIR="$BASE/etc/glance"
+  start_daemon neutron-stub "$VENV/bin/python" "$T/pylib/neutron_stub.py"
+  start_wsgi nova-api 8774 nova_api_wsgi:application OS_NOVA_CONFIG_DIR="$BASE/etc/nova"
+  local C="--config-file $BASE/etc/nova/nova.conf"
+  start_daemon nova-conductor "$VENV/bin/nova-conductor" $C
+  start_daemon nova-scheduler "$VENV/bin/nova-scheduler" $C
+  start_daemon nova-compute "$VENV/bin/nova-compute" $C
+  timeout 300 $B wait-compute
+  "$VENV/bin/nova-manage" $C cell_v2 discover_hosts >> "$BASE/log/setup.log" 2>&1
+  timeout 300 $B resources
+  say "OpenStack ready in $(( $(date +%s) - T0 )) s"
+  echo "export DAAAS_TEST_OPENSTACK_CLOUD=daaas OS_CLIENT_CONFIG_FILE=$BASE/clouds.yaml"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  fresh) down; rm -rf "$BASE/data" "$BASE/etc" "$BASE/clouds.yaml"; up ;;
+  *) echo "usage: $0 [up|down|fresh]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,71 @@
+"""Build a session's Context from the portal's data: the one recipe for the reconciler and the CLI.
+
+The site part (where the VM reaches the portal, the CVMFS client settings, the HPC cluster) comes
+from the portal's settings; the user part from the account; the environment is the resolved
+catalogue entry stored on the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from contextualisation import Context, context_from_parts, render_user_data
+from cvmfs import CvmfsClientSettings
+from cvmfs.registry import load_registry
+from portal.auth.models import User
+from portal.config import Settings
+
+#: What ``daaas context render`` puts where the real machine's id and token go.
+PLACEHOLDER_MACHINE_ID = "placeholder-machine-id"
+PLACEHOLDER_TOKEN = "PLACEHOLDER-single-use-bootstrap-token"
+
+
+def callback_url(settings: Settings) -> str:
+    """Return the portal's base URL as a VM reaches it: ``public_url``, else http://host:port.
+
+    Raises nothing.
+    """
+    return settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
+
+
+def site_settings(settings: Settings) -> dict[str, Any]:
+    """Return the site part of a Context (keys of contextualisation's SITE_KEYS).
+
+    CVMFS: the site's proxy chain and cache size from the settings, Stratum-1 servers from the
+    CVMFS registry (public keys are baked into the image). Raises RegistryError for a broken
+    registry file.
+    """
+    registry = load_registry(Path(settings.cvmfs_registry) if settings.cvmfs_registry else None)
+    cvmfs = CvmfsClientSettings(http_proxy=settings.cvmfs_http_proxy,
+                                quota_limit_mb=settings.cvmfs_quota_mb,
+                                server_urls=registry.server_urls())
+    return {"callback_url": callback_url(settings), "cvmfs": cvmfs}
+
+
+def account(user: User) -> dict[str, Any]:
+    """Return the POSIX account fields of ``user`` for the VM. Raises nothing."""
+    return {"username": user.username, "uid": user.uid, "gid": user.gid,
+            "full_name": user.display_name}
+
+
+def build_context(settings: Settings, user: User, machine_id: str,
+                  environment: Mapping[str, Any], token: str) -> Context:
+    """Return the Context of one session of ``environment`` (a catalogue ``to_dict()``).
+
+    Raises contextualisation.InvalidContext (a ContextualisationError) with a message for the
+    user when the account, the environment or the site settings cannot be used.
+    """
+    return context_from_parts(account(user), machine_id, environment, site_settings(settings),
+                              bootstrap_token=token)
+
+
+def user_data(settings: Settings, user: User, machine_id: str,
+              environment: Mapping[str, Any], token: str) -> bytes:
+    """Return the cloud-init user-data for the session (gzip-compressed when large).
+
+    Raises ContextualisationError: InvalidContext as :func:`build_context`, UserDataTooLarge
+    (naming the environment) when it cannot fit the cloud's limit.
+    """
+    return render_user_data(build_context(settings, user, machine_id, environment, token))

@@ -1,0 +1,178 @@
+"""The bootstrap exchange: mint a machine's token at launch, trade it once for the machine's
+secrets, record the machine's report, and tell the reconciler what was reported.
+
+The contract with the VM's agent is contextualisation/BOOTSTRAP_PROTOCOL.md. Tokens are stored as
+SHA-256 digests only; the secrets handed over are derived from the portal's secret key
+(:mod:`portal.machines.secrets`), so none is stored at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from contextualisation.environment import access_services
+from contextualisation.files import one_line
+from portal.config import Settings, resolve_secret_key
+from portal.context.build import user_data
+from portal.context.models import MachineContext
+from portal.errors import Conflict, Forbidden
+from portal.machines.models import Machine
+from portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
+from portal.machines.states import STARTING
+
+log = logging.getLogger(__name__)
+#: How long a machine has to trade its bootstrap token after its launch was handed to the cloud.
+MAX_REASON = 500
+Status = Literal["ready", "failed"]
+REFUSED = ("This machine's bootstrap token is wrong, already used or expired, or the machine is "
+           "being removed. A token works once only: delete the machine and launch a new one.")
+REPORT_REFUSED = ("This status report is not signed with the machine's report token (or its "
+                  "bootstrap token), so it was ignored.")
+
+
+@dataclass(frozen=True)
+class VmReport:
+    """What a machine reported about setting itself up."""
+
+    status: Status
+    reason: str
+
+    @property
+    def user_message(self) -> str:
+        """Return the error shown to the user for a failed set-up. Raises nothing."""
+        return (f"The machine could not set itself up: {self.reason or 'no reason given'}. "
+                "Delete it and launch a new one; if it happens again, contact the facility's "
+                "support with this message.")
+
+
+def digest(token: str) -> str:
+    """Return the SHA-256 hex digest stored for a token. Raises nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def launch_user_data(db: Session, settings: Settings, secret_key: str, machine: Machine,
+                     now: datetime) -> bytes:
+    """Mint (or refresh) the machine's bootstrap token and return its user-data.
+
+    The token is derived from the secret key, so a launch repeated after a crash renders the
+    same user-data; its expiry is reset to ``now`` + the configured TTL while it is unused.
+    Raises contextualisation.ContextualisationError with a message for the user.
+    """
+    token = bootstrap_token(secret_key, machine.id)
+    rendered = user_data(settings, machine.user, machine.id, machine.environment, token)
+    ttl = timedelta(minutes=settings.bootstrap_token_ttl_minutes)
+    row = db.get(MachineContext, machine.id)
+    if row is None:
+        db.add(MachineContext(machine_id=machine.id, token_hash=digest(token), created_at=now,
+                              expires_at=now + ttl))
+    elif row.used_at is None:
+        row.token_hash, row.expires_at = digest(token), now + ttl
+    return rendered
+
+
+def exchange(db: Session, settings: Settings, machine_id: str, token: str,
+             now: datetime) -> dict[str, Any]:
+    """Trade the bootstrap token for the machine's secrets, once; return the protocol's answer.
+
+    The token is consumed by one conditional UPDATE (unused, unexpired, machine still starting),
+    so two racing requests cannot both succeed. Raises Forbidden and changes nothing for an
+    unknown machine, a wrong, used or expired token, or a machine no longer starting.
+    """
+    report_token = secrets.token_urlsafe(32)
+    consumed = db.execute(
+        update(MachineContext)
+        .where(MachineContext.machine_id == machine_id,
+               MachineContext.token_hash == digest(token),
+               MachineContext.used_at.is_(None), MachineContext.expires_at > now,
+               MachineContext.machine_id.in_(select(Machine.id).where(
+                   Machine.state.in_([state.value for state in STARTING]))))
+        .values(used_at=now, report_token_hash=digest(report_token))
+        .execution_options(synchronize_session=False))
+    if cast(CursorResult[Any], consumed).rowcount != 1:
+        raise Forbidden(REFUSED, f"bootstrap of {machine_id} refused: "
+                                 f"{_why_refused(db, machine_id, token, now)}")
+    machine = db.get(Machine, machine_id)
+    assert machine is not None  # the UPDATE found it
+    log.info("machine %s traded its bootstrap token", machine_id)
+    return machine_secrets(resolve_secret_key(settings), machine, report_token)
+
+
+def machine_secrets(secret_key: str, machine: Machine, report_token: str) -> dict[str, Any]:
+    """Return the exchange's answer: only the passwords the machine's access services use.
+
+    Raises nothing.
+    """
+    access = access_services(machine.environment)
+    answer: dict[str, Any] = {"report_token": report_token, "files": []}
+    if access.vnc:
+        answer["vnc_password"] = vnc_password(secret_key, machine.id)
+    if access.xrdp:
+        answer["rdp_password"] = rdp_password(secret_key, machine.id)
+    return answer
+
+
+def _why_refused(db: Session, machine_id: str, token: str, now: datetime) -> str:
+    """Return why a token was refused, for the log only. Raises nothing."""
+    row = db.get(MachineContext, machine_id)
+    machine = db.get(Machine, machine_id)
+    if row is None or machine is None:
+        return "no such machine, or it was not launched with cloud-init"
+    if not hmac.compare_digest(row.token_hash, digest(token)):
+        return "wrong token"
+    if row.used_at is not None:
+        return f"token already used at {row.used_at.isoformat()}"
+    if row.expires_at <= now:
+        return f"token expired at {row.expires_at.isoformat()}"
+    return f"machine is {machine.state}"
+
+
+def record_report(db: Session, machine_id: str, bearer: str, status: Status, reason: str,
+                  now: datetime) -> None:
+    """Record the machine's one status report for the reconciler to apply.
+
+    ``bearer`` is the report token, or the bootstrap token before the exchange (and, for a
+    ``failed`` report, after it: the agent uses it when the exchange's answer never reached it).
+    Repeating the same report is accepted and changes nothing. Raises Forbidden (nothing
+    changed) for a token that does not fit, Conflict for a report contradicting an earlier one.
+    """
+    row = db.get(MachineContext, machine_id)
+    if row is None or not _may_report(row, digest(bearer), status):
+        raise Forbidden(REPORT_REFUSED, f"status report for {machine_id} refused: bad token")
+    text = one_line(reason)[:MAX_REASON] if status == "failed" else ""
+    recorded = db.execute(
+        update(MachineContext)
+        .where(MachineContext.machine_id == machine_id, MachineContext.reported_status.is_(None))
+        .values(reported_status=status, reported_reason=text, reported_at=now)
+        .execution_options(synchronize_session=False))
+    if cast(CursorResult[Any], recorded).rowcount == 1:
+        log.info("machine %s reported %s %s", machine_id, status, text)
+        return
+    db.refresh(row)
+    if row.reported_status != status:
+        raise Conflict(f"This machine already reported '{row.reported_status}'.",
+                       f"{machine_id} reported {status} after {row.reported_status}")
+
+
+def _may_report(row: MachineContext, sent: str, status: Status) -> bool:
+    if row.report_token_hash and hmac.compare_digest(row.report_token_hash, sent):
+        return True
+    by_bootstrap_token = hmac.compare_digest(row.token_hash, sent)
+    return by_bootstrap_token and (row.report_token_hash is None or status == "failed")
+
+
+def vm_report(db: Session, machine_id: str) -> VmReport | None:
+    """Return what the machine reported, or None if it has not reported yet. Raises nothing."""
+    row = db.execute(select(MachineContext.reported_status, MachineContext.reported_reason)
+                     .where(MachineContext.machine_id == machine_id)).one_or_none()
+    if row is None or row.reported_status not in ("ready", "failed"):
+        return None
+    return VmReport(cast(Status, row.reported_status), row.reported_reason)

@@ -1,0 +1,71 @@
+"""One job as the pages and the API show it, whether the portal submitted it or not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import url_for
+
+from portal.hpc.backend import FINAL_STATES, JobInfo
+from portal.hpc.models import HpcJob
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job's public fields. ``origin`` is ``portal`` for jobs submitted here, ``cluster`` for
+    jobs Slurm lists that were submitted elsewhere (e.g. with sbatch on a machine)."""
+
+    job_id: int
+    cluster: str
+    name: str
+    state: str
+    reason: str
+    partition: str
+    exit_code: int | None
+    work_dir: str
+    output_path: str
+    submitted_at: datetime | None
+    ended_at: datetime | None
+    origin: Literal["portal", "cluster"]
+    machine_id: str | None = None
+    experiment_id: int | None = None
+    template: str = ""
+
+    @property
+    def final(self) -> bool:
+        """Return True when the job has ended. Raises nothing."""
+        return self.state in FINAL_STATES
+
+
+def from_row(row: HpcJob) -> JobView:
+    """Return the view of a job the portal submitted. Raises nothing."""
+    return JobView(row.slurm_job_id, row.cluster, row.name, row.state, row.reason,
+                   row.partition, row.exit_code, row.work_dir, row.output_path,
+                   row.submitted_at, row.ended_at, "portal", row.machine_id, row.experiment_id,
+                   row.template)
+
+
+def from_info(info: JobInfo, cluster: str) -> JobView:
+    """Return the view of a job only Slurm knows about. Raises nothing."""
+    return JobView(info.job_id, cluster, info.name, info.state, info.reason, info.partition,
+                   info.exit_code, info.work_dir, info.output_path, info.submitted_at,
+                   info.ended_at, "cluster")
+
+
+def job_json(job: JobView) -> dict[str, Any]:
+    """Return the job as the API's ``Job`` object, with links. Raises nothing."""
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": job.job_id, "cluster": job.cluster, "name": job.name, "state": job.state,
+        "reason": job.reason, "final": job.final, "partition": job.partition,
+        "exit_code": job.exit_code, "work_dir": job.work_dir, "output_path": job.output_path,
+        "submitted_at": when(job.submitted_at), "ended_at": when(job.ended_at),
+        "origin": job.origin, "machine_id": job.machine_id,
+        "experiment_id": job.experiment_id, "template": job.template,
+        "links": {"page": url_for("hpc.job_page", job_id=job.job_id),
+                  "output": url_for("hpc_api.job_output", job_id=job.job_id)},
+    }

@@ -1,0 +1,186 @@
+"""Job rules: submit as the user, list, get, cancel, read output.
+
+Slurm is the truth about a job; the portal's row keeps where the job came from (session,
+experiment, template) and its last known state, for when Slurm has forgotten the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from portal.auth.models import User
+from portal.config import Settings
+from portal.db import utcnow
+from portal.errors import Conflict, Forbidden, NotFound
+from portal.hpc import site
+from portal.hpc.backend import HpcBackend, JobInfo
+from portal.hpc.errors import JobRejected
+from portal.hpc.jobview import JobView, from_info, from_row
+from portal.hpc.models import HpcJob
+from portal.hpc.output import JobOutput, read_output
+from portal.hpc.submission import Submission, job_spec
+from portal.hpc.token import PRIVILEGED_NAMES
+from portal.machines.models import Machine
+
+GONE = "ENDED"
+GONE_REASON = "Slurm no longer lists this job: it ended a while ago. Its output stays."
+MAX_LISTED = 200
+
+
+def submit(db: Session, settings: Settings, user: User, request: Submission) -> JobView:
+    """Submit the job as ``user`` and record where it came from; return it.
+
+    Raises HpcNotConfigured, Forbidden (a privileged account), NotFound (a machine that is not
+    the user's, an unknown template), InvalidInput, PartitionNotAllowed, JobRejected (Slurm's
+    reason), HpcTokenRejected and HpcUnavailable.
+    """
+    backend = _backend(settings, user)
+    machine = _machine(db, user, request.machine_id)
+    spec = job_spec(settings, user, machine, request)
+    job_id = backend.submit(user.username, replace(spec, held=True))
+    _check_runs_as(backend, user, job_id)
+    backend.release(user.username, job_id)
+    db.execute(delete(HpcJob).where(HpcJob.cluster == backend.cluster,
+                                    HpcJob.slurm_job_id == job_id))  # from an older Slurm life
+    row = HpcJob(user=user, cluster=backend.cluster, slurm_job_id=job_id,
+                 machine_id=machine.id if machine else None,
+                 experiment_id=machine.experiment_id if machine else None, name=spec.name,
+                 template=request.template, partition=spec.partition, state="PENDING",
+                 work_dir=spec.work_dir, output_path=spec.output_path.replace("%j", str(job_id)),
+                 submitted_at=utcnow(), updated_at=utcnow())
+    db.add(row)
+    db.flush()
+    return from_row(row)
+
+
+def list_jobs(db: Session, settings: Settings, user: User, machine_id: str = "",
+              experiment_id: int | None = None) -> list[JobView]:
+    """Return the user's jobs, newest first: those submitted here (refreshed from Slurm) and,
+    unless filtered by machine or experiment, those Slurm lists from elsewhere (a machine's
+    terminal).
+
+    Raises HpcNotConfigured, Forbidden, HpcTokenRejected, HpcUnavailable, HpcRequestFailed.
+    """
+    backend = _backend(settings, user)
+    live = {info.job_id: info for info in backend.jobs(user.username) if _same(user, info)}
+    rows = _rows(db, user, backend.cluster, machine_id, experiment_id)
+    views = [from_row(_refresh(row, live.pop(row.slurm_job_id, None))) for row in rows]
+    if not machine_id and experiment_id is None:
+        views += [from_info(info, backend.cluster) for info in live.values()
+                  if not _known(db, backend.cluster, info.job_id)]
+    return sorted(views, key=lambda view: view.job_id, reverse=True)
+
+
+def recorded_jobs(db: Session, user: User, *, machine_id: str = "",
+                  experiment_id: int | None = None) -> list[JobView]:
+    """Return the jobs the portal submitted for ``user`` from a machine or an experiment, in
+    their last known state, without asking the cluster (for the machine and experiment pages).
+
+    Raises nothing.
+    """
+    return [from_row(row) for row in _rows(db, user, None, machine_id, experiment_id)]
+
+
+def _rows(db: Session, user: User, cluster: str | None, machine_id: str,
+          experiment_id: int | None) -> list[HpcJob]:
+    query = select(HpcJob).where(HpcJob.user_id == user.id)
+    if cluster is not None:
+        query = query.where(HpcJob.cluster == cluster)
+    if machine_id:
+        query = query.where(HpcJob.machine_id == machine_id)
+    if experiment_id is not None:
+        query = query.where(HpcJob.experiment_id == experiment_id)
+    return list(db.scalars(query.order_by(HpcJob.submitted_at.desc(), HpcJob.id.desc())
+                           .limit(MAX_LISTED)))
+
+
+def get_job(db: Session, settings: Settings, user: User, job_id: int) -> JobView:
+    """Return one of the user's jobs. Raises NotFound for a job that is not the user's, and
+    the errors of :func:`list_jobs`."""
+    backend = _backend(settings, user)
+    info = backend.job(user.username, job_id)
+    info = info if info is not None and _same(user, info) else None
+    row = db.scalar(select(HpcJob).where(HpcJob.user_id == user.id,
+                                         HpcJob.cluster == backend.cluster,
+                                         HpcJob.slurm_job_id == job_id))
+    if row is not None:
+        return from_row(_refresh(row, info))
+    if info is None:
+        raise NotFound(f"You have no job {job_id} on the HPC cluster '{backend.cluster}'.")
+    return from_info(info, backend.cluster)
+
+
+def cancel(db: Session, settings: Settings, user: User, job_id: int) -> JobView:
+    """Cancel one of the user's jobs (as the user) and return it as Slurm now sees it.
+
+    Raises NotFound, Conflict for a job that has already ended, and the errors of
+    :func:`list_jobs`.
+    """
+    job = get_job(db, settings, user, job_id)
+    if job.final:
+        raise Conflict(f"Job {job_id} has already ended ({job.state}); there is nothing to "
+                       "cancel.")
+    _backend(settings, user).cancel(user.username, job_id)
+    return get_job(db, settings, user, job_id)
+
+
+def output(db: Session, settings: Settings, user: User, job_id: int) -> JobOutput:
+    """Return the job's output as far as the portal can read it (the user's own files only).
+
+    Raises what :func:`get_job` raises.
+    """
+    job = get_job(db, settings, user, job_id)
+    return read_output(job.output_path, user.uid)
+
+
+def _refresh(row: HpcJob, info: JobInfo | None) -> HpcJob:
+    if info is not None:
+        row.state, row.reason, row.partition = info.state, info.reason, info.partition
+        row.exit_code, row.ended_at, row.updated_at = info.exit_code, info.ended_at, utcnow()
+    elif not from_row(row).final:
+        row.state, row.reason, row.updated_at = GONE, GONE_REASON, utcnow()
+    return row
+
+
+def _check_runs_as(backend: HpcBackend, user: User, job_id: int) -> None:
+    """Cancel the (held) job unless it belongs to the user's own uid: Slurm 22.05 files a job
+    for a name it has no account for under ``nobody``, and a cluster account of the same name
+    but another uid is someone else."""
+    info = backend.job(user.username, job_id)
+    if info is not None and _same(user, info):
+        return
+    backend.cancel(user.username, job_id)
+    raise JobRejected(
+        f"The HPC cluster '{backend.cluster}' has no account '{user.username}' with your user "
+        f"id ({user.uid}), so the portal will not run jobs there as you. Ask the facility's "
+        "support to set up your account on the cluster.",
+        f"job {job_id} of {user.username} ran as {info.user if info else 'nobody'} "
+        f"(uid {info.uid if info else '?'}); cancelled")
+
+
+def _same(user: User, info: JobInfo) -> bool:
+    return info.user == user.username and info.uid in (None, user.uid)
+
+
+def _known(db: Session, cluster: str, job_id: int) -> bool:
+    return db.scalar(select(HpcJob.id).where(HpcJob.cluster == cluster,
+                                             HpcJob.slurm_job_id == job_id)) is not None
+
+
+def _backend(settings: Settings, user: User) -> HpcBackend:
+    backend = site.backend(settings)
+    if user.username in PRIVILEGED_NAMES or user.uid < 1000:
+        raise Forbidden(f"The account '{user.username}' may not run jobs on the HPC cluster.")
+    return backend
+
+
+def _machine(db: Session, user: User, machine_id: str) -> Machine | None:
+    if not machine_id:
+        return None
+    machine = db.get(Machine, machine_id)
+    if machine is None or machine.user_id != user.id:
+        raise NotFound(f"You have no machine '{machine_id}' to submit jobs from.")
+    return machine

@@ -1,0 +1,71 @@
+"""Jobs pages: the list with the submit forms, one job with its output, cancel."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from portal.auth.current import require_user
+from portal.auth.models import User
+from portal.config import Settings
+from portal.errors import PortalError
+from portal.hpc import service
+from portal.hpc.errors import HpcRequestFailed, HpcTokenRejected, HpcUnavailable
+from portal.hpc.jobview import JobView
+from portal.hpc.offer import Offer, offer
+from portal.hpc.output import read_output
+from portal.hpc.submission import from_mapping
+from portal.lifecycle import db
+from portal.runtime import runtime
+
+blueprint = Blueprint("hpc", __name__)
+CLUSTER_TROUBLE = (HpcUnavailable, HpcTokenRejected, HpcRequestFailed)
+
+
+@blueprint.get("/jobs")
+def index() -> str:
+    """Show the user's jobs and the ways to submit one (from ``?machine=`` if given)."""
+    user, settings = require_user(), runtime().settings
+    shown = offer(db(), settings, user, request.args.get("machine", ""))
+    return _page(settings, user, shown)
+
+
+@blueprint.post("/jobs")
+def submit() -> ResponseReturnValue:
+    """Submit from a form; on a problem show the page again with what was typed and why."""
+    user, settings, form = require_user(), runtime().settings, request.form
+    parameters = {key[6:]: value for key, value in form.items() if key.startswith("param.")}
+    try:
+        job = service.submit(db(), settings, user, from_mapping(form, parameters))
+    except PortalError as exc:
+        shown = offer(db(), settings, user, form.get("machine_id", ""))
+        return _page(settings, user, shown, error=exc.user_message, form=form), exc.status_code
+    return redirect(url_for("hpc.job_page", job_id=job.job_id), code=303)
+
+
+def _page(settings: Settings, user: User, shown: Offer, **extra: object) -> str:
+    jobs: list[JobView] = []
+    problem = ""
+    if shown.configured:
+        try:
+            jobs = service.list_jobs(db(), settings, user)
+        except CLUSTER_TROUBLE as exc:
+            problem = exc.user_message
+    return render_template("hpc/index.html", offer=shown, jobs=jobs, problem=problem,
+                           **{"error": "", "form": {}, **extra})
+
+
+@blueprint.get("/jobs/<int:job_id>")
+def job_page(job_id: int) -> str:
+    """Show one job: its state, where it came from, and its output."""
+    user = require_user()
+    job = service.get_job(db(), runtime().settings, user, job_id)
+    return render_template("hpc/job.html", job=job, output=read_output(job.output_path, user.uid))
+
+
+@blueprint.post("/jobs/<int:job_id>/cancel")
+def cancel(job_id: int) -> Response:
+    """Cancel the job and show it again."""
+    service.cancel(db(), runtime().settings, require_user(), job_id)
+    return redirect(url_for("hpc.job_page", job_id=job_id), code=303)

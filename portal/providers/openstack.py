@@ -1,0 +1,251 @@
+"""OpenStackProvider: each machine is a Nova server, configured by a named cloud in clouds.yaml.
+
+The portal's servers carry the tag ``server_tag`` (default "daaas") and a per-machine tag, and
+metadata with the machine id and owner, so a restarted worker finds what it created (``launch``
+is idempotent) and an administrator can tell whose a server is. ``poll`` is ONE list call
+filtered by the portal's tag. Credentials live in clouds.yaml (a password or, better, an
+application credential), never in the portal's configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Collection, Sequence
+from typing import Any, Literal
+
+import openstack
+from openstack import exceptions as os_exc
+
+from portal.providers.base import (
+    Capacity,
+    ConnectionTarget,
+    LaunchSpec,
+    Provider,
+    ProviderState,
+    ProviderStatus,
+)
+from portal.providers.errors import (
+    CapacityExhausted,
+    LaunchFailed,
+    MachineGone,
+    ProviderError,
+    ProviderUnavailable,
+)
+from portal.providers.openstack_capacity import flavor_wants_gpu, free_units
+from portal.providers.openstack_errors import NO_GPU, translated
+from portal.providers.openstack_net import address_for
+from portal.providers.openstack_state import (
+    GPU_KEY,
+    MACHINE_KEY,
+    OWNER_KEY,
+    machine_id_of,
+    machine_tag,
+    status_of,
+)
+
+AccessMode = Literal["direct", "floating", "proxy"]
+VNC_PORT, RDP_PORT, SSH_PORT = 5901, 3389, 22
+
+
+class OpenStackProvider(Provider):
+    """Nova servers in the project of the clouds.yaml entry ``cloud``."""
+
+    name = "openstack"
+    uses_cloud_init = True
+
+    def __init__(self, cloud: str, network: str = "auto", security_groups: Sequence[str] = (),
+                 access_mode: AccessMode = "direct", floating_network: str = "",
+                 key_name: str = "", gpu_resource_class: str = "VGPU",
+                 gpu_static_free: int = -1, server_tag: str = "daaas",
+                 delete_timeout: float = 120.0) -> None:
+        if not cloud:
+            raise ValueError("openstack_cloud must name a cloud in clouds.yaml")
+        if access_mode not in ("direct", "floating", "proxy"):
+            raise ValueError(f"access mode must be direct, floating or proxy (got {access_mode!r})")
+        self.cloud, self.network, self.access_mode = cloud, network, access_mode
+        self.security_groups = [g for g in security_groups if g]
+        self.floating_network, self.key_name = floating_network, key_name
+        self.gpu_resource_class, self.gpu_static_free = gpu_resource_class, gpu_static_free
+        self.server_tag, self.delete_timeout = server_tag, delete_timeout
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def connection(self) -> Any:
+        """Return the openstacksdk Connection (made on first use). Raises ProviderUnavailable."""
+        with self._lock:
+            if self._conn is None:
+                try:
+                    self._conn = openstack.connect(cloud=self.cloud, app_name="daaas")
+                except (os_exc.SDKException, KeyError) as error:
+                    raise ProviderUnavailable(
+                        "The portal's cloud is not configured correctly; tell the portal "
+                        "administrators.", f"openstack: cloud {self.cloud!r}: {error}") from None
+            return self._conn
+
+    def launch(self, spec: LaunchSpec) -> None:
+        """Create the server for ``spec.machine_id`` unless one carrying its tag exists.
+
+        Returns once Nova accepted the request. Raises CapacityExhausted (no GPU free, quota),
+        LaunchFailed (image or flavor missing, user_data refused) or ProviderUnavailable (cloud
+        unreachable, credentials refused).
+        """
+        encoded = base64.b64encode(spec.user_data).decode() if spec.user_data else None
+        with translated(f"launch {spec.machine_id}", [encoded]):
+            if self._servers(spec.machine_id):
+                return
+            flavor = self._flavor(spec)
+            gpu = self._is_gpu(spec, flavor)
+            if gpu and self.capacity().gpus_free == 0:
+                raise CapacityExhausted(NO_GPU, f"openstack: launch {spec.machine_id}: "
+                                                "no free GPU units")
+            self.connection.compute.create_server(
+                name=f"daaas-{spec.machine_id}", image_id=self._image(spec), flavor_id=flavor.id,
+                networks=self._networks(), user_data=encoded, tags=self._tags(spec.machine_id),
+                metadata={MACHINE_KEY: spec.machine_id, OWNER_KEY: spec.username,
+                          GPU_KEY: "1" if gpu else "0"},
+                **self._optional_args())
+
+    def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
+        """Return every asked id's status from ONE server list call; GONE for missing ids.
+
+        Raises ProviderUnavailable when the cloud cannot be asked.
+        """
+        wanted = set(machine_ids)
+        if not wanted:
+            return {}
+        found: dict[str, ProviderStatus] = {}
+        with translated("poll servers"):
+            for server in self.connection.compute.servers(details=True, tags=self.server_tag):
+                machine_id = machine_id_of(server)
+                if machine_id in wanted and machine_id not in found:
+                    found[machine_id] = status_of(server)
+        return {mid: found.get(mid) or ProviderStatus(ProviderState.GONE) for mid in wanted}
+
+    def delete(self, machine_id: str) -> None:
+        """Delete the machine's servers (and floating IPs the portal made); gone is success.
+
+        Never touches volumes or shares. Returns once Nova no longer lists them. Raises
+        ProviderUnavailable, or ProviderError if a server is still there after the timeout.
+        """
+        with translated(f"delete {machine_id}"):
+            servers = self._servers(machine_id)
+            compute = self.connection.compute
+            for server in servers:
+                if self.access_mode == "floating":
+                    self._release_floating_ips(machine_id)
+                compute.delete_server(server, ignore_missing=True)
+            for server in servers:
+                try:
+                    compute.wait_for_delete(server, interval=1, wait=self.delete_timeout)
+                except os_exc.ResourceTimeout:
+                    raise ProviderError(f"The machine {machine_id} could not be removed from "
+                                        "the cloud; an administrator has to delete it.",
+                                        f"openstack: server {server.id} still exists after "
+                                        f"{self.delete_timeout}s") from None
+
+    def list_machine_ids(self) -> set[str]:
+        """Return the machine ids of every server carrying the portal's tag.
+
+        Raises ProviderUnavailable when the cloud cannot be asked.
+        """
+        with translated("list servers"):
+            servers = self.connection.compute.servers(details=True, tags=self.server_tag)
+            return {mid for s in servers if (mid := machine_id_of(s)) and s.status != "DELETED"}
+
+    def capacity(self) -> Capacity:
+        """Return free GPU units (Placement, else the static figure) and free instance quota.
+
+        ``gpus_free`` is None when neither Placement nor a static figure can tell. Raises
+        ProviderUnavailable when the cloud cannot be asked.
+        """
+        with translated("read capacity"):
+            gpus = free_units(self.connection, self.gpu_resource_class)
+            limits = self.connection.compute.get_limits().absolute
+        if gpus is None:
+            gpus = self.gpu_static_free if self.gpu_static_free >= 0 else None
+        total = int(limits.instances)
+        used = int(limits.instances_used)
+        if total < 0:
+            return Capacity(gpus_free=gpus, sessions_free=1_000_000, sessions_total=1_000_000)
+        return Capacity(gpus_free=gpus, sessions_free=max(0, total - used), sessions_total=total)
+
+    def connection_target(self, machine_id: str) -> ConnectionTarget:
+        """Return the address the access proxies use for this machine, per ``access_mode``.
+
+        Raises MachineGone if no server carries the machine's tag, ProviderError if it has no
+        usable address yet, ProviderUnavailable if the cloud cannot be asked.
+        """
+        with translated(f"address of {machine_id}"):
+            servers = self._servers(machine_id)
+            if not servers:
+                raise MachineGone("This machine no longer exists at the cloud.",
+                                  f"openstack: no server tagged {machine_tag(machine_id)}")
+            host = address_for(self.connection, servers[0], self.access_mode, self.network,
+                               self.floating_network)
+        return ConnectionTarget(host=host, vnc_port=VNC_PORT, rdp_port=RDP_PORT,
+                                ssh_port=SSH_PORT)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _tags(self, machine_id: str) -> list[str]:
+        return [self.server_tag, machine_tag(machine_id)]
+
+    def _servers(self, machine_id: str) -> list[Any]:
+        tags = ",".join(self._tags(machine_id))
+        return [s for s in self.connection.compute.servers(details=True, tags=tags)
+                if s.status != "DELETED" and machine_id_of(s) == machine_id]
+
+    def _flavor(self, spec: LaunchSpec) -> Any:
+        env = spec.environment
+        name = env.get("flavor") or (env.get("flavors") or {}).get("default")
+        flavor = self.connection.compute.find_flavor(name, get_extra_specs=True) if name else None
+        if flavor is None:
+            raise LaunchFailed(f"The machine size (flavor) {name!r} of {env.get('title', 'this')}"
+                               " environment does not exist at the cloud; tell the portal "
+                               "administrators.", f"openstack: flavor {name!r} not found")
+        return flavor
+
+    def _is_gpu(self, spec: LaunchSpec, flavor: Any) -> bool:
+        gpu_names = (spec.environment.get("flavors") or {}).get("gpu") or ()
+        return flavor.name in gpu_names or flavor_wants_gpu(flavor.extra_specs,
+                                                            self.gpu_resource_class)
+
+    def _image(self, spec: LaunchSpec) -> str:
+        image = spec.environment.get("image") or {}
+        glance = self.connection.image
+        if image.get("name"):
+            found = glance.find_image(image["name"], ignore_missing=True)
+        else:
+            tagged = glance.images(tag=[image.get("tag")], status="active",
+                                   sort="created_at:desc", limit=1) if image.get("tag") else []
+            found = next(iter(tagged), None)
+        if found is None:
+            raise LaunchFailed(f"The system image of {spec.environment.get('title', 'this')} "
+                               "environment is not available at the cloud; tell the portal "
+                               "administrators.", f"openstack: image {image!r} not found")
+        return str(found.id)
+
+    def _networks(self) -> Any:
+        if self.network in ("auto", "none"):
+            return self.network
+        net = self.connection.network.find_network(self.network, ignore_missing=True)
+        if net is None:
+            raise LaunchFailed("The portal's cloud network is missing; tell the portal "
+                               "administrators.", f"openstack: network {self.network!r} not found")
+        return [{"uuid": net.id}]
+
+    def _optional_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if self.security_groups:
+            args["security_groups"] = [{"name": g} for g in self.security_groups]
+        if self.key_name:
+            args["key_name"] = self.key_name
+        return args
+
+    def _release_floating_ips(self, machine_id: str) -> None:
+        network = self.connection.network
+        for ip in network.ips(description=f"daaas machine {machine_id}"):
+            network.delete_ip(ip, ignore_missing=True)
+

@@ -1,0 +1,9 @@
+"""gunicorn entry for keystone: oslo.config parses sys.argv, so hide gunicorn's own arguments."""
+
+import sys
+
+sys.argv = sys.argv[:1]
+
+from keystone.wsgi.api import application  # noqa: E402
+
+__all__ = ["application"]
