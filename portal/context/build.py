@@ -7,6 +7,7 @@ catalogue entry stored on the machine.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from cvmfs import CvmfsClientSettings
 from cvmfs.registry import load_registry
 from portal.auth.models import User
 from portal.config import Settings
+from portal.machines.models import Machine
 
 #: What ``daaas context render`` puts where the real machine's id and token go.
 PLACEHOLDER_MACHINE_ID = "placeholder-machine-id"
@@ -69,3 +71,14 @@ def user_data(settings: Settings, user: User, machine_id: str,
     (naming the environment) when it cannot fit the cloud's limit.
     """
     return render_user_data(build_context(settings, user, machine_id, environment, token))
+
+
+def inspectable_user_data(settings: Settings, machine: Machine) -> str:
+    """Return a machine's user-data as text for administrators, with the token replaced.
+
+    Gzipped user-data is shown decompressed. Raises ContextualisationError like user_data.
+    """
+    data = user_data(settings, machine.user, machine.id, machine.environment, PLACEHOLDER_TOKEN)
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return data.decode("utf-8", errors="replace")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from contextualisation import ContextualisationError
 from portal.access.rdp import rdp_unavailable_reason
 from portal.auth.current import require_user
+from portal.context.build import inspectable_user_data
 from portal.experiments.binding import experiment_for_launch
 from portal.lifecycle import db
 from portal.machines import service
@@ -33,10 +35,20 @@ def launch() -> Response:
 @blueprint.get("/machines/<machine_id>")
 def page(machine_id: str) -> str:
     """Show one machine: state, phase timings, events and access."""
-    machine = service.get_machine(db(), require_user(), machine_id)
+    user = require_user()
+    machine = service.get_machine(db(), user, machine_id)
     return render_template("machines/page.html", machine=machine,
                            timings=phase_timings(machine),
-                           rdp_reason=rdp_unavailable_reason(machine, _target(machine)))
+                           rdp_reason=rdp_unavailable_reason(machine, _target(machine)),
+                           user_data=_user_data_for_admin(machine) if user.is_admin else None)
+
+
+def _user_data_for_admin(machine: Machine) -> str:
+    """The cloud-init user-data this machine gets (token hidden), or why it cannot be shown."""
+    try:
+        return inspectable_user_data(runtime().settings, machine)
+    except ContextualisationError as exc:
+        return f"# cannot render user-data: {exc.user_message}"
 
 
 def _target(machine: Machine) -> ConnectionTarget | None:

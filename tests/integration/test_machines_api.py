@@ -104,3 +104,20 @@ def test_admin_sees_every_machine_and_capacity(app: Flask, client: FlaskClient) 
     page = client.get("/admin/machines").get_data(as_text=True)
     assert f'data-machine="{mine}"' in page and "neutron" in page
     assert 'id="sessions-free">8 of 8' in page
+
+
+def test_admins_see_the_rendered_user_data_without_the_token(app: Flask,
+                                                             client: FlaskClient) -> None:
+    from portal.context.build import PLACEHOLDER_TOKEN
+    from portal.machines.secrets import bootstrap_token
+
+    machine = client.post("/api/v1/machines", json={"environment": "ccp4"},
+                          headers=bearer(app, "scientist")).get_json()["id"]
+    sign_in(client, "scientist", "scientist-demo")
+    assert 'id="user-data"' not in client.get(f"/machines/{machine}").get_data(as_text=True)
+    client.post("/sign-out", data={"csrf_token": csrf_from(client, "/analysis")})
+    sign_in(client, "admin", "admin-demo-pass")
+    page = client.get(f"/machines/{machine}").get_data(as_text=True)
+    assert 'id="user-data"' in page and "#cloud-config" in page
+    assert PLACEHOLDER_TOKEN in page
+    assert bootstrap_token("test-secret-key", machine) not in page
