@@ -23,6 +23,7 @@ from portal.config import Settings
 from portal.context import service as context
 from portal.db import utcnow
 from portal.machines.models import Machine
+from portal.machines.mounts import session_mounts
 from portal.machines.secrets import vnc_password
 from portal.machines.service import transition
 from portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
@@ -126,6 +127,10 @@ class Reconciler:
     def _launch(self, db: Session, machine: Machine) -> bool:
         try:
             self.provider.launch(self._spec(machine, self._user_data(db, machine)))
+        except OSError as exc:  # the user's storage could not be prepared on this host
+            self._fail(db, machine, "Your storage could not be prepared for this machine; "
+                       "contact the facility's support.", f"{machine.id}: {exc}")
+            return False
         except ContextualisationError as exc:  # the session cannot be described for cloud-init
             self._fail(db, machine, exc.user_message, exc.log_message)
             return False
@@ -153,7 +158,8 @@ class Reconciler:
         return LaunchSpec(machine_id=machine.id, username=user.username, uid=user.uid,
                           gid=user.gid, environment=dict(machine.environment),
                           vnc_password=vnc_password(self.secret_key, machine.id),
-                          user_data=user_data)
+                          user_data=user_data,
+                          mounts=session_mounts(self.settings, machine) if self.settings else ())
 
     def _poll(self, report: CycleReport) -> None:
         ids = self._ids(POLLED)

@@ -15,6 +15,7 @@ from portal.providers.base import (
     Provider,
     ProviderState,
     ProviderStatus,
+    SessionMount,
 )
 from portal.providers.doubles import (
     FailingProvider,
@@ -75,6 +76,7 @@ __all__ = [
     "ProviderState",
     "ProviderStatus",
     "ProviderUnavailable",
+    "SessionMount",
     "SlowProvider",
     "make_provider",
 ]

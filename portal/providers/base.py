@@ -38,6 +38,20 @@ class ProviderStatus:
 
 
 @dataclass(frozen=True)
+class SessionMount:
+    """A folder the session sees: the user's storage (read-write) or experiment data (read-only).
+
+    ``name`` is the entry in the session's home (local provider) and ``source`` the folder on
+    the host or the export the machine mounts.
+    """
+
+    name: str
+    source: str
+    read_only: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     """Everything a provider needs to start one machine.
 
@@ -57,6 +71,7 @@ class LaunchSpec:
     vnc_password: str = field(repr=False)
     geometry: str = "1280x800"
     user_data: bytes | None = field(default=None, repr=False)
+    mounts: tuple[SessionMount, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from portal.providers.base import (
     ProviderStatus,
 )
 from portal.providers.errors import CapacityExhausted, LaunchFailed, MachineGone, ProviderError
+from portal.providers.local_mounts import detach
 from portal.providers.local_procs import stop
 from portal.providers.local_session import (
     SessionPaths,
@@ -190,6 +191,7 @@ class LocalProvider(Provider):
                                 f"local {machine_id}: pids {sorted(survivors)} survived SIGKILL")
         if state is not None and "xvnc" in state.procs:
             remove_stale_x_files(state.display, state.procs["xvnc"])
+        detach(paths.root)  # never delete a folder with experiment data mounted inside
         if remove_home:
             shutil.rmtree(paths.root, ignore_errors=True)
             return

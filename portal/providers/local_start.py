@@ -16,6 +16,7 @@ from pathlib import Path
 from portal.providers.base import LaunchSpec
 from portal.providers.errors import CapacityExhausted, LaunchFailed
 from portal.providers.local_desktop import write_desktop_config, write_launchers
+from portal.providers.local_mounts import attach
 from portal.providers.local_procs import (
     ProcRef,
     is_alive,
@@ -132,6 +133,7 @@ def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str) -> None
         write_password(paths, spec.vnc_password, vncpasswd)
         write_desktop_config(paths.home)
         write_launchers(paths.home, spec.environment.get("applications") or [])
+        attach(paths.home, spec.mounts, spec.machine_id)
     except OSError as error:
         raise LaunchFailed("The desktop's files could not be written on this host.",
                            f"{spec.machine_id}: {error}") from error
