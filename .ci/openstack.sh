@@ -10,7 +10,7 @@
 # rendered configs, SQLite databases, logs, pid files and clouds.yaml. All waits are bounded.
 set -euo pipefail
 
-APT_PACKAGES="rabbitmq-server python3-venv curl"
+APT_PACKAGES="rabbitmq-server postgresql python3-venv curl"
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 T=$REPO/tests/openstack
@@ -98,7 +98,7 @@ install() {
     "$VENV/bin/pip" install -q -U pip wheel setuptools
     "$VENV/bin/pip" install -q -c "$T/upper-constraints-2026.1.txt" \
       "keystone>=29,<30" "glance>=32,<33" "openstack-placement>=15,<16" "nova>=33,<34" \
-      openstacksdk gunicorn
+      openstacksdk gunicorn psycopg2-binary
   fi
   local site; site=$("$VENV/bin/python" -c 'import nova.virt, os; print(os.path.dirname(nova.virt.__file__))')
   cp "$T/pylib/mini_fake.py" "$site/"   # nova loads compute_driver only as nova.virt.<name>
@@ -126,6 +126,24 @@ start_rabbitmq() {
   say "rabbitmq up"
 }
 
+NOVA_DB=postgresql+psycopg2://nova:nova-test-pw@127.0.0.1
+nova_databases() {  # nova_databases create|drop: the role and databases in the local PostgreSQL
+  command -v pg_lsclusters >/dev/null && pg_lsclusters -h | awk '$4 != "online" {print $1, $2}' |
+    while read -r v c; do pg_ctlcluster "$v" "$c" start; done
+  local psql="su postgres -c"
+  for db in daaas_nova_api daaas_nova daaas_nova_cell0; do
+    $psql "psql -qc 'DROP DATABASE IF EXISTS $db WITH (FORCE)'" >/dev/null 2>&1
+    [ "$1" = create ] && $psql "psql -qc 'CREATE DATABASE $db'" >/dev/null
+  done
+  if [ "$1" = create ]; then
+    $psql "psql -qc \"DROP ROLE IF EXISTS nova\"" >/dev/null 2>&1 || true
+    $psql "psql -qc \"CREATE ROLE nova LOGIN PASSWORD 'nova-test-pw'\"" >/dev/null 2>&1 || true
+    for db in daaas_nova_api daaas_nova daaas_nova_cell0; do
+      $psql "psql -qc 'ALTER DATABASE $db OWNER TO nova'" >/dev/null
+    done
+  fi
+}
+
 setup_databases() {
   local P=$VENV/bin WAL="$VENV/bin/python $T/pylib/sqlite_wal.py"
   if [ ! -f "$BASE/data/keystone/keystone.db" ]; then
@@ -145,13 +163,14 @@ setup_databases() {
     $P/glance-manage --config-file "$BASE/etc/glance/glance-api.conf" db_sync
     $WAL "$BASE/data/placement.db" "$BASE/data/glance.db"
   fi
-  if [ ! -f "$BASE/data/nova/nova.db" ]; then
+  if [ ! -f "$BASE/data/nova/.synced" ]; then  # Nova on PostgreSQL: SQLite locks under Nova
+    nova_databases create
     local NM="$P/nova-manage --config-file $BASE/etc/nova/nova.conf"
     $NM api_db sync
-    $NM cell_v2 map_cell0 --database_connection "sqlite:///$BASE/data/nova/nova_cell0.db?timeout=60"
+    $NM cell_v2 map_cell0 --database_connection "$NOVA_DB/daaas_nova_cell0"
     $NM cell_v2 create_cell --name cell1 || true
     $NM db sync
-    $WAL "$BASE/data/nova/nova_api.db" "$BASE/data/nova/nova.db" "$BASE/data/nova/nova_cell0.db"
+    touch "$BASE/data/nova/.synced"
   fi
 }
 
@@ -182,6 +201,6 @@ up() {
 case "${1:-up}" in
   up) up ;;
   down) down ;;
-  fresh) down; rm -rf "$BASE/data" "$BASE/etc" "$BASE/clouds.yaml"; up ;;
+  fresh) down; nova_databases drop; rm -rf "$BASE/data" "$BASE/etc" "$BASE/clouds.yaml"; up ;;
   *) echo "usage: $0 [up|down|fresh]" >&2; exit 2 ;;
 esac

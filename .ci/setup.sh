@@ -12,7 +12,8 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 # the browser proxy (websockify, noVNC) and, for tests, PostgreSQL, Chromium and cloud-init.
 RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigervnc-tools openbox
   xterm pcmanfm websockify novnc xrdp xorgxrdp"
-TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init"
+TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init slurm-wlm munge
+  slurmrestd slurm-wlm-jwt-plugin"
 
 install_packages() {
   local missing=()
@@ -49,6 +50,12 @@ SQL
   export DAAAS_TEST_POSTGRES_URL="postgresql+psycopg://daaas_test:daaas_test@127.0.0.1:5432/daaas_test"
 }
 
+start_slurm() {   # a real single-node Slurm + slurmrestd (JWT) on 127.0.0.1 for the HPC tests
+  local env
+  env=$($SUDO bash .ci/slurm.sh /tmp/daaas-slurm)   # a plain assignment keeps set -e working
+  eval "$env"
+}
+
 if [ "$mode" = serve ]; then
   install_packages $RUN_PACKAGES
   make_venv .
@@ -58,6 +65,7 @@ fi
 install_packages $TEST_PACKAGES
 make_venv ".[test]"
 start_postgres
+start_slurm
 echo "== lint (ruff)";  .venv/bin/ruff check .
 echo "== types (mypy)"; .venv/bin/mypy
 echo "== tests (pytest)"

@@ -6,9 +6,10 @@
 #   eval "$(bash .ci/slurm.sh DIR)"  ... and export the variables the tests read
 #   bash .ci/slurm.sh DIR stop       stop the daemons this script started under DIR
 #
-# Idempotent: keys are created once, daemons already running are left alone. Needs root and
-# the Debian packages slurm-wlm munge slurmrestd slurm-wlm-jwt-plugin. Progress goes to stderr;
-# only the `export` line goes to stdout.
+# Idempotent: keys are created once, daemons already running are left alone (a changed slurm.conf
+# restarts them). Needs root and the Debian packages slurm-wlm munge slurmrestd
+# slurm-wlm-jwt-plugin. Progress goes to stderr; only the `export` line goes to stdout. Under
+# `set -e`, use `env=$(bash .ci/slurm.sh DIR); eval "$env"` so a failure stops the caller.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bash .ci/slurm.sh DIR [stop]" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo ".ci/slurm.sh must run as root (it starts Slurm's daemons)" >&2; exit 2; }
@@ -16,7 +17,7 @@ DIR=$(mkdir -p "$1" && cd "$1" && pwd)
 ACTION=${2:-start}
 HOST=$(hostname -s)
 CLUSTER=daaas-test
-REST_PORT=${DAAAS_SLURMRESTD_PORT:-6820}
+REST_PORT=${DAAAS_TEST_SLURMRESTD_PORT:-6820}
 REST_USER=nobody                      # slurmrestd refuses to run as root or SlurmUser
 TEST_USERS="hpc-alice:29101 hpc-bob:29102"
 CONF=$DIR/slurm.conf
@@ -27,8 +28,15 @@ running() {  # running NAME: true when DIR/NAME.pid names a live process
 }
 
 stop_all() {
+  local name pid
   for name in slurmrestd slurmd slurmctld munged; do
-    if running "$name"; then say "stopping $name"; kill "$(cat "$DIR/$name.pid")"; fi
+    if running "$name"; then
+      pid=$(cat "$DIR/$name.pid")
+      say "stopping $name"
+      kill "$pid"
+      timeout 30 bash -c "while kill -0 $pid 2>/dev/null; do sleep 0.2; done" \
+        || { say "$name (pid $pid) did not stop within 30 s"; exit 1; }
+    fi
     rm -f "$DIR/$name.pid"
   done
 }

@@ -30,16 +30,15 @@ ACCESS_UNITS = {
 def services(ctx: Context) -> tuple[list[str], list[str]]:
     """Return ``(enable, disable)``: systemd units to start and to stop, all shipped by the image.
 
-    Access services not asked for are stopped; munge runs when an HPC cluster is configured and
-    autofs (which mounts /cvmfs) when the session has CVMFS repositories. Raises nothing.
+    Access services not asked for are stopped; autofs (which mounts /cvmfs) runs when the
+    session has CVMFS repositories. Slurm clients authenticate with the user's JWT, so munge is
+    never started (a munge key on a VM would let its root act as anyone). Raises nothing.
     """
     wanted = ctx.access.model_dump()
     enable = [unit for name, unit in ACCESS_UNITS.items() if wanted[name]]
     disable = [unit for name, unit in ACCESS_UNITS.items() if not wanted[name]]
     if ctx.cvmfs_repositories:
         enable.insert(0, "autofs.service")
-    if ctx.hpc.slurmctld_host:
-        enable.insert(0, "munge.service")
     return enable, disable
 
 

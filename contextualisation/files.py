@@ -23,6 +23,10 @@ _TEMPLATES = Environment(
     undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
     lstrip_blocks=True, autoescape=False,
 )
+#: Where the bootstrap exchange installs the user's Slurm JWT (the portal's portal.hpc.machine).
+HPC_JWT_FILE = "/etc/daaas/secrets/slurm.jwt"
+HPC_LAUNCHER_NAME = "Submit to HPC"
+HPC_LAUNCHER_FILE = "daaas-submit-to-hpc.desktop"
 _LABELS = {"storage": "Your storage, kept when this machine is deleted",
            "experiment": "Experiment data"}
 
@@ -48,8 +52,23 @@ def session_files(ctx: Context) -> list[File]:
     if ctx.hpc.enabled:
         files.append(File("/etc/profile.d/daaas-hpc.sh", _render("hpc-profile.sh.j2", **{
             key: shlex.quote(value) if value else "" for key, value in ctx.hpc.model_dump().items()
-        })))
+        }, jwt_file=HPC_JWT_FILE)))
+        files += hpc_launcher_files(ctx)
     return files
+
+
+def hpc_launcher_files(ctx: Context) -> list[File]:
+    """Return the "Submit to HPC" desktop entry (menu and Desktop), opening the portal's Jobs
+    page for this machine in the machine's browser. Raises nothing."""
+    url = f"{ctx.callback_url}/jobs?machine={ctx.machine_id}"
+    content = _render("desktop-entry.j2", environment=ctx.environment_name,
+                      name=HPC_LAUNCHER_NAME,
+                      comment="Submit and follow batch jobs on the HPC cluster",
+                      exec=desktop.exec_value(["xdg-open", url]), icon="applications-system",
+                      terminal="false", categories="Science;")
+    owner = f"{ctx.user.username}:{ctx.user.group}"
+    return [File(f"/usr/share/applications/{HPC_LAUNCHER_FILE}", content),
+            File(f"{ctx.user.home}/Desktop/{HPC_LAUNCHER_FILE}", content, "0755", owner, True)]
 
 
 def desktop_files(ctx: Context) -> list[File]:

@@ -17,6 +17,7 @@ from cvmfs import CvmfsClientSettings
 from cvmfs.registry import load_registry
 from portal.auth.models import User
 from portal.config import Settings
+from portal.hpc.machine import client_settings
 from portal.machines.models import Machine
 
 #: What ``daaas context render`` puts where the real machine's id and token go.
@@ -36,14 +37,16 @@ def site_settings(settings: Settings) -> dict[str, Any]:
     """Return the site part of a Context (keys of contextualisation's SITE_KEYS).
 
     CVMFS: the site's proxy chain and cache size from the settings, Stratum-1 servers from the
-    CVMFS registry (public keys are baked into the image). Raises RegistryError for a broken
+    CVMFS registry (public keys are baked into the image). HPC: where the cluster is, never a
+    credential (:func:`portal.hpc.machine.client_settings`). Raises RegistryError for a broken
     registry file.
     """
     registry = load_registry(Path(settings.cvmfs_registry) if settings.cvmfs_registry else None)
     cvmfs = CvmfsClientSettings(http_proxy=settings.cvmfs_http_proxy,
                                 quota_limit_mb=settings.cvmfs_quota_mb,
                                 server_urls=registry.server_urls())
-    return {"callback_url": callback_url(settings), "cvmfs": cvmfs}
+    return {"callback_url": callback_url(settings), "cvmfs": cvmfs,
+            "hpc": client_settings(settings)}
 
 
 def account(user: User) -> dict[str, Any]:

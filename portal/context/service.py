@@ -25,6 +25,7 @@ from portal.config import Settings, resolve_secret_key
 from portal.context.build import user_data
 from portal.context.models import MachineContext
 from portal.errors import Conflict, Forbidden
+from portal.hpc.machine import secret_files
 from portal.machines.models import Machine
 from portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
 from portal.machines.states import STARTING
@@ -103,7 +104,9 @@ def exchange(db: Session, settings: Settings, machine_id: str, token: str,
     machine = db.get(Machine, machine_id)
     assert machine is not None  # the UPDATE found it
     log.info("machine %s traded its bootstrap token", machine_id)
-    return machine_secrets(resolve_secret_key(settings), machine, report_token)
+    answer = machine_secrets(resolve_secret_key(settings), machine, report_token)
+    answer["files"] += secret_files(settings, machine, now)  # the user's Slurm JWT, if any
+    return answer
 
 
 def machine_secrets(secret_key: str, machine: Machine, report_token: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from portal.hpc.slurm_jobs import job_info, submission
 from portal.hpc.token import KeyUnreadable, mint, read_key
 
 INVALID_JOB_ID = 2017
+JOB_HELD = 2042  # "Job is in held state": what a job submitted on hold is told
 
 
 class SlurmRestBackend(HpcBackend):
@@ -37,7 +38,7 @@ class SlurmRestBackend(HpcBackend):
     def submit(self, username: str, spec: JobSpec) -> int:
         """Submit ``spec`` as ``username``; return Slurm's job id. Raises as HpcBackend.submit."""
         body = self._call("POST", "/job/submit", username, submission(spec))
-        errors = errors_in(body)
+        errors = [e for e in errors_in(body) if not (e.code == JOB_HELD and spec.held)]
         if errors:
             self._raise(errors, username, lambda text: JobRejected(
                 f"Slurm on '{self.cluster}' rejected the job: {text}. Change what it names and "

@@ -238,11 +238,11 @@ def test_a_user_the_cluster_does_not_know_is_told_and_leaves_no_job(
         "'scientist' with your user id (20000)")
     assert client.get("/api/v1/jobs", headers=headers).get_json()["jobs"] == []
     conf = os.environ.get("DAAAS_TEST_SLURM_CONF")
-    if conf:  # as root on the test cluster: nothing left queued for nobody
-        queued = subprocess.run(["squeue", "-h", "-u", "nobody", "-t", "PD,R,CF"],
+    if conf:  # as root on the test cluster: nothing left queued for Slurm's nobody (uid 99)
+        queued = subprocess.run(["squeue", "-h", "-t", "PD,R,CF", "-o", "%i %U"],
                                 env={**os.environ, "SLURM_CONF": conf}, capture_output=True,
                                 text=True, timeout=30, check=True)
-        assert queued.stdout.strip() == ""
+        assert [line for line in queued.stdout.splitlines() if line.split()[1] == "99"] == []
 
 
 def test_a_cluster_account_with_another_uid_is_not_used(app: Flask, client: FlaskClient,

@@ -86,11 +86,10 @@ def test_server_deleted_behind_the_portal_is_noticed_in_one_cycle(
 def test_worker_killed_after_create_finds_its_server(app: Flask,
                                                      provider: OpenStackProvider) -> None:
     machine_id = launch(app)
-    row = machine_row(app, machine_id)
+    environment = dict(machine_row(app, machine_id).environment)
     # the create call of a worker that died before recording it
     support.new_provider(server_tag=provider.server_tag).launch(LaunchSpec(
-        machine_id, "scientist", row.user.uid, row.user.gid, dict(row.environment), "x",
-        user_data=support.USER_DATA))
+        machine_id, "scientist", 20000, 20000, environment, "x", user_data=support.USER_DATA))
     run_until(app, worker(app, provider), machine_id, "contextualising")
     assert len(support.servers_tagged(f"daaas-machine-{machine_id}")) == 1
 

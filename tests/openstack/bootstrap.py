@@ -37,8 +37,21 @@ FLAVORS = {"m1.small": dict(ram=512, vcpus=1, disk=1),
                "m1.medium", "m1.large", "m1.xlarge", "m1.2xlarge",
                "g1.l40s-1", "g1.a100-1", "g1.a100-2")}}
 VGPUS = {"g1.vgpu": 1, "g1.l40s-1": 1, "g1.a100-1": 1, "g1.a100-2": 2}
-IMAGES = {"daaas-tiny": ["daaas-desktop"], "daaas-base-desktop": [],
-          "daaas-gpu-desktop-test": ["daaas-gpu-desktop"]}
+CATALOGUE = os.path.join(os.path.dirname(__file__), "..", "..", "catalogue", "environments")
+
+
+def images() -> dict[str, list[str]]:
+    """Return {image name: tags}: the test image plus one per catalogue entry's image."""
+    found = {"daaas-tiny": ["daaas-desktop"]}
+    for name in sorted(os.listdir(CATALOGUE)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(CATALOGUE, name)) as entry:
+                image = (yaml.safe_load(entry) or {}).get("image") or {}
+            if image.get("name"):
+                found.setdefault(image["name"], [])
+            elif image.get("tag"):
+                found.setdefault(f"test-{image['tag']}", [image["tag"]])
+    return found
 
 
 def admin() -> openstack.connection.Connection:
@@ -110,7 +123,7 @@ def resources(conn, base: str) -> None:
         flavor = conn.compute.find_flavor(name) or conn.compute.create_flavor(name=name, **size)
         if name in VGPUS:
             conn.compute.create_flavor_extra_specs(flavor, {"resources:VGPU": str(VGPUS[name])})
-    for name, tags in IMAGES.items():
+    for name, tags in images().items():
         if conn.image.find_image(name) is None:
             conn.image.create_image(name=name, data=b"\0" * 65536, disk_format="raw",
                                     container_format="bare", visibility="public", wait=True,

@@ -299,8 +299,21 @@ def test_hpc_profile_only_when_configured_and_without_credentials() -> None:
     with_hpc = files_of(loaded(make_context()))["/etc/profile.d/daaas-hpc.sh"]["content"]
     assert "export SLURM_CONF_SERVER=slurm.example.org:6817" in with_hpc
     assert "munge.key" not in with_hpc
+    assert "SLURM_JWT=$(cat /etc/daaas/secrets/slurm.jwt)" in with_hpc  # read on the VM only
     without = files_of(loaded(make_context(site={"callback_url": "https://p.example.org"})))
     assert "/etc/profile.d/daaas-hpc.sh" not in without
+    assert "/usr/share/applications/daaas-submit-to-hpc.desktop" not in without
+
+
+def test_hpc_icon_opens_the_portals_jobs_page_for_this_machine() -> None:
+    ctx = make_context()
+    files = files_of(loaded(ctx))
+    entry = files["/usr/share/applications/daaas-submit-to-hpc.desktop"]["content"]
+    assert "Name=Submit to HPC\n" in entry
+    assert f'Exec=xdg-open "{ctx.callback_url}/jobs?machine={ctx.machine_id}"\n' in entry
+    assert files[f"{ctx.user.home}/Desktop/daaas-submit-to-hpc.desktop"]["content"] == entry
+    document = json.loads(files["/etc/daaas/bootstrap.json"]["content"])
+    assert "munge.service" not in document["services"]["enable"]  # the JWT needs no munge
 
 
 def test_access_services_not_asked_for_are_not_configured() -> None:
