@@ -9,6 +9,7 @@ from flask import Blueprint, render_template
 from portal.auth.current import require_user
 from portal.experiments.backends import InvestigationInfo
 from portal.experiments.service import sessions_of, visible_investigation
+from portal.hpc.service import recorded_jobs
 from portal.lifecycle import db
 from portal.machines.serialize import machine_json
 from portal.runtime import runtime
@@ -28,12 +29,13 @@ def index() -> str:
 @blueprint.get("/experiments/<int:investigation_id>")
 def page(investigation_id: int) -> str:
     """Show one experiment and every session that used it."""
-    rt = runtime()
-    investigation = visible_investigation(rt.experiments, require_user(), investigation_id)
+    rt, user = runtime(), require_user()
+    investigation = visible_investigation(rt.experiments, user, investigation_id)
     return render_template("experiments/page.html", investigation=investigation,
                            data_path=investigation.data_path(
                                rt.settings.experiment_data_path_template),
-                           sessions=sessions_of(db(), investigation_id))
+                           sessions=sessions_of(db(), investigation_id),
+                           hpc_jobs=recorded_jobs(db(), user, experiment_id=investigation_id))
 
 
 @api.get("/experiments")

@@ -10,6 +10,7 @@ from portal.access.rdp import rdp_unavailable_reason
 from portal.auth.current import require_user
 from portal.context.build import inspectable_user_data
 from portal.experiments.binding import experiment_for_launch
+from portal.hpc.service import recorded_jobs
 from portal.lifecycle import db
 from portal.machines import service
 from portal.machines.models import Machine
@@ -40,7 +41,8 @@ def page(machine_id: str) -> str:
     return render_template("machines/page.html", machine=machine,
                            timings=phase_timings(machine),
                            rdp_reason=rdp_unavailable_reason(machine, _target(machine)),
-                           user_data=_user_data_for_admin(machine) if user.is_admin else None)
+                           user_data=_user_data_for_admin(machine) if user.is_admin else None,
+                           hpc_jobs=recorded_jobs(db(), user, machine_id=machine.id))
 
 
 def _user_data_for_admin(machine: Machine) -> str:

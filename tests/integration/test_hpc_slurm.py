@@ -133,6 +133,9 @@ def test_template_job_from_a_machine_bound_to_an_experiment(app: Flask, client: 
         owner = get_user(db, user)
         recorded = service.recorded_jobs(db, owner, experiment_id=experiment)
         assert [(j.job_id, j.state) for j in recorded] == [(job["id"], "COMPLETED")]
+    for page in (f"/machines/{machine_id}", f"/experiments/{experiment}"):
+        html = client.get(page, headers=alice).get_data(as_text=True)
+        assert f'data-job="{job["id"]}"' in html, page
     bad = client.post("/api/v1/jobs", headers=alice, json={
         "template": "list-data", "parameters": {"folder": "relative/path"}})
     assert bad.status_code == 400 and "Folder" in bad.get_json()["error"]["message"]
