@@ -31,13 +31,14 @@ def services(ctx: Context) -> tuple[list[str], list[str]]:
     """Return ``(enable, disable)``: systemd units to start and to stop, all shipped by the image.
 
     Access services not asked for are stopped; autofs (which mounts /cvmfs) runs when the
-    session has CVMFS repositories. Slurm clients authenticate with the user's JWT, so munge is
+    session has CVMFS repositories and the site mounts them with autofs (not fstab). Slurm
+    clients authenticate with the user's JWT, so munge is
     never started (a munge key on a VM would let its root act as anyone). Raises nothing.
     """
     wanted = ctx.access.model_dump()
     enable = [unit for name, unit in ACCESS_UNITS.items() if wanted[name]]
     disable = [unit for name, unit in ACCESS_UNITS.items() if not wanted[name]]
-    if ctx.cvmfs_repositories:
+    if ctx.cvmfs_repositories and ctx.cvmfs.mount == "autofs":
         enable.insert(0, "autofs.service")
     return enable, disable
 

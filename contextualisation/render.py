@@ -32,11 +32,22 @@ def build_cloud_config(ctx: Context) -> dict[str, Any]:
         "ssh_pwauth": False,
         "write_files": [_write_file(f) for f in files],
     }
-    if ctx.mounts:
-        config["mounts"] = [[m.source, m.target, FSTYPES[m.kind], m.fstab_options, "0", "0"]
-                            for m in ctx.mounts]
+    mounts = [[m.source, m.target, FSTYPES[m.kind], m.fstab_options, "0", "0"]
+              for m in ctx.mounts] + cvmfs_fstab(ctx)
+    if mounts:
+        config["mounts"] = mounts
     config["runcmd"] = [[AGENT_PATH]]
     return config
+
+
+def cvmfs_fstab(ctx: Context) -> list[list[str]]:
+    """Return fstab lines for the session's repositories when the site mounts CVMFS by fstab
+    (the CVMFS documentation's form: ``<repo> /cvmfs/<repo> cvmfs defaults,_netdev,nodev``);
+    none with autofs. Raises nothing."""
+    if ctx.cvmfs.mount != "fstab":
+        return []
+    return [[repo, f"/cvmfs/{repo}", "cvmfs", "defaults,_netdev,nodev", "0", "0"]
+            for repo in ctx.cvmfs_repositories]
 
 
 def dump_cloud_config(config: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ narrow pattern here and shell-quoted again when rendered.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -55,6 +56,9 @@ class CvmfsClientSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     http_proxy: str = Field(default=DEFAULT_HTTP_PROXY, description="CVMFS_HTTP_PROXY.")
+    mount: Literal["autofs", "fstab"] = Field(
+        default="autofs", description="autofs mounts /cvmfs/<repo> on first use; fstab mounts "
+        "each repository at boot.")
     quota_limit_mb: int = Field(default=DEFAULT_QUOTA_LIMIT_MB, ge=1000, description="Cache MB.")
     cache_base: str = Field(default=DEFAULT_CACHE_BASE, description="CVMFS_CACHE_BASE.")
     server_urls: dict[str, tuple[str, ...]] = Field(

@@ -40,6 +40,7 @@ class Settings(BaseModel):
     catalogue_dir: str = Field(DEFAULT_CATALOGUE_DIR, description="Folder of environment YAML.")
     cvmfs_registry: str = Field("", description="CVMFS registry YAML; empty: the shipped one.")
     cvmfs_http_proxy: str = Field("DIRECT", description="CVMFS_HTTP_PROXY for machines.")
+    cvmfs_mount: Literal["autofs", "fstab"] = Field("autofs", description="How /cvmfs mounts.")
     cvmfs_quota_mb: int = Field(10000, ge=1000, description="CVMFS cache size on machines.")
     storage_quota_gb: int = Field(100, ge=1, description="Storage quota per user (GiB).")
     bootstrap_token_ttl_minutes: int = Field(120, ge=5, description="VM bootstrap token life.")

@@ -42,7 +42,7 @@ def site_settings(settings: Settings) -> dict[str, Any]:
     registry file.
     """
     registry = load_registry(Path(settings.cvmfs_registry) if settings.cvmfs_registry else None)
-    cvmfs = CvmfsClientSettings(http_proxy=settings.cvmfs_http_proxy,
+    cvmfs = CvmfsClientSettings(http_proxy=settings.cvmfs_http_proxy, mount=settings.cvmfs_mount,
                                 quota_limit_mb=settings.cvmfs_quota_mb,
                                 server_urls=registry.server_urls())
     return {"callback_url": callback_url(settings), "cvmfs": cvmfs,

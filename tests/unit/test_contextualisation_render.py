@@ -363,3 +363,18 @@ def test_absurd_environment_raises_user_data_too_large_naming_it() -> None:
     assert "support" in caught.value.user_message
     assert "1500 application launchers" in caught.value.log_message
     assert caught.value.size > NOVA_USER_DATA_LIMIT
+
+
+def test_cvmfs_by_fstab_is_a_site_choice(cloudinit_python: str) -> None:
+    site = {**SITE, "cvmfs": {**SITE["cvmfs"], "mount": "fstab"}}
+    fstab = make_context(site=site)
+    config = loaded(fstab)
+    assert ["ccp4.example.org", "/cvmfs/ccp4.example.org", "cvmfs", "defaults,_netdev,nodev",
+            "0", "0"] in config["mounts"]
+    validate_with_cloudinit(cloudinit_python, render_user_data(fstab))
+    autofs = loaded(make_context())
+    assert not any(line[2] == "cvmfs" for line in autofs.get("mounts", []))
+    document = json.loads(files_of(config)["/etc/daaas/bootstrap.json"]["content"])
+    assert "autofs.service" not in document["services"]["enable"]
+    auto_document = json.loads(files_of(autofs)["/etc/daaas/bootstrap.json"]["content"])
+    assert "autofs.service" in auto_document["services"]["enable"]
