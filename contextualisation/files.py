@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from contextualisation import launchers as desktop
 from contextualisation.bootstrap import BOOTSTRAP_CONFIG_PATH, VNC_DISPLAY, bootstrap_document
 from contextualisation.context import Context, Mount
+from contextualisation.launchers import Launcher
 from contextualisation.validation import CONTROL_RE
 from cvmfs import client_files
 
@@ -78,17 +79,25 @@ def desktop_files(ctx: Context) -> list[File]:
     """
     files: list[File] = []
     owner = f"{ctx.user.username}:{ctx.user.group}"
-    for launcher, name in zip(ctx.launchers, desktop.file_names(ctx.launchers), strict=True):
-        content = _render("desktop-entry.j2", environment=ctx.environment_name,
-                          name=desktop.escape_string(launcher.name),
-                          comment=desktop.escape_string(launcher.description),
-                          exec=desktop.exec_value(launcher.argv),
-                          icon=desktop.icon_value(launcher.icon, ctx.icon_dir),
-                          terminal="true" if launcher.terminal else "false",
-                          categories=desktop.categories(launcher.category))
+    for name, content in desktop_entries(ctx.environment_name, ctx.launchers, ctx.icon_dir):
         files.append(File(f"/usr/share/applications/{name}", content))
         files.append(File(f"{ctx.user.home}/Desktop/{name}", content, "0755", owner, True))
     return files
+
+
+def desktop_entries(environment_name: str, launchers: tuple[Launcher, ...],
+                    icon_dir: str) -> list[tuple[str, str]]:
+    """Return ``(file name, Desktop Entry text)`` per launcher: the one description of a
+    session's icons, used by cloud-init user-data and by the local desktop provider alike.
+    Raises nothing."""
+    return [(name, _render("desktop-entry.j2", environment=environment_name,
+                           name=desktop.escape_string(launcher.name),
+                           comment=desktop.escape_string(launcher.description),
+                           exec=desktop.exec_value(launcher.argv),
+                           icon=desktop.icon_value(launcher.icon, icon_dir),
+                           terminal="true" if launcher.terminal else "false",
+                           categories=desktop.categories(launcher.category)))
+            for launcher, name in zip(launchers, desktop.file_names(launchers), strict=True)]
 
 
 def access_files(ctx: Context) -> list[File]:

@@ -7,12 +7,14 @@ program does: ``pcmanfm --desktop`` (Debian ``pcmanfm``) shows every ``.desktop`
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from catalogue.loader import ICONS_DIRECTORY
+from contextualisation.environment import launchers
+from contextualisation.files import desktop_entries
 from portal.providers.errors import LaunchFailed, MissingSystemPackages
 
 # program -> Debian package that ships it
@@ -46,7 +48,6 @@ quick_exec=1
 terminal=xterm
 """
 USER_DIRS = 'XDG_DESKTOP_DIR="$HOME/Desktop"\n'
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def required_programs(desktop: str) -> list[str]:
@@ -65,46 +66,24 @@ def check_programs(programs: Iterable[str]) -> dict[str, str]:
     return {name: str(path) for name, path in found.items()}
 
 
-def _value(text: Any, field: str) -> str:
-    value = "" if text is None else str(text)
-    if not value or any(ord(char) < 32 for char in value):
+def write_launchers(home: Path, environment: Mapping[str, Any]) -> list[Path]:
+    """Write the environment's launchers, executable (so: trusted), into ``home/Desktop``.
+
+    The entries come from contextualisation's renderer, the same one that writes them on
+    cloud VMs, so both providers show one description of the session. Returns the files
+    written. Raises LaunchFailed for a broken application entry.
+    """
+    try:
+        entries = desktop_entries(str(environment.get("name") or "session"),
+                                  launchers(environment), str(ICONS_DIRECTORY))
+    except ValueError as error:
         raise LaunchFailed("This environment has a broken application entry.",
-                           f"application {field} is empty or has a control character: {value!r}")
-    return value.replace("\\", "\\\\")
-
-
-def launcher_text(app: Mapping[str, Any]) -> str:
-    """Return a freedesktop Desktop Entry for one catalogue application.
-
-    Raises LaunchFailed if name or command is missing or a field holds a control character.
-    """
-    lines = [
-        "[Desktop Entry]",
-        "Type=Application",
-        "Version=1.0",
-        f"Name={_value(app.get('title') or app.get('name'), 'name')}",
-        f"Exec={_value(app.get('command'), 'command').replace('%', '%%')}",
-        f"Terminal={'true' if app.get('terminal') else 'false'}",
-    ]
-    if app.get("icon"):
-        lines.append(f"Icon={_value(app['icon'], 'icon')}")
-    if app.get("category"):
-        lines.append(f"Categories={_value(app['category'], 'category')};")
-    return "\n".join(lines) + "\n"
-
-
-def write_launchers(home: Path, applications: Iterable[Mapping[str, Any]]) -> list[Path]:
-    """Write one executable (so: trusted) launcher per application into ``home/Desktop``.
-
-    Returns the files written. Raises LaunchFailed for a broken application entry.
-    """
+                           f"launchers: {error}") from error
     desktop_dir = home / "Desktop"
     desktop_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for app in applications:
-        text = launcher_text(app)
-        stem = _SAFE_NAME.sub("-", str(app.get("name"))).strip("-") or "application"
-        path = desktop_dir / f"{stem}.desktop"
+    for name, text in entries:
+        path = desktop_dir / name
         path.write_text(text, encoding="utf-8")
         path.chmod(0o755)
         written.append(path)

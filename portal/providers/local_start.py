@@ -132,7 +132,7 @@ def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str) -> None
         paths.prepare()
         write_password(paths, spec.vnc_password, vncpasswd)
         write_desktop_config(paths.home)
-        write_launchers(paths.home, spec.environment.get("applications") or [])
+        write_launchers(paths.home, spec.environment)
         attach(paths.home, spec.mounts, spec.machine_id)
     except OSError as error:
         raise LaunchFailed("The desktop's files could not be written on this host.",

@@ -116,10 +116,10 @@ def test_launch_becomes_ready_and_speaks_rfb(provider: LocalProvider) -> None:
 def test_session_folder_holds_icons_password_and_state(provider: LocalProvider) -> None:
     provider.launch(spec("m1"))
     root = provider.sessions_dir / "m1"
-    coot = root / "home" / "Desktop" / "coot.desktop"
+    coot = root / "home" / "Desktop" / "daaas-coot.desktop"
     assert "Exec=/cvmfs/ccp4.example.org/bin/coot\n" in coot.read_text()
     assert os.stat(coot).st_mode & 0o111, "launchers must be executable to be trusted"
-    assert (root / "home" / "Desktop" / "ccp4-shell.desktop").exists()
+    assert (root / "home" / "Desktop" / "daaas-ccp4-shell.desktop").exists()
     assert os.stat(root / "vncpasswd").st_mode & 0o777 == 0o600
     xvnc = next(pid for pid, name in session_processes(provider.sessions_dir).items()
                 if name == "Xvnc")

@@ -156,10 +156,29 @@ def click(port: int, x: int, y: int, double: bool = True) -> None:
         time.sleep(0.3)
 
 
+@pytest.fixture
+def cvmfs_program() -> Iterator[str]:
+    """A program under /cvmfs/<repository>/ (launchers only point there): a stand-in
+    repository folder on this host, removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a stand-in /cvmfs repository needs root")
+    repository = Path("/cvmfs/daaas-test.example.org")
+    created_root = not repository.parent.exists()
+    program = repository / "bin" / "sleeper"
+    program.parent.mkdir(parents=True, exist_ok=True)
+    program.write_text("#!/bin/sh\nexec sleep 3217\n")
+    program.chmod(0o755)
+    yield str(program)
+    shutil.rmtree(repository)
+    if created_root:
+        repository.parent.rmdir()
+
+
 @needs_desktop
-def test_double_clicking_an_icon_starts_its_application(provider: LocalProvider) -> None:
+def test_double_clicking_an_icon_starts_its_application(provider: LocalProvider,
+                                                        cvmfs_program: str) -> None:
     environment = {"name": "sw", "applications": [
-        {"name": "sleeper", "title": "Sleeper", "command": "sleep 3217", "terminal": False}]}
+        {"name": "sleeper", "title": "Sleeper", "command": cvmfs_program, "terminal": False}]}
     provider.launch(LaunchSpec("m1", "alice", 1, 1, environment, PASSWORD, "800x600"))
     port = provider.connection_target("m1").vnc_port
     marker = b"DAAAS_MACHINE_ID=m1\0"

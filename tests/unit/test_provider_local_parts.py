@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from catalogue.loader import ICONS_DIRECTORY
+from contextualisation.environment import launchers
+from contextualisation.files import desktop_entries
 from portal.providers import LaunchSpec, LocalProvider, MissingSystemPackages
 from portal.providers.errors import LaunchFailed
-from portal.providers.local_desktop import launcher_text, required_programs, write_launchers
+from portal.providers.local_desktop import required_programs, write_launchers
 from portal.providers.local_procs import ProcRef, is_alive, marked_pids, proc_ref, spawn, stop
 from portal.providers.local_session import SessionPaths, SessionState
 
@@ -21,30 +24,30 @@ COOT = {"name": "coot", "title": "Coot", "command": "/cvmfs/ccp4.example.org/bin
         "terminal": False}
 
 
-def test_launcher_is_a_desktop_entry_with_escaped_exec() -> None:
-    text = launcher_text(COOT)
-    assert text.startswith("[Desktop Entry]\nType=Application\n")
-    assert "Name=Coot\n" in text
-    assert "Exec=/cvmfs/ccp4.example.org/bin/coot %%f\n" in text  # a literal %, not a field code
-    assert "Terminal=false\n" in text and "Categories=Science;\n" in text
+def test_launchers_are_the_shared_desktop_entries_written_executable(tmp_path: Path) -> None:
+    shell = {"name": "a shell/../x", "command": "/cvmfs/ccp4.example.org/bin/ccp4-shell",
+             "terminal": True}
+    environment = {"name": "ccp4", "applications": [COOT, shell]}
+    written = write_launchers(tmp_path, environment)
+    assert [path.name for path in written] == ["daaas-coot.desktop", "daaas-a-shell-x.desktop"]
+    assert all(path.parent == tmp_path / "Desktop" for path in written)
+    assert all(os.stat(path).st_mode & 0o111 for path in written)
+    text = written[0].read_text()
+    assert "Exec=/cvmfs/ccp4.example.org/bin/coot %%f\n" in text  # a literal %, no field code
     assert "Icon=/cvmfs/ccp4.example.org/share/coot.png\n" in text
+    assert "Terminal=true" in written[1].read_text()
+    # the very entries cloud-init writes on a VM for the same environment
+    shared = dict(desktop_entries("ccp4", launchers(environment), str(ICONS_DIRECTORY)))
+    assert {p.name: p.read_text() for p in written} == shared
 
 
 @pytest.mark.parametrize("broken", [{"command": "rm -rf /\n[Desktop Entry]"}, {"command": ""},
-                                    {"name": None, "title": None}])
-def test_broken_application_entries_fail_the_launch(broken: dict[str, object]) -> None:
+                                    {"command": "/usr/bin/coot"}])
+def test_broken_application_entries_fail_the_launch(tmp_path: Path,
+                                                    broken: dict[str, object]) -> None:
     with pytest.raises(LaunchFailed) as raised:
-        launcher_text({**COOT, **broken})
+        write_launchers(tmp_path, {"name": "ccp4", "applications": [{**COOT, **broken}]})
     assert raised.value.user_message == "This environment has a broken application entry."
-
-
-def test_launchers_are_written_executable(tmp_path: Path) -> None:
-    shell = {"name": "a shell/../x", "command": "/bin/bash", "terminal": True}
-    written = write_launchers(tmp_path, [COOT, shell])
-    assert [path.name for path in written] == ["coot.desktop", "a-shell-x.desktop"]
-    assert all(path.parent == tmp_path / "Desktop" for path in written)
-    assert all(os.stat(path).st_mode & 0o111 for path in written)
-    assert "Terminal=true" in written[1].read_text()
 
 
 def test_required_programs_per_desktop() -> None:
