@@ -13,7 +13,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigervnc-tools openbox
   xterm pcmanfm websockify novnc xrdp xorgxrdp"
 TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init slurm-wlm munge
-  slurmrestd slurm-wlm-jwt-plugin"
+  slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl"
 
 install_packages() {
   local missing=()
@@ -56,6 +56,12 @@ start_slurm() {   # a real single-node Slurm + slurmrestd (JWT) on 127.0.0.1 for
   eval "$env"
 }
 
+start_openstack() {   # real Keystone, Glance, Placement, Nova (fake GPU driver) on 127.0.0.1
+  local env
+  env=$($SUDO bash .ci/openstack.sh up)
+  eval "$env"
+}
+
 if [ "$mode" = serve ]; then
   install_packages $RUN_PACKAGES
   make_venv .
@@ -66,6 +72,7 @@ install_packages $TEST_PACKAGES
 make_venv ".[test]"
 start_postgres
 start_slurm
+start_openstack
 echo "== lint (ruff)";  .venv/bin/ruff check .
 echo "== types (mypy)"; .venv/bin/mypy
 echo "== tests (pytest)"

@@ -94,6 +94,9 @@ def worker() -> None:
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # At DEBUG these log request bodies, user_data and tokens included: never below INFO.
+    for noisy in ("keystoneauth", "openstack", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _create_app(factory: Any, override: dict[str, Any]) -> Any:

@@ -158,7 +158,7 @@ class Reconciler:
         return LaunchSpec(machine_id=machine.id, username=user.username, uid=user.uid,
                           gid=user.gid, environment=dict(machine.environment),
                           vnc_password=vnc_password(self.secret_key, machine.id),
-                          user_data=user_data,
+                          user_data=user_data, flavor=machine.flavor,
                           mounts=session_mounts(self.settings, machine) if self.settings else ())
 
     def _poll(self, report: CycleReport) -> None:

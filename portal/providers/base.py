@@ -72,6 +72,7 @@ class LaunchSpec:
     geometry: str = "1280x800"
     user_data: bytes | None = field(default=None, repr=False)
     mounts: tuple[SessionMount, ...] = ()
+    flavor: str = ""
 
 
 @dataclass(frozen=True)

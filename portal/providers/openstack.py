@@ -199,7 +199,7 @@ class OpenStackProvider(Provider):
 
     def _flavor(self, spec: LaunchSpec) -> Any:
         env = spec.environment
-        name = env.get("flavor") or (env.get("flavors") or {}).get("default")
+        name = spec.flavor or env.get("flavor") or (env.get("flavors") or {}).get("default")
         flavor = self.connection.compute.find_flavor(name, get_extra_specs=True) if name else None
         if flavor is None:
             raise LaunchFailed(f"The machine size (flavor) {name!r} of {env.get('title', 'this')}"
