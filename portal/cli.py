@@ -91,6 +91,24 @@ def worker() -> None:
         thread.stop()
 
 
+@main.command()
+@click.option("--delete", "remove", is_flag=True, help="Remove the orphans at the provider.")
+def orphans(remove: bool) -> None:
+    """List what the provider runs for the portal without a live machine (and remove it)."""
+    from portal.app import create_app
+    from portal.machines.orphans import find_orphans
+    from portal.runtime import runtime
+
+    rt = runtime(_create_app(create_app, {}))
+    with _portal_errors(), rt.session_factory() as db:
+        found = find_orphans(db, rt.provider)
+        for machine_id in found:
+            if remove:
+                rt.provider.delete(machine_id)
+            click.echo(f"{machine_id}\t{'removed' if remove else 'orphan'}")
+    click.echo(f"{len(found)} orphan(s) at the {rt.provider.name} provider")
+
+
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

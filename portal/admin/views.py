@@ -6,6 +6,7 @@ from flask import Blueprint, render_template, request
 
 from portal.auth.current import require_admin
 from portal.lifecycle import db
+from portal.machines.orphans import find_orphans
 from portal.machines.service import list_machines
 from portal.providers import Capacity, ProviderError
 from portal.runtime import runtime
@@ -29,7 +30,15 @@ def machines() -> str:
     offset = int(raw) if raw.isdigit() else 0
     rows, total = list_machines(db(), admin, everyone=True, limit=100, offset=offset)
     return render_template("admin/machines.html", machines=rows, total=total, offset=offset,
-                           capacity=_capacity())
+                           capacity=_capacity(), orphans=_orphans())
+
+
+def _orphans() -> list[str] | str:
+    """Machine ids the provider runs without a live machine, or why they cannot be listed."""
+    try:
+        return find_orphans(db(), runtime().provider)
+    except ProviderError as exc:
+        return exc.user_message
 
 
 def _capacity() -> Capacity | str:
