@@ -29,6 +29,7 @@ setup(
         "flask>=3",
         "jinja2>=3.1",
         "python-keystoneclient>=5",
+        "keystoneauth1>=5",
         "requests>=2.31",
         "sqlalchemy>=2.0",
         "alembic>=1.13",
