@@ -16,7 +16,18 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 T=$REPO/tests/openstack
 BASE=${DAAAS_OPENSTACK_DIR:-$REPO/var/openstack}
 VENV=$BASE/venv
-PY=${DAAAS_OPENSTACK_PYTHON:-$(command -v python3.12 || command -v python3.11 || command -v python3)}
+find_python() {  # the first interpreter that really runs (a pyenv shim may exist but refuse)
+  local candidate
+  for candidate in "${DAAAS_OPENSTACK_PYTHON:-}" "$(command -v python3.12 || true)" \
+      "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 /usr/bin/python3.12 \
+      "$(command -v python3.11 || true)" /usr/bin/python3; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c 'import venv' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "no usable Python for the OpenStack services" >&2; return 1
+}
+PY=$(find_python)
 export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 T0=$(date +%s)
 say() { echo "[openstack +$(( $(date +%s) - T0 ))s] $*" >&2; }
