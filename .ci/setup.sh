@@ -53,13 +53,13 @@ SQL
 start_slurm() {   # a real single-node Slurm + slurmrestd (JWT) on 127.0.0.1 for the HPC tests
   local env
   env=$($SUDO bash .ci/slurm.sh /tmp/daaas-slurm)   # a plain assignment keeps set -e working
-  eval "$env"
+  eval "$(printf '%s\n' "$env" | grep '^export ')"
 }
 
 start_openstack() {   # real Keystone, Glance, Placement, Nova (fake GPU driver) on 127.0.0.1
   local env
   env=$($SUDO bash .ci/openstack.sh up)
-  eval "$env"
+  eval "$(printf '%s\n' "$env" | grep '^export ')"
 }
 
 if [ "$mode" = serve ]; then
