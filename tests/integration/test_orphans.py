@@ -48,7 +48,7 @@ def test_orphan_is_reported_and_removed(provider_settings: dict[str, Any]) -> No
                    "image": {"name": "daaas-base-desktop"}, "flavors": {"default": "m1.large"},
                    "protocols": ["novnc"]}
     provider.launch(LaunchSpec(orphan, "scientist", 20000, 20000, environment, "secret12",
-                               "800x600", flavor="m1.large"))
+                               "800x600", flavor="m1.large", user_data=b"#cloud-config\n"))
     try:
         client = create_app(provider_settings).test_client()
         sign_in(client, "admin", "admin-demo-pass")
