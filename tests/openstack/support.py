@@ -92,7 +92,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 120, interval: float = 1
 
 
 def wait_state(provider: OpenStackProvider, machine_id: str, state: ProviderState,
-               timeout: float = 120) -> Any:
+               timeout: float = 300) -> Any:
     """Poll until the machine is in ``state``; returns its ProviderStatus."""
     def check() -> Any:
         status = provider.poll([machine_id])[machine_id]
