@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 import yaml
 from flask import Flask
 from sqlalchemy import select
@@ -28,7 +25,7 @@ from portal.machines import service
 from portal.machines.models import Machine
 from portal.machines.reconciler import Reconciler
 from portal.providers import LaunchSpec, NeverReadyProvider, ProviderUnavailable
-from tests.unit.test_contextualisation_render import DEBIAN_PYTHON
+from tests.unit.test_contextualisation_render import require_cloudinit_python
 
 
 class RecordingProvider(NeverReadyProvider):
@@ -165,12 +162,4 @@ def snapshot(app: Flask, machine_id: str) -> tuple[Any, ...]:
 
 def cloudinit_python() -> str:
     """Debian's python3 with the cloudinit module; skip (fail in CI) without it."""
-    usable = os.path.exists(DEBIAN_PYTHON) and subprocess.run(
-        [DEBIAN_PYTHON, "-c", "import cloudinit.config.schema, yaml"], capture_output=True,
-    ).returncode == 0
-    if not usable:
-        reason = f"{DEBIAN_PYTHON} lacks the cloudinit module (Debian package cloud-init)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must validate user-data against the real schema")
-        pytest.skip(reason)
-    return DEBIAN_PYTHON
+    return require_cloudinit_python()
