@@ -77,6 +77,12 @@ wait_http() {  # wait_http NAME URL: bounded wait until the URL answers at all
   say "$1 up on $2"
 }
 
+show_logs() {  # show_logs NAME...: the last lines of each service's log, for a failed bring-up
+  for name in "$@"; do
+    say "last lines of $BASE/log/$name.log:"; tail -25 "$BASE/log/$name.log" >&2 || true
+  done
+}
+
 start_wsgi() {  # start_wsgi NAME PORT MODULE:APP ENV=VALUE...
   local name=$1 port=$2 app=$3; shift 3
   alive "$name" && return 0
@@ -185,8 +191,31 @@ setup_databases() {
   fi
 }
 
+stop_strays() {  # stop what another checkout's run of this script left behind (same ports, queues)
+  local pids pid group groups=""
+  pids=$(pgrep -f "venv/bin/nova-(api|compute|conductor|scheduler) --config-file" || true)
+  for port in 5000 8778 9292 8774 9696 5672 25672; do
+    pids="$pids $(ss -ltnpH "sport = :$port" | grep -o "pid=[0-9]*" | cut -d= -f2 || true)"
+  done
+  for pid in $pids; do
+    group=$(ps -o pgid= "$pid" 2>/dev/null | tr -d ' ') || continue
+    [ -n "$group" ] || continue
+    grep -qsx "$group" "$BASE"/run/*.pid && continue  # ours: kept (this script is idempotent)
+    case " $groups " in *" $group "*) continue ;; esac
+    say "stopping a leftover service: $(ps -o args= "$pid" | cut -c1-100)"
+    kill -- "-$group" 2>/dev/null || true
+    groups="$groups $group"
+  done
+  local deadline=$(( $(date +%s) + 15 ))  # SIGTERM first, bounded; then SIGKILL the group
+  for group in $groups; do
+    while kill -0 -- "-$group" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+    kill -9 -- "-$group" 2>/dev/null || true
+  done
+}
+
 up() {
   install; say "installed"
+  stop_strays
   render_configs
   start_rabbitmq
   setup_databases > "$BASE/log/setup.log" 2>&1 || { tail -30 "$BASE/log/setup.log" >&2; exit 1; }
@@ -202,9 +231,9 @@ up() {
   start_daemon nova-conductor "$VENV/bin/nova-conductor" $C
   start_daemon nova-scheduler "$VENV/bin/nova-scheduler" $C
   start_daemon nova-compute "$VENV/bin/nova-compute" $C
-  timeout 300 $B wait-compute
+  timeout 300 $B wait-compute || { show_logs nova-api nova-conductor nova-scheduler nova-compute; exit 1; }
   "$VENV/bin/nova-manage" $C cell_v2 discover_hosts >> "$BASE/log/setup.log" 2>&1
-  timeout 300 $B resources
+  timeout 300 $B resources || { show_logs nova-api nova-compute placement glance; exit 1; }
   say "OpenStack ready in $(( $(date +%s) - T0 )) s"
   echo "export DAAAS_TEST_OPENSTACK_CLOUD=daaas OS_CLIENT_CONFIG_FILE=$BASE/clouds.yaml"
 }

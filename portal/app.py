@@ -15,7 +15,7 @@ from portal.auth.backends import make_identity_backend
 from portal.auth.current import current_user
 from portal.config import ConfigError, Settings, load_settings, resolve_secret_key
 from portal.db import make_engine, make_session_factory
-from portal.experiments.backends import EmbeddedExperiments
+from portal.experiments.factory import experiment_backend
 from portal.migrate import is_current
 from portal.providers import ProviderError
 from portal.providers.factory import provider_from_settings
@@ -62,7 +62,7 @@ def _build_runtime(settings: Settings) -> Runtime:
     factory = make_session_factory(engine)
     return Runtime(settings=settings, engine=engine, session_factory=factory,
                    catalogue=catalogue, identity=make_identity_backend(settings),
-                   provider=provider, experiments=EmbeddedExperiments(factory))
+                   provider=provider, experiments=experiment_backend(settings, factory))
 
 
 def _register(app: Flask) -> None:

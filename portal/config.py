@@ -47,6 +47,16 @@ class Settings(BaseModel):
     experiment_data_path_template: str = Field(
         "/data/{instrument}/{year}/{visit_id}",
         description="Where an experiment's data is when its datasets name no location.")
+    # ICAT experiment catalogue
+    experiments_backend: Literal["embedded", "icat"] = Field(
+        "embedded", description="Experiment metadata: embedded tables or a real ICAT.")
+    icat_url: str = Field("", description="ICAT server URL (without /icat) for the icat backend.")
+    icat_credentials_file: str = Field("", description="TOML/JSON file (mode 600) with the "
+                                       "ICAT reader account's plugin, username, password.")
+    icat_user_prefix: str = Field("", description="Prefix of ICAT user names, e.g. 'ldap/'.")
+    icat_timeout_seconds: float = Field(10.0, gt=0, description="ICAT request timeout.")
+    icat_cache_seconds: float = Field(60.0, ge=0, description="Keep a user's ICAT answer.")
+    icat_verify_tls: bool = Field(True, description="Check ICAT's TLS certificate.")
     identity_backend: Literal["local", "keystone"] = Field(
         "local", description="Who checks passwords: local accounts or Keystone.")
     keystone_url: str = Field("", description="Keystone v3 URL for keystone sign-in.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from flask import Blueprint, redirect, render_template, send_from_directory, url_for
@@ -11,10 +12,12 @@ from werkzeug.wrappers import Response
 from catalogue.loader import icon_folders
 from portal.analysis.service import visible_environments
 from portal.auth.current import current_user, require_user
+from portal.experiments.errors import ExperimentsUnavailable
 from portal.experiments.service import launch_choices_by_environment
 from portal.runtime import runtime
 
 blueprint = Blueprint("analysis", __name__)
+log = logging.getLogger(__name__)
 
 
 @blueprint.get("/")
@@ -29,9 +32,13 @@ def index() -> str:
     """Show the environments the user may launch."""
     user, rt = require_user(), runtime()
     environments = visible_environments(rt.catalogue, user)
-    choices = launch_choices_by_environment(rt.experiments, user, environments)
+    try:
+        choices, problem = launch_choices_by_environment(rt.experiments, user, environments), ""
+    except ExperimentsUnavailable as exc:  # launching without an experiment still works
+        log.warning("analysis page without experiments: %s", exc.log_message)
+        choices, problem = {}, exc.user_message
     return render_template("analysis/index.html", environments=environments,
-                           experiment_choices=choices)
+                           experiment_choices=choices, experiments_problem=problem)
 
 
 @blueprint.get("/catalogue/icons/<path:filename>")

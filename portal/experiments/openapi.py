@@ -34,11 +34,13 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 PATHS: dict[str, Any] = {
     "/experiments": {"get": {
         "summary": "The user's experiments (member or instrument scientist), current first",
-        "responses": {"200": _json("ExperimentList", "OK"), "401": _json("Error", "Error")}}},
+        "responses": {"200": _json("ExperimentList", "OK"),
+                      **{str(c): _json("Error", "Error") for c in (401, 503)}}}},
     "/experiments/{investigation_id}": {
         "parameters": [{"name": "investigation_id", "in": "path", "required": True,
                         "schema": {"type": "integer"}}],
         "get": {"summary": "One experiment with every session that used it (provenance)",
                 "responses": {"200": _json("Experiment", "OK"),
-                              **{str(c): _json("Error", "Error") for c in (401, 403, 404)}}}},
+                              **{str(c): _json("Error", "Error")
+                                 for c in (401, 403, 404, 503)}}}},
 }

@@ -102,8 +102,8 @@ def wait_compute(conn) -> None:
             if any(s.state == "up" for s in conn.compute.services(binary="nova-compute")):
                 print("nova-compute up")
                 return
-        except openstack.exceptions.SDKException as error:
-            print("waiting for nova:", type(error).__name__, file=sys.stderr)
+        except Exception as error:  # noqa: BLE001 - any failure here means "not yet"; say which
+            print("waiting for nova-compute:", type(error).__name__, error, file=sys.stderr)
         time.sleep(2)
 
 

@@ -1,0 +1,127 @@
+"""The production experiment backend: a real ICAT server, read over its REST interface.
+
+The portal logs in with one reader account (see :mod:`portal.experiments.icat_credentials`)
+and asks, per portal user, for the investigations they are on (ICAT InvestigationUser) or
+whose instrument they are a scientist of (ICAT InstrumentScientist), with their instruments,
+members, datasets (for their locations) and facility. Answers are kept per user for
+``icat_cache_seconds`` so the Analysis page does not ask ICAT on every view.
+
+Entity shapes follow ICAT's REST search answer (icat.server ``ICATRest.search``, ICAT 4.10 to
+6.x): a list of ``{"Investigation": {...}}``, related entities inside it as plain objects
+(``"investigationInstruments": [{"id": 7, "instrument": {"name": "I03", ...}}]``), dates as
+``yyyy-MM-dd'T'HH:mm:ss.SSSXXX`` (``2026-11-01T09:00:00.000Z``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from portal.config import ConfigError, Settings
+from portal.errors import NotFound
+from portal.experiments.backends import (
+    ExperimentBackend,
+    InvestigationInfo,
+    Member,
+    sort_current_first,
+)
+from portal.experiments.cache import ExpiringCache
+from portal.experiments.errors import ExperimentsUnavailable
+from portal.experiments.icat_client import IcatClient
+from portal.experiments.icat_credentials import read_credentials
+
+INCLUDE = ("INCLUDE i.facility, i.investigationInstruments.instrument, "
+           "i.investigationUsers.user, i.datasets")
+AS_MEMBER = ("SELECT DISTINCT i FROM Investigation i JOIN i.investigationUsers AS iu "
+             "JOIN iu.user AS u WHERE u.name = {name} " + INCLUDE)
+AS_SCIENTIST = ("SELECT DISTINCT i FROM Investigation i JOIN i.investigationInstruments AS ii "
+                "JOIN ii.instrument AS inst JOIN inst.instrumentScientists AS s "
+                "JOIN s.user AS u WHERE u.name = {name} " + INCLUDE)
+BY_ID = "SELECT i FROM Investigation i WHERE i.id = {id} " + INCLUDE
+
+
+def quoted(text: str) -> str:
+    """Return ``text`` as an ICAT query string literal (quotes doubled, as ICAT's lexer reads)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class IcatExperiments(ExperimentBackend):
+    """Investigations read from an ICAT server (cached per user for ``cache_seconds``)."""
+
+    name = "icat"
+
+    def __init__(self, client: IcatClient, cache_seconds: float = 60.0,
+                 user_prefix: str = "") -> None:
+        self.client, self.user_prefix = client, user_prefix
+        self._mine: ExpiringCache[str, list[InvestigationInfo]] = ExpiringCache(cache_seconds)
+        self._one: ExpiringCache[int, InvestigationInfo] = ExpiringCache(cache_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IcatExperiments:
+        """Return the backend for ``icat_url``; raises ConfigError for unusable settings or
+        credentials file."""
+        if not settings.icat_url:
+            raise ConfigError("Configuration key 'icat_url' must be set when "
+                              "experiments_backend is 'icat'.")
+        client = IcatClient(settings.icat_url, read_credentials(settings.icat_credentials_file),
+                            settings.icat_timeout_seconds, settings.icat_verify_tls)
+        return cls(client, settings.icat_cache_seconds, settings.icat_user_prefix)
+
+    def investigations_for(self, username: str) -> list[InvestigationInfo]:
+        """Return the user's investigations (member or instrument scientist), current first."""
+        cached = self._mine.get(username)
+        if cached is not None:
+            return cached
+        name = quoted(self.user_prefix + username)
+        found: dict[int, InvestigationInfo] = {}
+        for query in (AS_MEMBER, AS_SCIENTIST):
+            for info in self._infos(query.format(name=name)):
+                found[info.id] = info
+                self._one.put(info.id, info)
+        mine = sort_current_first(list(found.values()))
+        self._mine.put(username, mine)
+        return mine
+
+    def get(self, investigation_id: int) -> InvestigationInfo:
+        """Return the investigation; raises NotFound, or ExperimentsUnavailable."""
+        cached = self._one.get(investigation_id)
+        if cached is not None:
+            return cached
+        found = self._infos(BY_ID.format(id=int(investigation_id)))
+        if not found:
+            raise NotFound("There is no such experiment. Pick one of yours from the list.")
+        self._one.put(investigation_id, found[0])
+        return found[0]
+
+    def _infos(self, query: str) -> list[InvestigationInfo]:
+        try:
+            return [self._info(item["Investigation"]) for item in self.client.search(query)]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExperimentsUnavailable(f"ICAT at {self.client.base} answered an investigation "
+                                         f"search in an unexpected shape: {exc!r}") from None
+
+    def _info(self, row: dict[str, Any]) -> InvestigationInfo:
+        users = row.get("investigationUsers", [])
+        return InvestigationInfo(
+            id=int(row["id"]), facility=str(row.get("facility", {}).get("name", "")),
+            name=str(row["name"]), visit_id=str(row["visitId"]),
+            title=str(row.get("title", "")),
+            instruments=tuple(sorted(str(ii["instrument"]["name"])
+                                     for ii in row.get("investigationInstruments", []))),
+            start_date=parse_date(row.get("startDate")), end_date=parse_date(row.get("endDate")),
+            members=tuple(Member(self._portal_name(str(u["user"]["name"])),
+                                 str(u["user"].get("fullName", "")), str(u.get("role", "")))
+                          for u in users),
+            data_locations=tuple(str(d["location"]) for d in row.get("datasets", [])
+                                 if d.get("location")))
+
+    def _portal_name(self, icat_name: str) -> str:
+        return icat_name.removeprefix(self.user_prefix) if self.user_prefix else icat_name
+
+
+def parse_date(value: object) -> datetime | None:
+    """Return ICAT's ``2026-11-01T09:00:00.000Z`` (or ``+01:00``) as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(str(value))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
