@@ -6,8 +6,9 @@ whose instrument they are a scientist of (ICAT InstrumentScientist), with their 
 members, datasets (for their locations) and facility. Answers are kept per user for
 ``icat_cache_seconds`` so the Analysis page does not ask ICAT on every view.
 
-Entity shapes follow ICAT's REST search answer (icat.server ``ICATRest.search``, ICAT 4.10 to
-6.x): a list of ``{"Investigation": {...}}``, related entities inside it as plain objects
+Entity shapes follow ICAT's REST search answer (icat.server ``ICATRest.search`` and its
+``jsonise``; see :mod:`portal.experiments.icat_client` for the version followed): a list of
+``{"Investigation": {...}}``, related entities inside it as plain objects, not wrapped by type
 (``"investigationInstruments": [{"id": 7, "instrument": {"name": "I03", ...}}]``), dates as
 ``yyyy-MM-dd'T'HH:mm:ss.SSSXXX`` (``2026-11-01T09:00:00.000Z``).
 """

@@ -1,13 +1,16 @@
 """A small client for ICAT's REST interface: log in, keep the session fresh, search.
 
-Requests and answers follow icat.server's REST interface (``org.icatproject.exposed.ICATRest``,
-documented at https://repo.icatproject.org/site/icat/server/ under "REST interface"; the shapes
-are the same from ICAT 4.10 to 6.x): ``POST /icat/session`` with form field ``json``, ``PUT
+Requests and answers follow icat.server's REST interface as its javadoc documents it (the
+"ICAT Server REST interface" pages published with each release are generated from
+``src/main/java/org/icatproject/exposed/ICATRest.java``). Followed here: the 5.x source
+(icat.server commit 0736483), whose endpoints and shapes match the 4.x one (63730f6); the 6.x
+(jakarta) error mapper is unchanged. ``POST /icat/session`` with form field ``json``, ``PUT
 /icat/session/<sessionId>`` to refresh, ``GET /icat/entityManager?sessionId=…&query=…`` to
-search. Errors come as ``{"code": "SESSION", "message": …}`` with the HTTP status of the code
-(SESSION and INSUFFICIENT_PRIVILEGES 403, NO_SUCH_OBJECT_FOUND 404, BAD_PARAMETER 400,
-INTERNAL 500). Every failure becomes :class:`ExperimentsUnavailable`; log messages never carry
-the password or a session id.
+search. Errors come as ``{"code": "SESSION", "message": …}`` (``IcatExceptionMapper``) with
+the HTTP status of the code (``IcatException.IcatExceptionType``: SESSION and
+INSUFFICIENT_PRIVILEGES 403, NO_SUCH_OBJECT_FOUND 404, BAD_PARAMETER 400, INTERNAL 500).
+Every failure becomes :class:`ExperimentsUnavailable`; log messages never carry the password
+or a session id.
 """
 
 from __future__ import annotations

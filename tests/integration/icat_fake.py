@@ -1,7 +1,8 @@
 """A fake ICAT server: a real HTTP server on 127.0.0.1 that answers like ICAT's REST interface.
 
-It mirrors icat.server's ``ICATRest`` (ICAT 4.10 to 6.x; the javadoc is published as "ICAT
-Server REST interface" under https://repo.icatproject.org/site/icat/server/):
+It mirrors icat.server's ``ICATRest`` as its javadoc (published as the "ICAT Server REST
+interface" pages) and code document it, in the 5.x source the adapter follows (see
+:mod:`portal.experiments.icat_client`):
 
 - ``POST /icat/session`` with form field ``json`` = ``{"plugin": …, "credentials": [{"username":
   …}, {"password": …}]}`` answers ``{"sessionId": "<uuid>"}``;

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,16 @@ def test_cache_hit_avoids_a_second_request(fake: FakeIcat) -> None:
     assert len(fake.requests) == asked
     icat.investigations_for("neutron")  # the cache is per user
     assert len(fake.searches()) == 4
+
+
+def test_threads_share_one_login_and_one_cached_answer(fake: FakeIcat) -> None:
+    icat = backend(fake.url, cache_seconds=60)
+    fake.delay = 0.05
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: icat.investigations_for("neutron"), range(16)))
+    assert {tuple(i.visit_id for i in a) for a in answers} == {("RB40003-1",)}
+    assert len(fake.calls("POST", "/icat/session")) == 1
+    assert len(fake.sessions) == 1
 
 
 def write_credentials(folder: Path, mode: int = 0o600, name: str = "icat.toml",
