@@ -39,6 +39,7 @@ setup(
         "waitress>=3",
         "psycopg[binary]>=3.1",
         "websockify>=0.11",
+        "WsgiDAV>=4.3",
     ],
     extras_require={
         "test": [
@@ -52,6 +53,7 @@ setup(
             "types-requests",
             "pillow>=10",
             "cryptography",
+            "webdavclient3>=3.14",
         ],
     },
     entry_points={"console_scripts": ["daaas=portal.cli:main"]},

@@ -44,6 +44,13 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions[EXTENSION_KEY] = _build_runtime(settings)
     _register(app)
+    # My Data page and WebDAV at /dav/ (portal/storage): one block, kept apart on purpose.
+    from portal.storage.views import blueprint as my_data
+    from portal.storage.webdav import mount_webdav
+
+    app.register_blueprint(my_data)
+    if settings.webdav_enabled:
+        mount_webdav(app)
     return app
 
 

@@ -43,6 +43,8 @@ class Settings(BaseModel):
     cvmfs_mount: Literal["autofs", "fstab"] = Field("autofs", description="How /cvmfs mounts.")
     cvmfs_quota_mb: int = Field(10000, ge=1000, description="CVMFS cache size on machines.")
     storage_quota_gb: int = Field(100, ge=1, description="Storage quota per user (GiB).")
+    # My Data and WebDAV (portal/storage)
+    webdav_enabled: bool = Field(True, description="Serve users' storage over WebDAV at /dav/.")
     bootstrap_token_ttl_minutes: int = Field(120, ge=5, description="VM bootstrap token life.")
     experiment_data_path_template: str = Field(
         "/data/{instrument}/{year}/{visit_id}",

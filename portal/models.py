@@ -6,6 +6,7 @@ from portal.context.models import MachineContext
 from portal.db import Base
 from portal.hpc.models import HpcJob
 from portal.machines.models import AccessToken, Machine, MachineEvent
+from portal.storage.models import AppPassword
 
-__all__ = ["AccessToken", "ApiToken", "Base", "HpcJob", "Machine", "MachineContext",
-           "MachineEvent", "SignInAttempt", "User"]
+__all__ = ["AccessToken", "ApiToken", "AppPassword", "Base", "HpcJob", "Machine",
+           "MachineContext", "MachineEvent", "SignInAttempt", "User"]

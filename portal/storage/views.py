@@ -1,0 +1,184 @@
+"""My Data: browse, upload, download, new folder, rename and delete in the user's storage;
+experiments' data read-only beside it; app passwords for WebDAV."""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, cast
+
+from flask import (
+    Blueprint,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from portal.auth.current import require_user
+from portal.auth.models import User
+from portal.errors import InvalidInput
+from portal.lifecycle import db
+from portal.runtime import runtime
+from portal.storage import files
+from portal.storage.app_passwords import (
+    app_passwords,
+    create_app_password,
+    revoke_app_password,
+)
+from portal.storage.roots import STORAGE_KEY, experiments_of, own_storage, root_for
+
+blueprint = Blueprint("storage", __name__, url_prefix="/my-data")
+FORM_TYPES = {"multipart/form-data", "application/x-www-form-urlencoded"}
+
+
+@blueprint.url_value_preprocessor
+def _stream_uploads(endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    """Uploads are streamed from the request body, so raise the 1 MiB body limit for them to
+    the quota (checked exactly in the view) before anything, the CSRF check included, touches
+    the body."""
+    if endpoint == "storage.upload":
+        if request.mimetype in FORM_TYPES:
+            raise InvalidInput("Send the file itself as the request body "
+                               "(Content-Type: application/octet-stream).")
+        # (None would mean "the app's limit" to Flask: no body can exceed the whole quota)
+        request.max_content_length = runtime().settings.storage_quota_gb * 1024**3
+
+
+@blueprint.get("/")
+def index() -> ResponseReturnValue:
+    """The top folder of the user's storage."""
+    return browse(STORAGE_KEY, "")
+
+
+@blueprint.get("/<root_key>/")
+@blueprint.get("/<root_key>/<path:subpath>")
+def browse(root_key: str, subpath: str = "") -> ResponseReturnValue:
+    """Show a folder, or stream a file as a download."""
+    rt, user = runtime(), require_user()
+    root = root_for(rt, user, root_key)
+    if not files.existing(root, subpath).is_dir():
+        return _download(root, subpath)
+    return _page(user, root, subpath)
+
+
+def _page(user: User, root: files.Root, subpath: str, **extra: Any) -> str:
+    rt = runtime()
+    storage, area = own_storage(rt, user)
+    investigations, experiments_problem = experiments_of(rt, user)
+    clean = files.clean_relative(subpath)
+    crumbs = [(part, "/".join(clean.split("/")[:i + 1])) for i, part in enumerate(clean.split("/"))
+              ] if clean else []
+    return render_template("storage/index.html", root=root, path=clean, crumbs=crumbs,
+                           entries=files.listing(root, clean), area=area,
+                           room=max(area.quota_bytes - area.used_bytes, 0),
+                           human_size=files.human_size, investigations=investigations,
+                           experiments_problem=experiments_problem, storage=storage,
+                           passwords=app_passwords(db(), user), dav_url=_dav_url(),
+                           webdav_enabled=rt.settings.webdav_enabled, **extra)
+
+
+def _dav_url() -> str:
+    base = runtime().settings.public_url or request.url_root
+    return base.rstrip("/") + "/dav/"
+
+
+def _download(root: files.Root, subpath: str) -> Response:
+    handle, info = files.open_for_reading(root, subpath)
+    response = send_file(handle, as_attachment=True, download_name=subpath.rsplit("/", 1)[-1],
+                         conditional=False, max_age=0)
+    response.content_length = info.st_size
+    response.last_modified = info.st_mtime  # type: ignore[assignment]
+    response.set_etag(f"{info.st_ino:x}-{info.st_size:x}-{info.st_mtime_ns:x}")
+    return response.make_conditional(request, accept_ranges=True, complete_length=info.st_size)
+
+
+@blueprint.post("/-/upload")
+def upload() -> ResponseReturnValue:
+    """Stream the request body into a new file (query: root, path = folder, name)."""
+    rt, user = runtime(), require_user()
+    root = root_for(rt, user, request.args.get("root", STORAGE_KEY))
+    files.writable(root)
+    if request.content_length is None:
+        raise InvalidInput("The upload needs a Content-Length header (the My Data page and "
+                           "curl's --upload-file send one).")
+    _storage, area = own_storage(rt, user)
+    saved = files.save_stream(root, request.args.get("path", ""), request.args.get("name", ""),
+                              cast(BinaryIO, request.stream), request.content_length,
+                              area.quota_bytes - area.used_bytes)
+    return {"name": saved.name, "size": saved.stat().st_size}, 201
+
+
+@blueprint.post("/-/mkdir")
+def make_folder() -> Response:
+    """Create a folder (form: root, path = parent, name)."""
+    root, path = _target()
+    made = files.make_folder(root, path, request.form.get("name", ""))
+    flash(f"Folder '{made.name}' created.")
+    return _back(root, path)
+
+
+@blueprint.post("/-/rename")
+def rename() -> Response:
+    """Rename a file or folder within its folder (form: root, path, new_name)."""
+    root, path = _target()
+    renamed = files.rename(root, path, request.form.get("new_name", ""))
+    flash(f"Renamed to '{renamed.name}'.")
+    return _back(root, _parent(path))
+
+
+@blueprint.get("/-/delete")
+def confirm_delete() -> str:
+    """Ask before deleting (query: root, path)."""
+    rt, user = runtime(), require_user()
+    root = root_for(rt, user, request.args.get("root", STORAGE_KEY))
+    files.writable(root)
+    path = files.clean_relative(request.args.get("path", ""))
+    item = files.existing(root, path, follow=False)
+    return render_template("storage/delete.html", root=root, path=path,
+                           is_dir=item.is_dir() and not item.is_symlink())
+
+
+@blueprint.post("/-/delete")
+def delete() -> Response:
+    """Delete once confirmed (form: root, path, confirm=yes); else show the question."""
+    root, path = _target()
+    if request.form.get("confirm") != "yes":
+        return redirect(url_for("storage.confirm_delete", root=root.key, path=path))
+    files.delete(root, path)
+    flash(f"Deleted '{path.rsplit('/', 1)[-1]}'.")
+    return _back(root, _parent(path))
+
+
+@blueprint.post("/-/app-passwords")
+def new_app_password() -> ResponseReturnValue:
+    """Create an app password and show its secret, once."""
+    user = require_user()
+    row, secret = create_app_password(db(), user, request.form.get("name", ""))
+    root, _area = own_storage(runtime(), user)
+    return _page(user, root, "", new_password=(row, secret)), 201
+
+
+@blueprint.post("/-/app-passwords/<int:password_id>/revoke")
+def revoke(password_id: int) -> Response:
+    """Revoke one of the user's app passwords."""
+    name = revoke_app_password(db(), require_user(), password_id)
+    flash(f"App password '{name}' revoked: computers using it can no longer connect.")
+    return redirect(url_for("storage.index") + "#connect")
+
+
+def _target() -> tuple[files.Root, str]:
+    root = root_for(runtime(), require_user(), request.form.get("root", STORAGE_KEY))
+    return root, files.clean_relative(request.form.get("path", ""))
+
+
+def _parent(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def _back(root: files.Root, folder: str) -> Response:
+    if folder:
+        return redirect(url_for("storage.browse", root_key=root.key, subpath=folder + "/"))
+    return redirect(url_for("storage.browse", root_key=root.key))

@@ -1,0 +1,191 @@
+"""The user's storage over WebDAV at /dav/, for mounting on their own computer.
+
+WsgiDAV serves it beside the Flask app (a werkzeug DispatcherMiddleware). HTTP Basic
+authentication takes an app password (:mod:`portal.storage.app_passwords`), never the sign-in
+password; each request is then confined to that user's storage folder: the provider finds the
+folder in the request, refuses paths that resolve outside it and refuses symlinks. A PUT that
+would take the storage over its quota is answered 507 before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from wsgidav.dav_error import (
+    HTTP_FORBIDDEN,
+    HTTP_INSUFFICIENT_STORAGE,
+    DAVError,
+)
+from wsgidav.dc.base_dc import BaseDomainController
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.fs_dav_provider import FilesystemProvider
+from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.mw.base_mw import BaseMiddleware
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from portal.auth.models import User
+from portal.db import unit_of_work
+from portal.errors import PortalError
+from portal.runtime import Runtime, runtime
+from portal.storage import files
+from portal.storage.app_passwords import app_password_user, check_app_password
+from portal.storage.service import storage_area
+
+log = logging.getLogger(__name__)
+MOUNT = "/dav"
+REALM = "daaas storage (use an app password from My Data)"
+USER_KEY = "daaas.user"
+ROOT_KEY = "daaas.storage_root"
+#: a checked app password is trusted this long before scrypt runs again (revocation is seen
+#: at once: the row is still looked up on every request)
+CHECKED_FOR_SECONDS = 300.0
+StartResponse = Callable[..., Any]
+
+
+def mount_webdav(app: Flask) -> None:
+    """Serve WebDAV at /dav/ beside ``app`` (wraps ``app.wsgi_app``)."""
+    app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, {MOUNT: make_dav_app(runtime(app))})
+
+
+def make_dav_app(rt: Runtime) -> Any:
+    """Return the WsgiDAV application for the portal's users' storage."""
+    placeholder = rt.settings.var_path
+    placeholder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "mount_path": MOUNT,
+        "provider_mapping": {"/": UserStorageProvider(str(placeholder))},
+        "http_authenticator": {"domain_controller": AppPasswordController,
+                               "accept_basic": True, "accept_digest": False,
+                               "default_to_digest": False, "trusted_auth_header": None},
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, QuotaGuard, RequestResolver],
+        "dir_browser": {"enable": False},
+        "property_manager": True,
+        "lock_storage": True,
+        "verbose": 1,
+        "logging": {"enable": False},
+        "suppress_version_info": True,
+        "daaas_runtime": rt,
+    }
+    return WsgiDAVApp(config)
+
+
+class AppPasswordController(BaseDomainController):  # type: ignore[misc]
+    """Checks HTTP Basic credentials against the user's app passwords."""
+
+    def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, config)
+        self.runtime: Runtime = config["daaas_runtime"]
+        self._checked: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def get_domain_realm(self, path_info: str, environ: dict[str, Any] | None) -> str:
+        return REALM
+
+    def require_authentication(self, realm: str, environ: dict[str, Any] | None) -> bool:
+        return True
+
+    def supports_http_digest_auth(self) -> bool:
+        return False
+
+    def basic_auth_user(self, realm: str, user_name: str, password: str,
+                        environ: dict[str, Any]) -> bool:
+        user = self._user(user_name, password)
+        if user is None:
+            log.info("WebDAV: refused credentials for %r from %s", user_name[:64],
+                     environ.get("REMOTE_ADDR"))
+            return False
+        try:
+            area = storage_area(self.runtime.settings, user)
+        except (OSError, PortalError) as exc:
+            log.warning("WebDAV: storage of %s unavailable: %s", user.username, exc)
+            return False
+        environ[USER_KEY] = user
+        environ[ROOT_KEY] = str(area.path)
+        return True
+
+    def _user(self, username: str, secret: str) -> User | None:
+        key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
+        with self._lock:
+            known = self._checked.get(key)
+        with unit_of_work(self.runtime.session_factory) as db:
+            if known and known[1] > time.monotonic():
+                return app_password_user(db, known[0])
+            found = check_app_password(db, username, secret)
+        if found is not None:
+            with self._lock:
+                self._checked[key] = (found[0], time.monotonic() + CHECKED_FOR_SECONDS)
+            return found[1]
+        return None
+
+
+class UserStorageProvider(FilesystemProvider):  # type: ignore[misc]
+    """A filesystem provider whose root is the authenticated user's storage folder."""
+
+    def __init__(self, placeholder_root: str) -> None:
+        super().__init__(placeholder_root, fs_opts={"follow_symlinks": False})
+
+    def _loc_to_file_path(self, path: str, environ: dict[str, Any] | None = None) -> str:
+        root = (environ or {}).get(ROOT_KEY)
+        if not root:
+            raise DAVError(HTTP_FORBIDDEN, "No storage for this request.")
+        area = files.Root(key="storage", title="your storage", path=Path(root),
+                          writable=True)
+        try:
+            files.resolve(area, path.strip("/"))
+        except PortalError as exc:
+            raise DAVError(HTTP_FORBIDDEN, exc.user_message) from None
+        clean = files.clean_relative(path.strip("/"))
+        return os.path.join(os.path.realpath(root), *([clean] if clean else []))
+
+
+class QuotaGuard(BaseMiddleware):  # type: ignore[misc]
+    """Refuses a PUT (507) that would take the user's storage over its quota."""
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterable[bytes]:
+        user = environ.get(USER_KEY)
+        if environ.get("REQUEST_METHOD") == "PUT" and user is not None:
+            rt: Runtime = self.config["daaas_runtime"]
+            area = storage_area(rt.settings, user)
+            room = area.quota_bytes - area.used_bytes
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > room:
+                message = files.QuotaExceeded(files.quota_message(length, room)).user_message
+                body = message.encode()
+                start_response("507 Insufficient Storage",
+                               [("Content-Type", "text/plain; charset=utf-8"),
+                                ("Content-Length", str(len(body)))])
+                return [body]
+            environ["wsgi.input"] = _Limited(environ["wsgi.input"], room)
+        result: Iterable[bytes] = self.next_app(environ, start_response)
+        return result
+
+
+class _Limited:
+    """A request body that refuses to deliver more than ``room`` bytes (chunked PUTs)."""
+
+    def __init__(self, stream: BinaryIO, room: int) -> None:
+        self._stream, self._room, self._read = stream, room, 0
+
+    def read(self, size: int = -1) -> bytes:
+        return self._count(self._stream.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._count(self._stream.readline(size))
+
+    def _count(self, data: bytes) -> bytes:
+        self._read += len(data)
+        if self._read > self._room:
+            raise DAVError(HTTP_INSUFFICIENT_STORAGE, "Storage quota exceeded.")
+        return data
