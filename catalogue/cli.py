@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from catalogue.collection import Catalogue
 from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
 from cvmfs.registry import RegistryError, load_registry
 
@@ -35,10 +36,13 @@ def catalogue_group() -> None:
               type=click.Path(path_type=Path, dir_okay=False),
               help="CVMFS registry the repositories must be in (default: the shipped one; "
                    "env DAAAS_CVMFS_REGISTRY).")
-def check(directory: Path | None, registry: Path | None) -> None:
+@click.option("--cloud", help="Also check each environment's image exists in this cloud's "
+                              "Glance (a clouds.yaml entry).")
+def check(directory: Path | None, registry: Path | None, cloud: str | None = None) -> None:
     """Check every environment file in DIRECTORY (default: the shipped catalogue).
 
-    Prints one line per problem and a summary; exits with 1 if there is any problem.
+    Prints one line per problem and a summary; exits with 1 if there is any problem (with
+    --cloud: also an environment whose image is missing in Glance).
     """
     try:
         repositories = load_registry(registry or None).repositories
@@ -50,7 +54,27 @@ def check(directory: Path | None, registry: Path | None) -> None:
     valid = len(catalogue.environments) + len(catalogue.abstract)
     abstract = f" ({len(catalogue.abstract)} abstract)" if catalogue.abstract else ""
     click.echo(f"{_count(valid, 'environment')} valid{abstract}, {len(catalogue.invalid)} invalid")
-    raise SystemExit(1 if catalogue.problems else 0)
+    # -- images in Glance (vm_images): `check --cloud CLOUD` --
+    missing = _missing_images(catalogue, cloud) if cloud else []
+    raise SystemExit(1 if catalogue.problems or missing else 0)
+
+
+def _missing_images(catalogue: Catalogue, cloud: str) -> list[str]:
+    """Print and return one line per launchable environment whose image Glance lacks."""
+    import openstack
+    from openstack import exceptions
+
+    from vm_images.upload import missing_images
+
+    try:
+        missing = missing_images(openstack.connect(cloud=cloud, app_name="daaas"), catalogue)
+    except exceptions.SDKException as exc:
+        raise click.ClickException(f"cannot ask the cloud {cloud!r} for images: {exc}") from None
+    for line in missing:
+        click.echo(line)
+    click.echo(f"images in {cloud}: {len(catalogue.environments) - len(missing)} found, "
+               f"{len(missing)} missing")
+    return missing
 
 
 @catalogue_group.command("show")

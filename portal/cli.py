@@ -269,3 +269,12 @@ def _attach_context() -> None:
 
 _attach_catalogue()
 _attach_context()
+
+
+def _attach_images() -> None:
+    from vm_images.cli import images_group
+
+    main.add_command(images_group)
+
+
+_attach_images()
