@@ -96,6 +96,14 @@ class Settings(BaseModel):
     openstack_gpu_static_free: int = Field(-1, ge=-1, description="GPUs free if Placement "
                                            "is unreadable; -1: unknown.")
     openstack_server_tag: str = Field("daaas", description="Nova tag on the portal's servers.")
+    # QEMU provider (real VMs on this host)
+    qemu_image: str = Field("", description="Disk image every QEMU machine boots (qcow2/raw).")
+    qemu_kernel: str = Field("", description="Kernel; empty: newest /boot/vmlinuz-*-cloud-amd64.")
+    qemu_initrd: str = Field("", description="Initrd; empty: the kernel's initrd.img.")
+    qemu_memory_mb: int = Field(2048, ge=256, description="Memory of each QEMU machine (MiB).")
+    qemu_cpus: int = Field(2, ge=1, description="Virtual CPUs of each QEMU machine.")
+    qemu_accel: Literal["tcg", "kvm"] = Field("tcg", description="QEMU accelerator.")
+    qemu_max_machines: int = Field(2, ge=1, description="QEMU machines at once.")
 
     hpc_slurmrestd_url: str = Field("", description="slurmrestd URL; empty: no HPC cluster.")
     hpc_api_version: Literal["v0.0.38"] = Field("v0.0.38", description="slurmrestd API path.")

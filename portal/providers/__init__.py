@@ -33,11 +33,12 @@ from portal.providers.errors import (
 )
 from portal.providers.local import LocalProvider
 from portal.providers.openstack import OpenStackProvider
+from portal.providers.qemu import QemuProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     cls.name: cls
     for cls in (LocalProvider, OpenStackProvider, InMemoryProvider, SlowProvider,
-                NeverReadyProvider, FailingProvider)
+                NeverReadyProvider, FailingProvider, QemuProvider)
 }
 
 
@@ -76,6 +77,7 @@ __all__ = [
     "ProviderState",
     "ProviderStatus",
     "ProviderUnavailable",
+    "QemuProvider",
     "SessionMount",
     "SlowProvider",
     "make_provider",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from portal.config import Settings
 from portal.providers import PROVIDERS, LocalProvider, Provider, ProviderUnavailable
 from portal.providers.openstack import OpenStackProvider
+from portal.providers.qemu import QemuProvider
 
 
 def provider_class(name: str) -> type[Provider]:
@@ -45,7 +47,28 @@ def provider_options(settings: Settings, cls: type[Provider]) -> dict[str, Any]:
                 "gpu_resource_class": settings.openstack_gpu_resource_class,
                 "gpu_static_free": settings.openstack_gpu_static_free,
                 "server_tag": settings.openstack_server_tag}
+    if issubclass(cls, QemuProvider):
+        return qemu_options(settings)
     return {}
+
+
+def qemu_options(settings: Settings) -> dict[str, Any]:
+    """Return the QEMU provider's options: its qemu_* settings and where guests reach us.
+
+    Guests reach the portal at ``public_url`` (e.g. http://10.0.2.100), which QEMU forwards to
+    the portal's own host and port. Raises ValueError when public_url is empty.
+    """
+    public = urlsplit(settings.public_url)
+    if not public.hostname:
+        raise ValueError("public_url must be the address QEMU guests reach the portal at, "
+                         "e.g. http://10.0.2.100 (forwarded to the portal's host and port)")
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    return {"var_dir": settings.var_dir, "image": settings.qemu_image,
+            "kernel": settings.qemu_kernel, "initrd": settings.qemu_initrd,
+            "memory_mb": settings.qemu_memory_mb, "cpus": settings.qemu_cpus,
+            "accel": settings.qemu_accel, "max_machines": settings.qemu_max_machines,
+            "portal": (host, settings.port),
+            "guest_portal": (public.hostname, public.port or 80)}
 
 
 def provider_from_settings(settings: Settings) -> Provider:

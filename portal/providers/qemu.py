@@ -1,0 +1,192 @@
+"""QemuProvider: each machine is a real QEMU virtual machine on this host, set up by cloud-init.
+
+The cloud path without a cloud: the VM boots the configured image (see vm_images/), cloud-init
+applies the portal's rendered user-data from a NoCloud seed, and the bootstrap agent trades its
+token with the portal and reports ready, exactly as on OpenStack. The guest's only network is
+QEMU's user-mode network with ``restrict=on``: the portal's address for guests (``public_url``,
+``http://10.0.2.100`` by default) is forwarded to the portal's own port, and the guest's VNC
+port 5901 to a free port on the host's 127.0.0.1, which is the machine's connection target.
+QEMU runs in its own session, so machines survive a portal restart and are adopted by id.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Collection
+from pathlib import Path
+
+from portal.providers import qemu_vm as vm
+from portal.providers.base import (
+    Capacity,
+    ConnectionTarget,
+    LaunchSpec,
+    Provider,
+    ProviderState,
+    ProviderStatus,
+)
+from portal.providers.errors import (
+    CapacityExhausted,
+    LaunchFailed,
+    MachineGone,
+    MissingSystemPackages,
+    ProviderError,
+)
+
+STOPPED = ("The machine stopped unexpectedly. Delete it and launch a new one; your storage is "
+           "kept.")
+
+
+class QemuProvider(Provider):
+    """QEMU machines under ``<var_dir>/qemu/<machine_id>/``."""
+
+    name = "qemu"
+    uses_cloud_init = True
+
+    def __init__(self, var_dir: str | Path = "var", image: str = "", kernel: str = "",
+                 initrd: str = "", memory_mb: int = 2048, cpus: int = 2, accel: str = "tcg",
+                 max_machines: int = 2, portal: tuple[str, int] = ("127.0.0.1", 8080),
+                 guest_portal: tuple[str, int] = ("10.0.2.100", 80)) -> None:
+        if not image:
+            raise ValueError("qemu_image must name the disk image machines boot "
+                             "(build one with `daaas images build ENV --rootfs-only`)")
+        kernel_path = Path(kernel) if kernel else newest_cloud_kernel()
+        self.config = vm.VmConfig(
+            image=Path(image).resolve(), kernel=kernel_path,
+            initrd=Path(initrd) if initrd else initrd_for(kernel_path), memory_mb=memory_mb,
+            cpus=cpus, accel=accel, portal=portal, guest_portal=guest_portal)
+        self.root = Path(var_dir).resolve() / "qemu"
+        self.max_machines = max_machines
+        self._lock = threading.RLock()
+
+    def launch(self, spec: LaunchSpec) -> None:
+        """Start the VM of ``spec.machine_id`` unless it runs already; return once QEMU runs.
+
+        Raises MissingSystemPackages (QEMU, qemu-img, cloud-localds), CapacityExhausted (all
+        slots used, or a GPU asked for), LaunchFailed (no user-data, the image missing, QEMU
+        refusing to start).
+        """
+        missing = vm.missing_programs()
+        if missing:
+            raise MissingSystemPackages(missing, missing.values())
+        folder = self._folder(spec.machine_id)
+        with self._lock:
+            if folder.alive():
+                return
+            self._check_launchable(spec)
+            self._remove(folder)
+            try:
+                vm.prepare(folder, self.config, spec.user_data or b"")
+                vm.start(folder, self.config)
+            except (OSError, subprocess.SubprocessError) as exc:
+                self._remove(folder)
+                raise LaunchFailed("The machine could not be started; tell the portal "
+                                   "administrators.", f"qemu {spec.machine_id}: {exc}") from None
+
+    def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
+        """Return every asked id's status from the machines' folders and /proc (one pass)."""
+        with self._lock:
+            return {mid: self._status(mid) for mid in machine_ids}
+
+    def delete(self, machine_id: str) -> None:
+        """Stop the VM and remove its overlay, seed and logs; already gone is success.
+
+        Raises ProviderError if QEMU survives SIGKILL.
+        """
+        try:
+            folder = self._folder(machine_id)
+        except LaunchFailed:
+            return
+        with self._lock:
+            self._remove(folder)
+
+    def list_machine_ids(self) -> set[str]:
+        """Return the ids of machines whose QEMU runs."""
+        with self._lock:
+            return {mid for mid in self._recorded() if self._folder(mid).alive()}
+
+    def capacity(self) -> Capacity:
+        """Return free VM slots out of ``max_machines``; no GPUs (0)."""
+        used = len(self.list_machine_ids())
+        return Capacity(gpus_free=0, sessions_free=max(0, self.max_machines - used),
+                        sessions_total=self.max_machines)
+
+    def connection_target(self, machine_id: str) -> ConnectionTarget:
+        """Return 127.0.0.1 and the host port forwarded to the VM's 5901. Raises MachineGone."""
+        folder = self._folder(machine_id)
+        state = folder.state()
+        if state is None or not folder.alive():
+            raise MachineGone("This machine is no longer running.",
+                              f"qemu {machine_id}: no running QEMU")
+        return ConnectionTarget(host="127.0.0.1", vnc_port=state.vnc_port)
+
+    def console_log(self, machine_id: str) -> Path:
+        """Return the path of the machine's serial console log (for administrators and tests)."""
+        return self._folder(machine_id).console
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _folder(self, machine_id: str) -> vm.VmFolder:
+        try:
+            return vm.VmFolder(self.root, machine_id)
+        except ValueError:
+            raise LaunchFailed("The machine could not be started (invalid identifier).",
+                               f"qemu: unsafe machine id {machine_id!r}") from None
+
+    def _check_launchable(self, spec: LaunchSpec) -> None:
+        if spec.environment.get("gpu") == "required":
+            raise CapacityExhausted("This environment needs a GPU; this server has none.")
+        if len(self.list_machine_ids()) >= self.max_machines:
+            raise CapacityExhausted("All virtual machine slots on this server are in use; try "
+                                    "again when one is free.",
+                                    f"qemu: {self.max_machines} machines running")
+        if not spec.user_data:
+            raise LaunchFailed("The machine could not be started; tell the portal "
+                               "administrators.", f"qemu {spec.machine_id}: no user-data")
+        for path in (self.config.image, self.config.kernel, self.config.initrd):
+            if not path.is_file():
+                raise LaunchFailed("The machine's system image is not available on this "
+                                   "server; tell the portal administrators.",
+                                   f"qemu: {path} does not exist")
+
+    def _status(self, machine_id: str) -> ProviderStatus:
+        folder = self._folder(machine_id)
+        if not folder.path.is_dir():
+            return ProviderStatus(ProviderState.GONE)
+        if folder.state() is None:
+            return ProviderStatus(ProviderState.BUILDING)
+        if folder.alive():
+            return ProviderStatus(ProviderState.RUNNING)
+        return ProviderStatus(ProviderState.ERROR, STOPPED,
+                              f"qemu {machine_id}: QEMU exited: {folder.log_tail()}")
+
+    def _recorded(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return [p.name for p in self.root.iterdir() if p.is_dir() and vm.SAFE_ID.match(p.name)]
+
+    def _remove(self, folder: vm.VmFolder) -> None:
+        if not vm.stop(folder):
+            raise ProviderError(f"The machine {folder.machine_id} could not be stopped.",
+                                f"qemu {folder.machine_id}: QEMU survived SIGKILL")
+        shutil.rmtree(folder.path, ignore_errors=True)
+
+
+def newest_cloud_kernel(boot: Path = Path("/boot")) -> Path:
+    """Return the newest /boot/vmlinuz-*-cloud-amd64 (Debian linux-image-cloud-amd64).
+
+    Returns a path that does not exist when there is none; launches then fail with a message.
+    """
+    kernels = sorted(boot.glob("vmlinuz-*-cloud-amd64"), key=lambda p: _version(p.name))
+    return kernels[-1] if kernels else boot / "vmlinuz-cloud-amd64"
+
+
+def initrd_for(kernel: Path) -> Path:
+    """Return the initrd Debian installs next to ``kernel``."""
+    return kernel.with_name(kernel.name.replace("vmlinuz-", "initrd.img-", 1))
+
+
+def _version(name: str) -> tuple[int, ...]:
+    numbers = name.removeprefix("vmlinuz-").replace("-", ".").split(".")
+    return tuple(int(part) for part in numbers if part.isdigit())
