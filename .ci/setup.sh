@@ -13,7 +13,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigervnc-tools openbox
   xterm pcmanfm websockify novnc xrdp xorgxrdp"
 TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init slurm-wlm munge
-  slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl"
+  slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl tesseract-ocr"
 
 install_packages() {
   local missing=()

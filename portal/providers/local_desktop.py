@@ -15,6 +15,7 @@ from typing import Any
 from catalogue.loader import ICONS_DIRECTORY
 from contextualisation.environment import launchers
 from contextualisation.files import desktop_entries
+from portal.providers.base import SessionMount
 from portal.providers.errors import LaunchFailed, MissingSystemPackages
 
 # program -> Debian package that ships it
@@ -88,6 +89,22 @@ def write_launchers(home: Path, environment: Mapping[str, Any]) -> list[Path]:
         path.chmod(0o755)
         written.append(path)
     return written
+
+
+def write_folder_links(home: Path, mounts: Iterable[SessionMount]) -> list[Path]:
+    """Put an icon for each mounted folder on the desktop: a link ``Desktop/<label>`` to
+    ``home/<name>`` ("My storage", "Experiment MX31850-12"). Returns the links made."""
+    desktop_dir = home / "Desktop"
+    desktop_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for mount in mounts:
+        label = "My storage" if mount.name == "storage" else \
+            mount.name.replace("experiment-", "Experiment ", 1)
+        link = desktop_dir / label
+        if not link.is_symlink():
+            link.symlink_to(Path("..") / mount.name, target_is_directory=True)
+        made.append(link)
+    return made
 
 
 def write_desktop_config(home: Path) -> None:

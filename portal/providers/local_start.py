@@ -15,7 +15,11 @@ from pathlib import Path
 
 from portal.providers.base import LaunchSpec
 from portal.providers.errors import CapacityExhausted, LaunchFailed
-from portal.providers.local_desktop import write_desktop_config, write_launchers
+from portal.providers.local_desktop import (
+    write_desktop_config,
+    write_folder_links,
+    write_launchers,
+)
 from portal.providers.local_mounts import attach
 from portal.providers.local_procs import (
     ProcRef,
@@ -134,6 +138,7 @@ def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str) -> None
         write_desktop_config(paths.home)
         write_launchers(paths.home, spec.environment)
         attach(paths.home, spec.mounts, spec.machine_id)
+        write_folder_links(paths.home, spec.mounts)
     except OSError as error:
         raise LaunchFailed("The desktop's files could not be written on this host.",
                            f"{spec.machine_id}: {error}") from error

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def desktop_checks(path: Path) -> list[str]:
@@ -39,3 +40,20 @@ def _colours(image: Image.Image) -> Counter[tuple[int, int, int]]:
 
 def _far(pixel: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
     return sum(abs(a - b) for a, b in zip(pixel, other, strict=True)) > 60
+
+
+def desktop_labels(path: Path, width: int = 260) -> str:
+    """Return the text of the desktop's icon labels (left column), read by Tesseract OCR.
+
+    Labels are light text on the dark background: the column is cropped, made grey, inverted
+    to dark-on-light and enlarged three times, which is what Tesseract reads best.
+    """
+    image = Image.open(path).convert("L")
+    column = image.crop((0, 0, min(width, image.width), image.height))
+    column = ImageOps.invert(column).resize((column.width * 3, column.height * 3),
+                                            Image.Resampling.LANCZOS)
+    enlarged = path.with_name(path.stem + "-labels.png")
+    column.save(enlarged)
+    done = subprocess.run(["tesseract", str(enlarged), "-", "--psm", "11"],
+                          capture_output=True, text=True, check=True, timeout=120)
+    return done.stdout

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import OUTPUT, ROOT
 from tests.e2e.conftest import free_port
-from tests.e2e.pixels import desktop_checks
+from tests.e2e.pixels import desktop_checks, desktop_labels
 from tests.integration.process_scan import session_processes
 
 pytestmark = pytest.mark.e2e
@@ -93,6 +93,43 @@ def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
     _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
     state = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
     assert state["state"] == "deleted"
+    page.close()
+
+
+def test_launch_bound_to_experiment_shows_its_data_and_storage(portal_url: str,
+                                                              browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(portal_url + "/sign-in")
+    page.fill("#username", "scientist")
+    page.fill("#password", "scientist-demo")
+    page.click("button[type=submit]")
+    card = page.locator('li.card[data-environment="base-desktop"]')
+    choice = card.locator("select[name=experiment] option", has_text="MX31850-12")
+    card.locator("select[name=experiment]").select_option(choice.get_attribute("value"))
+    card.locator("button.launch-button").click()
+    page.wait_for_url("**/machines/*")
+    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    assert "MX31850-12" in page.locator("main").inner_text()
+
+    page.goto(portal_url + "/analysis")
+    seen = _watch_states(page.locator(f'tr[data-machine="{machine_id}"]'), "ready", 90)
+    assert seen[-1] == "ready", seen
+    page.goto(f"{portal_url}/machines/{machine_id}/desktop")
+    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
+                           timeout=30_000)
+    page.wait_for_timeout(2500)
+    shot = OUTPUT / "desktop-experiment.png"
+    page.locator("#screen canvas").screenshot(path=str(shot))
+    assert desktop_checks(shot) == []
+    labels = desktop_labels(shot)
+    for label in ("My storage", "Experiment", "MX31850"):  # pcmanfm cuts long labels: "MX31850-…"
+        assert label in labels, labels
+
+    page.goto(f"{portal_url}/machines/{machine_id}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("form[data-confirm] button")
+    page.wait_for_url("**/analysis")
+    _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
     page.close()
 
 
