@@ -20,12 +20,14 @@ from typing import Any, BinaryIO
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.wsgi import LimitedStream
 from wsgidav.dav_error import (
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
     DAVError,
 )
 from wsgidav.dc.base_dc import BaseDomainController
+from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.fs_dav_provider import FilesystemProvider
 from wsgidav.http_authenticator import HTTPAuthenticator
@@ -55,7 +57,21 @@ StartResponse = Callable[..., Any]
 def mount_webdav(app: Flask) -> None:
     """Serve WebDAV at /dav/ beside ``app`` (wraps ``app.wsgi_app``)."""
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, {MOUNT: make_dav_app(runtime(app))})
+        app.wsgi_app, {MOUNT: refuse_dot_segments(make_dav_app(runtime(app)))})
+
+
+def refuse_dot_segments(dav_app: Any) -> Callable[[dict[str, Any], StartResponse], Any]:
+    """Answer 400 to a path with '.' or '..' segments before WsgiDAV sees it (WsgiDAV's own
+    refusal of such paths sends an empty body, which clients read as a broken connection)."""
+    def guarded(environ: dict[str, Any], start_response: StartResponse) -> Any:
+        parts = environ.get("PATH_INFO", "").split("/")
+        if any(part in {".", ".."} for part in parts):
+            body = b"The path leaves your storage: '.' and '..' are not allowed.\n"
+            start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                               ("Content-Length", str(len(body)))])
+            return [body]
+        return dav_app(environ, start_response)
+    return guarded
 
 
 def make_dav_app(rt: Runtime) -> Any:
@@ -68,8 +84,12 @@ def make_dav_app(rt: Runtime) -> Any:
         "http_authenticator": {"domain_controller": AppPasswordController,
                                "accept_basic": True, "accept_digest": False,
                                "default_to_digest": False, "trusted_auth_header": None},
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, QuotaGuard, RequestResolver],
-        "dir_browser": {"enable": False},
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, QuotaGuard, WsgiDavDirBrowser,
+                             RequestResolver],
+        # GET on a folder: a plain listing (clients HEAD folders to see that they exist)
+        "dir_browser": {"enable": True, "icon": False, "response_trailer": "",
+                        "show_user": True, "davmount": True, "davmount_links": False,
+                        "ms_sharepoint_support": False, "libre_office_support": False},
         "property_manager": True,
         "lock_storage": True,
         "verbose": 1,
@@ -155,13 +175,17 @@ class QuotaGuard(BaseMiddleware):  # type: ignore[misc]
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
         user = environ.get(USER_KEY)
+        length = environ.get("CONTENT_LENGTH")
+        if length and length.isdigit() and not environ.get("wsgi.input_terminated"):
+            # WsgiDAV reads a PUT body until EOF: end it at Content-Length on any server
+            environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], int(length))
         if environ.get("REQUEST_METHOD") == "PUT" and user is not None:
             rt: Runtime = self.config["daaas_runtime"]
             area = storage_area(rt.settings, user)
             room = area.quota_bytes - area.used_bytes
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            if length > room:
-                message = files.QuotaExceeded(files.quota_message(length, room)).user_message
+            size = int(length) if length and length.isdigit() else 0
+            if size > room:
+                message = files.quota_message(size, room)
                 body = message.encode()
                 start_response("507 Insufficient Storage",
                                [("Content-Type", "text/plain; charset=utf-8"),
