@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from portal.providers.local_mounts import detach
 from tests.conftest import OUTPUT, ROOT
 from tests.e2e.conftest import free_port
 from tests.e2e.pixels import desktop_checks, desktop_labels
@@ -44,6 +45,7 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
+        detach(var_dir)  # a failed test may leave a session's read-only experiment mount
         log.close()
         print((var_dir.parent / "serve.log").read_text()[-3000:])
 
@@ -130,6 +132,8 @@ def test_launch_bound_to_experiment_shows_its_data_and_storage(portal_url: str,
     page.click("form[data-confirm] button")
     page.wait_for_url("**/analysis")
     _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
+    state = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
+    assert state["state"] == "deleted"
     page.close()
 
 
