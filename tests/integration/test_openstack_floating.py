@@ -134,13 +134,13 @@ class Handler(BaseHTTPRequestHandler):
                 {"version": 4, "addr": FLOATING, "OS-EXT-IPS:type": "floating"})
         self._answer(201, {"floatingip": ip})
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._route("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._route("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._route("DELETE")
 
 
