@@ -66,7 +66,9 @@ def serve(host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with _background_services(runtime(app)):
         _announce(f"http://{host}:{port}/", bool(created) or settings.demo_data)
-        waitress.serve(app, host=host, port=port, threads=8, ident="daaas")
+        # waitress refuses bodies over 1 GiB by default: let an upload be as large as a quota.
+        waitress.serve(app, host=host, port=port, threads=8, ident="daaas",
+                       max_request_body_size=settings.storage_quota_gb * 1024**3)
 
 
 @main.command()
