@@ -45,6 +45,22 @@ class Settings(BaseModel):
     storage_quota_gb: int = Field(100, ge=1, description="Storage quota per user (GiB).")
     # My Data and WebDAV (portal/storage)
     webdav_enabled: bool = Field(True, description="Serve users' storage over WebDAV at /dav/.")
+    # Persistent user storage backends
+    storage_backend: Literal["local", "nfs", "manila"] = Field(
+        "local", description="User storage: folder here, NFS/CephFS export, Manila share.")
+    storage_export: str = Field("", description="nfs: machines' mount source with {username}.")
+    storage_fs_type: Literal["nfs", "ceph"] = Field("nfs", description="nfs: the export's kind.")
+    storage_mount_options: str = Field("", description="Extra mount options, comma-separated.")
+    storage_portal_root_template: str = Field(
+        "", description="Where this host sees a user's storage, with {username}.")
+    storage_ceph_client: str = Field("", description="nfs+ceph: cephx user machines mount as.")
+    storage_ceph_key_file: str = Field("", description="nfs+ceph: file with that user's key.")
+    storage_manila_cloud: str = Field("", description="clouds.yaml entry; empty: openstack_cloud.")
+    storage_manila_protocol: Literal["CEPHFS", "NFS"] = Field(
+        "CEPHFS", description="Protocol of the per-user Manila shares.")
+    storage_manila_share_type: str = Field("", description="Manila share type; empty: default.")
+    storage_manila_share_network: str = Field("", description="Share network id, if needed.")
+    storage_manila_timeout_seconds: int = Field(300, ge=10, description="Wait for a new share.")
     bootstrap_token_ttl_minutes: int = Field(120, ge=5, description="VM bootstrap token life.")
     experiment_data_path_template: str = Field(
         "/data/{instrument}/{year}/{visit_id}",

@@ -8,11 +8,11 @@ catalogue entry stored on the machine.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from contextualisation import Context, context_from_parts, render_user_data
+from contextualisation import Context, Mount, context_from_parts, render_user_data
 from cvmfs import CvmfsClientSettings
 from cvmfs.registry import load_registry
 from portal.auth.models import User
@@ -56,24 +56,27 @@ def account(user: User) -> dict[str, Any]:
 
 
 def build_context(settings: Settings, user: User, machine_id: str,
-                  environment: Mapping[str, Any], token: str) -> Context:
-    """Return the Context of one session of ``environment`` (a catalogue ``to_dict()``).
+                  environment: Mapping[str, Any], token: str,
+                  mounts: Sequence[Mount] = ()) -> Context:
+    """Return the Context of one session of ``environment`` (a catalogue ``to_dict()``);
+    ``mounts`` are its storage mounts (:func:`portal.machines.mounts.cloud_mounts`).
 
     Raises contextualisation.InvalidContext (a ContextualisationError) with a message for the
     user when the account, the environment or the site settings cannot be used.
     """
     return context_from_parts(account(user), machine_id, environment, site_settings(settings),
-                              bootstrap_token=token)
+                              bootstrap_token=token, mounts=mounts)
 
 
 def user_data(settings: Settings, user: User, machine_id: str,
-              environment: Mapping[str, Any], token: str) -> bytes:
+              environment: Mapping[str, Any], token: str, mounts: Sequence[Mount] = ()) -> bytes:
     """Return the cloud-init user-data for the session (gzip-compressed when large).
 
     Raises ContextualisationError: InvalidContext as :func:`build_context`, UserDataTooLarge
     (naming the environment) when it cannot fit the cloud's limit.
     """
-    return render_user_data(build_context(settings, user, machine_id, environment, token))
+    return render_user_data(build_context(settings, user, machine_id, environment, token,
+                                          mounts))
 
 
 def inspectable_user_data(settings: Settings, machine: Machine) -> str:

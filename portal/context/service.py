@@ -27,8 +27,10 @@ from portal.context.models import MachineContext
 from portal.errors import Conflict, Forbidden
 from portal.hpc.machine import secret_files
 from portal.machines.models import Machine
+from portal.machines.mounts import cloud_mounts
 from portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
-from portal.machines.states import STARTING
+from portal.machines.states import AT_PROVIDER, STARTING
+from portal.storage.service import secret_files as storage_secret_files
 
 log = logging.getLogger(__name__)
 #: How long a machine has to trade its bootstrap token after its launch was handed to the cloud.
@@ -66,10 +68,12 @@ def launch_user_data(db: Session, settings: Settings, secret_key: str, machine: 
 
     The token is derived from the secret key, so a launch repeated after a crash renders the
     same user-data; its expiry is reset to ``now`` + the configured TTL while it is unused.
-    Raises contextualisation.ContextualisationError with a message for the user.
+    Raises contextualisation.ContextualisationError with a message for the user, OSError or
+    a storage error (portal.storage.errors) when the user's storage cannot be prepared.
     """
     token = bootstrap_token(secret_key, machine.id)
-    rendered = user_data(settings, machine.user, machine.id, machine.environment, token)
+    mounts = cloud_mounts(settings, machine)  # the user's storage, created on first need
+    rendered = user_data(settings, machine.user, machine.id, machine.environment, token, mounts)
     ttl = timedelta(minutes=settings.bootstrap_token_ttl_minutes)
     row = db.get(MachineContext, machine.id)
     if row is None:
@@ -86,7 +90,9 @@ def exchange(db: Session, settings: Settings, machine_id: str, token: str,
 
     The token is consumed by one conditional UPDATE (unused, unexpired, machine still starting),
     so two racing requests cannot both succeed. Raises Forbidden and changes nothing for an
-    unknown machine, a wrong, used or expired token, or a machine no longer starting.
+    unknown machine, a wrong, used or expired token, or a machine no longer starting; raises
+    StorageUnavailable (503, nothing consumed: the agent retries) while the storage key cannot
+    be read.
     """
     report_token = secrets.token_urlsafe(32)
     consumed = db.execute(
@@ -106,7 +112,16 @@ def exchange(db: Session, settings: Settings, machine_id: str, token: str,
     log.info("machine %s traded its bootstrap token", machine_id)
     answer = machine_secrets(resolve_secret_key(settings), machine, report_token)
     answer["files"] += secret_files(settings, machine, now)  # the user's Slurm JWT, if any
+    answer["files"] += storage_secret_files(  # the storage key (CephFS), if any
+        settings, machine.user, machine.id, _live_machines(db, machine))
     return answer
+
+
+def _live_machines(db: Session, machine: Machine) -> frozenset[str]:
+    """Return the ids of the user's machines the cloud may hold (their storage grants stay)."""
+    return frozenset(db.scalars(select(Machine.id).where(
+        Machine.user_id == machine.user_id,
+        Machine.state.in_([state.value for state in AT_PROVIDER | STARTING]))))
 
 
 def machine_secrets(secret_key: str, machine: Machine, report_token: str) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from contextualisation import Mount
 from portal.config import Settings
 from portal.machines.models import Machine
 from portal.providers import SessionMount
-from portal.storage.service import storage_area
+from portal.storage.service import machine_mounts, storage_area
 
 
 def session_mounts(settings: Settings, machine: Machine) -> tuple[SessionMount, ...]:
@@ -21,3 +22,14 @@ def session_mounts(settings: Settings, machine: Machine) -> tuple[SessionMount, 
                                    source=str(experiment["data_path"]), read_only=True,
                                    description=f"experiment {experiment['visit_id']}"))
     return tuple(mounts)
+
+
+# -- cloud-init machines: the storage backend's mount line (portal/storage/backends.py) --------
+
+def cloud_mounts(settings: Settings, machine: Machine) -> tuple[Mount, ...]:
+    """Return what a cloud-init machine mounts: the user's storage, read-write at
+    ``/home/<user>/storage`` as the storage backend says (none for the local backend).
+
+    Creates the storage on first need. Raises OSError or a StorageError (a ProviderError).
+    """
+    return machine_mounts(settings, machine.user, machine.id)

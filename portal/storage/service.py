@@ -1,49 +1,64 @@
 """Persistent user storage: created on first need, in every session of its user, never
 deleted with a machine.
 
-The embedded default is a folder per user under ``var_dir/storage``, owned by the user's POSIX
-uid/gid. NFS/CephFS exports and Manila shares are planned behind the same function.
+Where it lives is the configured backend (``storage_backend``, :mod:`portal.storage.backends`):
+a folder per user under ``var_dir/storage`` (the embedded default), a folder per user on an
+existing NFS/CephFS export, or a Manila share per user. Everything else in the portal asks
+here: My Data and WebDAV for :func:`storage_area`, launches for :func:`machine_mounts`, the
+bootstrap exchange for :func:`secret_files`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
+from typing import Any
 
+from contextualisation import Mount
 from portal.auth.models import User
 from portal.config import Settings
+from portal.storage.backends import ExportStorage, LocalStorage, StorageArea, StorageBackend
+
+__all__ = ["StorageArea", "backend", "machine_mounts", "secret_files", "storage_area"]
 
 
-@dataclass(frozen=True)
-class StorageArea:
-    """Where a user's storage is, and how much of the quota it uses."""
+@lru_cache(maxsize=8)
+def backend(settings: Settings) -> StorageBackend:
+    """Return the configured backend (one per settings, so Manila's Connection is reused).
 
-    path: Path
-    used_bytes: int
-    quota_bytes: int
+    Raises StorageError when the backend's settings are incomplete.
+    """
+    if settings.storage_backend == "manila":
+        from portal.storage.manila import ManilaStorage  # imports openstacksdk: only if used
+
+        return ManilaStorage(settings)
+    if settings.storage_backend == "nfs":
+        return ExportStorage(settings)
+    return LocalStorage(settings)
 
 
 def storage_area(settings: Settings, user: User) -> StorageArea:
-    """Return the user's storage, creating it (mode 0700, owned by the user) on first need.
+    """Return the user's storage as the portal host sees it (``.path``, ``.used_bytes``,
+    ``.quota_bytes``), creating its folder on first need where the backend owns one.
 
-    Raises OSError when the folder cannot be created.
+    Raises OSError when the folder cannot be created, StorageError when misconfigured.
     """
-    path = settings.var_path / "storage" / user.username
-    if not path.is_dir():
-        path.mkdir(parents=True, mode=0o700)
-        if os.geteuid() == 0:
-            os.chown(path, user.uid, user.gid)
-    return StorageArea(path=path, used_bytes=_usage(path),
-                       quota_bytes=settings.storage_quota_gb * 1024**3)
+    return backend(settings).area(user)
 
 
-def _usage(path: Path) -> int:
-    total = 0
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += (Path(folder) / name).lstat().st_size
-            except OSError:
-                continue
-    return total
+def machine_mounts(settings: Settings, user: User, machine_id: str) -> tuple[Mount, ...]:
+    """Return the storage mounts of one cloud-init machine, creating the storage on first need.
+
+    Empty for the local backend. Raises OSError or a StorageError subclass (a ProviderError:
+    StorageUnavailable postpones the launch, the others fail it with the person's message).
+    """
+    mount = backend(settings).machine_mount(user, machine_id)
+    return (mount,) if mount is not None else ()
+
+
+def secret_files(settings: Settings, user: User, machine_id: str,
+                 live_machine_ids: frozenset[str]) -> list[dict[str, Any]]:
+    """Return the storage files (keys) the bootstrap exchange hands to the machine.
+
+    Raises StorageUnavailable (503: the agent retries) or StorageError.
+    """
+    return backend(settings).secret_files(user, machine_id, live_machine_ids)

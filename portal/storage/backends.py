@@ -1,0 +1,190 @@
+"""User storage backends: where a user's persistent storage lives and how a machine mounts it.
+
+A backend is a small class like the compute providers: a real default (``local``, a folder per
+user on this host) and production ones (``nfs``: an existing NFS or CephFS export with a folder
+per user; ``manila``: one OpenStack Manila share per user, :mod:`portal.storage.manila`). The
+choice is ``storage_backend`` in the settings. Whatever the backend, storage is created on first
+need and never deleted with a machine; machines mount it read-write at ``/home/<user>/storage``.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from contextualisation import Mount
+from portal.auth.models import User
+from portal.config import Settings
+from portal.storage.errors import StorageError
+
+#: Where a cloud machine mounts the user's storage (local sessions link ``~/storage`` too).
+STORAGE_TARGET = "/home/{username}/storage"
+GIB = 1024**3
+MISCONFIGURED = ("The portal's storage settings are incomplete, so your storage cannot be "
+                 "prepared. Tell the portal administrators.")
+
+
+@dataclass(frozen=True)
+class StorageArea:
+    """The user's storage as the portal host sees it, and how much of the quota it uses.
+
+    ``path`` is the folder the portal itself reads and writes (My Data, WebDAV). ``on_portal``
+    is False when that folder is not the storage machines mount (a Manila share the portal host
+    does not mount); ``used_known`` is False when the usage could not be measured.
+    """
+
+    path: Path
+    used_bytes: int
+    quota_bytes: int
+    used_known: bool = True
+    on_portal: bool = True
+
+
+class StorageBackend(abc.ABC):
+    """Creates, finds and describes each user's persistent storage."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def area(self, user: User) -> StorageArea:
+        """Return the user's storage as the portal host sees it, creating the folder on first
+        need where the backend owns it. Raises OSError when the folder cannot be created,
+        StorageError when the backend is misconfigured."""
+
+    @abc.abstractmethod
+    def machine_mount(self, user: User, machine_id: str) -> Mount | None:
+        """Return the mount a cloud-init machine of ``user`` gets (read-write, at
+        :data:`STORAGE_TARGET`), creating the storage on first need; None when machines cannot
+        reach it (the local backend). Idempotent: a second launch reuses what the first made.
+        Raises OSError, or a StorageError subclass with a message for the person."""
+
+    def secret_files(self, user: User, machine_id: str,
+                     live_machine_ids: frozenset[str]) -> list[dict[str, Any]]:
+        """Return the files the bootstrap exchange hands to the machine (storage keys), in the
+        exchange's ``files`` format, and grant the machine access where the backend must.
+        ``live_machine_ids`` are the user's machines still running (stale grants of others may
+        be revoked). Default: none. Raises StorageUnavailable (the agent retries) or
+        StorageError."""
+        return []
+
+    def quota_bytes(self) -> int:
+        """Return the configured per-user quota in bytes. Raises nothing."""
+        return self.settings.storage_quota_gb * GIB
+
+    def target(self, user: User) -> str:
+        """Return where machines mount the user's storage. Raises nothing."""
+        return STORAGE_TARGET.format(username=user.username)
+
+    def extra_options(self) -> tuple[str, ...]:
+        """Return the site's extra mount options (``storage_mount_options``). Raises nothing."""
+        return tuple(o.strip() for o in self.settings.storage_mount_options.split(",")
+                     if o.strip())
+
+
+class LocalStorage(StorageBackend):
+    """A folder per user under ``var_dir/storage`` (mode 0700, owned by the user's uid/gid).
+
+    Local sessions link it as ``~/storage``; cloud machines cannot reach it, so they get none.
+    """
+
+    name = "local"
+
+    def area(self, user: User) -> StorageArea:
+        """Return the user's folder, creating it on first need. Raises OSError."""
+        path = self.settings.var_path / "storage" / user.username
+        ensure_folder(path, user)
+        return StorageArea(path=path, used_bytes=usage(path), quota_bytes=self.quota_bytes())
+
+    def machine_mount(self, user: User, machine_id: str) -> Mount | None:
+        """Return None: a folder on the portal host is no mount for a cloud machine."""
+        return None
+
+
+class ExportStorage(StorageBackend):
+    """A folder per user on an existing NFS or CephFS export the portal host mounts too.
+
+    ``storage_export`` is the machines' mount source with ``{username}`` (NFS
+    ``server:/export/home/{username}``, CephFS ``mon1,mon2:/volumes/users/{username}``) and
+    ``storage_portal_root_template`` where the portal host sees the same folder. The folder is
+    made there on first need and given to the user's uid/gid. CephFS machines authenticate as
+    ``storage_ceph_client`` with the key in ``storage_ceph_key_file``, handed over by the
+    bootstrap exchange.
+    """
+
+    name = "nfs"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        missing = [key for key in ("storage_export", "storage_portal_root_template")
+                   if "{username}" not in getattr(settings, key)]
+        if settings.storage_fs_type == "ceph" and not settings.storage_ceph_client:
+            missing.append("storage_ceph_client")
+        if missing:
+            raise StorageError(MISCONFIGURED, f"storage_backend nfs needs {', '.join(missing)} "
+                               "(export and portal path with {username})")
+
+    def area(self, user: User) -> StorageArea:
+        """Return the user's folder on the portal host, creating it on first need (mode 0700,
+        owned by the user). Raises OSError when the export is not mounted or refuses."""
+        path = Path(self.settings.storage_portal_root_template.format(username=user.username))
+        ensure_folder(path, user, parents=False)
+        return StorageArea(path=path, used_bytes=usage(path), quota_bytes=self.quota_bytes())
+
+    def machine_mount(self, user: User, machine_id: str) -> Mount | None:
+        """Return the export's mount line for the user, after making their folder."""
+        self.area(user)
+        ceph = self.settings.storage_fs_type == "ceph"
+        auth = (f"name={self.settings.storage_ceph_client}",
+                f"secretfile={self.secret_path()}") if ceph else ()
+        return Mount(kind="cephfs" if ceph else "nfs",
+                     source=self.settings.storage_export.format(username=user.username),
+                     target=self.target(user), options=(*auth, *self.extra_options()),
+                     purpose="storage", label="your storage")
+
+    def secret_files(self, user: User, machine_id: str,
+                     live_machine_ids: frozenset[str]) -> list[dict[str, Any]]:
+        """Return the CephFS client key file (none for NFS). Raises StorageError when the key
+        file cannot be read."""
+        if self.settings.storage_fs_type != "ceph" or not self.settings.storage_ceph_key_file:
+            return []
+        try:
+            key = Path(self.settings.storage_ceph_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise StorageError(MISCONFIGURED, f"storage_ceph_key_file: {exc}") from None
+        return [{"path": self.secret_path(), "content": key + "\n", "mode": "0600",
+                 "owner": "root"}]
+
+    def secret_path(self) -> str:
+        """Return where the CephFS key goes on the machine. Raises nothing."""
+        return f"/etc/ceph/{self.settings.storage_ceph_client}.secret"
+
+
+def ensure_folder(path: Path, user: User, parents: bool = True) -> None:
+    """Create ``path`` (mode 0700, owned by the user when running as root) unless it exists.
+
+    ``parents=False`` for an export: a missing parent means the export is not mounted, and
+    making it would hide that. Raises OSError.
+    """
+    if path.is_dir():
+        return
+    path.mkdir(parents=parents, mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(path, user.uid, user.gid)
+
+
+def usage(path: Path) -> int:
+    """Return the bytes of the regular files below ``path`` (0 if missing). Raises nothing."""
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += (Path(folder) / name).lstat().st_size
+            except OSError:
+                continue
+    return total
