@@ -1,4 +1,4 @@
-"""JSON API for machines: launch, list, get, delete."""
+"""JSON API for machines: launch, list, get, stop, start, delete."""
 
 from __future__ import annotations
 
@@ -62,4 +62,18 @@ def get_machine(machine_id: str) -> dict[str, Any]:
 def delete_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the machine to be deleted; 202 with the machine in 'deleting'."""
     machine = service.request_delete(db(), require_user(), machine_id)
+    return machine_json(machine, with_events=True), 202
+
+
+@blueprint.post("/machines/<machine_id>/stop")
+def stop_machine(machine_id: str) -> tuple[dict[str, Any], int]:
+    """Ask for the ready machine to be stopped; 202 with the machine in 'stopping'."""
+    machine = service.request_stop(db(), require_user(), machine_id)
+    return machine_json(machine, with_events=True), 202
+
+
+@blueprint.post("/machines/<machine_id>/start")
+def start_machine(machine_id: str) -> tuple[dict[str, Any], int]:
+    """Ask for the stopped machine to be started; 202 with the machine in 'provisioning'."""
+    machine = service.request_start(db(), require_user(), machine_id)
     return machine_json(machine, with_events=True), 202

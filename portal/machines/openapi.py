@@ -8,7 +8,7 @@ NULLABLE_SECONDS = {"type": ["number", "null"]}
 MACHINE = {
     "type": "object",
     "required": ["id", "owner", "environment", "flavor", "state", "error_reason", "created_at",
-                 "state_changed_at", "expires_at", "phases", "links"],
+                 "state_changed_at", "expires_at", "phases", "can_stop", "links"],
     "properties": {
         "id": {"type": "string"}, "owner": {"type": "string"},
         "environment": {"type": "object", "required": ["name", "title"], "properties": {
@@ -24,8 +24,10 @@ MACHINE = {
                                                   "total_to_ready"],
                    "properties": {k: NULLABLE_SECONDS for k in
                                   ("queue", "provision", "contextualise", "total_to_ready")}},
+        "can_stop": {"type": "boolean", "description": "Its provider can stop and start it"},
         "links": {"type": "object", "properties": {
-            "page": {"type": "string"}, "desktop": {"type": "string"}, "rdp": {"type": "string"}}},
+            "page": {"type": "string"}, "desktop": {"type": "string"}, "rdp": {"type": "string"},
+            "stop": {"type": "string"}, "start": {"type": "string"}}},
         "experiment": {"type": ["object", "null"], "properties": {
             "id": {"type": "integer"}, "visit_id": {"type": "string"},
             "title": {"type": "string"}, "data_path": {"type": "string"}}},
@@ -81,5 +83,19 @@ PATHS: dict[str, Any] = {
         "delete": {"summary": "Delete a machine (answers at once)",
                    "responses": {"202": _json("Machine", "Deleting"),
                                  **_errors(401, 403, 404)}},
+    },
+    "/machines/{machine_id}/stop": {
+        "parameters": [MACHINE_ID],
+        "post": {"summary": "Stop a ready machine, keeping its disk and freeing the cloud's "
+                            "cores and GPU (answers at once; stopping or stopped is success)",
+                 "responses": {"202": _json("Machine", "Stopping"),
+                               **_errors(401, 403, 404, 409)}},
+    },
+    "/machines/{machine_id}/start": {
+        "parameters": [MACHINE_ID],
+        "post": {"summary": "Start a stopped machine again (answers at once; 409 unless "
+                            "stopped)",
+                 "responses": {"202": _json("Machine", "Provisioning"),
+                               **_errors(401, 403, 404, 409)}},
     },
 }

@@ -28,7 +28,9 @@ from portal.machines.secrets import vnc_password
 from portal.machines.service import transition
 from portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
 from portal.providers import (
+    CapacityExhausted,
     LaunchSpec,
+    MachineGone,
     MissingSystemPackages,
     Provider,
     ProviderError,
@@ -85,7 +87,8 @@ class Reconciler:
         return adopted
 
     def run_once(self) -> CycleReport:
-        """Run one cycle: launch, poll (one call), time out, expire, delete, clean up."""
+        """Run one cycle: launch, poll (one call; stops and starts are asked for by what it
+        finds), time out, expire, delete, clean up."""
         report = CycleReport()
         self._launch_requested(report)
         self._poll(report)
@@ -174,14 +177,21 @@ class Reconciler:
                     report.changed.append(machine_id)
 
     def _apply(self, db: Session, machine: Machine, status: ProviderStatus) -> bool:
-        before = state = State(machine.state)
+        before = State(machine.state)
         if status.state is ProviderState.ERROR:
             self._fail(db, machine, status.reason or "The machine failed to start.",
                        status.log_message)
-            return True
-        if status.state is ProviderState.GONE:
+        elif status.state is ProviderState.GONE:
             self._fail(db, machine, GONE_REASON, f"provider reports {machine.id} gone")
-            return True
+        elif status.state is ProviderState.STOPPED or before in (State.STOPPING, State.STOPPED):
+            self._apply_stop(db, machine, status)
+        else:
+            self._apply_running(db, machine, status)
+        return machine.state != before.value
+
+    def _apply_running(self, db: Session, machine: Machine, status: ProviderStatus) -> None:
+        """Move a machine the provider runs on toward ready."""
+        state = State(machine.state)
         if status.state in (ProviderState.RUNNING, ProviderState.READY) \
                 and state is State.PROVISIONING:
             transition(db, machine, State.CONTEXTUALISING, "machine is up; setting it up")
@@ -190,12 +200,58 @@ class Reconciler:
             self._apply_vm_report(db, machine)
         elif status.state is ProviderState.READY and state is State.CONTEXTUALISING:
             transition(db, machine, State.READY, "desktop is ready")
-        return machine.state != before.value
+
+    def _apply_stop(self, db: Session, machine: Machine, status: ProviderStatus) -> None:
+        """Stop, start or follow a machine when it or the provider's copy is stopped."""
+        state, stopped = State(machine.state), status.state is ProviderState.STOPPED
+        if state is State.STOPPING and stopped:
+            transition(db, machine, State.STOPPED, f"stopped at the {self.provider.name} "
+                                                   "provider; its disk is kept")
+        elif state is State.STOPPING:
+            self._provider_call(db, machine, "stop", lambda: self.provider.stop(machine.id))
+        elif state is State.STOPPED and not stopped:
+            transition(db, machine, State.PROVISIONING, "started outside the portal (the "
+                       f"provider reports it {status.state.value})")
+        elif state is State.PROVISIONING:  # the user asked to start it again
+            self._provider_call(db, machine, "start",
+                                lambda: self.provider.start(self._spec(machine)))
+        elif state in (State.READY, State.CONTEXTUALISING):
+            transition(db, machine, State.STOPPED, "stopped outside the portal ("
+                       f"{status.reason or 'by the provider'}), e.g. by an administrator or "
+                       "host maintenance; its disk is kept: start it again from its page")
+
+    def _provider_call(self, db: Session, machine: Machine, action: str,
+                       call: Callable[[], None]) -> None:
+        """Ask the provider to stop or start the machine; retried next cycle when it cannot."""
+        try:
+            call()
+        except MachineGone as exc:
+            self._fail(db, machine, GONE_REASON, exc.log_message)
+        except CapacityExhausted as exc:  # a start without room: it stays stopped, disk kept
+            transition(db, machine, State.STOPPED, f"could not be started: {exc.user_message}")
+        except ProviderUnavailable as exc:
+            log.warning("%s of %s postponed: %s", action, machine.id, exc.log_message)
+        except ProviderError as exc:
+            if action == "stop":  # still running: asked again next cycle
+                log.warning("stop of %s failed, will retry: %s", machine.id, exc.log_message)
+            else:
+                self._fail(db, machine, exc.user_message, exc.log_message)
+        except OSError as exc:  # the user's storage could not be prepared for a start
+            self._fail(db, machine, "Your storage could not be prepared for this machine; "
+                       "contact the facility's support.", f"{machine.id}: {exc}")
 
     def _apply_vm_report(self, db: Session, machine: Machine) -> None:
-        """Move a contextualising machine on by what its bootstrap agent reported, if anything."""
+        """Move a contextualising machine on by what its bootstrap agent reported, if anything.
+
+        A machine started again after a stop does not set itself up a second time (cloud-init
+        runs once per instance): the "ready" it reported on its first boot stands, so it is
+        ready again as soon as the cloud runs it.
+        """
         report = context.vm_report(db, machine.id)
-        if report is not None and report.status == "ready":
+        if report is not None and report.status == "ready" and started_again(machine):
+            transition(db, machine, State.READY, "running again; it was set up before it was "
+                                                 "stopped")
+        elif report is not None and report.status == "ready":
             transition(db, machine, State.READY, "the machine reported it is set up")
         elif report is not None:
             self._fail(db, machine, report.user_message, f"{machine.id} reported: {report.reason}")
@@ -205,7 +261,8 @@ class Reconciler:
         for machine_id in self._ids(STARTING):
             with self.session_factory.begin() as db:
                 machine = self._claim(db, machine_id, STARTING)
-                if machine is None or machine.created_at.timestamp() > deadline:
+                if machine is None or (started_again(machine)
+                                       or machine.created_at).timestamp() > deadline:
                     continue
                 minutes = max(1, round(self.ready_timeout / 60))
                 self._fail(db, machine, f"The machine did not become ready within {minutes} "
@@ -258,3 +315,10 @@ class Reconciler:
         except ProviderError as exc:
             log.warning("clean-up of %s failed, will retry: %s", machine.id, exc.log_message)
             machine.cleanup_pending = True
+
+
+def started_again(machine: Machine) -> datetime | None:
+    """Return when the machine was last asked to start again after a stop, or None if never."""
+    return next((e.at for e in reversed(machine.events)
+                 if e.from_state == State.STOPPED.value
+                 and e.to_state == State.PROVISIONING.value), None)

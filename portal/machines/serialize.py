@@ -7,6 +7,7 @@ from typing import Any
 from flask import url_for
 
 from portal.machines.models import Machine
+from portal.machines.service import can_stop
 from portal.machines.timings import phase_timings
 
 
@@ -25,9 +26,12 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "expires_at": machine.expires_at.isoformat(),
         "phases": phase_timings(machine).as_dict(),
         "experiment": machine.experiment,
+        "can_stop": can_stop(machine),
         "links": {"page": url_for("machines.page", machine_id=machine.id),
                   "desktop": url_for("access.desktop", machine_id=machine.id),
-                  "rdp": url_for("access.rdp", machine_id=machine.id)},
+                  "rdp": url_for("access.rdp", machine_id=machine.id),
+                  "stop": url_for("machines_api.stop_machine", machine_id=machine.id),
+                  "start": url_for("machines_api.start_machine", machine_id=machine.id)},
     }
     if with_events:
         body["events"] = [{"from": e.from_state, "to": e.to_state, "at": e.at.isoformat(),

@@ -1,4 +1,4 @@
-"""Machine rules: launch, list, get, delete, and the one way to change a machine's state.
+"""Machine rules: launch, list, get, stop, start, delete, and the one way to change a state.
 
 Views and the API call these; the reconciler drives machines onward through the provider.
 """
@@ -20,6 +20,7 @@ from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from portal.machines.models import Machine, MachineEvent
 from portal.machines.states import FINAL, State, can_move
+from portal.providers import PROVIDERS, StopNotSupported
 
 
 class InvalidTransition(RuntimeError):
@@ -140,4 +141,47 @@ def request_delete(db: Session, user: User, machine_id: str) -> Machine:
     if State(machine.state) in FINAL or machine.state == State.DELETING.value:
         return machine
     transition(db, machine, State.DELETING, f"deletion requested by {user.username}")
+    return machine
+
+
+def can_stop(machine: Machine) -> bool:
+    """Return True when the machine's provider can stop and start it. Raises nothing."""
+    provider = PROVIDERS.get(machine.provider)
+    return provider is not None and provider.can_stop
+
+
+def request_stop(db: Session, user: User, machine_id: str) -> Machine:
+    """Ask for the ready machine to be stopped (disk kept); returns it in 'stopping'.
+
+    Stopping or stopped already is success. Raises NotFound as :func:`get_machine` does,
+    StopNotSupported (409) when its provider cannot stop machines, Conflict when it is not
+    ready.
+    """
+    machine = get_machine(db, user, machine_id, lock=True)
+    if not can_stop(machine):
+        raise StopNotSupported(machine.provider, machine.id)
+    if machine.state in (State.STOPPING.value, State.STOPPED.value):
+        return machine
+    if machine.state != State.READY.value:
+        raise Conflict(f"Only a ready machine can be stopped; this one is {machine.state}. "
+                       "Wait until it is ready, or delete it.")
+    transition(db, machine, State.STOPPING, f"stop requested by {user.username}")
+    return machine
+
+
+def request_start(db: Session, user: User, machine_id: str) -> Machine:
+    """Ask for the stopped machine to be started again; returns it in 'provisioning'.
+
+    The reconciler starts it at the provider and brings it to ready, under the ready timeout.
+    Raises NotFound as :func:`get_machine` does, StopNotSupported (409) when its provider
+    cannot start machines, Conflict when it is not stopped (a stopping one: wait, then start).
+    """
+    machine = get_machine(db, user, machine_id, lock=True)
+    if not can_stop(machine):
+        raise StopNotSupported(machine.provider, machine.id)
+    if machine.state != State.STOPPED.value:
+        raise Conflict(f"Only a stopped machine can be started; this one is {machine.state}."
+                       + (" Wait until it has stopped, then start it." if machine.state ==
+                          State.STOPPING.value else ""))
+    transition(db, machine, State.PROVISIONING, f"start requested by {user.username}")
     return machine

@@ -22,9 +22,11 @@ class State(enum.StrEnum):
 S = State
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.REQUESTED: frozenset({S.PROVISIONING, S.DELETING, S.ERROR}),
-    S.PROVISIONING: frozenset({S.CONTEXTUALISING, S.DELETING, S.ERROR}),
-    S.CONTEXTUALISING: frozenset({S.READY, S.DELETING, S.ERROR}),
-    S.READY: frozenset({S.STOPPING, S.DELETING, S.ERROR}),
+    # provisioning -> stopped: a start the provider refused for now (no GPU free)
+    S.PROVISIONING: frozenset({S.CONTEXTUALISING, S.STOPPED, S.DELETING, S.ERROR}),
+    # contextualising/ready -> stopped: stopped outside the portal (administrator, maintenance)
+    S.CONTEXTUALISING: frozenset({S.READY, S.STOPPED, S.DELETING, S.ERROR}),
+    S.READY: frozenset({S.STOPPING, S.STOPPED, S.DELETING, S.ERROR}),
     S.STOPPING: frozenset({S.STOPPED, S.DELETING, S.ERROR}),
     S.STOPPED: frozenset({S.PROVISIONING, S.DELETING, S.ERROR}),
     S.DELETING: frozenset({S.DELETED, S.ERROR}),
@@ -35,8 +37,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 #: States in which the provider may hold something for the machine.
 AT_PROVIDER = frozenset({S.PROVISIONING, S.CONTEXTUALISING, S.READY, S.STOPPING, S.STOPPED})
 #: States the reconciler polls the provider about.
-POLLED = frozenset({S.PROVISIONING, S.CONTEXTUALISING, S.READY})
-#: States on the way to ready, subject to the ready timeout.
+POLLED = frozenset({S.PROVISIONING, S.CONTEXTUALISING, S.READY, S.STOPPING, S.STOPPED})
+#: States on the way to ready, subject to the ready timeout (a start from stopped too).
 STARTING = frozenset({S.REQUESTED, S.PROVISIONING, S.CONTEXTUALISING})
 #: States after which nothing more happens.
 FINAL = frozenset({S.DELETED})

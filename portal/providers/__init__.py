@@ -30,6 +30,7 @@ from portal.providers.errors import (
     MissingSystemPackages,
     ProviderError,
     ProviderUnavailable,
+    StopNotSupported,
 )
 from portal.providers.local import LocalProvider
 from portal.providers.openstack import OpenStackProvider
@@ -80,5 +81,6 @@ __all__ = [
     "QemuProvider",
     "SessionMount",
     "SlowProvider",
+    "StopNotSupported",
     "make_provider",
 ]

@@ -17,6 +17,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from portal.providers.errors import StopNotSupported
+
 
 class ProviderState(enum.Enum):
     """Where a machine is, as the provider sees it."""
@@ -24,6 +26,7 @@ class ProviderState(enum.Enum):
     BUILDING = "building"  # being created; not reachable yet
     RUNNING = "running"  # up, still contextualising (desktop not usable yet)
     READY = "ready"  # the desktop is usable
+    STOPPED = "stopped"  # stopped (disk kept, no CPU/GPU held); ``start`` brings it back
     ERROR = "error"  # broken; ProviderStatus.reason says why
     GONE = "gone"  # the provider has no such machine
 
@@ -102,6 +105,9 @@ class Provider(abc.ABC):
     #: user-data into ``LaunchSpec.user_data``, and the machine becomes ready only when its
     #: bootstrap agent reports so (poll such machines as RUNNING, never READY).
     uses_cloud_init: ClassVar[bool] = False
+    #: True when :meth:`stop` and :meth:`start` work: a stopped machine keeps its disk and
+    #: frees the host's CPU, memory and GPU. The portal offers Stop/Start only then.
+    can_stop: ClassVar[bool] = False
 
     @abc.abstractmethod
     def launch(self, spec: LaunchSpec) -> None:
@@ -149,6 +155,27 @@ class Provider(abc.ABC):
 
         Raises MachineGone if the provider has no such machine.
         """
+
+    def stop(self, machine_id: str) -> None:
+        """Stop the machine, keeping its disk; return once the provider has accepted it.
+
+        Idempotent: a machine already stopped (or stopping) is success. Watch progress with
+        :meth:`poll` (STOPPED when done). The default raises StopNotSupported; providers whose
+        ``can_stop`` is True override it. Raises MachineGone for an unknown id,
+        ProviderUnavailable when the provider cannot be asked, ProviderError otherwise.
+        """
+        raise StopNotSupported(self.name, machine_id)
+
+    def start(self, spec: LaunchSpec) -> None:
+        """Start the stopped machine ``spec.machine_id`` again with its kept disk.
+
+        Takes the machine's LaunchSpec (a local desktop needs its password and launchers again;
+        a cloud server only its id). Idempotent: a running (or starting) machine is success;
+        watch progress with :meth:`poll`. The default raises StopNotSupported. Raises
+        MachineGone for an unknown id, CapacityExhausted when there is no room (no GPU free)
+        and the machine stays stopped, ProviderUnavailable, LaunchFailed.
+        """
+        raise StopNotSupported(self.name, spec.machine_id)
 
     def adopt_or_cleanup(self, known_ids: Collection[str]) -> set[str]:
         """Keep the running machines the portal knows; delete every other one.

@@ -32,12 +32,18 @@ class _Machine:
     port: int
     polls: int = 0
     error: str = ""
+    stopped: bool = False
 
 
 class InMemoryProvider(Provider):
-    """Machines are dict entries: BUILDING on the first poll, READY after ``ready_after_polls``."""
+    """Machines are dict entries: BUILDING on the first poll, READY after ``ready_after_polls``.
+
+    ``stop`` marks a machine STOPPED at once; ``start`` brings it back through BUILDING as a
+    launch does. Stopped machines hold no session slot.
+    """
 
     name = "memory"
+    can_stop = True
 
     def __init__(self, ready_after_polls: int = 1, max_sessions: int = 8,
                  gpus: int | None = None) -> None:
@@ -55,7 +61,7 @@ class InMemoryProvider(Provider):
             self.calls["launch"] += 1
             if spec.machine_id in self._machines:
                 return
-            if len(self._machines) >= self.max_sessions:
+            if self._running() >= self.max_sessions:
                 raise CapacityExhausted(
                     "All desktop slots are in use; try again when a session has ended.",
                     f"{self.name}: {self.max_sessions} of {self.max_sessions} sessions used",
@@ -75,6 +81,31 @@ class InMemoryProvider(Provider):
             self.calls["delete"] += 1
             self._machines.pop(machine_id, None)
 
+    def stop(self, machine_id: str) -> None:
+        """Mark the machine stopped (already stopped is success). Raises MachineGone if unknown."""
+        with self._lock:
+            self.calls["stop"] += 1
+            self._held(machine_id).stopped = True
+
+    def start(self, spec: LaunchSpec) -> None:
+        """Start a stopped machine again (running is success). Raises MachineGone if unknown,
+        CapacityExhausted past ``max_sessions`` running machines."""
+        with self._lock:
+            self.calls["start"] += 1
+            machine = self._held(spec.machine_id)
+            if not machine.stopped:
+                return
+            if self._running() >= self.max_sessions:
+                raise CapacityExhausted("All desktop slots are in use; try again later.",
+                                        f"{self.name}: no slot to start {spec.machine_id}")
+            machine.stopped, machine.polls = False, 0
+
+    def stop_behind_the_portal(self, machine_id: str) -> None:
+        """Stop a held machine as an administrator would, not through the portal. Raises
+        KeyError for an unknown id."""
+        with self._lock:
+            self._machines[machine_id].stopped = True
+
     def list_machine_ids(self) -> set[str]:
         """Return the ids currently held. Raises nothing."""
         with self._lock:
@@ -85,7 +116,7 @@ class InMemoryProvider(Provider):
         """Return free slots out of ``max_sessions`` and the configured GPUs. Raises nothing."""
         with self._lock:
             self.calls["capacity"] += 1
-            free = self.max_sessions - len(self._machines)
+            free = self.max_sessions - self._running()
             return Capacity(gpus_free=self.gpus, sessions_free=free,
                             sessions_total=self.max_sessions)
 
@@ -103,10 +134,21 @@ class InMemoryProvider(Provider):
         with self._lock:
             self._machines[machine_id].error = reason
 
+    def _held(self, machine_id: str) -> _Machine:
+        machine = self._machines.get(machine_id)
+        if machine is None:
+            raise MachineGone("This machine no longer exists.", f"{machine_id}: unknown")
+        return machine
+
+    def _running(self) -> int:
+        return sum(not machine.stopped for machine in self._machines.values())
+
     def _advance(self, machine_id: str) -> ProviderStatus:
         machine = self._machines.get(machine_id)
         if machine is None:
             return ProviderStatus(ProviderState.GONE)
+        if machine.stopped:
+            return ProviderStatus(ProviderState.STOPPED)
         machine.polls += 1
         if machine.error:
             return ProviderStatus(ProviderState.ERROR, machine.error)

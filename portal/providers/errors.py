@@ -44,6 +44,18 @@ class MachineGone(ProviderError):
     code = "machine_gone"
 
 
+class StopNotSupported(ProviderError):
+    """This kind of machine cannot be stopped and started again (the provider has no way)."""
+
+    status_code = 409
+    code = "stop_not_supported"
+
+    def __init__(self, provider: str, machine_id: str = "") -> None:
+        super().__init__("This kind of machine cannot be stopped; delete it instead when you no "
+                         "longer need it (your storage is kept).",
+                         f"{provider}: stop/start of {machine_id or 'a machine'} not supported")
+
+
 class ProviderUnavailable(ProviderError):
     """The provider itself cannot be used right now (cloud down, host misconfigured)."""
 

@@ -27,7 +27,7 @@ from portal.providers.base import (
 )
 from portal.providers.errors import CapacityExhausted, LaunchFailed, MachineGone, ProviderError
 from portal.providers.local_mounts import detach
-from portal.providers.local_procs import stop
+from portal.providers.local_procs import stop as stop_processes
 from portal.providers.local_session import (
     SessionPaths,
     SessionState,
@@ -39,6 +39,7 @@ class LocalProvider(Provider):
     """Desktop sessions on this host under ``<var_dir>/sessions/<machine_id>/``."""
 
     name = "local"
+    can_stop = True
 
     def __init__(self, var_dir: str | Path = "var", max_sessions: int = 8,
                  desktop: str = "pcmanfm", first_display: int = 10, last_display: int = 99,
@@ -89,6 +90,30 @@ class LocalProvider(Provider):
         with self._locked():
             self._cleanup(machine_id, remove_home=True)
 
+    def stop(self, machine_id: str) -> None:
+        """End the session's processes and keep its home; poll then says STOPPED.
+
+        The ``stopped`` marker is written first, so a stop cut short still reads as stopped or
+        stopping (never as a crash). Already stopped is success. Raises MachineGone when the
+        session has no folder, ProviderError if a process survives SIGKILL.
+        """
+        paths = self._existing(machine_id)
+        with self._locked():
+            status.mark_stopped(paths)
+            self._cleanup(machine_id, remove_home=False)
+
+    def start(self, spec: LaunchSpec) -> None:
+        """Start a stopped session's desktop again on its kept home (as ``launch`` does).
+
+        Returns once the desktop runs; a running session is success. A failed start leaves the
+        session stopped. Raises MachineGone when the session has no folder, and what
+        :meth:`launch` raises.
+        """
+        paths = self._existing(spec.machine_id)
+        self.launch(spec)
+        with self._locked():
+            status.clear_stopped(paths)
+
     def list_machine_ids(self) -> set[str]:
         """Return the ids of sessions whose Xvnc (or any marked process) still runs."""
         with self._lock:
@@ -138,6 +163,14 @@ class LocalProvider(Provider):
                                f"local: unsafe machine id {machine_id!r}")
         return paths
 
+    def _existing(self, machine_id: str) -> SessionPaths:
+        paths = SessionPaths.of_or_none(self.sessions_dir, machine_id)
+        if paths is None or not paths.home.is_dir():
+            raise MachineGone("This desktop's files are gone; delete the machine and launch a "
+                              "new one (your storage is kept).",
+                              f"local session {machine_id!r}: no home folder")
+        return paths
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise launches/deletes across threads and across processes on one var dir."""
@@ -185,7 +218,8 @@ class LocalProvider(Provider):
         paths = self._paths_or_fail(machine_id)
         state = SessionState.load(paths.state)
         refs = list(state.procs.values()) if state else []
-        survivors = stop(refs, start.marker(self.sessions_dir, machine_id), self.stop_grace)
+        survivors = stop_processes(refs, start.marker(self.sessions_dir, machine_id),
+                                   self.stop_grace)
         if survivors:
             raise ProviderError(f"The desktop {machine_id} could not be stopped completely.",
                                 f"local {machine_id}: pids {sorted(survivors)} survived SIGKILL")

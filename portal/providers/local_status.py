@@ -1,4 +1,4 @@
-"""What a local session's files and processes say about its state (no side effects)."""
+"""What a local session's files and processes say about its state, and its "stopped" mark."""
 
 from __future__ import annotations
 
@@ -9,12 +9,29 @@ from portal.providers.local_desktop import DESKTOPS
 from portal.providers.local_procs import marked_values
 from portal.providers.local_session import VALID_ID, SessionPaths, SessionState, x_socket
 
+STOPPED_MARK = "stopped"
+
+
+def mark_stopped(paths: SessionPaths) -> None:
+    """Mark the session stopped on purpose (its home kept). Raises OSError."""
+    (paths.root / STOPPED_MARK).touch()
+
+
+def clear_stopped(paths: SessionPaths) -> None:
+    """Remove the stopped mark (the session runs again). Raises nothing for a missing mark."""
+    (paths.root / STOPPED_MARK).unlink(missing_ok=True)
+
 
 def session_status(paths: SessionPaths | None) -> ProviderStatus:
-    """Return the session's status: GONE without paths or state file, ERROR if a program died
-    (its log tail in ``log_message`` only), BUILDING until X is up, RUNNING until the window
-    manager and desktop are started, then READY."""
+    """Return the session's status: STOPPED when marked stopped and Xvnc is not running
+    (RUNNING while it stops or starts again), GONE without paths or state file, ERROR if a
+    program died (its log tail in ``log_message`` only), BUILDING until X is up, RUNNING until
+    the window manager and desktop are started, then READY."""
     state = SessionState.load(paths.state) if paths else None
+    if paths is not None and (paths.root / STOPPED_MARK).exists():
+        if state is None or not state.alive("xvnc"):
+            return ProviderStatus(ProviderState.STOPPED)
+        return ProviderStatus(ProviderState.RUNNING, "Stopping or starting the desktop.")
     if paths is None or state is None:
         return ProviderStatus(ProviderState.GONE)
     if not state.alive("xvnc"):

@@ -45,6 +45,7 @@ from portal.providers.openstack_state import (
 )
 
 AccessMode = Literal["direct", "floating", "proxy"]
+SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
 VNC_PORT, RDP_PORT, SSH_PORT = 5901, 3389, 22
 
 
@@ -53,6 +54,7 @@ class OpenStackProvider(Provider):
 
     name = "openstack"
     uses_cloud_init = True
+    can_stop = True
 
     def __init__(self, cloud: str, network: str = "auto", security_groups: Sequence[str] = (),
                  access_mode: AccessMode = "direct", floating_network: str = "",
@@ -145,6 +147,42 @@ class OpenStackProvider(Provider):
                                         f"openstack: server {server.id} still exists after "
                                         f"{self.delete_timeout}s") from None
 
+    def stop(self, machine_id: str) -> None:
+        """Shelve the machine's server: Nova snapshots its disk and offloads it from the host,
+        freeing the host's CPU, memory and GPU (the disk is kept, as an image).
+
+        Returns once Nova accepted the request (poll says STOPPED when shelved); a shut-off
+        server is shelved too. Already shelved, or busy with another task, is success (the
+        reconciler asks again).
+        Raises MachineGone if no server carries the machine's tag, ProviderUnavailable.
+        """
+        with translated(f"stop {machine_id}"):
+            server = self._server(machine_id)
+            if server.status in SHELVED or getattr(server, "task_state", None):
+                return
+            self.connection.compute.shelve_server(server)
+
+    def start(self, spec: LaunchSpec) -> None:
+        """Unshelve the machine's server (or start it if shut off); running is success.
+
+        Returns once Nova accepted the request. Raises CapacityExhausted (the server stays
+        stopped) when it needs a GPU and none is free, MachineGone if no server carries the
+        machine's tag, ProviderUnavailable.
+        """
+        with translated(f"start {spec.machine_id}"):
+            server = self._server(spec.machine_id)
+            if getattr(server, "task_state", None):
+                return  # Nova is busy with it (e.g. still unshelving): ask again later
+            if server.status in SHELVED:
+                gpu = (server.metadata or {}).get(GPU_KEY) == "1"
+                if gpu and server.status == "SHELVED_OFFLOADED" \
+                        and self.capacity().gpus_free == 0:
+                    raise CapacityExhausted(NO_GPU, f"openstack: start {spec.machine_id}: "
+                                                    "no free GPU units")
+                self.connection.compute.unshelve_server(server)
+            elif server.status == "SHUTOFF":
+                self.connection.compute.start_server(server)
+
     def list_machine_ids(self) -> set[str]:
         """Return the machine ids of every server carrying the portal's tag.
 
@@ -178,12 +216,8 @@ class OpenStackProvider(Provider):
         usable address yet, ProviderUnavailable if the cloud cannot be asked.
         """
         with translated(f"address of {machine_id}"):
-            servers = self._servers(machine_id)
-            if not servers:
-                raise MachineGone("This machine no longer exists at the cloud.",
-                                  f"openstack: no server tagged {machine_tag(machine_id)}")
-            host = address_for(self.connection, servers[0], self.access_mode, self.network,
-                               self.floating_network)
+            host = address_for(self.connection, self._server(machine_id), self.access_mode,
+                               self.network, self.floating_network)
         return ConnectionTarget(host=host, vnc_port=VNC_PORT, rdp_port=RDP_PORT,
                                 ssh_port=SSH_PORT)
 
@@ -196,6 +230,13 @@ class OpenStackProvider(Provider):
         tags = ",".join(self._tags(machine_id))
         return [s for s in self.connection.compute.servers(details=True, tags=tags)
                 if s.status != "DELETED" and machine_id_of(s) == machine_id]
+
+    def _server(self, machine_id: str) -> Any:
+        servers = self._servers(machine_id)
+        if not servers:
+            raise MachineGone("This machine no longer exists at the cloud.",
+                              f"openstack: no server tagged {machine_tag(machine_id)}")
+        return servers[0]
 
     def _flavor(self, spec: LaunchSpec) -> Any:
         env = spec.environment

@@ -15,7 +15,13 @@ MACHINE_TAG_PREFIX = "daaas-machine-"
 BUILDING = {"BUILD", "REBUILD"}
 RUNNING = {"ACTIVE", "REBOOT", "HARD_REBOOT", "PASSWORD", "MIGRATING", "RESIZE",
            "VERIFY_RESIZE", "REVERT_RESIZE"}
-STOPPED = {"SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED", "RESCUE"}
+#: Stopped with the disk kept: the portal's Stop shelves (Nova offloads: host CPU/RAM/GPU freed)
+STOPPED = {"SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"}
+#: Held in a state the portal does not drive (an administrator's doing): reported as errors
+HALTED = {"SUSPENDED", "PAUSED", "RESCUE"}
+#: Task states of a stopped server on its way back up (unshelve, start)
+WAKING = {"unshelving", "spawning", "powering-on", "scheduling", "block_device_mapping",
+          "networking"}
 GONE = {"DELETED", "SOFT_DELETED"}
 
 
@@ -32,8 +38,20 @@ def machine_id_of(server: Any) -> str | None:
 
 
 def status_of(server: Any) -> ProviderStatus:
-    """Return the ProviderStatus for a Nova server (ACTIVE is RUNNING: cloud-init decides READY)."""
+    """Return the ProviderStatus for a Nova server (ACTIVE is RUNNING: cloud-init decides READY).
+
+    SHELVED, SHELVED_OFFLOADED and SHUTOFF are STOPPED (RUNNING while Nova still offloads it,
+    BUILDING while Nova brings it back).
+    """
     status = str(server.status or "UNKNOWN").upper()
+    if status in STOPPED:
+        task = str(getattr(server, "task_state", None) or "")
+        if task in WAKING:
+            return ProviderStatus(ProviderState.BUILDING)
+        if task.startswith("shelving"):  # still offloading: the host's GPU is not free yet
+            return ProviderStatus(ProviderState.RUNNING)
+        return ProviderStatus(ProviderState.STOPPED, f"the cloud reports it {status.lower()}",
+                              f"server {server.id} is {status}")
     if status in BUILDING:
         return ProviderStatus(ProviderState.BUILDING)
     if status in RUNNING:
@@ -44,7 +62,7 @@ def status_of(server: Any) -> ProviderStatus:
         gpu = (getattr(server, "metadata", None) or {}).get(GPU_KEY) == "1"
         reason, log = fault_message(getattr(server, "fault", None), gpu)
         return ProviderStatus(ProviderState.ERROR, reason, f"server {server.id}: {log}")
-    if status in STOPPED:
+    if status in HALTED:
         return ProviderStatus(
             ProviderState.ERROR,
             f"The machine was stopped at the cloud ({status.lower()}); delete it and launch "

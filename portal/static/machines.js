@@ -18,6 +18,11 @@ function progress(machine) {
     td.className = "error-text";
     return td;
   }
+  if (["stopping", "stopped"].includes(machine.state)) {
+    td.textContent = machine.state === "stopped" ? "Stopped; disk kept" : "Stopping…";
+    td.className = "muted";
+    return td;
+  }
   const bar = document.createElement("progress");
   bar.max = STEPS.length - 1;
   bar.value = step < 0 ? 0 : step;
@@ -41,6 +46,13 @@ function actions(machine) {
   details.className = "button";
   details.textContent = "Details";
   td.append(details);
+  if (machine.can_stop && machine.state === "ready") {
+    td.append(actionButton("Stop", machine.links.stop, machine,
+      `Stop ${machine.environment.title}? Its programs end; its disk and your storage are kept.`));
+  }
+  if (machine.can_stop && machine.state === "stopped") {
+    td.append(actionButton("Start", machine.links.start, machine, null));
+  }
   if (!["deleting", "deleted"].includes(machine.state)) {
     const remove = document.createElement("button");
     remove.className = "button danger";
@@ -49,6 +61,23 @@ function actions(machine) {
     td.append(remove);
   }
   return td;
+}
+
+function actionButton(label, url, machine, question) {
+  const button = document.createElement("button");
+  button.className = "button";
+  button.textContent = label;
+  button.dataset.action = label.toLowerCase();
+  button.addEventListener("click", async () => {
+    if (question && !window.confirm(question)) return;
+    const response = await fetch(url, {method: "POST", headers: {"X-CSRF-Token": csrf, Accept: "application/json"}});
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      window.alert(body?.error?.message || `${label} failed (HTTP ${response.status}).`);
+    }
+    refresh();
+  });
+  return button;
 }
 
 async function deleteMachine(machine) {
