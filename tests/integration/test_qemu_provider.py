@@ -1,0 +1,146 @@
+"""QemuProvider with real QEMU processes (no full boot: the tests/vm tier boots a real image).
+
+A blank disk stands in for the image: the host's cloud kernel starts and waits for a root
+filesystem that never comes, which keeps QEMU running, enough to test launch, idempotence,
+the forwarded VNC port, poll, delete and adoption. Skipped when QEMU is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portal.config import load_settings
+from portal.providers import (
+    CapacityExhausted,
+    LaunchFailed,
+    LaunchSpec,
+    ProviderState,
+    ProviderUnavailable,
+    QemuProvider,
+)
+from portal.providers.factory import provider_from_settings
+from portal.providers.qemu import initrd_for, newest_cloud_kernel
+
+USER_DATA = b"#cloud-config\nruncmd:\n  - echo daaas-test\n"
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    if shutil.which("qemu-system-x86_64") is None or not newest_cloud_kernel().exists():
+        if os.environ.get("CI"):
+            pytest.fail("QEMU and linux-image-cloud-amd64 must be installed in CI")
+        pytest.skip("QEMU or the cloud kernel is not installed")
+    path = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
+    return path
+
+
+@pytest.fixture
+def provider(image: Path, tmp_path: Path) -> Iterator[QemuProvider]:
+    qemu = QemuProvider(tmp_path / "var", str(image), memory_mb=256, cpus=1, max_machines=2)
+    yield qemu
+    for machine_id in qemu.list_machine_ids():
+        qemu.delete(machine_id)
+
+
+def spec(user_data: bytes | None = USER_DATA, gpu: str = "none") -> LaunchSpec:
+    return LaunchSpec(uuid.uuid4().hex, "alice", 20000, 20000, {"title": "Test", "gpu": gpu},
+                      "Pw4-vnc!", user_data=user_data)
+
+
+def test_launch_is_idempotent_forwards_vnc_and_delete_removes_everything(
+        provider: QemuProvider) -> None:
+    launch = spec()
+    provider.launch(launch)
+    provider.launch(launch)  # a second launch finds the running VM
+    assert provider.list_machine_ids() == {launch.machine_id}
+    assert provider.poll([launch.machine_id, "unknown"]) == {
+        launch.machine_id: provider.poll([launch.machine_id])[launch.machine_id],
+        "unknown": provider.poll(["unknown"])["unknown"]}
+    assert provider.poll([launch.machine_id])[launch.machine_id].state is ProviderState.RUNNING
+    assert provider.poll(["unknown"])["unknown"].state is ProviderState.GONE
+    folder = provider.root / launch.machine_id
+    assert (folder / "seed.img").stat().st_size > 0
+    assert not (folder / "user-data").exists()  # the token is only in the seed
+    target = provider.connection_target(launch.machine_id)
+    assert target.host == "127.0.0.1" and target.vnc_port > 1024
+    command = Path(f"/proc/{_pid(folder)}/cmdline").read_bytes().split(b"\0")
+    netdev = next(arg for arg in command if arg.startswith(b"user,"))
+    assert b"restrict=on" in netdev
+    assert f"hostfwd=tcp:127.0.0.1:{target.vnc_port}-:5901".encode() in netdev
+    assert b"guestfwd=tcp:10.0.2.100:80-cmd:" in netdev
+
+    provider.delete(launch.machine_id)
+    provider.delete(launch.machine_id)  # already gone is success
+    assert not folder.exists() and provider.list_machine_ids() == set()
+
+
+def test_refusals_name_the_reason(provider: QemuProvider, tmp_path: Path) -> None:
+    with pytest.raises(CapacityExhausted) as full:
+        provider.launch(spec(gpu="required"))
+    assert "needs a GPU" in full.value.user_message
+    with pytest.raises(LaunchFailed) as caught:
+        provider.launch(spec(user_data=None))
+    assert "no user-data" in caught.value.log_message
+    missing = QemuProvider(tmp_path / "var2", str(tmp_path / "no-such.qcow2"))
+    with pytest.raises(LaunchFailed) as caught:
+        missing.launch(spec())
+    assert "system image is not available" in caught.value.user_message
+    first, second = spec(), spec()
+    provider.launch(first)
+    provider.launch(second)
+    with pytest.raises(CapacityExhausted) as full:
+        provider.launch(spec())
+    assert "slots" in full.value.user_message
+
+
+def test_a_vm_whose_qemu_exits_is_an_error_with_qemus_reason(image: Path,
+                                                              tmp_path: Path) -> None:
+    broken = QemuProvider(tmp_path / "var", str(image), memory_mb=64 * 1024 * 1024)
+    launch = spec()
+    broken.launch(launch)
+    deadline = time.monotonic() + 30
+    while (status := broken.poll([launch.machine_id])[launch.machine_id]).state \
+            is ProviderState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status.state is ProviderState.ERROR
+    assert "stopped unexpectedly" in status.reason
+    assert "memory" in status.log_message.lower()
+    broken.delete(launch.machine_id)
+    assert broken.poll([launch.machine_id])[launch.machine_id].state is ProviderState.GONE
+
+
+def test_adopt_keeps_known_vms_and_stops_the_others(provider: QemuProvider) -> None:
+    known, stray = spec(), spec()
+    provider.launch(known)
+    provider.launch(stray)
+    assert provider.adopt_or_cleanup({known.machine_id}) == {known.machine_id}
+    assert provider.list_machine_ids() == {known.machine_id}
+
+
+def test_settings_choose_the_provider_and_need_public_url(image: Path, tmp_path: Path) -> None:
+    base = {"provider": "qemu", "qemu_image": str(image), "var_dir": str(tmp_path)}
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider_from_settings(load_settings(base, environ={}))
+    assert "public_url" in caught.value.user_message
+    chosen = provider_from_settings(load_settings(
+        {**base, "public_url": "http://10.0.2.100", "port": 8123, "host": "0.0.0.0"},
+        environ={}))
+    assert isinstance(chosen, QemuProvider)
+    assert chosen.config.portal == ("127.0.0.1", 8123)
+    assert chosen.config.guest_portal == ("10.0.2.100", 80)
+    assert chosen.config.initrd == initrd_for(chosen.config.kernel)
+
+
+def _pid(folder: Path) -> int:
+    import json
+
+    return int(json.loads((folder / "state.json").read_text())["pid"])
