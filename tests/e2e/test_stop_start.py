@@ -1,0 +1,48 @@
+"""Stop and Start in a real browser: My machines stops a real desktop and brings it back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_desktop import _wait, _watch_states
+from tests.e2e.test_desktop import portal_url as portal_url  # the module's `daaas serve`
+from tests.integration.process_scan import session_processes
+
+pytestmark = pytest.mark.e2e
+
+
+def test_stop_and_start_from_my_machines(portal_url: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(portal_url + "/sign-in")
+    page.fill("#username", "scientist")
+    page.fill("#password", "scientist-demo")
+    page.click("button[type=submit]")
+    page.click('li.card[data-environment="base-desktop"] button.launch-button')
+    page.wait_for_url("**/machines/*")
+    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.goto(portal_url + "/analysis")
+    row = page.locator(f'tr[data-machine="{machine_id}"]')
+    assert _watch_states(row, until="ready", timeout=90)[-1] == "ready"
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator("button[data-action=stop]").click()
+    seen = _watch_states(row, until="stopped", timeout=60)
+    assert seen[-1] == "stopped", seen
+    _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
+    assert row.locator("button[data-action=start]").count() == 1
+    assert row.locator("a", has_text="Desktop").count() == 0
+
+    row.locator("button[data-action=start]").click()
+    seen = _watch_states(row, until="ready", timeout=90)
+    assert seen[-1] == "ready", seen
+    row.locator("a", has_text="Desktop").click()
+    page.wait_for_url(f"**/machines/{machine_id}/desktop")
+    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
+                           timeout=30_000)
+    page.goto(f"{portal_url}/machines/{machine_id}")
+    page.click("form[data-confirm] button.danger")
+    page.wait_for_url("**/analysis")
+    _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
+    page.close()
