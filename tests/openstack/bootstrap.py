@@ -102,7 +102,7 @@ def wait_compute(conn) -> None:
             if any(s.state == "up" for s in conn.compute.services(binary="nova-compute")):
                 print("nova-compute up")
                 return
-        except Exception as error:  # noqa: BLE001 - any failure here means "not yet"; say which
+        except Exception as error:  # any failure here means "not yet"; say which
             print("waiting for nova-compute:", type(error).__name__, error, file=sys.stderr)
         time.sleep(2)
 
