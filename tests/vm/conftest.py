@@ -1,0 +1,38 @@
+"""Real-VM tier: the light desktop image is built once per session, and these tests run last.
+
+The image is built with mmdebstrap from the elements' package lists into a temporary folder
+(nothing cached), so a fresh machine tests exactly what an operator's build would install.
+Skipped locally (with the reason) when QEMU, mmdebstrap or the cloud kernel are missing; in CI
+they must be there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import browser  # noqa: F401  (the real Chromium fixture)
+from tests.vm import harness
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/vm as ``vm`` and move them after all others."""
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.vm)
+    items.sort(key=lambda item: item.get_closest_marker("vm") is not None)  # stable sort
+
+
+@pytest.fixture(scope="session")
+def vm_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The light desktop qcow2, built in this session."""
+    problem = harness.tools_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"the VM tier needs: {problem}")
+        pytest.skip(f"the VM tier needs: {problem}")
+    return harness.build_image(tmp_path_factory.mktemp("vm-image"))

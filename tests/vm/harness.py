@@ -1,0 +1,178 @@
+"""The real-VM tier's pieces, shared with benchmarks/vm_boot.py.
+
+- :func:`build_image`: the light desktop image (elements daaas-vm-base + daaas-vnc-desktop)
+  built with mmdebstrap from the elements' package lists, as ``daaas images build --rootfs-only``
+  does, into a fresh folder (nothing cached between sessions);
+- :func:`start_portal`: ``daaas serve`` with the QEMU provider, its reconciler thread and
+  websockify; VMs reach it at http://10.0.2.100 (QEMU forwards that to the portal's port);
+- :class:`ConsoleWatch`: host times at which lines first appear on a VM's serial console.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from portal.providers.qemu import initrd_for, newest_cloud_kernel
+from tests.e2e.conftest import free_port
+from vm_images.build import (
+    build_rootfs,
+    host_kernel_modules,
+    make_disk,
+    remove_tree,
+    rootfs_plan,
+)
+from vm_images.recipe import element_chain, load_elements
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CATALOGUE = Path(__file__).resolve().parent / "catalogue"
+ELEMENT = "daaas-vnc-desktop"
+PROGRAMS = ["qemu-system-x86_64", "qemu-img", "cloud-localds", "mmdebstrap", "mkfs.ext4"]
+GUEST_PORTAL = "http://10.0.2.100"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def tools_problem() -> str | None:
+    """Return what this host lacks for the tier (programs, the cloud kernel), or None."""
+    missing = [program for program in PROGRAMS if shutil.which(program) is None]
+    kernel = newest_cloud_kernel()
+    if not kernel.exists() or not initrd_for(kernel).exists():
+        missing.append("/boot/vmlinuz-*-cloud-amd64 and its initrd")
+    if host_kernel_modules() is None:
+        missing.append("/lib/modules/*-cloud-amd64")
+    if os.geteuid() != 0:
+        missing.append("root (mmdebstrap builds the root filesystem as root)")
+    return ", ".join(missing) or None
+
+
+def build_image(folder: Path) -> Path:
+    """Build the light desktop image into ``folder``; return the qcow2. Raises BuildError."""
+    chain = element_chain(ELEMENT, load_elements())
+    plan = rootfs_plan(chain, kernel_modules=str(host_kernel_modules()))
+    rootfs = folder / "rootfs"
+    try:
+        build_rootfs(plan, rootfs, folder / "build.log")
+        return make_disk(rootfs, folder / "vm-desktop.qcow2", "2G", "qcow2",
+                         folder / "build.log")
+    finally:
+        remove_tree(rootfs)
+
+
+def start_portal(folder: Path, image: Path,
+                 extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `daaas serve` with the QEMU provider; return it and its URL once it answers."""
+    port, proxy = free_port(), free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
+           "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(proxy),
+           "DAAAS_WEBSOCKIFY_URL": f"ws://127.0.0.1:{proxy}/",
+           "DAAAS_PUBLIC_URL": GUEST_PORTAL, "DAAAS_VAR_DIR": str(folder / "var"),
+           "DAAAS_CATALOGUE_DIR": str(CATALOGUE), "DAAAS_PROVIDER": "qemu",
+           "DAAAS_QEMU_IMAGE": str(image), "DAAAS_QEMU_MAX_MACHINES": "1",
+           "DAAAS_RECONCILE_INTERVAL_SECONDS": "1",
+           "DAAAS_MACHINE_READY_TIMEOUT_SECONDS": "1200", **(extra or {})}
+    log = (folder / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+                                "serve"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daaas serve stopped; see {folder / 'serve.log'}")
+        try:
+            urllib.request.urlopen(url + "/sign-in", timeout=2)
+            return process, url
+        except OSError:
+            time.sleep(0.3)
+    stop_portal(process)
+    raise RuntimeError("daaas serve did not answer within 120 s")
+
+
+def stop_portal(process: subprocess.Popen[bytes]) -> None:
+    """Stop `daaas serve` (and websockify with it) by its process group."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def kill_leftover_vms(var_dir: Path) -> None:
+    """Kill QEMU processes a failed test left under ``var_dir`` (by their recorded pid)."""
+    for state in (var_dir / "qemu").glob("*/state.json"):
+        pid = int(re.search(r'"pid": (\d+)', state.read_text())[1])  # type: ignore[index]
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and str(var_dir).encode() in cmdline.read_bytes():
+            os.killpg(pid, signal.SIGKILL)
+
+
+def clean(text: str) -> str:
+    """Return console text without terminal colour codes and carriage returns."""
+    return ANSI.sub("", text).replace("\r", "")
+
+
+class ConsoleWatch:
+    """Records the host time (time.time()) at which each pattern first shows on a console."""
+
+    PATTERNS = {"kernel": r"Linux version", "cloud_init_start": r"running 'init-local'",
+                "cloud_init_final": r"running 'modules:final'",
+                "agent_ready": r"daaas-bootstrap: ready",
+                "cloud_init_finished": r"Cloud-init v\. \S+ finished"}
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: dict[str, float] = {}
+        self.text = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        offset = 0
+        while not self._stop.is_set():
+            try:
+                with self.path.open("rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read()
+            except OSError:
+                chunk = b""
+            if chunk:
+                offset += len(chunk)
+                self.text += clean(chunk.decode("utf-8", errors="replace"))
+                now = time.time()
+                for name, pattern in self.PATTERNS.items():
+                    if name not in self.seen and re.search(pattern, self.text):
+                        self.seen[name] = now
+            self._stop.wait(0.1)
+
+    def stop(self) -> dict[str, float]:
+        """Stop watching; return the times seen."""
+        self._stop.set()
+        self._thread.join(5)
+        return self.seen
+
+
+def cloud_init_problems(console: str) -> list[str]:
+    """Return cloud-init's WARNING/Traceback lines and what is missing of a clean finish."""
+    problems = [line for line in console.splitlines()
+                if "cloud-init" in line and ("WARNING" in line or "Traceback" in line)]
+    if not re.search(r"Cloud-init v\. \S+ finished", console):
+        problems.append("no 'Cloud-init ... finished' line on the console")
+    return problems
+
+
+def api(page: Any, path: str) -> Any:
+    """GET a portal JSON API path in the signed-in page; return the decoded body."""
+    return page.evaluate(f"fetch('{path}').then(r => r.json())")
