@@ -148,14 +148,14 @@ nova_databases() {  # nova_databases create|drop: the role and databases in the 
   command -v pg_lsclusters >/dev/null && pg_lsclusters -h | awk '$4 != "online" {print $1, $2}' |
     while read -r v c; do pg_ctlcluster "$v" "$c" start; done
   local psql="su postgres -c"
-  for db in daaas_nova_api daaas_nova daaas_nova_cell0; do
+  for db in daaas_nova_api daaas_nova daaas_nova_cell0 daaas_placement; do
     $psql "psql -qc 'DROP DATABASE IF EXISTS $db WITH (FORCE)'" >/dev/null 2>&1
     [ "$1" = create ] && $psql "psql -qc 'CREATE DATABASE $db'" >/dev/null
   done
   if [ "$1" = create ]; then
     $psql "psql -qc \"DROP ROLE IF EXISTS nova\"" >/dev/null 2>&1 || true
     $psql "psql -qc \"CREATE ROLE nova LOGIN PASSWORD 'nova-test-pw'\"" >/dev/null 2>&1 || true
-    for db in daaas_nova_api daaas_nova daaas_nova_cell0; do
+    for db in daaas_nova_api daaas_nova daaas_nova_cell0 daaas_placement; do
       $psql "psql -qc 'ALTER DATABASE $db OWNER TO nova'" >/dev/null
     done
   fi
@@ -176,12 +176,14 @@ setup_databases() {
     $WAL "$BASE/data/keystone/keystone.db"
   fi
   if [ ! -f "$BASE/data/glance.db" ]; then
-    $P/placement-manage --config-file "$BASE/etc/placement/placement.conf" db sync
     $P/glance-manage --config-file "$BASE/etc/glance/glance-api.conf" db_sync
-    $WAL "$BASE/data/placement.db" "$BASE/data/glance.db"
+    $WAL "$BASE/data/glance.db"
   fi
-  if [ ! -f "$BASE/data/nova/.synced" ]; then  # Nova on PostgreSQL: SQLite locks under Nova
+  # Nova and Placement on PostgreSQL: on SQLite, concurrent claims and deletes fail with
+  # "database is locked" (even in WAL mode with a busy timeout) and servers end in ERROR.
+  if [ ! -f "$BASE/data/nova/.synced" ]; then
     nova_databases create
+    $P/placement-manage --config-file "$BASE/etc/placement/placement.conf" db sync
     local NM="$P/nova-manage --config-file $BASE/etc/nova/nova.conf"
     $NM api_db sync
     $NM cell_v2 map_cell0 --database_connection "$NOVA_DB/daaas_nova_cell0"

@@ -44,6 +44,9 @@ DO $$ BEGIN
     CREATE ROLE daaas_test LOGIN CREATEDB PASSWORD 'daaas_test';
   END IF;
 END $$;
+-- DROP DATABASE ... WITH (FORCE) at a test's end must be able to end an autovacuum worker
+-- that has just started in the test's database; that needs pg_signal_backend.
+GRANT pg_signal_backend TO daaas_test;
 SELECT 'CREATE DATABASE daaas_test OWNER daaas_test'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'daaas_test')\gexec
 SQL

@@ -7,6 +7,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def signed_in_page(browser: Any, portal_url: str, username: str = "scientist",
+                   password: str = "scientist-demo") -> Any:
+    """Return a new page signed in to ``portal_url`` as ``username``, on the Analysis page.
+
+    The browser profile is shared by every test, and cookies belong to 127.0.0.1 whatever the
+    port, so an earlier test's sign-in is cleared first.
+    """
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.goto(portal_url + "/sign-in")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/analysis")
+    return page

@@ -17,7 +17,7 @@ import pytest
 
 from portal.providers.local_mounts import detach
 from tests.conftest import OUTPUT, ROOT
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, signed_in_page
 from tests.e2e.pixels import desktop_checks, desktop_labels
 from tests.integration.process_scan import session_processes
 
@@ -63,11 +63,7 @@ def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
-    page = browser.new_page()
-    page.goto(portal_url + "/sign-in")
-    page.fill("#username", "scientist")
-    page.fill("#password", "scientist-demo")
-    page.click("button[type=submit]")
+    page = signed_in_page(browser, portal_url)
     page.click('li.card[data-environment="base-desktop"] button.launch-button')
     page.wait_for_url("**/machines/*")
     machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
@@ -93,18 +89,13 @@ def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
     page.click("form[data-confirm] button")
     page.wait_for_url("**/analysis")
     _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
-    state = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
-    assert state["state"] == "deleted"
+    _wait(lambda: _api_state(page, machine_id) == "deleted", 30, "the machine to be deleted")
     page.close()
 
 
 def test_launch_bound_to_experiment_shows_its_data_and_storage(portal_url: str,
                                                               browser: Any) -> None:
-    page = browser.new_page()
-    page.goto(portal_url + "/sign-in")
-    page.fill("#username", "scientist")
-    page.fill("#password", "scientist-demo")
-    page.click("button[type=submit]")
+    page = signed_in_page(browser, portal_url)
     card = page.locator('li.card[data-environment="base-desktop"]')
     choice = card.locator("select[name=experiment] option", has_text="MX31850-12")
     card.locator("select[name=experiment]").select_option(choice.get_attribute("value"))
@@ -132,9 +123,13 @@ def test_launch_bound_to_experiment_shows_its_data_and_storage(portal_url: str,
     page.click("form[data-confirm] button")
     page.wait_for_url("**/analysis")
     _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
-    state = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
-    assert state["state"] == "deleted"
+    _wait(lambda: _api_state(page, machine_id) == "deleted", 30, "the machine to be deleted")
     page.close()
+
+
+def _api_state(page: Any, machine_id: str) -> str:
+    machine = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
+    return str(machine["state"])
 
 
 def _watch_states(row: Any, until: str, timeout: float) -> list[str]:

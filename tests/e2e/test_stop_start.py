@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import signed_in_page
 from tests.e2e.test_desktop import _wait, _watch_states
 from tests.e2e.test_desktop import portal_url as portal_url  # the module's `daaas serve`
 from tests.integration.process_scan import session_processes
@@ -14,11 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_stop_and_start_from_my_machines(portal_url: str, browser: Any) -> None:
-    page = browser.new_page()
-    page.goto(portal_url + "/sign-in")
-    page.fill("#username", "scientist")
-    page.fill("#password", "scientist-demo")
-    page.click("button[type=submit]")
+    page = signed_in_page(browser, portal_url)
     page.click('li.card[data-environment="base-desktop"] button.launch-button')
     page.wait_for_url("**/machines/*")
     machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
