@@ -148,49 +148,42 @@ nova_databases() {  # nova_databases create|drop: the role and databases in the 
   command -v pg_lsclusters >/dev/null && pg_lsclusters -h | awk '$4 != "online" {print $1, $2}' |
     while read -r v c; do pg_ctlcluster "$v" "$c" start; done
   local psql="su postgres -c"
-  for db in daaas_nova_api daaas_nova daaas_nova_cell0 daaas_placement; do
+  for db in daaas_nova_api daaas_nova daaas_nova_cell0 daaas_placement daaas_keystone daaas_glance; do
     $psql "psql -qc 'DROP DATABASE IF EXISTS $db WITH (FORCE)'" >/dev/null 2>&1
     [ "$1" = create ] && $psql "psql -qc 'CREATE DATABASE $db'" >/dev/null
   done
   if [ "$1" = create ]; then
     $psql "psql -qc \"DROP ROLE IF EXISTS nova\"" >/dev/null 2>&1 || true
     $psql "psql -qc \"CREATE ROLE nova LOGIN PASSWORD 'nova-test-pw'\"" >/dev/null 2>&1 || true
-    for db in daaas_nova_api daaas_nova daaas_nova_cell0 daaas_placement; do
+    for db in daaas_nova_api daaas_nova daaas_nova_cell0 daaas_placement daaas_keystone daaas_glance; do
       $psql "psql -qc 'ALTER DATABASE $db OWNER TO nova'" >/dev/null
     done
   fi
 }
 
-setup_databases() {
-  local P=$VENV/bin WAL="$VENV/bin/python $T/pylib/sqlite_wal.py"
-  if [ ! -f "$BASE/data/keystone/keystone.db" ]; then
-    local C="--config-file $BASE/etc/keystone/keystone.conf"
-    $P/keystone-manage $C db_sync
-    $P/keystone-manage $C fernet_setup --keystone-user root --keystone-group root
-    $P/keystone-manage $C fernet_setup_receipts --keystone-user root --keystone-group root 2>/dev/null || true
-    $P/keystone-manage $C credential_setup --keystone-user root --keystone-group root
-    $P/keystone-manage $C bootstrap --bootstrap-password secret --bootstrap-username admin \
-      --bootstrap-project-name admin --bootstrap-role-name admin \
-      --bootstrap-admin-url http://127.0.0.1:5000/v3/ --bootstrap-internal-url http://127.0.0.1:5000/v3/ \
-      --bootstrap-public-url http://127.0.0.1:5000/v3/ --bootstrap-region-id RegionOne
-    $WAL "$BASE/data/keystone/keystone.db"
-  fi
-  if [ ! -f "$BASE/data/glance.db" ]; then
-    $P/glance-manage --config-file "$BASE/etc/glance/glance-api.conf" db_sync
-    $WAL "$BASE/data/glance.db"
-  fi
-  # Nova and Placement on PostgreSQL: on SQLite, concurrent claims and deletes fail with
-  # "database is locked" (even in WAL mode with a busy timeout) and servers end in ERROR.
-  if [ ! -f "$BASE/data/nova/.synced" ]; then
-    nova_databases create
-    $P/placement-manage --config-file "$BASE/etc/placement/placement.conf" db sync
-    local NM="$P/nova-manage --config-file $BASE/etc/nova/nova.conf"
-    $NM api_db sync
-    $NM cell_v2 map_cell0 --database_connection "$NOVA_DB/daaas_nova_cell0"
-    $NM cell_v2 create_cell --name cell1 || true
-    $NM db sync
-    touch "$BASE/data/nova/.synced"
-  fi
+setup_databases() {  # every service on PostgreSQL: on SQLite, concurrent requests (tokens
+  # issued to four services at once, Placement claims and deletes) fail with "database is
+  # locked" even in WAL mode with a busy timeout, and services die or servers end in ERROR
+  [ -f "$BASE/data/.synced" ] && return 0
+  local P=$VENV/bin
+  nova_databases create
+  local C="--config-file $BASE/etc/keystone/keystone.conf"
+  $P/keystone-manage $C db_sync
+  $P/keystone-manage $C fernet_setup --keystone-user root --keystone-group root
+  $P/keystone-manage $C fernet_setup_receipts --keystone-user root --keystone-group root 2>/dev/null || true
+  $P/keystone-manage $C credential_setup --keystone-user root --keystone-group root
+  $P/keystone-manage $C bootstrap --bootstrap-password secret --bootstrap-username admin \
+    --bootstrap-project-name admin --bootstrap-role-name admin \
+    --bootstrap-admin-url http://127.0.0.1:5000/v3/ --bootstrap-internal-url http://127.0.0.1:5000/v3/ \
+    --bootstrap-public-url http://127.0.0.1:5000/v3/ --bootstrap-region-id RegionOne
+  $P/placement-manage --config-file "$BASE/etc/placement/placement.conf" db sync
+  $P/glance-manage --config-file "$BASE/etc/glance/glance-api.conf" db_sync
+  local NM="$P/nova-manage --config-file $BASE/etc/nova/nova.conf"
+  $NM api_db sync
+  $NM cell_v2 map_cell0 --database_connection "$NOVA_DB/daaas_nova_cell0"
+  $NM cell_v2 create_cell --name cell1 || true
+  $NM db sync
+  touch "$BASE/data/.synced"
 }
 
 stop_strays() {  # stop what another checkout's run of this script left behind (same ports, queues)
@@ -215,6 +208,13 @@ stop_strays() {  # stop what another checkout's run of this script left behind (
   done
 }
 
+start_nova_daemons() {  # start whichever of conductor, scheduler, compute is not running
+  local C="--config-file $BASE/etc/nova/nova.conf"
+  start_daemon nova-conductor "$VENV/bin/nova-conductor" $C
+  start_daemon nova-scheduler "$VENV/bin/nova-scheduler" $C
+  start_daemon nova-compute "$VENV/bin/nova-compute" $C
+}
+
 up() {
   install; say "installed"
   stop_strays
@@ -230,10 +230,13 @@ up() {
   start_daemon neutron-stub "$VENV/bin/python" "$T/pylib/neutron_stub.py"
   start_wsgi nova-api 8774 nova_api_wsgi:application OS_NOVA_CONFIG_DIR="$BASE/etc/nova"
   local C="--config-file $BASE/etc/nova/nova.conf"
-  start_daemon nova-conductor "$VENV/bin/nova-conductor" $C
-  start_daemon nova-scheduler "$VENV/bin/nova-scheduler" $C
-  start_daemon nova-compute "$VENV/bin/nova-compute" $C
-  timeout 300 $B wait-compute || { show_logs nova-api nova-conductor nova-scheduler nova-compute; exit 1; }
+  start_nova_daemons
+  if ! timeout 150 $B wait-compute; then  # a daemon that died at start (e.g. Keystone busy)
+    say "Nova's services are not all up; starting the ones that died again"
+    show_logs nova-conductor nova-scheduler nova-compute
+    start_nova_daemons
+    timeout 150 $B wait-compute || { show_logs nova-api nova-conductor nova-scheduler nova-compute; exit 1; }
+  fi
   "$VENV/bin/nova-manage" $C cell_v2 discover_hosts >> "$BASE/log/setup.log" 2>&1
   timeout 300 $B resources || { show_logs nova-api nova-compute placement glance; exit 1; }
   say "OpenStack ready in $(( $(date +%s) - T0 )) s"

@@ -3,7 +3,7 @@
 Run with the services' venv python by .ci/openstack.sh; idempotent:
 
     bootstrap.py --base DIR catalog       service users, services and endpoints in Keystone
-    bootstrap.py --base DIR wait-compute  until nova-compute has registered
+    bootstrap.py --base DIR wait-compute  until nova-compute and nova-scheduler are up
     bootstrap.py --base DIR resources     projects, users, application credential, flavors,
                                           image, quotas, then DIR/clouds.yaml (mode 600)
 
@@ -97,10 +97,13 @@ def catalog(conn) -> None:
 
 
 def wait_compute(conn) -> None:
+    """Return once nova-compute and nova-scheduler both report "up" (a scheduler that died at
+    start leaves every server in ERROR with MessagingTimeout)."""
     while True:
         try:
-            if any(s.state == "up" for s in conn.compute.services(binary="nova-compute")):
-                print("nova-compute up")
+            up = {s.binary for s in conn.compute.services() if s.state == "up"}
+            if {"nova-compute", "nova-scheduler"} <= up:
+                print("nova-compute and nova-scheduler up")
                 return
         except Exception as error:  # any failure here means "not yet"; say which
             print("waiting for nova-compute:", type(error).__name__, error, file=sys.stderr)
