@@ -13,7 +13,8 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigervnc-tools openbox
   xterm pcmanfm websockify novnc xrdp xorgxrdp"
 TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init slurm-wlm munge
-  slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl tesseract-ocr"
+  slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl tesseract-ocr
+  qemu-system-x86 qemu-utils cloud-image-utils mmdebstrap e2fsprogs linux-image-cloud-amd64"
 
 install_packages() {
   local missing=()
