@@ -21,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from portal.providers.qemu import initrd_for, newest_cloud_kernel
 from tests.e2e.conftest import free_port
@@ -174,5 +175,9 @@ def cloud_init_problems(console: str) -> list[str]:
 
 
 def api(page: Any, path: str) -> Any:
-    """GET a portal JSON API path in the signed-in page; return the decoded body."""
-    return page.evaluate(f"fetch('{path}').then(r => r.json())")
+    """GET a portal JSON API path with the signed-in page's cookies; return the decoded body.
+
+    Uses the browser context's request client, so a page reloading itself cannot interrupt it.
+    """
+    parts = urlsplit(page.url)
+    return page.request.get(f"{parts.scheme}://{parts.netloc}{path}").json()
