@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,24 @@ def sign_in(client: FlaskClient, username: str, password: str) -> Any:
     token = csrf_from(client)
     return client.post("/sign-in", data={"username": username, "password": password,
                                          "csrf_token": token})
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """A headless Debian Chromium with a fresh profile, one for the whole test session."""
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package.")
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="daaas-chromium-")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1280, "height": 860})
+        yield context
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)

@@ -1,39 +1,17 @@
-"""Real-browser fixtures: Debian's Chromium driven by Playwright (never `playwright install`)."""
+"""Real-browser helpers: Debian's Chromium driven by Playwright (never `playwright install`).
+
+The `browser` fixture itself is in tests/conftest.py: one Playwright for the whole session
+(the e2e and the VM tier share it; a second sync Playwright in one process is refused)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """A headless Chromium with a fresh profile."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package.")
-        pytest.skip(f"{CHROMIUM} not installed")
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="daaas-chromium-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 860})
-        yield context
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import browser  # noqa: F401  (the real Chromium fixture)
 from tests.vm import harness
 
 HERE = Path(__file__).resolve().parent
