@@ -64,9 +64,7 @@ def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
 
 def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
     page = signed_in_page(browser, portal_url)
-    page.click('li.card[data-environment="base-desktop"] button.launch-button')
-    page.wait_for_url("**/machines/*")
-    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    machine_id = launch_base_desktop(page)
 
     page.goto(portal_url + "/analysis")
     row = page.locator(f'tr[data-machine="{machine_id}"]')
@@ -84,12 +82,7 @@ def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
     problems = desktop_checks(shot)
     assert problems == [], problems
 
-    page.goto(f"{portal_url}/machines/{machine_id}")
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.click("form[data-confirm] button")
-    page.wait_for_url("**/analysis")
-    _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
-    _wait(lambda: _api_state(page, machine_id) == "deleted", 30, "the machine to be deleted")
+    delete_from_machine_page(page, portal_url, machine_id)
     page.close()
 
 
@@ -118,13 +111,25 @@ def test_launch_bound_to_experiment_shows_its_data_and_storage(portal_url: str,
     for label in ("My storage", "Experiment", "MX31850"):  # pcmanfm cuts long labels: "MX31850-…"
         assert label in labels, labels
 
+    delete_from_machine_page(page, portal_url, machine_id)
+    page.close()
+
+
+def launch_base_desktop(page: Any) -> str:
+    """Press Launch on the base desktop's card; return the new machine's id."""
+    page.click('li.card[data-environment="base-desktop"] button.launch-button')
+    page.wait_for_url("**/machines/*")
+    return str(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def delete_from_machine_page(page: Any, portal_url: str, machine_id: str) -> None:
+    """Delete the machine from its page (confirming) and wait until nothing of it is left."""
     page.goto(f"{portal_url}/machines/{machine_id}")
     page.on("dialog", lambda dialog: dialog.accept())
     page.click("form[data-confirm] button")
     page.wait_for_url("**/analysis")
     _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
     _wait(lambda: _api_state(page, machine_id) == "deleted", 30, "the machine to be deleted")
-    page.close()
 
 
 def _api_state(page: Any, machine_id: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import signed_in_page
-from tests.e2e.test_desktop import _wait, _watch_states
+from tests.e2e.test_desktop import _wait, _watch_states, launch_base_desktop
 from tests.e2e.test_desktop import portal_url as portal_url  # the module's `daaas serve`
 from tests.integration.process_scan import session_processes
 
@@ -16,9 +16,7 @@ pytestmark = pytest.mark.e2e
 
 def test_stop_and_start_from_my_machines(portal_url: str, browser: Any) -> None:
     page = signed_in_page(browser, portal_url)
-    page.click('li.card[data-environment="base-desktop"] button.launch-button')
-    page.wait_for_url("**/machines/*")
-    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    machine_id = launch_base_desktop(page)
     page.goto(portal_url + "/analysis")
     row = page.locator(f'tr[data-machine="{machine_id}"]')
     assert _watch_states(row, until="ready", timeout=90)[-1] == "ready"
