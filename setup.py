@@ -12,18 +12,20 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=find_packages(
-        include=["portal*", "catalogue*", "contextualisation*", "vm_images*", "cvmfs*"]
-    ),
-    include_package_data=True,
+    # The checkout keeps its top-level folders; daaas/ holds links to them, so the wheel has
+    # one namespace (daaas.portal, daaas.catalogue, ...) and nothing generic at the top level.
+    packages=find_packages(include=["daaas", "daaas.*"]),
+    # Every file the code reads at run time; tests/integration/test_packaging.py installs the
+    # wheel in a fresh venv and runs it, so a file missing here fails there.
     package_data={
-        "portal": ["templates/**/*", "static/**/*", "migrations/*", "migrations/**/*",
-                   "hpc/job_templates/*.yaml"],
-        "catalogue": ["environments/*.yaml", "icons/*", "*.md"],
-        "contextualisation": ["templates/*", "agent/*", "*.md"],
-        "cvmfs": ["templates/*", "keys/*"],
-        "vm_images": ["*", "**/*"],
+        "daaas.portal": ["templates/**/*", "static/**/*", "migrations/script.py.mako",
+                         "hpc/job_templates/*.yaml"],
+        "daaas.catalogue": ["environments/*.yaml", "icons/*", "*.md"],
+        "daaas.contextualisation": ["templates/*", "agent/*", "*.md"],
+        "daaas.cvmfs": ["*.yaml", "templates/*", "keys/*"],
+        "daaas.vm_images": ["*.md", "elements/**/*"],
     },
+    exclude_package_data={"": ["__pycache__/*", "*.pyc"]},
     install_requires=[
         "openstacksdk>=3",
         "flask>=3",
@@ -56,5 +58,5 @@ setup(
             "webdavclient3>=3.14",
         ],
     },
-    entry_points={"console_scripts": ["daaas=portal.cli:main"]},
+    entry_points={"console_scripts": ["daaas=daaas.portal.cli:main"]},
 )

@@ -17,14 +17,14 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from portal import create_app
-from portal.auth.models import User
-from portal.auth.service import create_token
-from portal.config import load_settings
-from portal.db import make_engine, make_session_factory, unit_of_work, utcnow
-from portal.demo import create_demo_users
-from portal.machines.models import Machine, MachineEvent
-from portal.migrate import upgrade
+from daaas.portal import create_app
+from daaas.portal.auth.models import User
+from daaas.portal.auth.service import create_token
+from daaas.portal.config import load_settings
+from daaas.portal.db import make_engine, make_session_factory, unit_of_work, utcnow
+from daaas.portal.demo import create_demo_users
+from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.migrate import upgrade
 
 STATES = ["requested", "provisioning", "contextualising", "ready"]
 

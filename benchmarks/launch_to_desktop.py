@@ -38,7 +38,7 @@ def start_portal(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
            "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
            "DAAAS_VAR_DIR": str(folder / "var"), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5",
            "DAAAS_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+    process = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
                                 "serve"], cwd=ROOT, env=env, start_new_session=True,
                                stdout=(folder / "serve.log").open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

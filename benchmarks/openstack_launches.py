@@ -29,15 +29,15 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
-from portal import create_app
-from portal.auth.service import get_user
-from portal.config import load_settings
-from portal.db import make_engine, unit_of_work
-from portal.demo import DEMO_USERS, create_demo_users
-from portal.machines import service
-from portal.machines.models import Machine, MachineEvent
-from portal.machines.worker import make_reconciler
-from portal.migrate import upgrade
+from daaas.portal import create_app
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import load_settings
+from daaas.portal.db import make_engine, unit_of_work
+from daaas.portal.demo import DEMO_USERS, create_demo_users
+from daaas.portal.machines import service
+from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.worker import make_reconciler
+from daaas.portal.migrate import upgrade
 
 SERVICES = {"5000": "keystone", "8774": "nova", "9292": "glance", "8778": "placement",
             "9696": "neutron"}

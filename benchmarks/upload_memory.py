@@ -32,18 +32,18 @@ from pathlib import Path
 
 import requests
 
-from portal.auth.service import get_user
-from portal.config import load_settings
-from portal.db import make_engine, make_session_factory, unit_of_work
-from portal.demo import create_demo_users
-from portal.migrate import upgrade
-from portal.storage.app_passwords import create_app_password
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import load_settings
+from daaas.portal.db import make_engine, make_session_factory, unit_of_work
+from daaas.portal.demo import create_demo_users
+from daaas.portal.migrate import upgrade
+from daaas.portal.storage.app_passwords import create_app_password
 
 MIB = 1024 * 1024
 SERVE = """
 import sys
 from werkzeug.serving import make_server
-from portal import create_app
+from daaas.portal import create_app
 make_server("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True).serve_forever()
 """
 

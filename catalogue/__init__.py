@@ -2,7 +2,7 @@
 
 Typical use::
 
-    from catalogue import load_catalogue
+    from daaas.catalogue import load_catalogue
 
     cat = load_catalogue(Path("catalogue/environments"))
     for problem in cat.problems:        # never raises for a bad file: every problem is here
@@ -12,10 +12,10 @@ Typical use::
 See catalogue/README.md for the file format and the inheritance rules.
 """
 
-from catalogue.collection import Catalogue
-from catalogue.loader import DEFAULT_DIRECTORY, ICONS_DIRECTORY, load_catalogue
-from catalogue.model import Access, Application, Environment, Flavors, Image, Limits
-from catalogue.problems import CatalogueProblem
+from daaas.catalogue.collection import Catalogue
+from daaas.catalogue.loader import DEFAULT_DIRECTORY, ICONS_DIRECTORY, load_catalogue
+from daaas.catalogue.model import Access, Application, Environment, Flavors, Image, Limits
+from daaas.catalogue.problems import CatalogueProblem
 
 __all__ = [
     "DEFAULT_DIRECTORY",

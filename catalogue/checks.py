@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from catalogue.model import Environment
+    from daaas.catalogue.model import Environment
 
 Issue = tuple[str, str]
 """A problem found by a check: (field path, message saying what was expected)."""

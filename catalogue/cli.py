@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from catalogue.collection import Catalogue
-from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
-from cvmfs.registry import RegistryError, load_registry
+from daaas.catalogue.collection import Catalogue
+from daaas.catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
+from daaas.cvmfs.registry import RegistryError, load_registry
 
 _DIRECTORY = click.Path(file_okay=False, path_type=Path)
 
@@ -64,7 +64,7 @@ def _missing_images(catalogue: Catalogue, cloud: str) -> list[str]:
     import openstack
     from openstack import exceptions
 
-    from vm_images.upload import missing_images
+    from daaas.vm_images.upload import missing_images
 
     try:
         missing = missing_images(openstack.connect(cloud=cloud, app_name="daaas"), catalogue)

@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalogue.model import Environment
-from catalogue.problems import CatalogueProblem
+from daaas.catalogue.model import Environment
+from daaas.catalogue.problems import CatalogueProblem
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    """A catalogue folder as loaded by :func:`catalogue.load_catalogue`.
+    """A catalogue folder as loaded by :func:`daaas.catalogue.load_catalogue`.
 
     ``environments`` holds the launchable entries and ``abstract`` the valid bases (both keyed by
     name, ordered by title); ``invalid`` maps each broken entry to its problems (an entry whose

@@ -2,7 +2,7 @@
 
 The types are strict (YAML already gives real numbers and booleans, so ``"12"`` is not a
 whole number and ``5`` is not text). Validators raise :class:`ValueError` with a message that
-starts with "expected ...", which :mod:`catalogue.problems` shows as is, followed by the value
+starts with "expected ...", which :mod:`daaas.catalogue.problems` shows as is, followed by the value
 that was found.
 """
 

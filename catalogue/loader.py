@@ -6,7 +6,8 @@ Only ``*.yaml`` files are read; hidden files are ignored and a ``*.yml`` file is
 
 Each file is first checked on its own for types and unknown fields, leaving out missing fields
 (they may be inherited), so a wrong value is reported against the file that holds it. Then
-:mod:`catalogue.resolver` merges it onto its parent and checks the result. A broken entry never
+:mod:`daaas.catalogue.resolver` merges it onto its parent and checks the result. A broken entry
+never
 stops the others from loading.
 """
 
@@ -19,15 +20,16 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from catalogue.collection import Catalogue
-from catalogue.files import UnreadableFile, read_entry
-from catalogue.merge import may_inherit
-from catalogue.model import DEFER_CHECKS, EnvironmentFile
-from catalogue.problems import from_validation_error
-from catalogue.report import Report
-from catalogue.resolver import Resolver
+from daaas import package_path
+from daaas.catalogue.collection import Catalogue
+from daaas.catalogue.files import UnreadableFile, read_entry
+from daaas.catalogue.merge import may_inherit
+from daaas.catalogue.model import DEFER_CHECKS, EnvironmentFile
+from daaas.catalogue.problems import from_validation_error
+from daaas.catalogue.report import Report
+from daaas.catalogue.resolver import Resolver
 
-PACKAGE_DIRECTORY = Path(__file__).resolve().parent
+PACKAGE_DIRECTORY = package_path("daaas.catalogue")
 DEFAULT_DIRECTORY = PACKAGE_DIRECTORY / "environments"
 ICONS_DIRECTORY = PACKAGE_DIRECTORY / "icons"
 
@@ -39,7 +41,7 @@ def load_catalogue(directory: Path, icons: Sequence[Path] | None = None,
     Every problem, a missing folder included, is in the result's ``problems``. An entry's
     ``icon`` must be in one of the ``icons`` folders (default: :func:`icon_folders`), and its
     CVMFS repositories among ``repositories`` when given (the site's CVMFS registry, see
-    :mod:`cvmfs.registry`; None accepts any repository).
+    :mod:`daaas.cvmfs.registry`; None accepts any repository).
     """
     directory = Path(directory)
     report = Report(directory)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalogue.checks import Issue
+from daaas.catalogue.checks import Issue
 
 NOT_INHERITED = frozenset({"name", "abstract", "extends", "remove_applications"})
 REPLACED_WHOLE = frozenset({"image"})

@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from catalogue.checks import Issue, consistency_issues
-from catalogue.fields import (
+from daaas.catalogue.checks import Issue, consistency_issues
+from daaas.catalogue.fields import (
     AnyText,
     AppIcon,
     Category,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalogue.checks import Issue
-from catalogue.problems import CatalogueProblem
+from daaas.catalogue.checks import Issue
+from daaas.catalogue.problems import CatalogueProblem
 
 
 class Report:

@@ -1,7 +1,7 @@
 """Resolving inheritance: cycles found, each entry merged onto its parent and checked whole.
 
 The merged result is checked for completeness (required fields may come from the parent) and
-consistency (:mod:`catalogue.checks`); its problems are reported against the child's file. A
+consistency (:mod:`daaas.catalogue.checks`); its problems are reported against the child's file. A
 child of an invalid parent (or of a member of a cycle) is invalid too.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from catalogue.checks import Issue
-from catalogue.merge import merge
-from catalogue.model import DEFER_CHECKS, Environment
-from catalogue.problems import from_validation_error
-from catalogue.report import Report
+from daaas.catalogue.checks import Issue
+from daaas.catalogue.merge import merge
+from daaas.catalogue.model import DEFER_CHECKS, Environment
+from daaas.catalogue.problems import from_validation_error
+from daaas.catalogue.report import Report
 
 Raw = dict[str, Any]
 

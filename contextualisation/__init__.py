@@ -8,14 +8,14 @@ Public API::
     bootstrap_document(ctx) -> dict         # /etc/daaas/bootstrap.json for the agent
 """
 
-from contextualisation.account import UserAccount
-from contextualisation.bootstrap import AGENT_SOURCE, VNC_PORT, bootstrap_document
-from contextualisation.builder import context_from_parts
-from contextualisation.context import AccessServices, Context, HpcSettings
-from contextualisation.errors import ContextualisationError, InvalidContext, UserDataTooLarge
-from contextualisation.launchers import Launcher
-from contextualisation.mounts import Mount
-from contextualisation.render import (
+from daaas.contextualisation.account import UserAccount
+from daaas.contextualisation.bootstrap import AGENT_SOURCE, VNC_PORT, bootstrap_document
+from daaas.contextualisation.builder import context_from_parts
+from daaas.contextualisation.context import AccessServices, Context, HpcSettings
+from daaas.contextualisation.errors import ContextualisationError, InvalidContext, UserDataTooLarge
+from daaas.contextualisation.launchers import Launcher
+from daaas.contextualisation.mounts import Mount
+from daaas.contextualisation.render import (
     NOVA_USER_DATA_LIMIT,
     build_cloud_config,
     dump_cloud_config,

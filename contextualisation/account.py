@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from contextualisation.validation import FROZEN, POSIX_NAME_RE, check_user_path
+from daaas.contextualisation.validation import FROZEN, POSIX_NAME_RE, check_user_path
 
 _SSH_KEY_RE = re.compile(r"^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\r\n\0]*)?$")
 

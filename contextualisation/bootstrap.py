@@ -8,14 +8,14 @@ fields are described in BOOTSTRAP_PROTOCOL.md.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from contextualisation.context import Context
+from daaas import package_path
+from daaas.contextualisation.context import Context
 
 BOOTSTRAP_CONFIG_PATH = "/etc/daaas/bootstrap.json"
 AGENT_PATH = "/usr/local/sbin/daaas-bootstrap"
-AGENT_SOURCE = Path(__file__).resolve().parent / "agent" / "daaas-bootstrap"
+AGENT_SOURCE = package_path("daaas.contextualisation", "agent", "daaas-bootstrap")
 DOCUMENT_VERSION = 1
 VNC_DISPLAY = 1
 VNC_PORT = 5900 + VNC_DISPLAY

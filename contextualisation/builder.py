@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from contextualisation.account import UserAccount
-from contextualisation.context import Context, HpcSettings, Mount
-from contextualisation.environment import access_services, launchers, repositories
-from contextualisation.errors import InvalidContext
-from contextualisation.validation import describe
-from cvmfs.settings import CvmfsClientSettings
+from daaas.contextualisation.account import UserAccount
+from daaas.contextualisation.context import Context, HpcSettings, Mount
+from daaas.contextualisation.environment import access_services, launchers, repositories
+from daaas.contextualisation.errors import InvalidContext
+from daaas.contextualisation.validation import describe
+from daaas.cvmfs.settings import CvmfsClientSettings
 
 USER_KEYS = ("username", "uid", "gid", "full_name", "ssh_public_keys", "group", "home",
              "groups", "sudo")

@@ -11,11 +11,17 @@ import re
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from contextualisation.account import UserAccount
-from contextualisation.launchers import Launcher
-from contextualisation.mounts import Mount
-from contextualisation.validation import FROZEN, HOST_RE, check_identifier, check_path, check_url
-from cvmfs.settings import CvmfsClientSettings, validate_repository_name
+from daaas.contextualisation.account import UserAccount
+from daaas.contextualisation.launchers import Launcher
+from daaas.contextualisation.mounts import Mount
+from daaas.contextualisation.validation import (
+    FROZEN,
+    HOST_RE,
+    check_identifier,
+    check_path,
+    check_url,
+)
+from daaas.cvmfs.settings import CvmfsClientSettings, validate_repository_name
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
 _GEOMETRY_RE = re.compile(r"^[0-9]{3,5}x[0-9]{3,5}$")

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contextualisation.context import AccessServices
-from contextualisation.launchers import DEFAULT_CATEGORY, Launcher
-from contextualisation.validation import describe
+from daaas.contextualisation.context import AccessServices
+from daaas.contextualisation.launchers import DEFAULT_CATEGORY, Launcher
+from daaas.contextualisation.validation import describe
 
 PROTOCOLS = {"novnc": "vnc", "vnc": "vnc", "rdp": "xrdp", "xrdp": "xrdp", "ssh": "ssh"}
 _TRUE = {"1", "true", "yes", "on"}

@@ -1,6 +1,6 @@
 """Typed errors of contextualisation: a message for the person, a separate one for the log.
 
-They mirror :class:`portal.errors.PortalError` (``user_message``/``log_message``) without
+They mirror :class:`daaas.portal.errors.PortalError` (``user_message``/``log_message``) without
 importing the portal, so this package stays usable on its own; the portal translates them
 where it calls in.
 """

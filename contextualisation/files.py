@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from contextualisation import launchers as desktop
-from contextualisation.bootstrap import BOOTSTRAP_CONFIG_PATH, VNC_DISPLAY, bootstrap_document
-from contextualisation.context import Context, Mount
-from contextualisation.launchers import Launcher
-from contextualisation.validation import CONTROL_RE
-from cvmfs import client_files
+from daaas import package_path
+from daaas.contextualisation import launchers as desktop
+from daaas.contextualisation.bootstrap import BOOTSTRAP_CONFIG_PATH, VNC_DISPLAY, bootstrap_document
+from daaas.contextualisation.context import Context, Mount
+from daaas.contextualisation.launchers import Launcher
+from daaas.contextualisation.validation import CONTROL_RE
+from daaas.cvmfs import client_files
 
 _TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    loader=FileSystemLoader(package_path("daaas.contextualisation", "templates")),
     undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
     lstrip_blocks=True, autoescape=False,
 )

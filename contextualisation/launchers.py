@@ -13,8 +13,8 @@ import shlex
 
 from pydantic import BaseModel, Field, field_validator
 
-from contextualisation.validation import FROZEN
-from cvmfs.settings import validate_repository_name
+from daaas.contextualisation.validation import FROZEN
+from daaas.cvmfs.settings import validate_repository_name
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ICON_RE = re.compile(r"^[A-Za-z0-9._/+-]+$")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from contextualisation.validation import FROZEN, check_user_path
+from daaas.contextualisation.validation import FROZEN, check_user_path
 
 _OPTION_RE = re.compile(r"^[A-Za-z0-9_.=:/@+-]+$")
 _SOURCE_RE = re.compile(r"^[A-Za-z0-9_.,\[\]:@-]+:/[A-Za-z0-9_./@+-]*$")

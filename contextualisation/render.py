@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from contextualisation.bootstrap import AGENT_PATH
-from contextualisation.context import Context
-from contextualisation.errors import UserDataTooLarge
-from contextualisation.files import File, one_line, session_files
-from contextualisation.mounts import FSTYPES
+from daaas.contextualisation.bootstrap import AGENT_PATH
+from daaas.contextualisation.context import Context
+from daaas.contextualisation.errors import UserDataTooLarge
+from daaas.contextualisation.files import File, one_line, session_files
+from daaas.contextualisation.mounts import FSTYPES
 
 NOVA_USER_DATA_LIMIT = 65535
 _GROUPADD = 'getent group "$1" >/dev/null || groupadd --gid "$2" "$1"'

@@ -12,9 +12,10 @@ from typing import Any
 
 import yaml
 
-from cvmfs.settings import repository_domain, validate_repository_name
+from daaas import package_path
+from daaas.cvmfs.settings import repository_domain, validate_repository_name
 
-SHIPPED_REGISTRY = Path(__file__).resolve().parent / "repositories.yaml"
+SHIPPED_REGISTRY = package_path("daaas.cvmfs", "repositories.yaml")
 
 
 class RegistryError(ValueError):

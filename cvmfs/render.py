@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from cvmfs.settings import (
+from daaas import package_path
+from daaas.cvmfs.settings import (
     CONFIG_D,
     DEFAULT_LOCAL,
     DOMAIN_D,
@@ -21,7 +21,7 @@ from cvmfs.settings import (
     repository_domain,
 )
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = package_path("daaas.cvmfs")
 BUNDLED_KEYS_DIR = PACKAGE_DIR / "keys"
 _TEMPLATES = Environment(
     loader=FileSystemLoader(PACKAGE_DIR / "templates"),

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def create_app(config_override: dict[str, Any] | None = None) -> Flask:
-    """Build the portal application; see :func:`portal.app.create_app`."""
-    from portal.app import create_app as factory
+    """Build the portal application; see :func:`daaas.portal.app.create_app`."""
+    from daaas.portal.app import create_app as factory
 
     return factory(config_override)

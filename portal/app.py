@@ -8,18 +8,18 @@ from typing import Any
 
 from flask import Flask
 
-from portal import lifecycle
-from portal.analysis.service import load_site_catalogue
-from portal.auth import csrf
-from portal.auth.backends import make_identity_backend
-from portal.auth.current import current_user
-from portal.config import ConfigError, Settings, load_settings, resolve_secret_key
-from portal.db import make_engine, make_session_factory
-from portal.experiments.factory import experiment_backend
-from portal.migrate import is_current
-from portal.providers import ProviderError
-from portal.providers.factory import provider_from_settings
-from portal.runtime import EXTENSION_KEY, Runtime
+from daaas.portal import lifecycle
+from daaas.portal.analysis.service import load_site_catalogue
+from daaas.portal.auth import csrf
+from daaas.portal.auth.backends import make_identity_backend
+from daaas.portal.auth.current import current_user
+from daaas.portal.config import ConfigError, Settings, load_settings, resolve_secret_key
+from daaas.portal.db import make_engine, make_session_factory
+from daaas.portal.experiments.factory import experiment_backend
+from daaas.portal.migrate import is_current
+from daaas.portal.providers import ProviderError
+from daaas.portal.providers.factory import provider_from_settings
+from daaas.portal.runtime import EXTENSION_KEY, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = _build_runtime(settings)
     _register(app)
     # My Data page and WebDAV at /dav/ (portal/storage): one block, kept apart on purpose.
-    from portal.storage.views import blueprint as my_data
-    from portal.storage.webdav import mount_webdav
+    from daaas.portal.storage.views import blueprint as my_data
+    from daaas.portal.storage.webdav import mount_webdav
 
     app.register_blueprint(my_data)
     if settings.webdav_enabled:
@@ -73,19 +73,19 @@ def _build_runtime(settings: Settings) -> Runtime:
 
 
 def _register(app: Flask) -> None:
-    from portal.access.api import blueprint as access_api
-    from portal.access.views import blueprint as access
-    from portal.admin.views import blueprint as admin
-    from portal.analysis.views import blueprint as analysis
-    from portal.api.views import blueprint as api
-    from portal.auth.views import blueprint as auth
-    from portal.context.api import blueprint as context_api
-    from portal.experiments.views import api as experiments_api
-    from portal.experiments.views import blueprint as experiments
-    from portal.hpc.api import blueprint as hpc_api
-    from portal.hpc.views import blueprint as hpc
-    from portal.machines.api import blueprint as machines_api
-    from portal.machines.views import blueprint as machines
+    from daaas.portal.access.api import blueprint as access_api
+    from daaas.portal.access.views import blueprint as access
+    from daaas.portal.admin.views import blueprint as admin
+    from daaas.portal.analysis.views import blueprint as analysis
+    from daaas.portal.api.views import blueprint as api
+    from daaas.portal.auth.views import blueprint as auth
+    from daaas.portal.context.api import blueprint as context_api
+    from daaas.portal.experiments.views import api as experiments_api
+    from daaas.portal.experiments.views import blueprint as experiments
+    from daaas.portal.hpc.api import blueprint as hpc_api
+    from daaas.portal.hpc.views import blueprint as hpc
+    from daaas.portal.machines.api import blueprint as machines_api
+    from daaas.portal.machines.views import blueprint as machines
 
     for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api,
                       experiments, experiments_api,

@@ -12,14 +12,14 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from portal import migrate
-from portal.auth import service as auth_service
-from portal.auth.models import User
-from portal.config import ConfigError, Settings, load_settings
-from portal.db import make_engine, make_session_factory, unit_of_work
-from portal.demo import DEMO_USERS, create_demo_users
-from portal.errors import PortalError
-from portal.experiments.demo import create_demo_experiments
+from daaas.portal import migrate
+from daaas.portal.auth import service as auth_service
+from daaas.portal.auth.models import User
+from daaas.portal.config import ConfigError, Settings, load_settings
+from daaas.portal.db import make_engine, make_session_factory, unit_of_work
+from daaas.portal.demo import DEMO_USERS, create_demo_users
+from daaas.portal.errors import PortalError
+from daaas.portal.experiments.demo import create_demo_experiments
 
 
 def _settings() -> Settings:
@@ -48,8 +48,8 @@ def serve(host: str | None, port: int | None) -> None:
 
     import waitress
 
-    from portal.app import create_app
-    from portal.runtime import runtime
+    from daaas.portal.app import create_app
+    from daaas.portal.runtime import runtime
 
     settings = _settings()
     _configure_logging(settings)
@@ -76,9 +76,9 @@ def worker() -> None:
     """Run the reconciler in the foreground (several may run against PostgreSQL)."""
     import signal
 
-    from portal.app import create_app
-    from portal.machines.worker import WorkerThread
-    from portal.runtime import runtime
+    from daaas.portal.app import create_app
+    from daaas.portal.machines.worker import WorkerThread
+    from daaas.portal.runtime import runtime
 
     settings = _settings()
     _configure_logging(settings)
@@ -97,9 +97,9 @@ def worker() -> None:
 @click.option("--delete", "remove", is_flag=True, help="Remove the orphans at the provider.")
 def orphans(remove: bool) -> None:
     """List what the provider runs for the portal without a live machine (and remove it)."""
-    from portal.app import create_app
-    from portal.machines.orphans import find_orphans
-    from portal.runtime import runtime
+    from daaas.portal.app import create_app
+    from daaas.portal.machines.orphans import find_orphans
+    from daaas.portal.runtime import runtime
 
     rt = runtime(_create_app(create_app, {}))
     with _portal_errors(), rt.session_factory() as db:
@@ -129,8 +129,8 @@ def _create_app(factory: Any, override: dict[str, Any]) -> Any:
 @contextmanager
 def _background_services(rt: Any) -> Iterator[None]:
     """The desktop proxy and the reconciler thread, when the settings ask for them."""
-    from portal.access.proxy import ProxyError, start_proxy
-    from portal.machines.worker import WorkerThread
+    from daaas.portal.access.proxy import ProxyError, start_proxy
+    from daaas.portal.machines.worker import WorkerThread
 
     settings = rt.settings
     try:
@@ -258,13 +258,13 @@ def _portal_errors() -> Iterator[None]:
 
 
 def _attach_catalogue() -> None:
-    from catalogue.cli import catalogue_group
+    from daaas.catalogue.cli import catalogue_group
 
     main.add_command(catalogue_group)
 
 
 def _attach_context() -> None:
-    from portal.context.cli import context_group
+    from daaas.portal.context.cli import context_group
 
     main.add_command(context_group)
 
@@ -274,7 +274,7 @@ _attach_context()
 
 
 def _attach_images() -> None:
-    from vm_images.cli import images_group
+    from daaas.vm_images.cli import images_group
 
     main.add_command(images_group)
 

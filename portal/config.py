@@ -2,7 +2,8 @@
 
 Precedence, lowest first: the defaults below (the embedded mode), a TOML file named by the
 ``DAAAS_CONFIG`` environment variable, environment variables ``DAAAS_<KEY>`` (upper case), and
-finally ``config_override`` passed to :func:`portal.app.create_app`. An unknown or ill-typed key
+finally ``config_override`` passed to :func:`daaas.portal.app.create_app`. An unknown or ill-typed
+key
 stops start-up with a :class:`ConfigError` naming the key and where it came from.
 """
 
@@ -16,8 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-DEFAULT_CATALOGUE_DIR = str(Path(__file__).resolve().parent.parent / "catalogue" / "environments")
-DEFAULT_JOB_TEMPLATES_DIR = str(Path(__file__).resolve().parent / "hpc" / "job_templates")
+from daaas import package_path
+
+DEFAULT_CATALOGUE_DIR = str(package_path("daaas.catalogue", "environments"))
+DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templates"))
 SECRET_KEYS = {"secret_key", "database_url"}
 ENV_PREFIX = "DAAAS_"
 
@@ -136,7 +139,7 @@ class Settings(BaseModel):
     @field_validator("hpc_partitions")
     @classmethod
     def _hpc_partitions(cls, value: str) -> str:
-        from portal.hpc.site import parse_partitions
+        from daaas.portal.hpc.site import parse_partitions
 
         parse_partitions(value)
         return value
@@ -144,7 +147,7 @@ class Settings(BaseModel):
     @field_validator("hpc_work_dir")
     @classmethod
     def _hpc_work_dir(cls, value: str) -> str:
-        from portal.hpc.site import check_work_dir
+        from daaas.portal.hpc.site import check_work_dir
 
         return check_work_dir(value)
 

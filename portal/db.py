@@ -39,7 +39,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given; use portal.db.utcnow()")
+            raise ValueError("naive datetime given; use daaas.portal.db.utcnow()")
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
@@ -99,7 +99,7 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Yield a session; commit when the block ends normally, roll back on any exception.
 
     Used by the command line and background work; web requests use the request lifecycle in
-    :mod:`portal.lifecycle`, the other place that commits.
+    :mod:`daaas.portal.lifecycle`, the other place that commits.
     """
     session = factory()
     try:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.auth.models import User
-from portal.auth.service import create_user
-from portal.config import Settings
+from daaas.portal.auth.models import User
+from daaas.portal.auth.service import create_user
+from daaas.portal.config import Settings
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Typed errors: a message for the person, a separate one for the log.
 
-Services raise these; the single error handler in :mod:`portal.lifecycle` answers with HTML or
+Services raise these; the single error handler in :mod:`daaas.portal.lifecycle` answers with HTML or
 JSON depending on the request's Accept header. Library exceptions are translated where they
 enter the portal, never shown raw.
 """

@@ -11,8 +11,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from portal.errors import AuthenticationRequired, PortalError
-from portal.runtime import runtime
+from daaas.portal.errors import AuthenticationRequired, PortalError
+from daaas.portal.runtime import runtime
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from flask import Flask, current_app
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalogue import Catalogue
-from portal.auth.backends import IdentityBackend
-from portal.config import Settings
-from portal.experiments.backends import ExperimentBackend
-from portal.providers import Provider
+from daaas.catalogue import Catalogue
+from daaas.portal.auth.backends import IdentityBackend
+from daaas.portal.config import Settings
+from daaas.portal.experiments.backends import ExperimentBackend
+from daaas.portal.providers import Provider
 
 EXTENSION_KEY = "daaas"
 

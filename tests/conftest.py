@@ -21,10 +21,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from portal import create_app
-from portal.db import make_engine, make_session_factory, unit_of_work
-from portal.demo import create_demo_users
-from portal.migrate import upgrade
+from daaas.portal import create_app
+from daaas.portal.db import make_engine, make_session_factory, unit_of_work
+from daaas.portal.demo import create_demo_users
+from daaas.portal.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = Path(os.environ.get("DAAAS_TEST_OUTPUT", ROOT / "test-output"))
@@ -55,8 +55,8 @@ def postgres_admin_url() -> str | None:
 
 
 def _migrate_with_demo_users(url: str, var_dir: Path) -> None:
-    from portal.config import load_settings
-    from portal.experiments.demo import create_demo_experiments
+    from daaas.portal.config import load_settings
+    from daaas.portal.experiments.demo import create_demo_experiments
 
     engine = make_engine(url)
     upgrade(engine)

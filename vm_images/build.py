@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vm_images.recipe import (
+from daaas import package_path
+from daaas.vm_images.recipe import (
     IN_IMAGE_PHASES,
     Element,
     RecipeError,
@@ -27,7 +28,8 @@ from vm_images.recipe import (
     packages,
 )
 
-SOURCE_DIR = Path(__file__).resolve().parent.parent
+#: The installed ``daaas`` package (or the checkout's daaas/ links): what elements read.
+SOURCE_DIR = package_path("daaas")
 ROOT_LABEL = "daaas-root"
 #: Elements whose pre-install.d adds package sources; the mmdebstrap path cannot honour that.
 NEEDS_DIB = {"daaas-gpu": "the NVIDIA driver and VirtualGL come from the site's package source"}

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
-from catalogue.model import Environment
-from vm_images import build as builder
-from vm_images import upload as glance
-from vm_images.recipe import (
+from daaas.catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
+from daaas.catalogue.model import Environment
+from daaas.vm_images import build as builder
+from daaas.vm_images import upload as glance
+from daaas.vm_images.recipe import (
     Element,
     RecipeError,
     environment_chain,
@@ -105,7 +105,7 @@ def _connection(cloud: str | None) -> Any:
     import openstack
     from openstack import exceptions
 
-    from portal.config import ConfigError, load_settings
+    from daaas.portal.config import ConfigError, load_settings
 
     try:
         name = cloud or load_settings().openstack_cloud

@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-from catalogue.collection import Catalogue
+from daaas import package_path
+from daaas.catalogue.collection import Catalogue
 
-ELEMENTS_DIR = Path(__file__).resolve().parent / "elements"
+ELEMENTS_DIR = package_path("daaas.vm_images", "elements")
 PREFIX = "daaas-"
 #: Hook phases run inside the image, in diskimage-builder's order.
 IN_IMAGE_PHASES = ("pre-install.d", "install.d", "post-install.d")

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from catalogue.collection import Catalogue
-from catalogue.model import Environment
+from daaas.catalogue.collection import Catalogue
+from daaas.catalogue.model import Environment
 
 MANAGED_TAG = "daaas-image"
 RETIRED_TAG = "daaas-retired"

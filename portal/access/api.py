@@ -1,4 +1,4 @@
-"""JSON API for desktop access under /api/v1 (described in :mod:`portal.access.openapi`)."""
+"""JSON API for desktop access under /api/v1 (described in :mod:`daaas.portal.access.openapi`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from portal.access.rdp import rdp_download
-from portal.access.service import issue_desktop_token
-from portal.access.views import rdp_response
-from portal.auth.current import require_user
-from portal.lifecycle import db
-from portal.runtime import runtime
+from daaas.portal.access.rdp import rdp_download
+from daaas.portal.access.service import issue_desktop_token
+from daaas.portal.access.views import rdp_response
+from daaas.portal.auth.current import require_user
+from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("access_api", __name__, url_prefix="/api/v1")
 

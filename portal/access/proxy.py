@@ -2,7 +2,8 @@
 
 ``daaas serve`` calls :func:`start_proxy` once. websockify runs as a child process in its own
 process group, routes each websocket by its one-time ``?token=`` through
-:class:`portal.access.tokenplugin.DatabaseTokens`, and logs to ``<var_dir>/log/websockify.log``.
+:class:`daaas.portal.access.tokenplugin.DatabaseTokens`, and logs to
+``<var_dir>/log/websockify.log``.
 The database URL reaches it through a mode-600 file, never the command line, and the file is
 removed as soon as websockify has read it. websockify exits by itself if the process that
 started it dies without calling ``stop()``.
@@ -21,11 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from portal.config import Settings
+from daaas import package_path
+from daaas.portal.config import Settings
 
-PLUGIN = "portal.access.tokenplugin.DatabaseTokens"
+PLUGIN = "daaas.portal.access.tokenplugin.DatabaseTokens"
 LAUNCHER_ENV = "WEBSOCKIFY_LAUNCHER_PID"  # not DAAAS_*: settings reject unknown DAAAS_ keys
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: The folder that holds the ``daaas`` package (the checkout, or site-packages).
+PROJECT_ROOT = package_path("daaas").parent
 START_TIMEOUT = 15.0
 
 

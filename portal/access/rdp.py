@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from portal.access.service import not_ready_message
-from portal.auth.models import User
-from portal.config import Settings
-from portal.errors import Conflict
-from portal.machines.models import Machine
-from portal.machines.service import get_machine
-from portal.providers.base import ConnectionTarget, Provider
+from daaas.portal.access.service import not_ready_message
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.errors import Conflict
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.service import get_machine
+from daaas.portal.providers.base import ConnectionTarget, Provider
 
 PROVIDER_PHRASES = {"local": "the local desktop provider"}
 PROTOCOL_NAMES = {"novnc": "the browser desktop", "rdp": "RDP", "ssh": "SSH"}

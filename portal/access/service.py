@@ -1,10 +1,11 @@
 """One-time desktop tokens: the portal issues them, the websockify proxy consumes them.
 
 A token is 32 random bytes shown once to the browser; only its SHA-256 is stored, with the
-machine's VNC host and port. The proxy's token plugin (:mod:`portal.access.tokenplugin`) turns a
+machine's VNC host and port. The proxy's token plugin (:mod:`daaas.portal.access.tokenplugin`)
+turns a
 token into that host and port exactly once, within ``access_token_ttl_seconds``, and only while
 the machine is ready. The VNC password is derived from the portal's secret key
-(:func:`portal.machines.secrets.vnc_password`), never stored.
+(:func:`daaas.portal.machines.secrets.vnc_password`), never stored.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, delete, select, update
 from sqlalchemy.orm import Session
 
-from portal.access.connection import TokenStore, connection
-from portal.access.urls import websocket_url
-from portal.auth.models import User
-from portal.config import Settings, resolve_secret_key
-from portal.db import utcnow
-from portal.errors import Conflict
-from portal.machines.models import AccessToken, Machine
-from portal.machines.secrets import vnc_password
-from portal.machines.service import get_machine
-from portal.machines.states import State
-from portal.providers.base import Provider
+from daaas.portal.access.connection import TokenStore, connection
+from daaas.portal.access.urls import websocket_url
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings, resolve_secret_key
+from daaas.portal.db import utcnow
+from daaas.portal.errors import Conflict
+from daaas.portal.machines.models import AccessToken, Machine
+from daaas.portal.machines.secrets import vnc_password
+from daaas.portal.machines.service import get_machine
+from daaas.portal.machines.states import State
+from daaas.portal.providers.base import Provider
 
 log = logging.getLogger(__name__)
 KEEP_USED_TOKENS = timedelta(days=1)

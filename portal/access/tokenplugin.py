@@ -2,11 +2,12 @@
 
 websockify loads it by dotted path::
 
-    python -m websockify --token-plugin portal.access.tokenplugin.DatabaseTokens \\
+    python -m websockify --token-plugin daaas.portal.access.tokenplugin.DatabaseTokens \\
         --token-source /path/to/file 127.0.0.1:6080
 
 and calls ``DatabaseTokens(src).lookup(token)`` for every new connection. ``src`` is the path
-of a mode-600 file holding the database URL (written by :mod:`portal.access.proxy`), so the URL
+of a mode-600 file holding the database URL (written by :mod:`daaas.portal.access.proxy`), so the
+URL
 and its password never appear in the process list.
 
 websockify handles each connection in a forked child process, so no database connection is
@@ -26,8 +27,8 @@ import threading
 import time
 from pathlib import Path
 
-from portal.access.service import consume_token
-from portal.db import make_engine
+from daaas.portal.access.service import consume_token
+from daaas.portal.db import make_engine
 
 log = logging.getLogger("daaas.tokenplugin")
 LAUNCHER_ENV = "WEBSOCKIFY_LAUNCHER_PID"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from portal.config import Settings
+from daaas.portal.config import Settings
 
 UNSPECIFIED = {"", "0.0.0.0", "::", "[::]"}
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from flask import Blueprint, Response, render_template, send_from_directory
 
-from portal.access.rdp import RdpDownload, rdp_download
-from portal.auth.current import require_user
-from portal.errors import PortalError
-from portal.lifecycle import db
-from portal.machines.service import get_machine
-from portal.runtime import runtime
+from daaas.portal.access.rdp import RdpDownload, rdp_download
+from daaas.portal.auth.current import require_user
+from daaas.portal.errors import PortalError
+from daaas.portal.lifecycle import db
+from daaas.portal.machines.service import get_machine
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("access", __name__)
 NOVNC_CACHE_SECONDS = 3600

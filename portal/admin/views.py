@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from portal.auth.current import require_admin
-from portal.lifecycle import db
-from portal.machines.orphans import find_orphans
-from portal.machines.service import list_machines
-from portal.providers import Capacity, ProviderError
-from portal.runtime import runtime
+from daaas.portal.auth.current import require_admin
+from daaas.portal.lifecycle import db
+from daaas.portal.machines.orphans import find_orphans
+from daaas.portal.machines.service import list_machines
+from daaas.portal.providers import Capacity, ProviderError
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 

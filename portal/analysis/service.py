@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalogue import Catalogue, Environment, load_catalogue
-from cvmfs.registry import RegistryError, load_registry
-from portal.auth.models import User
-from portal.config import ConfigError, Settings
-from portal.errors import NotFound
+from daaas.catalogue import Catalogue, Environment, load_catalogue
+from daaas.cvmfs.registry import RegistryError, load_registry
+from daaas.portal.auth.models import User
+from daaas.portal.config import ConfigError, Settings
+from daaas.portal.errors import NotFound
 
 
 def load_site_catalogue(settings: Settings) -> Catalogue:

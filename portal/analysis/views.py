@@ -9,12 +9,12 @@ from flask import Blueprint, redirect, render_template, send_from_directory, url
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Response
 
-from catalogue.loader import icon_folders
-from portal.analysis.service import visible_environments
-from portal.auth.current import current_user, require_user
-from portal.experiments.errors import ExperimentsUnavailable
-from portal.experiments.service import launch_choices_by_environment
-from portal.runtime import runtime
+from daaas.catalogue.loader import icon_folders
+from daaas.portal.analysis.service import visible_environments
+from daaas.portal.auth.current import current_user, require_user
+from daaas.portal.experiments.errors import ExperimentsUnavailable
+from daaas.portal.experiments.service import launch_choices_by_environment
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("analysis", __name__)
 log = logging.getLogger(__name__)

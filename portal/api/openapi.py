@@ -102,11 +102,11 @@ PATHS: dict[str, Any] = {
 
 def openapi_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document describing every /api/v1 route."""
-    from portal.access import openapi as access
-    from portal.context import openapi as context
-    from portal.experiments import openapi as experiments
-    from portal.hpc import openapi as hpc
-    from portal.machines import openapi as machines
+    from daaas.portal.access import openapi as access
+    from daaas.portal.context import openapi as context
+    from daaas.portal.experiments import openapi as experiments
+    from daaas.portal.hpc import openapi as hpc
+    from daaas.portal.machines import openapi as machines
 
     parts = (machines, experiments, access, context, hpc)
     schemas = {**SCHEMAS, **{k: v for part in parts for k, v in part.SCHEMAS.items()}}

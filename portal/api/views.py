@@ -1,6 +1,6 @@
 """JSON API under /api/v1, authenticated by the session cookie or a personal API token.
 
-Every route here is described in :mod:`portal.api.openapi`; a test keeps the two in step.
+Every route here is described in :mod:`daaas.portal.api.openapi`; a test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from portal.analysis.service import get_environment, visible_environments
-from portal.api.openapi import openapi_document
-from portal.auth import service as auth_service
-from portal.auth.current import require_admin, require_user
-from portal.auth.models import User
-from portal.errors import InvalidInput
-from portal.lifecycle import db
-from portal.runtime import runtime
+from daaas.portal.analysis.service import get_environment, visible_environments
+from daaas.portal.api.openapi import openapi_document
+from daaas.portal.auth import service as auth_service
+from daaas.portal.auth.current import require_admin, require_user
+from daaas.portal.auth.models import User
+from daaas.portal.errors import InvalidInput
+from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 

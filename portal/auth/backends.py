@@ -1,6 +1,6 @@
 """Identity backends: who checks a user name and password.
 
-The views never talk to a backend directly; :func:`portal.auth.service.sign_in` does. OIDC and
+The views never talk to a backend directly; :func:`daaas.portal.auth.service.sign_in` does. OIDC and
 Keystone plug in here as further subclasses chosen by the ``identity_backend`` setting.
 """
 
@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
-from portal.auth.models import User
-from portal.config import Settings
-from portal.errors import SignInFailed
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.errors import SignInFailed
 
 WRONG_CREDENTIALS = "Wrong user name or password. Check both and try again."
 # Checked when the user does not exist so a wrong name costs as long as a wrong password.
@@ -49,7 +49,7 @@ class IdentityBackend(ABC):
         """Return the identity for these credentials.
 
         Raises :class:`SignInFailed` for wrong credentials or a disabled account, and
-        :class:`portal.errors.PortalError` subclasses when the authority cannot be reached.
+        :class:`daaas.portal.errors.PortalError` subclasses when the authority cannot be reached.
         """
 
 
@@ -77,7 +77,7 @@ def make_identity_backend(settings: Settings) -> IdentityBackend:
 
     Raises ValueError when the backend's settings are incomplete (keystone without a URL).
     """
-    from portal.auth.keystone import KeystoneIdentityBackend  # it imports this module
+    from daaas.portal.auth.keystone import KeystoneIdentityBackend  # it imports this module
 
     BACKENDS.setdefault("keystone", KeystoneIdentityBackend)
     return BACKENDS[settings.identity_backend].from_settings(settings)

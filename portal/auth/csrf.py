@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from flask import Flask, current_app, request, session
 
-from portal.errors import Forbidden
+from daaas.portal.errors import Forbidden
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_MESSAGE = ("This form has expired or did not come from this portal. Reload the page and "

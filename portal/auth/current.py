@@ -9,10 +9,10 @@ from typing import ParamSpec, TypeVar
 
 from flask import g, request, session
 
-from portal.auth.models import User
-from portal.auth.service import user_for_token
-from portal.errors import AuthenticationRequired, Forbidden
-from portal.lifecycle import db
+from daaas.portal.auth.models import User
+from daaas.portal.auth.service import user_for_token
+from daaas.portal.errors import AuthenticationRequired, Forbidden
+from daaas.portal.lifecycle import db
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -15,9 +15,9 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 from sqlalchemy.orm import Session
 
-from portal.auth.backends import WRONG_CREDENTIALS, Identity, IdentityBackend
-from portal.config import Settings
-from portal.errors import PortalError, SignInFailed
+from daaas.portal.auth.backends import WRONG_CREDENTIALS, Identity, IdentityBackend
+from daaas.portal.config import Settings
+from daaas.portal.errors import PortalError, SignInFailed
 
 
 class IdentityUnavailable(PortalError):

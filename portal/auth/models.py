@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.db import Base, UTCDateTime, utcnow
+from daaas.portal.db import Base, UTCDateTime, utcnow
 
 
 class User(Base):

@@ -11,11 +11,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import generate_password_hash
 
-from portal.auth.backends import Identity, IdentityBackend
-from portal.auth.models import ApiToken, SignInAttempt, User
-from portal.config import Settings
-from portal.db import unit_of_work, utcnow
-from portal.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound, RateLimited
+from daaas.portal.auth.backends import Identity, IdentityBackend
+from daaas.portal.auth.models import ApiToken, SignInAttempt, User
+from daaas.portal.config import Settings
+from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.errors import (
+    AuthenticationRequired,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+)
 
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD_LENGTH = 10

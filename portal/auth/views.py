@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from portal.auth import service
-from portal.auth.current import current_user, end_session, start_session
-from portal.errors import RateLimited, SignInFailed
-from portal.lifecycle import db
-from portal.runtime import runtime
+from daaas.portal.auth import service
+from daaas.portal.auth.current import current_user, end_session, start_session
+from daaas.portal.errors import RateLimited, SignInFailed
+from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("auth", __name__)
 

@@ -10,12 +10,12 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from portal.auth.csrf import csrf_exempt
-from portal.context import service
-from portal.db import utcnow
-from portal.errors import Forbidden, InvalidInput
-from portal.lifecycle import db
-from portal.runtime import runtime
+from daaas.portal.auth.csrf import csrf_exempt
+from daaas.portal.context import service
+from daaas.portal.db import utcnow
+from daaas.portal.errors import Forbidden, InvalidInput
+from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("context_api", __name__, url_prefix="/api/v1")
 NO_STORE = {"Cache-Control": "no-store"}

@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from contextualisation import Context, Mount, context_from_parts, render_user_data
-from cvmfs import CvmfsClientSettings
-from cvmfs.registry import load_registry
-from portal.auth.models import User
-from portal.config import Settings
-from portal.hpc.machine import client_settings
-from portal.machines.models import Machine
+from daaas.contextualisation import Context, Mount, context_from_parts, render_user_data
+from daaas.cvmfs import CvmfsClientSettings
+from daaas.cvmfs.registry import load_registry
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.hpc.machine import client_settings
+from daaas.portal.machines.models import Machine
 
 #: What ``daaas context render`` puts where the real machine's id and token go.
 PLACEHOLDER_MACHINE_ID = "placeholder-machine-id"
@@ -38,7 +38,7 @@ def site_settings(settings: Settings) -> dict[str, Any]:
 
     CVMFS: the site's proxy chain and cache size from the settings, Stratum-1 servers from the
     CVMFS registry (public keys are baked into the image). HPC: where the cluster is, never a
-    credential (:func:`portal.hpc.machine.client_settings`). Raises RegistryError for a broken
+    credential (:func:`daaas.portal.hpc.machine.client_settings`). Raises RegistryError for a broken
     registry file.
     """
     registry = load_registry(Path(settings.cvmfs_registry) if settings.cvmfs_registry else None)
@@ -59,7 +59,7 @@ def build_context(settings: Settings, user: User, machine_id: str,
                   environment: Mapping[str, Any], token: str,
                   mounts: Sequence[Mount] = ()) -> Context:
     """Return the Context of one session of ``environment`` (a catalogue ``to_dict()``);
-    ``mounts`` are its storage mounts (:func:`portal.machines.mounts.cloud_mounts`).
+    ``mounts`` are its storage mounts (:func:`daaas.portal.machines.mounts.cloud_mounts`).
 
     Raises contextualisation.InvalidContext (a ContextualisationError) with a message for the
     user when the account, the environment or the site settings cannot be used.

@@ -9,15 +9,15 @@ import click
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from catalogue import Environment
-from contextualisation import ContextualisationError
-from portal.analysis.service import load_site_catalogue
-from portal.auth.models import User
-from portal.config import ConfigError, Settings, load_settings
-from portal.context.build import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN, user_data
-from portal.db import make_engine, make_session_factory
-from portal.demo import DEMO_USERS
-from portal.migrate import is_current
+from daaas.catalogue import Environment
+from daaas.contextualisation import ContextualisationError
+from daaas.portal.analysis.service import load_site_catalogue
+from daaas.portal.auth.models import User
+from daaas.portal.config import ConfigError, Settings, load_settings
+from daaas.portal.context.build import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN, user_data
+from daaas.portal.db import make_engine, make_session_factory
+from daaas.portal.demo import DEMO_USERS
+from daaas.portal.migrate import is_current
 
 DEFAULT_USER = DEMO_USERS[0].username
 

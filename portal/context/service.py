@@ -3,7 +3,7 @@ secrets, record the machine's report, and tell the reconciler what was reported.
 
 The contract with the VM's agent is contextualisation/BOOTSTRAP_PROTOCOL.md. Tokens are stored as
 SHA-256 digests only; the secrets handed over are derived from the portal's secret key
-(:mod:`portal.machines.secrets`), so none is stored at all.
+(:mod:`daaas.portal.machines.secrets`), so none is stored at all.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from typing import Any, Literal, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from contextualisation.environment import access_services
-from contextualisation.files import one_line
-from portal.config import Settings, resolve_secret_key
-from portal.context.build import user_data
-from portal.context.models import MachineContext
-from portal.errors import Conflict, Forbidden
-from portal.hpc.machine import secret_files
-from portal.machines.models import Machine
-from portal.machines.mounts import cloud_mounts
-from portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
-from portal.machines.states import AT_PROVIDER, STARTING
-from portal.storage.service import secret_files as storage_secret_files
+from daaas.contextualisation.environment import access_services
+from daaas.contextualisation.files import one_line
+from daaas.portal.config import Settings, resolve_secret_key
+from daaas.portal.context.build import user_data
+from daaas.portal.context.models import MachineContext
+from daaas.portal.errors import Conflict, Forbidden
+from daaas.portal.hpc.machine import secret_files
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.mounts import cloud_mounts
+from daaas.portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
+from daaas.portal.machines.states import AT_PROVIDER, STARTING
+from daaas.portal.storage.service import secret_files as storage_secret_files
 
 log = logging.getLogger(__name__)
 #: How long a machine has to trade its bootstrap token after its launch was handed to the cloud.

@@ -1,7 +1,7 @@
 """The experiment-metadata seam: which investigations a user may use, and what they hold.
 
 The embedded default reads the ICAT-core tables in the portal's database
-(:mod:`portal.experiments.models`); a real ICAT server plugs in behind the same interface.
+(:mod:`daaas.portal.experiments.models`); a real ICAT server plugs in behind the same interface.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import ClassVar
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from portal.db import utcnow
-from portal.errors import NotFound
-from portal.experiments.models import (
+from daaas.portal.db import utcnow
+from daaas.portal.errors import NotFound
+from daaas.portal.experiments.models import (
     IcatUser,
     InstrumentScientist,
     Investigation,

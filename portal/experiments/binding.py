@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.analysis.service import get_environment
-from portal.auth.models import User
-from portal.errors import InvalidInput
-from portal.experiments.service import check_binding, snapshot
-from portal.runtime import Runtime
+from daaas.portal.analysis.service import get_environment
+from daaas.portal.auth.models import User
+from daaas.portal.errors import InvalidInput
+from daaas.portal.experiments.service import check_binding, snapshot
+from daaas.portal.runtime import Runtime
 
 
 def experiment_for_launch(rt: Runtime, user: User, environment_name: str,

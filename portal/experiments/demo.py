@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.config import Settings
-from portal.db import utcnow
-from portal.experiments.importer import import_experiments, parse
-from portal.experiments.models import Investigation
+from daaas.portal.config import Settings
+from daaas.portal.db import utcnow
+from daaas.portal.experiments.importer import import_experiments, parse
+from daaas.portal.experiments.models import Investigation
 
 FACILITIES = [
     {"name": "DLS", "full_name": "Diamond Light Source", "instruments": [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.errors import PortalError
+from daaas.portal.errors import PortalError
 
 UNAVAILABLE = ("The experiment catalogue (ICAT) is not answering; you can still launch without "
                "an experiment.")

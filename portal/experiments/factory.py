@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.config import Settings
-from portal.experiments.backends import EmbeddedExperiments, ExperimentBackend
+from daaas.portal.config import Settings
+from daaas.portal.experiments.backends import EmbeddedExperiments, ExperimentBackend
 
 
 def experiment_backend(settings: Settings,
@@ -13,7 +13,7 @@ def experiment_backend(settings: Settings,
     """Return the backend ``experiments_backend`` names: the embedded ICAT-core tables, or a
     real ICAT server. Raises ConfigError for an ICAT without URL or usable credentials file."""
     if settings.experiments_backend == "icat":
-        from portal.experiments.icat import IcatExperiments
+        from daaas.portal.experiments.icat import IcatExperiments
 
         return IcatExperiments.from_settings(settings)
     return EmbeddedExperiments(session_factory)

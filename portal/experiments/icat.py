@@ -1,13 +1,13 @@
 """The production experiment backend: a real ICAT server, read over its REST interface.
 
-The portal logs in with one reader account (see :mod:`portal.experiments.icat_credentials`)
+The portal logs in with one reader account (see :mod:`daaas.portal.experiments.icat_credentials`)
 and asks, per portal user, for the investigations they are on (ICAT InvestigationUser) or
 whose instrument they are a scientist of (ICAT InstrumentScientist), with their instruments,
 members, datasets (for their locations) and facility. Answers are kept per user for
 ``icat_cache_seconds`` so the Analysis page does not ask ICAT on every view.
 
 Entity shapes follow ICAT's REST search answer (icat.server ``ICATRest.search`` and its
-``jsonise``; see :mod:`portal.experiments.icat_client` for the version followed): a list of
+``jsonise``; see :mod:`daaas.portal.experiments.icat_client` for the version followed): a list of
 ``{"Investigation": {...}}``, related entities inside it as plain objects, not wrapped by type
 (``"investigationInstruments": [{"id": 7, "instrument": {"name": "I03", ...}}]``), dates as
 ``yyyy-MM-dd'T'HH:mm:ss.SSSXXX`` (``2026-11-01T09:00:00.000Z``).
@@ -18,18 +18,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from portal.config import ConfigError, Settings
-from portal.errors import NotFound
-from portal.experiments.backends import (
+from daaas.portal.config import ConfigError, Settings
+from daaas.portal.errors import NotFound
+from daaas.portal.experiments.backends import (
     ExperimentBackend,
     InvestigationInfo,
     Member,
     sort_current_first,
 )
-from portal.experiments.cache import ExpiringCache
-from portal.experiments.errors import ExperimentsUnavailable
-from portal.experiments.icat_client import IcatClient
-from portal.experiments.icat_credentials import read_credentials
+from daaas.portal.experiments.cache import ExpiringCache
+from daaas.portal.experiments.errors import ExperimentsUnavailable
+from daaas.portal.experiments.icat_client import IcatClient
+from daaas.portal.experiments.icat_credentials import read_credentials
 
 INCLUDE = ("INCLUDE i.facility, i.investigationInstruments.instrument, "
            "i.investigationUsers.user, i.datasets")

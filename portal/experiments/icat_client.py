@@ -23,8 +23,8 @@ from typing import Any
 
 import requests
 
-from portal.experiments.errors import ExperimentsUnavailable
-from portal.experiments.icat_credentials import IcatCredentials
+from daaas.portal.experiments.errors import ExperimentsUnavailable
+from daaas.portal.experiments.icat_credentials import IcatCredentials
 
 REFRESH_AFTER_SECONDS = 600.0  # ICAT sessions last lifetimeMinutes (default 120) from refresh
 _SECRETS = re.compile(r"(sessionId=)[^&\s'\"]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"

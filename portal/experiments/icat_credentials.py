@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portal.config import ConfigError
+from daaas.portal.config import ConfigError
 
 KEY = "icat_credentials_file"
 

@@ -35,8 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.errors import InvalidInput
-from portal.experiments.models import (
+from daaas.portal.errors import InvalidInput
+from daaas.portal.experiments.models import (
     Datafile,
     Dataset,
     Facility,

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.db import Base, UTCDateTime
+from daaas.portal.db import Base, UTCDateTime
 
 
 class Facility(Base):

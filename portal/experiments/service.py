@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalogue import Environment
-from portal.auth.models import User
-from portal.errors import Forbidden, InvalidInput
-from portal.experiments.backends import ExperimentBackend, InvestigationInfo
-from portal.machines.models import Machine
+from daaas.catalogue import Environment
+from daaas.portal.auth.models import User
+from daaas.portal.errors import Forbidden, InvalidInput
+from daaas.portal.experiments.backends import ExperimentBackend, InvestigationInfo
+from daaas.portal.machines.models import Machine
 
 
 def serves(env: Environment, investigation: InvestigationInfo) -> bool:

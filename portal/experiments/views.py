@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from portal.auth.current import require_user
-from portal.experiments.backends import InvestigationInfo
-from portal.experiments.service import sessions_of, visible_investigation
-from portal.hpc.service import recorded_jobs
-from portal.lifecycle import db
-from portal.machines.serialize import machine_json
-from portal.runtime import runtime
+from daaas.portal.auth.current import require_user
+from daaas.portal.experiments.backends import InvestigationInfo
+from daaas.portal.experiments.service import sessions_of, visible_investigation
+from daaas.portal.hpc.service import recorded_jobs
+from daaas.portal.lifecycle import db
+from daaas.portal.machines.serialize import machine_json
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("experiments", __name__)
 api = Blueprint("experiments_api", __name__, url_prefix="/api/v1")

@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from portal.auth.current import require_user
-from portal.errors import InvalidInput
-from portal.hpc import service
-from portal.hpc.jobview import job_json
-from portal.hpc.offer import offer
-from portal.hpc.submission import from_mapping
-from portal.lifecycle import db
-from portal.runtime import runtime
+from daaas.portal.auth.current import require_user
+from daaas.portal.errors import InvalidInput
+from daaas.portal.hpc import service
+from daaas.portal.hpc.jobview import job_json
+from daaas.portal.hpc.offer import offer
+from daaas.portal.hpc.submission import from_mapping
+from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("hpc_api", __name__, url_prefix="/api/v1")
 

@@ -1,7 +1,7 @@
 """The HPC seam: what the portal asks of a batch system, whichever it is.
 
 A backend acts for one named user at a time and never as a shared account. The production
-implementation is :class:`portal.hpc.slurm.SlurmRestBackend`; the choice is configuration.
+implementation is :class:`daaas.portal.hpc.slurm.SlurmRestBackend`; the choice is configuration.
 """
 
 from __future__ import annotations

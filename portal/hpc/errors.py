@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.errors import Forbidden, PortalError
+from daaas.portal.errors import Forbidden, PortalError
 
 
 class HpcNotConfigured(PortalError):

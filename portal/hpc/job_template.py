@@ -17,7 +17,7 @@ import yaml
 from jinja2 import Environment, StrictUndefined, TemplateError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from portal.errors import InvalidInput, NotFound
+from daaas.portal.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 _NAME = r"^[a-z][a-z0-9_-]{0,63}$"

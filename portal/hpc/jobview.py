@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from flask import url_for
 
-from portal.hpc.backend import FINAL_STATES, JobInfo
-from portal.hpc.models import HpcJob
+from daaas.portal.hpc.backend import FINAL_STATES, JobInfo
+from daaas.portal.hpc.models import HpcJob
 
 
 @dataclass(frozen=True)

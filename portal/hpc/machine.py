@@ -14,9 +14,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from portal.config import Settings
-from portal.hpc.token import KeyUnreadable, mint, read_key
-from portal.machines.models import Machine
+from daaas.portal.config import Settings
+from daaas.portal.hpc.token import KeyUnreadable, mint, read_key
+from daaas.portal.machines.models import Machine
 
 log = logging.getLogger(__name__)
 #: Where the machine's Slurm token is installed (inside the exchange's /etc/daaas/secrets).

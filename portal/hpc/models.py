@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.auth.models import User
-from portal.db import Base, UTCDateTime, utcnow
+from daaas.portal.auth.models import User
+from daaas.portal.db import Base, UTCDateTime, utcnow
 
 
 class HpcJob(Base):

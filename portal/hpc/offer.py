@@ -7,15 +7,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from portal.auth.models import User
-from portal.config import Settings
-from portal.errors import NotFound
-from portal.hpc import site
-from portal.hpc.errors import HpcNotConfigured
-from portal.hpc.job_template import JobTemplate, load_templates
-from portal.hpc.machine import configured
-from portal.hpc.submission import experiment_data_path
-from portal.machines.models import Machine
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.errors import NotFound
+from daaas.portal.hpc import site
+from daaas.portal.hpc.errors import HpcNotConfigured
+from daaas.portal.hpc.job_template import JobTemplate, load_templates
+from daaas.portal.hpc.machine import configured
+from daaas.portal.hpc.submission import experiment_data_path
+from daaas.portal.machines.models import Machine
 
 
 @dataclass(frozen=True)

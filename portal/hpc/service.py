@@ -11,19 +11,19 @@ from dataclasses import replace
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from portal.auth.models import User
-from portal.config import Settings
-from portal.db import utcnow
-from portal.errors import Conflict, Forbidden, NotFound
-from portal.hpc import site
-from portal.hpc.backend import HpcBackend, JobInfo
-from portal.hpc.errors import JobRejected
-from portal.hpc.jobview import JobView, from_info, from_row
-from portal.hpc.models import HpcJob
-from portal.hpc.output import JobOutput, read_output
-from portal.hpc.submission import Submission, job_spec
-from portal.hpc.token import PRIVILEGED_NAMES
-from portal.machines.models import Machine
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.db import utcnow
+from daaas.portal.errors import Conflict, Forbidden, NotFound
+from daaas.portal.hpc import site
+from daaas.portal.hpc.backend import HpcBackend, JobInfo
+from daaas.portal.hpc.errors import JobRejected
+from daaas.portal.hpc.jobview import JobView, from_info, from_row
+from daaas.portal.hpc.models import HpcJob
+from daaas.portal.hpc.output import JobOutput, read_output
+from daaas.portal.hpc.submission import Submission, job_spec
+from daaas.portal.hpc.token import PRIVILEGED_NAMES
+from daaas.portal.machines.models import Machine
 
 GONE = "ENDED"
 GONE_REASON = "Slurm no longer lists this job: it ended a while ago. Its output stays."

@@ -1,6 +1,6 @@
 """The site's HPC settings read for use: partitions offered, folders, the backend.
 
-Parsing functions raise ValueError so :class:`portal.config.Settings` can name the bad key at
+Parsing functions raise ValueError so :class:`daaas.portal.config.Settings` can name the bad key at
 start-up.
 """
 
@@ -10,11 +10,11 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from portal.hpc.backend import HpcBackend
-from portal.hpc.errors import HpcNotConfigured, PartitionNotAllowed
+from daaas.portal.hpc.backend import HpcBackend
+from daaas.portal.hpc.errors import HpcNotConfigured, PartitionNotAllowed
 
 if TYPE_CHECKING:
-    from portal.config import Settings
+    from daaas.portal.config import Settings
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -74,7 +74,7 @@ def work_dir(settings: Settings, username: str) -> str:
 
 def backend(settings: Settings) -> HpcBackend:
     """Return the configured HPC backend. Raises HpcNotConfigured when there is none."""
-    from portal.hpc.slurm import SlurmRestBackend
+    from daaas.portal.hpc.slurm import SlurmRestBackend
 
     if not settings.hpc_slurmrestd_url:
         raise HpcNotConfigured()

@@ -13,12 +13,12 @@ from typing import Any
 
 import requests
 
-from portal.db import utcnow
-from portal.hpc.backend import HpcBackend, JobInfo, JobSpec
-from portal.hpc.errors import HpcRequestFailed, HpcUnavailable, JobRejected
-from portal.hpc.slurm_errors import AMBIGUOUS, SlurmError, body_of, errors_in, translate
-from portal.hpc.slurm_jobs import job_info, submission
-from portal.hpc.token import KeyUnreadable, mint, read_key
+from daaas.portal.db import utcnow
+from daaas.portal.hpc.backend import HpcBackend, JobInfo, JobSpec
+from daaas.portal.hpc.errors import HpcRequestFailed, HpcUnavailable, JobRejected
+from daaas.portal.hpc.slurm_errors import AMBIGUOUS, SlurmError, body_of, errors_in, translate
+from daaas.portal.hpc.slurm_jobs import job_info, submission
+from daaas.portal.hpc.token import KeyUnreadable, mint, read_key
 
 INVALID_JOB_ID = 2017
 JOB_HELD = 2042  # "Job is in held state": what a job submitted on hold is told

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import requests
 
-from portal.hpc.errors import HpcTokenRejected, HpcUnavailable
+from daaas.portal.hpc.errors import HpcTokenRejected, HpcUnavailable
 
 #: Slurm reports a refused token as "Unspecified error" (-1) or "Zero Bytes were transmitted or
 #: received" (5005); -1 also means "controller down" on reads. Such answers are probed again.

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from portal.hpc.backend import JobInfo, JobSpec
+from daaas.portal.hpc.backend import JobInfo, JobSpec
 
 _PATTERN_RE = re.compile(r"%(%|[A-Za-z])")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from portal.auth.models import User
-from portal.config import Settings
-from portal.errors import InvalidInput
-from portal.hpc import site
-from portal.hpc.backend import JobSpec
-from portal.hpc.job_template import get_template
-from portal.hpc.slurm_jobs import DEFAULT_PATH
-from portal.machines.models import Machine
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.errors import InvalidInput
+from daaas.portal.hpc import site
+from daaas.portal.hpc.backend import JobSpec
+from daaas.portal.hpc.job_template import get_template
+from daaas.portal.hpc.slurm_jobs import DEFAULT_PATH
+from daaas.portal.machines.models import Machine
 
 MAX_SCRIPT = 64 * 1024
 DEFAULT_NAME = "daaas-job"

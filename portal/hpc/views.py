@@ -6,18 +6,18 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from portal.auth.current import require_user
-from portal.auth.models import User
-from portal.config import Settings
-from portal.errors import PortalError
-from portal.hpc import service
-from portal.hpc.errors import HpcRequestFailed, HpcTokenRejected, HpcUnavailable
-from portal.hpc.jobview import JobView
-from portal.hpc.offer import Offer, offer
-from portal.hpc.output import read_output
-from portal.hpc.submission import from_mapping
-from portal.lifecycle import db
-from portal.runtime import runtime
+from daaas.portal.auth.current import require_user
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.errors import PortalError
+from daaas.portal.hpc import service
+from daaas.portal.hpc.errors import HpcRequestFailed, HpcTokenRejected, HpcUnavailable
+from daaas.portal.hpc.jobview import JobView
+from daaas.portal.hpc.offer import Offer, offer
+from daaas.portal.hpc.output import read_output
+from daaas.portal.hpc.submission import from_mapping
+from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("hpc", __name__)
 CLUSTER_TROUBLE = (HpcUnavailable, HpcTokenRejected, HpcRequestFailed)

@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from portal.auth.current import require_user
-from portal.errors import InvalidInput
-from portal.experiments.binding import experiment_for_launch
-from portal.lifecycle import db
-from portal.machines import service
-from portal.machines.serialize import machine_json
-from portal.runtime import runtime
+from daaas.portal.auth.current import require_user
+from daaas.portal.errors import InvalidInput
+from daaas.portal.experiments.binding import experiment_for_launch
+from daaas.portal.lifecycle import db
+from daaas.portal.machines import service
+from daaas.portal.machines.serialize import machine_json
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("machines_api", __name__, url_prefix="/api/v1")
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.auth.models import User
-from portal.db import Base, UTCDateTime, utcnow
+from daaas.portal.auth.models import User
+from daaas.portal.db import Base, UTCDateTime, utcnow
 
 
 class Machine(Base):

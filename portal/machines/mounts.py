@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from contextualisation import Mount
-from portal.config import Settings
-from portal.machines.models import Machine
-from portal.providers import SessionMount
-from portal.storage.service import machine_mounts, storage_area
+from daaas.contextualisation import Mount
+from daaas.portal.config import Settings
+from daaas.portal.machines.models import Machine
+from daaas.portal.providers import SessionMount
+from daaas.portal.storage.service import machine_mounts, storage_area
 
 
 def session_mounts(settings: Settings, machine: Machine) -> tuple[SessionMount, ...]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.machines.models import Machine
-from portal.machines.states import State
-from portal.providers import Provider
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.states import State
+from daaas.portal.providers import Provider
 
 
 def find_orphans(db: Session, provider: Provider) -> list[str]:

@@ -18,16 +18,16 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from contextualisation import ContextualisationError
-from portal.config import Settings
-from portal.context import service as context
-from portal.db import utcnow
-from portal.machines.models import Machine
-from portal.machines.mounts import session_mounts
-from portal.machines.secrets import vnc_password
-from portal.machines.service import transition
-from portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
-from portal.providers import (
+from daaas.contextualisation import ContextualisationError
+from daaas.portal.config import Settings
+from daaas.portal.context import service as context
+from daaas.portal.db import utcnow
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.mounts import session_mounts
+from daaas.portal.machines.secrets import vnc_password
+from daaas.portal.machines.service import transition
+from daaas.portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
+from daaas.portal.providers import (
     CapacityExhausted,
     LaunchSpec,
     MachineGone,

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import url_for
 
-from portal.machines.models import Machine
-from portal.machines.service import can_stop
-from portal.machines.timings import phase_timings
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.service import can_stop
+from daaas.portal.machines.timings import phase_timings
 
 
 def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:

@@ -12,15 +12,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from catalogue import Catalogue, Environment
-from portal.analysis.service import get_environment
-from portal.auth.models import User
-from portal.config import Settings
-from portal.db import utcnow
-from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
-from portal.machines.models import Machine, MachineEvent
-from portal.machines.states import FINAL, State, can_move
-from portal.providers import PROVIDERS, StopNotSupported
+from daaas.catalogue import Catalogue, Environment
+from daaas.portal.analysis.service import get_environment
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.db import utcnow
+from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.states import FINAL, State, can_move
+from daaas.portal.providers import PROVIDERS, StopNotSupported
 
 
 class InvalidTransition(RuntimeError):
@@ -51,7 +51,7 @@ def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: 
     """Record the user's wish for a machine of this environment; returns it in 'requested'.
 
     ``experiment`` is the investigation the session is bound to (already checked by
-    :func:`portal.experiments.service.check_binding`), recorded with the machine. The
+    :func:`daaas.portal.experiments.service.check_binding`), recorded with the machine. The
     reconciler does the rest. Raises NotFound for an environment the user may not use,
     InvalidInput for a flavor the environment does not allow, and Conflict when the user
     already has as many machines as the site allows.

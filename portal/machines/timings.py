@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from portal.machines.models import Machine
-from portal.machines.states import State
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.states import State
 
 PHASES = (
     ("queue", State.REQUESTED, State.PROVISIONING),

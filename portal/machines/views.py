@@ -5,19 +5,19 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from contextualisation import ContextualisationError
-from portal.access.rdp import rdp_unavailable_reason
-from portal.auth.current import require_user
-from portal.context.build import inspectable_user_data
-from portal.experiments.binding import experiment_for_launch
-from portal.hpc.service import recorded_jobs
-from portal.lifecycle import db
-from portal.machines import service
-from portal.machines.models import Machine
-from portal.machines.states import State
-from portal.machines.timings import phase_timings
-from portal.providers import ConnectionTarget, ProviderError
-from portal.runtime import runtime
+from daaas.contextualisation import ContextualisationError
+from daaas.portal.access.rdp import rdp_unavailable_reason
+from daaas.portal.auth.current import require_user
+from daaas.portal.context.build import inspectable_user_data
+from daaas.portal.experiments.binding import experiment_for_launch
+from daaas.portal.hpc.service import recorded_jobs
+from daaas.portal.lifecycle import db
+from daaas.portal.machines import service
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.states import State
+from daaas.portal.machines.timings import phase_timings
+from daaas.portal.providers import ConnectionTarget, ProviderError
+from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("machines", __name__)
 

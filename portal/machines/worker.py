@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from portal.config import Settings, resolve_secret_key
-from portal.db import worker_session_factory
-from portal.machines.reconciler import Reconciler
-from portal.runtime import Runtime
+from daaas.portal.config import Settings, resolve_secret_key
+from daaas.portal.db import worker_session_factory
+from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import portal.models  # noqa: F401  (registers every table)
-from portal.db import Base
+import daaas.portal.models  # noqa: F401  (registers every table)
+from daaas.portal.db import Base
 
 config = context.config
 target_metadata = Base.metadata

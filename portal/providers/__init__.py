@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.providers.base import (
+from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
     LaunchSpec,
@@ -17,13 +17,13 @@ from portal.providers.base import (
     ProviderStatus,
     SessionMount,
 )
-from portal.providers.doubles import (
+from daaas.portal.providers.doubles import (
     FailingProvider,
     InMemoryProvider,
     NeverReadyProvider,
     SlowProvider,
 )
-from portal.providers.errors import (
+from daaas.portal.providers.errors import (
     CapacityExhausted,
     LaunchFailed,
     MachineGone,
@@ -32,9 +32,9 @@ from portal.providers.errors import (
     ProviderUnavailable,
     StopNotSupported,
 )
-from portal.providers.local import LocalProvider
-from portal.providers.openstack import OpenStackProvider
-from portal.providers.qemu import QemuProvider
+from daaas.portal.providers.local import LocalProvider
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.qemu import QemuProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     cls.name: cls

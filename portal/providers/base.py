@@ -6,7 +6,8 @@ server name/tag in a cloud), which is what makes ``launch`` and ``delete`` idemp
 killed between "create" and "record" finds what it already created instead of making a second.
 
 Methods are called from the reconciler's thread and may block for seconds; none is called from
-a web request. Every error a provider raises is a :class:`portal.providers.errors.ProviderError`.
+a web request. Every error a provider raises is a
+:class:`daaas.portal.providers.errors.ProviderError`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from portal.providers.errors import StopNotSupported
+from daaas.portal.providers.errors import StopNotSupported
 
 
 class ProviderState(enum.Enum):

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-from portal.providers.base import (
+from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
     LaunchSpec,
@@ -23,7 +23,12 @@ from portal.providers.base import (
     ProviderState,
     ProviderStatus,
 )
-from portal.providers.errors import CapacityExhausted, LaunchFailed, MachineGone, ProviderError
+from daaas.portal.providers.errors import (
+    CapacityExhausted,
+    LaunchFailed,
+    MachineGone,
+    ProviderError,
+)
 
 
 @dataclass

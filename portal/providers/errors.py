@@ -2,14 +2,15 @@
 
 Every provider translates its backend's exceptions (a cloud SDK's, a subprocess's) into one of
 these at its boundary, so the reconciler and the views never see a raw library exception. They
-are :class:`portal.errors.PortalError` subclasses, so the portal's one error handler answers them.
+are :class:`daaas.portal.errors.PortalError` subclasses, so the portal's one error handler answers
+them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from portal.errors import PortalError
+from daaas.portal.errors import PortalError
 
 
 class ProviderError(PortalError):

@@ -6,10 +6,10 @@ import importlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from portal.config import Settings
-from portal.providers import PROVIDERS, LocalProvider, Provider, ProviderUnavailable
-from portal.providers.openstack import OpenStackProvider
-from portal.providers.qemu import QemuProvider
+from daaas.portal.config import Settings
+from daaas.portal.providers import PROVIDERS, LocalProvider, Provider, ProviderUnavailable
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.qemu import QemuProvider
 
 
 def provider_class(name: str) -> type[Provider]:

@@ -14,21 +14,26 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from portal.providers import local_desktop as desk
-from portal.providers import local_start as start
-from portal.providers import local_status as status
-from portal.providers import local_x11 as x11
-from portal.providers.base import (
+from daaas.portal.providers import local_desktop as desk
+from daaas.portal.providers import local_start as start
+from daaas.portal.providers import local_status as status
+from daaas.portal.providers import local_x11 as x11
+from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
     LaunchSpec,
     Provider,
     ProviderStatus,
 )
-from portal.providers.errors import CapacityExhausted, LaunchFailed, MachineGone, ProviderError
-from portal.providers.local_mounts import detach
-from portal.providers.local_procs import stop as stop_processes
-from portal.providers.local_session import (
+from daaas.portal.providers.errors import (
+    CapacityExhausted,
+    LaunchFailed,
+    MachineGone,
+    ProviderError,
+)
+from daaas.portal.providers.local_mounts import detach
+from daaas.portal.providers.local_procs import stop as stop_processes
+from daaas.portal.providers.local_session import (
     SessionPaths,
     SessionState,
     remove_stale_x_files,

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from catalogue.loader import ICONS_DIRECTORY
-from contextualisation.environment import launchers
-from contextualisation.files import desktop_entries
-from portal.providers.base import SessionMount
-from portal.providers.errors import LaunchFailed, MissingSystemPackages
+from daaas.catalogue.loader import ICONS_DIRECTORY
+from daaas.contextualisation.environment import launchers
+from daaas.contextualisation.files import desktop_entries
+from daaas.portal.providers.base import SessionMount
+from daaas.portal.providers.errors import LaunchFailed, MissingSystemPackages
 
 # program -> Debian package that ships it
 PACKAGES = {
@@ -70,7 +70,7 @@ def check_programs(programs: Iterable[str]) -> dict[str, str]:
 def write_launchers(home: Path, environment: Mapping[str, Any]) -> list[Path]:
     """Write the environment's launchers, executable (so: trusted), into ``home/Desktop``.
 
-    The entries come from contextualisation's renderer, the same one that writes them on
+    The entries come from daaas.contextualisation's renderer, the same one that writes them on
     cloud VMs, so both providers show one description of the session. Returns the files
     written. Raises LaunchFailed for a broken application entry.
     """

@@ -14,8 +14,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from portal.providers.base import SessionMount
-from portal.providers.errors import LaunchFailed, ProviderError
+from daaas.portal.providers.base import SessionMount
+from daaas.portal.providers.errors import LaunchFailed, ProviderError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from portal.providers.errors import LaunchFailed
-from portal.providers.local_procs import ProcRef, is_alive
+from daaas.portal.providers.errors import LaunchFailed
+from daaas.portal.providers.local_procs import ProcRef, is_alive
 
 VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 X11_DIR = Path("/tmp/.X11-unix")

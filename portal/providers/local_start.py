@@ -13,15 +13,15 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from portal.providers.base import LaunchSpec
-from portal.providers.errors import CapacityExhausted, LaunchFailed
-from portal.providers.local_desktop import (
+from daaas.portal.providers.base import LaunchSpec
+from daaas.portal.providers.errors import CapacityExhausted, LaunchFailed
+from daaas.portal.providers.local_desktop import (
     write_desktop_config,
     write_folder_links,
     write_launchers,
 )
-from portal.providers.local_mounts import attach
-from portal.providers.local_procs import (
+from daaas.portal.providers.local_mounts import attach
+from daaas.portal.providers.local_procs import (
     ProcRef,
     is_alive,
     port_free,
@@ -30,7 +30,7 @@ from portal.providers.local_procs import (
     stop,
     wait_for,
 )
-from portal.providers.local_session import (
+from daaas.portal.providers.local_session import (
     SessionPaths,
     display_free,
     lock_owner,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portal.providers.base import ProviderState, ProviderStatus
-from portal.providers.local_desktop import DESKTOPS
-from portal.providers.local_procs import marked_values
-from portal.providers.local_session import VALID_ID, SessionPaths, SessionState, x_socket
+from daaas.portal.providers.base import ProviderState, ProviderStatus
+from daaas.portal.providers.local_desktop import DESKTOPS
+from daaas.portal.providers.local_procs import marked_values
+from daaas.portal.providers.local_session import VALID_ID, SessionPaths, SessionState, x_socket
 
 STOPPED_MARK = "stopped"
 

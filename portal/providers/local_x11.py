@@ -12,10 +12,10 @@ from __future__ import annotations
 import socket
 import struct
 
-from portal.providers.errors import LaunchFailed
-from portal.providers.local_procs import ProcRef, is_alive, stop, wait_for
-from portal.providers.local_session import SessionPaths, x_socket
-from portal.providers.local_start import start_program
+from daaas.portal.providers.errors import LaunchFailed
+from daaas.portal.providers.local_procs import ProcRef, is_alive, stop, wait_for
+from daaas.portal.providers.local_session import SessionPaths, x_socket
+from daaas.portal.providers.local_start import start_program
 
 INTERN_ATOM, GET_PROPERTY = 16, 20
 DESKTOP_SECONDS = 5.0  # a desktop window is managed ~0.3 s after the start when all goes well

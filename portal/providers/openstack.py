@@ -17,7 +17,7 @@ from typing import Any, Literal
 import openstack
 from openstack import exceptions as os_exc
 
-from portal.providers.base import (
+from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
     LaunchSpec,
@@ -25,17 +25,17 @@ from portal.providers.base import (
     ProviderState,
     ProviderStatus,
 )
-from portal.providers.errors import (
+from daaas.portal.providers.errors import (
     CapacityExhausted,
     LaunchFailed,
     MachineGone,
     ProviderError,
     ProviderUnavailable,
 )
-from portal.providers.openstack_capacity import flavor_wants_gpu, free_units
-from portal.providers.openstack_errors import NO_GPU, translated
-from portal.providers.openstack_net import address_for
-from portal.providers.openstack_state import (
+from daaas.portal.providers.openstack_capacity import flavor_wants_gpu, free_units
+from daaas.portal.providers.openstack_errors import NO_GPU, translated
+from daaas.portal.providers.openstack_net import address_for
+from daaas.portal.providers.openstack_state import (
     GPU_KEY,
     MACHINE_KEY,
     OWNER_KEY,

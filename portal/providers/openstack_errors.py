@@ -1,6 +1,6 @@
 """Translate openstacksdk/keystoneauth exceptions and Nova faults into typed provider errors.
 
-The one place where cloud exceptions become :mod:`portal.providers.errors`. Every log message
+The one place where cloud exceptions become :mod:`daaas.portal.providers.errors`. Every log message
 passes through :func:`redact` first: Nova echoes the whole user_data back in a 400 ("Invalid
 input for field/attribute user_data. Value: <all of it>"), and user_data carries a bootstrap
 token.
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as os_exc
 
-from portal.providers.errors import (
+from daaas.portal.providers.errors import (
     CapacityExhausted,
     LaunchFailed,
     ProviderError,

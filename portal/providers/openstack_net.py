@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.providers.errors import ProviderError
-from portal.providers.openstack_state import machine_id_of
+from daaas.portal.providers.errors import ProviderError
+from daaas.portal.providers.openstack_state import machine_id_of
 
 
 def address_for(conn: Any, server: Any, mode: str, network: str, floating_network: str) -> str:

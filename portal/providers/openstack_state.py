@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.providers.base import ProviderState, ProviderStatus
-from portal.providers.openstack_errors import fault_message
+from daaas.portal.providers.base import ProviderState, ProviderStatus
+from daaas.portal.providers.openstack_errors import fault_message
 
 MACHINE_KEY = "daaas_machine_id"
 OWNER_KEY = "daaas_owner"

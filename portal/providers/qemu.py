@@ -17,8 +17,8 @@ import threading
 from collections.abc import Collection
 from pathlib import Path
 
-from portal.providers import qemu_vm as vm
-from portal.providers.base import (
+from daaas.portal.providers import qemu_vm as vm
+from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
     LaunchSpec,
@@ -26,7 +26,7 @@ from portal.providers.base import (
     ProviderState,
     ProviderStatus,
 )
-from portal.providers.errors import (
+from daaas.portal.providers.errors import (
     CapacityExhausted,
     LaunchFailed,
     MachineGone,

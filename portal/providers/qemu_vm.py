@@ -23,12 +23,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from portal.providers.local_procs import ProcRef, is_alive, proc_ref
+from daaas import package_path
+from daaas.portal.providers.local_procs import ProcRef, is_alive, proc_ref
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
             "cloud-localds": "cloud-image-utils"}
-RELAY = Path(__file__).resolve().parent / "qemu_relay.py"
+RELAY = package_path("daaas.portal.providers", "qemu_relay.py")
 GUEST_VNC_PORT = 5901
 
 

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from portal.auth.models import User
-from portal.db import utcnow
-from portal.errors import InvalidInput, NotFound
-from portal.storage.models import AppPassword
+from daaas.portal.auth.models import User
+from daaas.portal.db import utcnow
+from daaas.portal.errors import InvalidInput, NotFound
+from daaas.portal.storage.models import AppPassword
 
 SECRET_RE = re.compile(r"^dav_([A-Za-z0-9]{10})_[A-Za-z0-9_-]{20,}$")
 MAX_PER_USER = 20

@@ -2,7 +2,7 @@
 
 A backend is a small class like the compute providers: a real default (``local``, a folder per
 user on this host) and production ones (``nfs``: an existing NFS or CephFS export with a folder
-per user; ``manila``: one OpenStack Manila share per user, :mod:`portal.storage.manila`). The
+per user; ``manila``: one OpenStack Manila share per user, :mod:`daaas.portal.storage.manila`). The
 choice is ``storage_backend`` in the settings. Whatever the backend, storage is created on first
 need and never deleted with a machine; machines mount it read-write at ``/home/<user>/storage``.
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from contextualisation import Mount
-from portal.auth.models import User
-from portal.config import Settings
-from portal.storage.errors import StorageError
+from daaas.contextualisation import Mount
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.storage.errors import StorageError
 
 #: Where a cloud machine mounts the user's storage (local sessions link ``~/storage`` too).
 STORAGE_TARGET = "/home/{username}/storage"

@@ -9,7 +9,7 @@ answers them like any PortalError: 503 makes the VM's agent try again.
 
 from __future__ import annotations
 
-from portal.providers.errors import CapacityExhausted, ProviderError, ProviderUnavailable
+from daaas.portal.providers.errors import CapacityExhausted, ProviderError, ProviderUnavailable
 
 
 class StorageError(ProviderError):

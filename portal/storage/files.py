@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
 
-from portal.errors import Conflict, Forbidden, InvalidInput, NotFound, PortalError
+from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound, PortalError
 
 CHUNK = 1024 * 1024
 MAX_NAME = 255

@@ -16,13 +16,18 @@ import threading
 import time
 from typing import Any
 
-from contextualisation import Mount
-from portal.auth.models import User
-from portal.config import Settings
-from portal.providers.openstack_state import machine_tag
-from portal.storage.backends import GIB, StorageArea, StorageBackend, ensure_folder, usage
-from portal.storage.errors import StorageError, StorageUnavailable
-from portal.storage.manila_errors import ERROR_SHARE, NO_KEY_YET, manila_call, openstack_connection
+from daaas.contextualisation import Mount
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.providers.openstack_state import machine_tag
+from daaas.portal.storage.backends import GIB, StorageArea, StorageBackend, ensure_folder, usage
+from daaas.portal.storage.errors import StorageError, StorageUnavailable
+from daaas.portal.storage.manila_errors import (
+    ERROR_SHARE,
+    NO_KEY_YET,
+    manila_call,
+    openstack_connection,
+)
 
 log = logging.getLogger(__name__)
 OWNER_KEY, PORTAL_KEY, MACHINE_KEY = "daaas_owner", "daaas_portal", "daaas_machine"

@@ -1,6 +1,6 @@
 """Manila (openstacksdk/keystoneauth) exceptions → typed storage errors, and the Connection.
 
-The one place where Manila's exceptions become :mod:`portal.storage.errors`; the person's
+The one place where Manila's exceptions become :mod:`daaas.portal.storage.errors`; the person's
 message says what to do, the log's keeps Manila's own words and request id.
 """
 
@@ -14,9 +14,9 @@ import openstack
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as os_exc
 
-from portal.providers.errors import ProviderError
-from portal.providers.openstack_errors import describe
-from portal.storage.errors import StorageError, StorageQuotaExceeded, StorageUnavailable
+from daaas.portal.providers.errors import ProviderError
+from daaas.portal.providers.openstack_errors import describe
+from daaas.portal.storage.errors import StorageError, StorageQuotaExceeded, StorageUnavailable
 
 UNREACHABLE = ("The storage service of the cloud (Manila) cannot be reached right now, so your "
                "storage cannot be attached. The portal keeps trying; if your machine fails, "

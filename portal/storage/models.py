@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.db import Base, UTCDateTime, utcnow
+from daaas.portal.db import Base, UTCDateTime, utcnow
 
 
 class AppPassword(Base):

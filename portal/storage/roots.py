@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portal.auth.models import User
-from portal.errors import NotFound, PortalError
-from portal.experiments.backends import InvestigationInfo
-from portal.runtime import Runtime
-from portal.storage.files import Root
-from portal.storage.service import StorageArea, storage_area
+from daaas.portal.auth.models import User
+from daaas.portal.errors import NotFound, PortalError
+from daaas.portal.experiments.backends import InvestigationInfo
+from daaas.portal.runtime import Runtime
+from daaas.portal.storage.files import Root
+from daaas.portal.storage.service import StorageArea, storage_area
 
 STORAGE_KEY = "storage"
 EXPERIMENT_PREFIX = "experiment-"

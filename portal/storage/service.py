@@ -1,7 +1,8 @@
 """Persistent user storage: created on first need, in every session of its user, never
 deleted with a machine.
 
-Where it lives is the configured backend (``storage_backend``, :mod:`portal.storage.backends`):
+Where it lives is the configured backend (``storage_backend``,
+:mod:`daaas.portal.storage.backends`):
 a folder per user under ``var_dir/storage`` (the embedded default), a folder per user on an
 existing NFS/CephFS export, or a Manila share per user. Everything else in the portal asks
 here: My Data and WebDAV for :func:`storage_area`, launches for :func:`machine_mounts`, the
@@ -13,10 +14,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from contextualisation import Mount
-from portal.auth.models import User
-from portal.config import Settings
-from portal.storage.backends import ExportStorage, LocalStorage, StorageArea, StorageBackend
+from daaas.contextualisation import Mount
+from daaas.portal.auth.models import User
+from daaas.portal.config import Settings
+from daaas.portal.storage.backends import ExportStorage, LocalStorage, StorageArea, StorageBackend
 
 __all__ = ["StorageArea", "backend", "machine_mounts", "secret_files", "storage_area"]
 
@@ -28,7 +29,7 @@ def backend(settings: Settings) -> StorageBackend:
     Raises StorageError when the backend's settings are incomplete.
     """
     if settings.storage_backend == "manila":
-        from portal.storage.manila import ManilaStorage  # imports openstacksdk: only if used
+        from daaas.portal.storage.manila import ManilaStorage  # imports openstacksdk: only if used
 
         return ManilaStorage(settings)
     if settings.storage_backend == "nfs":

@@ -17,18 +17,18 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from portal.auth.current import require_user
-from portal.auth.models import User
-from portal.errors import InvalidInput
-from portal.lifecycle import db
-from portal.runtime import runtime
-from portal.storage import files
-from portal.storage.app_passwords import (
+from daaas.portal.auth.current import require_user
+from daaas.portal.auth.models import User
+from daaas.portal.errors import InvalidInput
+from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
+from daaas.portal.storage import files
+from daaas.portal.storage.app_passwords import (
     app_passwords,
     create_app_password,
     revoke_app_password,
 )
-from portal.storage.roots import STORAGE_KEY, experiments_of, own_storage, root_for
+from daaas.portal.storage.roots import STORAGE_KEY, experiments_of, own_storage, root_for
 
 blueprint = Blueprint("storage", __name__, url_prefix="/my-data")
 FORM_TYPES = {"multipart/form-data", "application/x-www-form-urlencoded"}

@@ -1,7 +1,7 @@
 """The user's storage over WebDAV at /dav/, for mounting on their own computer.
 
 WsgiDAV serves it beside the Flask app (a werkzeug DispatcherMiddleware). HTTP Basic
-authentication takes an app password (:mod:`portal.storage.app_passwords`), never the sign-in
+authentication takes an app password (:mod:`daaas.portal.storage.app_passwords`), never the sign-in
 password; each request is then confined to that user's storage folder: the provider finds the
 folder in the request, refuses paths that resolve outside it and refuses symlinks. A PUT that
 would take the storage over its quota is answered 507 before anything is written.
@@ -35,13 +35,13 @@ from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from portal.auth.models import User
-from portal.db import unit_of_work
-from portal.errors import PortalError
-from portal.runtime import Runtime, runtime
-from portal.storage import files
-from portal.storage.app_passwords import app_password_user, check_app_password
-from portal.storage.service import storage_area
+from daaas.portal.auth.models import User
+from daaas.portal.db import unit_of_work
+from daaas.portal.errors import PortalError
+from daaas.portal.runtime import Runtime, runtime
+from daaas.portal.storage import files
+from daaas.portal.storage.app_passwords import app_password_user, check_app_password
+from daaas.portal.storage.service import storage_area
 
 log = logging.getLogger(__name__)
 MOUNT = "/dav"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from portal.providers.local_mounts import detach
+from daaas.portal.providers.local_mounts import detach
 from tests.conftest import OUTPUT, ROOT
 from tests.e2e.conftest import free_port, signed_in_page
 from tests.e2e.pixels import desktop_checks, desktop_labels
@@ -35,7 +35,7 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
            "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
            "DAAAS_VAR_DIR": str(var_dir), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5"}
     log = (var_dir.parent / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+    process = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
                                 "serve"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -17,14 +17,14 @@ import yaml
 from flask import Flask
 from sqlalchemy import select
 
-from portal.auth.service import get_user
-from portal.config import resolve_secret_key
-from portal.context.models import MachineContext
-from portal.db import unit_of_work, utcnow, worker_session_factory
-from portal.machines import service
-from portal.machines.models import Machine
-from portal.machines.reconciler import Reconciler
-from portal.providers import LaunchSpec, NeverReadyProvider, ProviderUnavailable
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import resolve_secret_key
+from daaas.portal.context.models import MachineContext
+from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
+from daaas.portal.machines import service
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.providers import LaunchSpec, NeverReadyProvider, ProviderUnavailable
 from tests.unit.test_contextualisation_render import require_cloudinit_python
 
 

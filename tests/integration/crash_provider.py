@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from portal.providers import LaunchSpec, LocalProvider
+from daaas.portal.providers import LaunchSpec, LocalProvider
 
 
 class PauseAfterLaunch(LocalProvider):

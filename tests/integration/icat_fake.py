@@ -2,7 +2,7 @@
 
 It mirrors icat.server's ``ICATRest`` as its javadoc (published as the "ICAT Server REST
 interface" pages) and code document it, in the 5.x source the adapter follows (see
-:mod:`portal.experiments.icat_client`):
+:mod:`daaas.portal.experiments.icat_client`):
 
 - ``POST /icat/session`` with form field ``json`` = ``{"plugin": …, "credentials": [{"username":
   …}, {"password": …}]}`` answers ``{"sessionId": "<uuid>"}``;

@@ -16,13 +16,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
-from portal.access.service import DesktopAccess, consume_token, issue_desktop_token
-from portal.api.openapi import openapi_document
-from portal.auth.service import get_user
-from portal.db import unit_of_work, utcnow
-from portal.errors import Conflict, NotFound
-from portal.machines.models import AccessToken
-from portal.machines.secrets import vnc_password
+from daaas.portal.access.service import DesktopAccess, consume_token, issue_desktop_token
+from daaas.portal.api.openapi import openapi_document
+from daaas.portal.auth.service import get_user
+from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.errors import Conflict, NotFound
+from daaas.portal.machines.models import AccessToken
+from daaas.portal.machines.secrets import vnc_password
 from tests.conftest import sign_in
 from tests.integration.test_access_support import make_machine, set_state
 
@@ -192,7 +192,7 @@ def test_api_refuses_other_users_machines_and_unready_ones(app: Flask,
 
 
 def test_websocket_url_follows_the_configured_proxy(settings_override: dict[str, Any]) -> None:
-    from portal import create_app
+    from daaas.portal import create_app
 
     proxied = create_app({**settings_override, "websockify_url": "wss://desk.example/ws"})
     machine_id = make_machine(proxied, "scientist")

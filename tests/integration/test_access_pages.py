@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal import create_app
-from portal.machines.secrets import vnc_password
+from daaas.portal import create_app
+from daaas.portal.machines.secrets import vnc_password
 from tests.conftest import sign_in
 from tests.integration.test_access_support import make_machine
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from portal.access.proxy import ProxyError, ProxyProcess, start_proxy
-from portal.access.service import issue_desktop_token
-from portal.auth.service import get_user
-from portal.config import Settings, load_settings
-from portal.db import unit_of_work
+from daaas.portal.access.proxy import ProxyError, ProxyProcess, start_proxy
+from daaas.portal.access.service import issue_desktop_token
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import Settings, load_settings
+from daaas.portal.db import unit_of_work
 from tests.conftest import ROOT
 from tests.integration.test_access_support import (
     RFB_GREETING,
@@ -125,7 +125,7 @@ def test_tokens_and_database_url_stay_private(app: Flask, proxy: ProxyProcess,
 
 
 def test_the_source_file_is_private_while_it_exists(settings: Settings) -> None:
-    from portal.access.proxy import write_source
+    from daaas.portal.access.proxy import write_source
 
     path = write_source(settings.var_path, settings.effective_database_url)
     assert path.stat().st_mode & 0o777 == 0o600
@@ -156,8 +156,8 @@ def test_stop_ends_the_proxy_and_its_connection_handlers(app: Flask, settings: S
 
 LAUNCHER = """
 import json, sys, time
-from portal.access.proxy import start_proxy
-from portal.config import load_settings
+from daaas.portal.access.proxy import start_proxy
+from daaas.portal.config import load_settings
 settings = load_settings(json.loads(sys.argv[1]), environ={})
 proxy = start_proxy(settings, settings.effective_database_url)
 print(proxy.process.pid, flush=True)

@@ -10,10 +10,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal import create_app
-from portal.access.rdp import rdp_file, rdp_unavailable_reason
-from portal.machines.models import Machine
-from portal.providers import ConnectionTarget
+from daaas.portal import create_app
+from daaas.portal.access.rdp import rdp_file, rdp_unavailable_reason
+from daaas.portal.machines.models import Machine
+from daaas.portal.providers import ConnectionTarget
 from tests.conftest import sign_in
 from tests.integration.test_access_support import FixedTarget, make_machine
 

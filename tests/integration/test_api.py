@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from portal.api.openapi import openapi_document
+from daaas.portal.api.openapi import openapi_document
 from tests.conftest import csrf_from, sign_in
 
 
@@ -26,8 +26,8 @@ def assert_matches(body: Any, name: str) -> None:
 
 
 def _token(app: Flask, username: str) -> str:
-    from portal.auth.service import create_token, get_user
-    from portal.db import unit_of_work
+    from daaas.portal.auth.service import create_token, get_user
+    from daaas.portal.db import unit_of_work
 
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         return create_token(db, get_user(db, username), "test", 1)[1]
@@ -133,7 +133,7 @@ def test_create_token_rejects_bad_name(app: Flask, client: FlaskClient) -> None:
 def test_tokens_cli(settings_override: dict[str, Any], client: FlaskClient) -> None:
     from click.testing import CliRunner
 
-    from portal.cli import main
+    from daaas.portal.cli import main
 
     env = {"DAAAS_DATABASE_URL": settings_override["database_url"],
            "DAAAS_VAR_DIR": settings_override["var_dir"]}

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from portal.auth.models import User
-from portal.cli import main
+from daaas.portal.auth.models import User
+from daaas.portal.cli import main
 from tests.conftest import csrf_from, sign_in
 
 
@@ -78,7 +78,7 @@ def test_session_cookie_is_httponly_and_samesite(client: FlaskClient) -> None:
 
 
 def test_secure_cookie_when_configured(settings_override: dict[str, Any]) -> None:
-    from portal import create_app
+    from daaas.portal import create_app
 
     app = create_app({**settings_override, "session_cookie_secure": True})
     response = sign_in(app.test_client(), "scientist", "scientist-demo")
@@ -86,8 +86,8 @@ def test_secure_cookie_when_configured(settings_override: dict[str, Any]) -> Non
 
 
 def test_password_change_ends_existing_sessions(app: Flask, client: FlaskClient) -> None:
-    from portal.auth.service import set_password
-    from portal.db import unit_of_work
+    from daaas.portal.auth.service import set_password
+    from daaas.portal.db import unit_of_work
 
     sign_in(client, "scientist", "scientist-demo")
     with unit_of_work(app.extensions["daaas"].session_factory) as db:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from portal import create_app
-from portal.cli import main
-from portal.config import ConfigError, load_settings
+from daaas.portal import create_app
+from daaas.portal.cli import main
+from daaas.portal.config import ConfigError, load_settings
 
 
 def test_defaults_are_the_embedded_mode() -> None:

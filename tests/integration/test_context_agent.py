@@ -24,9 +24,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from contextualisation import AGENT_SOURCE
-from portal import create_app
-from portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
+from daaas.contextualisation import AGENT_SOURCE
+from daaas.portal import create_app
+from daaas.portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
 from tests.integration.context_support import Cloud, context_row, machine_row, secret_key
 
 STUBS = ("chpasswd", "systemctl", "mount")

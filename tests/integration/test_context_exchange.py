@@ -14,10 +14,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal.api.openapi import openapi_document
-from portal.auth.csrf import CSRF_MESSAGE
-from portal.db import utcnow
-from portal.machines.secrets import rdp_password, vnc_password
+from daaas.portal.api.openapi import openapi_document
+from daaas.portal.auth.csrf import CSRF_MESSAGE
+from daaas.portal.db import utcnow
+from daaas.portal.machines.secrets import rdp_password, vnc_password
 from tests.conftest import csrf_from, sign_in
 from tests.integration.context_support import (
     Cloud,
@@ -85,7 +85,7 @@ def test_only_the_passwords_of_the_services_used_are_sent(cloud: Cloud, app: Fla
                                                          client: FlaskClient) -> None:
     machine_id, token = cloud.launch()
     with app.extensions["daaas"].session_factory.begin() as db:
-        from portal.machines.models import Machine
+        from daaas.portal.machines.models import Machine
 
         row = db.get(Machine, machine_id)
         assert row is not None
@@ -136,8 +136,8 @@ def test_a_machine_being_deleted_gets_no_secrets(
         cloud: Cloud, app: Flask, client: FlaskClient) -> None:
     machine_id, token = cloud.launch()
     with app.extensions["daaas"].session_factory.begin() as db:
-        from portal.auth.service import get_user
-        from portal.machines import service
+        from daaas.portal.auth.service import get_user
+        from daaas.portal.machines import service
 
         service.request_delete(db, get_user(db, "scientist"), machine_id)
     before = snapshot(app, machine_id)

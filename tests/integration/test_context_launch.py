@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from portal import create_app
-from portal.cli import main
-from portal.context.build import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN
-from portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
+from daaas.portal import create_app
+from daaas.portal.cli import main
+from daaas.portal.context.build import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN
+from daaas.portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
 from tests.integration.context_support import (
     Cloud,
     FlakyCloud,
@@ -69,7 +69,7 @@ def test_a_provider_without_cloud_init_gets_no_user_data(app: Flask) -> None:
     reconciler(app, provider).run_once()
     assert provider.specs[machine_id].user_data is None
     with app.extensions["daaas"].session_factory() as db:
-        from portal.context.models import MachineContext
+        from daaas.portal.context.models import MachineContext
 
         assert db.get(MachineContext, machine_id) is None
 
@@ -91,7 +91,7 @@ def test_a_retried_launch_sends_the_same_user_data_and_its_token_works(app: Flas
 
 def test_a_relaunch_after_a_crash_sends_the_same_user_data(app: Flask) -> None:
     """A worker that launched but died before committing: the next one renders the same."""
-    from portal.machines.models import Machine
+    from daaas.portal.machines.models import Machine
 
     cloud = Cloud(app)
     machine_id = launch(app)
@@ -125,7 +125,7 @@ def test_a_session_that_cannot_be_described_fails_with_a_message(
 
 
 def test_a_cloud_init_provider_needs_the_settings(app: Flask) -> None:
-    from portal.machines.reconciler import Reconciler
+    from daaas.portal.machines.reconciler import Reconciler
     from tests.integration.context_support import CloudInitProvider
 
     with pytest.raises(ValueError, match="pass the settings"):

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from portal.db import Base, make_engine
-from portal.migrate import is_current, upgrade
+from daaas.portal.db import Base, make_engine
+from daaas.portal.migrate import is_current, upgrade
 
 
 def test_upgrade_creates_schema_and_is_idempotent(database_url: str) -> None:
@@ -21,7 +21,7 @@ def test_upgrade_creates_schema_and_is_idempotent(database_url: str) -> None:
 
 
 def test_models_match_migrations(database_url: str) -> None:
-    import portal.models  # noqa: F401
+    import daaas.portal.models  # noqa: F401
 
     engine = make_engine(database_url)
     upgrade(engine)

@@ -8,9 +8,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal.db import unit_of_work
-from portal.errors import InvalidInput
-from portal.experiments.importer import import_experiments, read_file
+from daaas.portal.db import unit_of_work
+from daaas.portal.errors import InvalidInput
+from daaas.portal.experiments.importer import import_experiments, read_file
 from tests.conftest import csrf_from, sign_in
 from tests.integration.test_api import assert_matches
 from tests.integration.test_machines_api import bearer

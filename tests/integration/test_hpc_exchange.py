@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from portal import create_app
-from portal.hpc.machine import JWT_PATH
+from daaas.portal import create_app
+from daaas.portal.hpc.machine import JWT_PATH
 from tests.integration.context_support import Cloud
 
 

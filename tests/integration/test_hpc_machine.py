@@ -15,16 +15,16 @@ import pytest
 from flask import Flask, render_template
 from flask.testing import FlaskClient
 
-from contextualisation import context_from_parts, render_user_data
-from portal import create_app
-from portal.auth.service import get_user
-from portal.config import DEFAULT_CATALOGUE_DIR, ConfigError, load_settings
-from portal.context.build import account, site_settings
-from portal.db import unit_of_work, utcnow
-from portal.hpc.machine import JWT_PATH, client_settings, secret_files
-from portal.hpc.models import HpcJob
-from portal.hpc.service import recorded_jobs
-from portal.machines.models import Machine
+from daaas.contextualisation import context_from_parts, render_user_data
+from daaas.portal import create_app
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import DEFAULT_CATALOGUE_DIR, ConfigError, load_settings
+from daaas.portal.context.build import account, site_settings
+from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.hpc.machine import JWT_PATH, client_settings, secret_files
+from daaas.portal.hpc.models import HpcJob
+from daaas.portal.hpc.service import recorded_jobs
+from daaas.portal.machines.models import Machine
 from tests.conftest import sign_in
 from tests.integration.test_api import _token
 from tests.integration.test_hpc_support import hpc_settings, portal_user, test_cluster

@@ -18,14 +18,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal import create_app
-from portal.auth.service import create_token, create_user, get_user
-from portal.db import unit_of_work, utcnow
-from portal.experiments.importer import import_experiments, parse
-from portal.hpc import service
-from portal.hpc.backend import JobSpec
-from portal.hpc.errors import HpcTokenRejected
-from portal.hpc.slurm import SlurmRestBackend
+from daaas.portal import create_app
+from daaas.portal.auth.service import create_token, create_user, get_user
+from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.experiments.importer import import_experiments, parse
+from daaas.portal.hpc import service
+from daaas.portal.hpc.backend import JobSpec
+from daaas.portal.hpc.errors import HpcTokenRejected
+from daaas.portal.hpc.slurm import SlurmRestBackend
 from tests.conftest import csrf_from, sign_in
 from tests.integration.test_api import _token, assert_matches
 from tests.integration.test_hpc_support import (

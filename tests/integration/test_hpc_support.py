@@ -17,8 +17,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal.auth.service import create_token, create_user
-from portal.db import unit_of_work
+from daaas.portal.auth.service import create_token, create_user
+from daaas.portal.db import unit_of_work
 
 PASSWORD = "hpc-test-password"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "ENDED"}

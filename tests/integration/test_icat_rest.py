@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from portal import create_app
-from portal.config import ConfigError
-from portal.errors import NotFound
-from portal.experiments.backends import Member
-from portal.experiments.errors import UNAVAILABLE, ExperimentsUnavailable
-from portal.experiments.icat import IcatExperiments
-from portal.experiments.icat_client import REFRESH_AFTER_SECONDS, IcatClient
-from portal.experiments.icat_credentials import IcatCredentials, read_credentials
+from daaas.portal import create_app
+from daaas.portal.config import ConfigError
+from daaas.portal.errors import NotFound
+from daaas.portal.experiments.backends import Member
+from daaas.portal.experiments.errors import UNAVAILABLE, ExperimentsUnavailable
+from daaas.portal.experiments.icat import IcatExperiments
+from daaas.portal.experiments.icat_client import REFRESH_AFTER_SECONDS, IcatClient
+from daaas.portal.experiments.icat_credentials import IcatCredentials, read_credentials
 from tests.conftest import csrf_from, sign_in
 from tests.integration.icat_fake import Account, FakeIcat, closed_port_url, entity, parse_query
 from tests.integration.test_machines_api import bearer

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.providers import (
+from daaas.portal.providers import (
     CapacityExhausted,
     LaunchFailed,
     LaunchSpec,

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from portal.providers import LaunchSpec, LocalProvider, ProviderState
+from daaas.portal.providers import LaunchSpec, LocalProvider, ProviderState
 
 PASSWORD = "Pw4-vnc!"
 APPS = [{"name": f"app{number}", "title": f"Application {number}", "terminal": False,

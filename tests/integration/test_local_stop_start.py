@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from portal.auth.service import get_user
-from portal.db import unit_of_work
-from portal.machines import service
-from portal.providers import LaunchFailed, LocalProvider, MachineGone, ProviderState
+from daaas.portal.auth.service import get_user
+from daaas.portal.db import unit_of_work
+from daaas.portal.machines import service
+from daaas.portal.providers import LaunchFailed, LocalProvider, MachineGone, ProviderState
 from tests.integration.test_local_provider import (
     DESKTOP,
     port_open,

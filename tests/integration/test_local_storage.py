@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from portal.auth.service import get_user
-from portal.db import unit_of_work
-from portal.machines import service
-from portal.machines.models import Machine
-from portal.machines.worker import make_reconciler
-from portal.providers import LocalProvider
+from daaas.portal.auth.service import get_user
+from daaas.portal.db import unit_of_work
+from daaas.portal.machines import service
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.worker import make_reconciler
+from daaas.portal.providers import LocalProvider
 from tests.integration.process_scan import session_processes
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"),
@@ -70,7 +70,7 @@ def test_a_file_written_in_one_session_is_in_the_next(app: Flask) -> None:
 def test_experiment_data_is_read_only_in_the_session(app: Flask) -> None:
     rt = app.extensions["daaas"]
     mine = rt.experiments.investigations_for("scientist")[0]
-    from portal.experiments.service import snapshot
+    from daaas.portal.experiments.service import snapshot
 
     record = snapshot(mine, rt.settings.experiment_data_path_template)
     machine_id, home = launch_ready(app, record)

@@ -7,8 +7,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal.machines.reconciler import Reconciler
-from portal.providers import InMemoryProvider
+from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.providers import InMemoryProvider
 from tests.conftest import csrf_from, sign_in
 from tests.integration.test_api import _token, assert_matches
 
@@ -108,8 +108,8 @@ def test_admin_sees_every_machine_and_capacity(app: Flask, client: FlaskClient) 
 
 def test_admins_see_the_rendered_user_data_without_the_token(app: Flask,
                                                              client: FlaskClient) -> None:
-    from portal.context.build import PLACEHOLDER_TOKEN
-    from portal.machines.secrets import bootstrap_token
+    from daaas.portal.context.build import PLACEHOLDER_TOKEN
+    from daaas.portal.machines.secrets import bootstrap_token
 
     machine = client.post("/api/v1/machines", json={"environment": "ccp4"},
                           headers=bearer(app, "scientist")).get_json()["id"]

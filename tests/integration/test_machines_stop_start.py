@@ -13,13 +13,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from portal.auth.service import get_user
-from portal.db import unit_of_work, utcnow
-from portal.errors import Conflict
-from portal.machines import service
-from portal.machines.models import Machine
-from portal.machines.reconciler import Reconciler
-from portal.providers import InMemoryProvider, StopNotSupported
+from daaas.portal.auth.service import get_user
+from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.errors import Conflict
+from daaas.portal.machines import service
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.providers import InMemoryProvider, StopNotSupported
 from tests.conftest import csrf_from, sign_in
 from tests.integration.context_support import Cloud
 from tests.integration.test_api import assert_matches

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal import create_app
+from daaas.portal import create_app
 from tests.conftest import csrf_from, sign_in
 
 SECRET = b"top secret: not for the portal's users\n"

@@ -15,12 +15,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from portal import create_app
-from portal.auth.backends import WRONG_CREDENTIALS, make_identity_backend
-from portal.auth.keystone import IdentityUnavailable, KeystoneIdentityBackend
-from portal.auth.models import User
-from portal.config import load_settings
-from portal.errors import SignInFailed
+from daaas.portal import create_app
+from daaas.portal.auth.backends import WRONG_CREDENTIALS, make_identity_backend
+from daaas.portal.auth.keystone import IdentityUnavailable, KeystoneIdentityBackend
+from daaas.portal.auth.models import User
+from daaas.portal.config import load_settings
+from daaas.portal.errors import SignInFailed
 from tests.conftest import sign_in
 from tests.openstack import support
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from portal.providers import (
+from daaas.portal.providers import (
     CapacityExhausted,
     LaunchFailed,
     LaunchSpec,
@@ -22,7 +22,7 @@ from portal.providers import (
     ProviderState,
     ProviderUnavailable,
 )
-from portal.providers.openstack_errors import BAD_USER_DATA, NO_GPU, NO_HOST, UNREACHABLE
+from daaas.portal.providers.openstack_errors import BAD_USER_DATA, NO_GPU, NO_HOST, UNREACHABLE
 from tests.openstack import support
 from tests.openstack.support import CPU_FLAVOR, GPU_FLAVOR, HUGE_FLAVOR, USER_DATA
 

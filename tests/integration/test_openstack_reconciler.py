@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from portal.auth.service import get_user
-from portal.config import resolve_secret_key
-from portal.db import unit_of_work, worker_session_factory
-from portal.machines import service
-from portal.machines.reconciler import GONE_REASON, Reconciler
-from portal.machines.secrets import bootstrap_token
-from portal.providers import LaunchSpec, OpenStackProvider
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import resolve_secret_key
+from daaas.portal.db import unit_of_work, worker_session_factory
+from daaas.portal.machines import service
+from daaas.portal.machines.reconciler import GONE_REASON, Reconciler
+from daaas.portal.machines.secrets import bootstrap_token
+from daaas.portal.providers import LaunchSpec, OpenStackProvider
 from tests.integration.context_support import launch, machine_row
 from tests.openstack import support
 

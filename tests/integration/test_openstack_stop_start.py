@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from portal.auth.service import get_user
-from portal.config import resolve_secret_key
-from portal.db import unit_of_work
-from portal.machines import service
-from portal.machines.secrets import bootstrap_token
-from portal.providers import CapacityExhausted, LaunchSpec, OpenStackProvider, ProviderState
-from portal.providers.openstack_errors import NO_GPU
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import resolve_secret_key
+from daaas.portal.db import unit_of_work
+from daaas.portal.machines import service
+from daaas.portal.machines.secrets import bootstrap_token
+from daaas.portal.providers import CapacityExhausted, LaunchSpec, OpenStackProvider, ProviderState
+from daaas.portal.providers.openstack_errors import NO_GPU
 from tests.integration.context_support import launch, machine_row
 from tests.integration.test_openstack_reconciler import run_until, worker
 from tests.openstack import support

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from portal import create_app
-from portal.cli import main
-from portal.providers import LaunchSpec
-from portal.providers.factory import provider_from_settings
+from daaas.portal import create_app
+from daaas.portal.cli import main
+from daaas.portal.providers import LaunchSpec
+from daaas.portal.providers.factory import provider_from_settings
 from tests.conftest import sign_in
 
 
@@ -40,7 +40,7 @@ def provider_settings(request: pytest.FixtureRequest, tmp_path: Path,
 
 
 def test_orphan_is_reported_and_removed(provider_settings: dict[str, Any]) -> None:
-    from portal.config import load_settings
+    from daaas.portal.config import load_settings
 
     provider = provider_from_settings(load_settings(provider_settings, environ={}))
     orphan = uuid.uuid4().hex

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from portal import create_app
-from portal.config import DEFAULT_CATALOGUE_DIR
+from daaas.portal import create_app
+from daaas.portal.config import DEFAULT_CATALOGUE_DIR
 from tests.conftest import sign_in
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.providers import (
+from daaas.portal.providers import (
     Capacity,
     LaunchSpec,
     LocalProvider,

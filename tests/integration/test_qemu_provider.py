@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from portal.config import load_settings
-from portal.providers import (
+from daaas.portal.config import load_settings
+from daaas.portal.providers import (
     CapacityExhausted,
     LaunchFailed,
     LaunchSpec,
@@ -26,8 +26,8 @@ from portal.providers import (
     ProviderUnavailable,
     QemuProvider,
 )
-from portal.providers.factory import provider_from_settings
-from portal.providers.qemu import initrd_for, newest_cloud_kernel
+from daaas.portal.providers.factory import provider_from_settings
+from daaas.portal.providers.qemu import initrd_for, newest_cloud_kernel
 
 USER_DATA = b"#cloud-config\nruncmd:\n  - echo daaas-test\n"
 

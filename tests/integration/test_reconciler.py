@@ -9,12 +9,12 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from portal.db import unit_of_work, utcnow, worker_session_factory
-from portal.machines import service
-from portal.machines.models import Machine
-from portal.machines.reconciler import Reconciler
-from portal.machines.states import TRANSITIONS, State
-from portal.providers import (
+from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
+from daaas.portal.machines import service
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.machines.states import TRANSITIONS, State
+from daaas.portal.providers import (
     FailingProvider,
     InMemoryProvider,
     NeverReadyProvider,
@@ -25,7 +25,7 @@ from portal.providers import (
 def launch(app: Flask, username: str = "scientist", environment: str = "ccp4") -> str:
     rt = app.extensions["daaas"]
     with unit_of_work(rt.session_factory) as db:
-        from portal.auth.service import get_user
+        from daaas.portal.auth.service import get_user
 
         machine = service.request_launch(db, rt.settings, rt.catalogue, get_user(db, username),
                                          environment)
@@ -131,7 +131,7 @@ def test_delete_removes_at_provider(app: Flask) -> None:
     worker.run_once()
     rt = app.extensions["daaas"]
     with unit_of_work(rt.session_factory) as db:
-        from portal.auth.service import get_user
+        from daaas.portal.auth.service import get_user
 
         service.request_delete(db, get_user(db, "scientist"), machine_id)
     worker.run_once()
@@ -206,11 +206,11 @@ def test_concurrent_workers_launch_each_machine_once(app: Flask) -> None:
 def test_request_launch_rules(app: Flask, settings_override: dict[str, Any]) -> None:
     import pytest
 
-    from portal.errors import Conflict, InvalidInput, NotFound
+    from daaas.portal.errors import Conflict, InvalidInput, NotFound
 
     rt = app.extensions["daaas"]
     with unit_of_work(rt.session_factory) as db:
-        from portal.auth.service import get_user
+        from daaas.portal.auth.service import get_user
 
         user = get_user(db, "neutron")
         with pytest.raises(NotFound):

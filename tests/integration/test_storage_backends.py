@@ -15,13 +15,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal import create_app
-from portal.auth.service import get_user
-from portal.db import unit_of_work
-from portal.machines import service
-from portal.providers.openstack_state import machine_tag
-from portal.storage.manila_errors import QUOTA
-from portal.storage.service import storage_area
+from daaas.portal import create_app
+from daaas.portal.auth.service import get_user
+from daaas.portal.db import unit_of_work
+from daaas.portal.machines import service
+from daaas.portal.providers.openstack_state import machine_tag
+from daaas.portal.storage.manila_errors import QUOTA
+from daaas.portal.storage.service import storage_area
 from tests.integration.context_support import (
     Cloud,
     cloud_config,

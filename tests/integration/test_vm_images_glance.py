@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from catalogue.loader import load_catalogue
-from catalogue.model import Environment
-from portal.cli import main
-from portal.providers import LaunchSpec, ProviderState
+from daaas.catalogue.loader import load_catalogue
+from daaas.catalogue.model import Environment
+from daaas.portal.cli import main
+from daaas.portal.providers import LaunchSpec, ProviderState
+from daaas.vm_images import upload as glance
 from tests.openstack import support
-from vm_images import upload as glance
 
 ENTRY = """name: {name}
 title: Image test {name}

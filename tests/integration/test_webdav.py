@@ -17,10 +17,10 @@ from webdav3.client import Client
 from webdav3.exceptions import WebDavException
 from werkzeug.serving import make_server
 
-from portal import create_app
-from portal.auth.service import get_user
-from portal.db import unit_of_work
-from portal.storage.app_passwords import create_app_password, revoke_app_password
+from daaas.portal import create_app
+from daaas.portal.auth.service import get_user
+from daaas.portal.db import unit_of_work
+from daaas.portal.storage.app_passwords import create_app_password, revoke_app_password
 
 SECRET = b"top secret: next to the storage folders\n"
 

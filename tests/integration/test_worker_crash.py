@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from portal.auth.service import get_user
-from portal.config import load_settings
-from portal.db import make_engine, make_session_factory, unit_of_work
-from portal.machines import service
-from portal.machines.models import Machine
-from portal.providers import LocalProvider
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import load_settings
+from daaas.portal.db import make_engine, make_session_factory, unit_of_work
+from daaas.portal.machines import service
+from daaas.portal.machines.models import Machine
+from daaas.portal.providers import LocalProvider
 from tests.conftest import ROOT
 from tests.integration.process_scan import session_processes
 
@@ -32,7 +32,7 @@ def start_worker(override: dict[str, Any], provider: str) -> subprocess.Popen[by
            "DAAAS_DATABASE_URL": override["database_url"], "DAAAS_VAR_DIR": override["var_dir"],
            "DAAAS_SECRET_KEY": override["secret_key"], "DAAAS_PROVIDER": provider,
            "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.3"}
-    return subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+    return subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
                              "worker"], cwd=ROOT, env=env)
 
 
@@ -49,7 +49,7 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
 def requested_machine(settings_override: dict[str, Any]) -> Iterator[str]:
     settings = load_settings(settings_override, environ={})
     factory = make_session_factory(make_engine(settings.effective_database_url))
-    from catalogue import load_catalogue
+    from daaas.catalogue import load_catalogue
 
     with unit_of_work(factory) as db:
         machine = service.request_launch(db, settings, load_catalogue(Path(settings.catalogue_dir)),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catalogue import Catalogue, Environment, load_catalogue
+from daaas.catalogue import Catalogue, Environment, load_catalogue
 
 PARENT = """\
 abstract: true

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from catalogue import DEFAULT_DIRECTORY, ICONS_DIRECTORY, load_catalogue
-from catalogue.cli import catalogue_group
+from daaas.catalogue import DEFAULT_DIRECTORY, ICONS_DIRECTORY, load_catalogue
+from daaas.catalogue.cli import catalogue_group
 
 BASE = """\
 abstract: true

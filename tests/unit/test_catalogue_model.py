@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from catalogue import DEFAULT_DIRECTORY, Environment, load_catalogue
+from daaas.catalogue import DEFAULT_DIRECTORY, Environment, load_catalogue
 
 
 def environment(**changes: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from contextualisation import AGENT_SOURCE, bootstrap_document, context_from_parts
+from daaas.contextualisation import AGENT_SOURCE, bootstrap_document, context_from_parts
 
 TOKEN = "tok_" + "Q1w2E3r4" * 4
 REPORT_TOKEN = "report-Xy12"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from contextualisation import (
+from daaas.contextualisation import (
     AccessServices,
     Context,
     InvalidContext,
@@ -107,7 +107,7 @@ def test_program_and_arguments_kept_apart_become_one_exact_argv() -> None:
 
 
 def test_every_catalogue_environment_becomes_a_context() -> None:
-    from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
+    from daaas.catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
 
     environments = load_catalogue(DEFAULT_DIRECTORY).environments
     assert environments

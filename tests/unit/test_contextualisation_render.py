@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from contextualisation import (
+from daaas.contextualisation import (
     NOVA_USER_DATA_LIMIT,
     Context,
     UserDataTooLarge,
@@ -156,7 +156,7 @@ def test_user_data_passes_the_real_cloudinit_schema(cloudinit_python: str, ctx: 
 
 
 def test_every_catalogue_environment_renders_valid_user_data(cloudinit_python: str) -> None:
-    from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
+    from daaas.catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
 
     environments = load_catalogue(DEFAULT_DIRECTORY).environments.values()
     user_data = [render_user_data(context_from_parts(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cvmfs import CvmfsClientSettings, client_files
-from cvmfs.registry import RegistryError, load_registry
+from daaas.cvmfs import CvmfsClientSettings, client_files
+from daaas.cvmfs.registry import RegistryError, load_registry
 from tests.conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "cvmfs"
@@ -59,8 +59,8 @@ def test_two_repositories_in_two_domains_with_failover_proxies_match_golden_file
 
 
 def test_shipped_registry_covers_the_demo_catalogue() -> None:
-    from catalogue import load_catalogue
-    from portal.config import DEFAULT_CATALOGUE_DIR
+    from daaas.catalogue import load_catalogue
+    from daaas.portal.config import DEFAULT_CATALOGUE_DIR
 
     registry = load_registry()
     catalogue = load_catalogue(Path(DEFAULT_CATALOGUE_DIR), repositories=registry.repositories)
@@ -69,7 +69,7 @@ def test_shipped_registry_covers_the_demo_catalogue() -> None:
 
 
 def test_catalogue_entry_with_unknown_repository_is_invalid(tmp_path: Path) -> None:
-    from catalogue import load_catalogue
+    from daaas.catalogue import load_catalogue
 
     source = (ROOT / "catalogue" / "environments" / "base-desktop.yaml").read_text()
     (tmp_path / "base-desktop.yaml").write_text(source.replace(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.config import Settings
+from daaas.portal.config import Settings
 from tests.conftest import ROOT
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from portal.providers import (
+from daaas.portal.providers import (
     CapacityExhausted,
     FailingProvider,
     InMemoryProvider,

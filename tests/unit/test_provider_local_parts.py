@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from catalogue.loader import ICONS_DIRECTORY
-from contextualisation.environment import launchers
-from contextualisation.files import desktop_entries
-from portal.providers import LaunchSpec, LocalProvider, MissingSystemPackages
-from portal.providers.errors import LaunchFailed
-from portal.providers.local_desktop import required_programs, write_launchers
-from portal.providers.local_procs import ProcRef, is_alive, marked_pids, proc_ref, spawn, stop
-from portal.providers.local_session import SessionPaths, SessionState
+from daaas.catalogue.loader import ICONS_DIRECTORY
+from daaas.contextualisation.environment import launchers
+from daaas.contextualisation.files import desktop_entries
+from daaas.portal.providers import LaunchSpec, LocalProvider, MissingSystemPackages
+from daaas.portal.providers.errors import LaunchFailed
+from daaas.portal.providers.local_desktop import required_programs, write_launchers
+from daaas.portal.providers.local_procs import ProcRef, is_alive, marked_pids, proc_ref, spawn, stop
+from daaas.portal.providers.local_session import SessionPaths, SessionState
 
 COOT = {"name": "coot", "title": "Coot", "command": "/cvmfs/ccp4.example.org/bin/coot %f",
         "icon": "/cvmfs/ccp4.example.org/share/coot.png", "category": "Science",

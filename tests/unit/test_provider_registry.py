@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.errors import PortalError
-from portal.providers import (
+from daaas.portal.errors import PortalError
+from daaas.portal.providers import (
     PROVIDERS,
     FailingProvider,
     InMemoryProvider,
@@ -18,7 +18,7 @@ from portal.providers import (
     SlowProvider,
     make_provider,
 )
-from portal.providers.errors import (
+from daaas.portal.providers.errors import (
     CapacityExhausted,
     LaunchFailed,
     MachineGone,

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from portal.machines.states import STARTING, TRANSITIONS, State
-from portal.providers import (
+from daaas.portal.machines.states import STARTING, TRANSITIONS, State
+from daaas.portal.providers import (
     PROVIDERS,
     Capacity,
     CapacityExhausted,
@@ -21,7 +21,7 @@ from portal.providers import (
     ProviderStatus,
     StopNotSupported,
 )
-from portal.providers.openstack_state import status_of
+from daaas.portal.providers.openstack_state import status_of
 
 
 class MinimalProvider(Provider):

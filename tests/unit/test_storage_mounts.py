@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from contextualisation import Mount, context_from_parts, render_user_data
-from portal.auth.models import User
-from portal.config import load_settings
-from portal.storage.backends import ExportStorage, LocalStorage, StorageBackend
-from portal.storage.errors import StorageError
-from portal.storage.service import backend
+from daaas.contextualisation import Mount, context_from_parts, render_user_data
+from daaas.portal.auth.models import User
+from daaas.portal.config import load_settings
+from daaas.portal.storage.backends import ExportStorage, LocalStorage, StorageBackend
+from daaas.portal.storage.errors import StorageError
+from daaas.portal.storage.service import backend
 from tests.unit.test_contextualisation_render import (
     SITE,
     TOKEN,

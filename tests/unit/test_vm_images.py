@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
-from portal.cli import main
-from tests.conftest import ROOT
-from vm_images.build import BuildError, hook_script, mmdebstrap_command, rootfs_plan
-from vm_images.recipe import (
+from daaas.catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
+from daaas.portal.cli import main
+from daaas.vm_images.build import BuildError, hook_script, mmdebstrap_command, rootfs_plan
+from daaas.vm_images.recipe import (
     ELEMENTS_DIR,
     RecipeError,
     element_chain,
@@ -21,6 +20,7 @@ from vm_images.recipe import (
     load_elements,
     packages,
 )
+from tests.conftest import ROOT
 
 CATALOGUE = load_catalogue(DEFAULT_DIRECTORY)
 ELEMENTS = load_elements()

@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from portal.providers.qemu import initrd_for, newest_cloud_kernel
-from tests.e2e.conftest import free_port
-from vm_images.build import (
+from daaas.portal.providers.qemu import initrd_for, newest_cloud_kernel
+from daaas.vm_images.build import (
     build_rootfs,
     host_kernel_modules,
     make_disk,
     remove_tree,
     rootfs_plan,
 )
-from vm_images.recipe import element_chain, load_elements
+from daaas.vm_images.recipe import element_chain, load_elements
+from tests.e2e.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CATALOGUE = Path(__file__).resolve().parent / "catalogue"
@@ -81,7 +81,7 @@ def start_portal(folder: Path, image: Path,
            "DAAAS_RECONCILE_INTERVAL_SECONDS": "1",
            "DAAAS_MACHINE_READY_TIMEOUT_SECONDS": "1200", **(extra or {})}
     log = (folder / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; main()",
+    process = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
                                 "serve"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
