@@ -94,7 +94,8 @@ class Registry(Generic[B]):
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
-            raise BackendUnavailable(f"The {self.seam} {name!r} cannot be imported: {exc}.") from exc
+            raise BackendUnavailable(
+                f"The {self.seam} {name!r} cannot be imported: {exc}.") from exc
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise BackendUnavailable(f"The {self.seam} {name!r} is not a subclass of "
                                      f"{self.base.__module__}.{self.base.__qualname__}.")
