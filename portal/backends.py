@@ -99,7 +99,7 @@ class Registry(Generic[B]):
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise BackendUnavailable(f"The {self.seam} {name!r} is not a subclass of "
                                      f"{self.base.__module__}.{self.base.__qualname__}.")
-        return cast(type[B], cls)
+        return cls
 
     def build(self, settings: Settings, name: str | None = None) -> B:
         """Return the backend the settings choose (or ``name``), built by its from_settings.
