@@ -11,6 +11,7 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
     python_requires=">=3.11",
     # The checkout keeps its top-level folders; daaas/ holds links to them, so the wheel has
     # one namespace (daaas.portal, daaas.catalogue, ...) and nothing generic at the top level.
