@@ -79,7 +79,7 @@ def _register(app: Flask) -> None:
     from daaas.portal.analysis.views import blueprint as analysis
     from daaas.portal.api.views import blueprint as api
     from daaas.portal.auth.views import blueprint as auth
-    from daaas.portal.context.api import blueprint as context_api
+    from daaas.portal.bootstrap.api import blueprint as context_api
     from daaas.portal.experiments.views import api as experiments_api
     from daaas.portal.experiments.views import blueprint as experiments
     from daaas.portal.hpc.api import blueprint as hpc_api

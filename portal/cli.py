@@ -264,7 +264,7 @@ def _attach_catalogue() -> None:
 
 
 def _attach_context() -> None:
-    from daaas.portal.context.cli import context_group
+    from daaas.portal.bootstrap.cli import context_group
 
     main.add_command(context_group)
 

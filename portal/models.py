@@ -2,7 +2,7 @@
 
 import daaas.portal.experiments.models  # noqa: F401  (the ICAT-core tables)
 from daaas.portal.auth.models import ApiToken, SignInAttempt, User
-from daaas.portal.context.models import MachineContext
+from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.db import Base
 from daaas.portal.hpc.models import HpcJob
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent

@@ -103,7 +103,7 @@ PATHS: dict[str, Any] = {
 def openapi_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document describing every /api/v1 route."""
     from daaas.portal.access import openapi as access
-    from daaas.portal.context import openapi as context
+    from daaas.portal.bootstrap import openapi as context
     from daaas.portal.experiments import openapi as experiments
     from daaas.portal.hpc import openapi as hpc
     from daaas.portal.machines import openapi as machines

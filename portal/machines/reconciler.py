@@ -19,8 +19,8 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
+from daaas.portal.bootstrap import service as context
 from daaas.portal.config import Settings
-from daaas.portal.context import service as context
 from daaas.portal.db import utcnow
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.mounts import session_mounts

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 from daaas.contextualisation import ContextualisationError
 from daaas.portal.access.rdp import rdp_unavailable_reason
 from daaas.portal.auth.current import require_user
-from daaas.portal.context.build import inspectable_user_data
+from daaas.portal.bootstrap.userdata import inspectable_user_data
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.lifecycle import db

@@ -18,8 +18,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from daaas.portal.auth.service import get_user
+from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import resolve_secret_key
-from daaas.portal.context.models import MachineContext
 from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine

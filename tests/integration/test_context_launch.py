@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from flask import Flask
 
 from daaas.portal import create_app
+from daaas.portal.bootstrap.userdata import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN
 from daaas.portal.cli import main
-from daaas.portal.context.build import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN
 from daaas.portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
 from tests.integration.context_support import (
     Cloud,
@@ -69,7 +69,7 @@ def test_a_provider_without_cloud_init_gets_no_user_data(app: Flask) -> None:
     reconciler(app, provider).run_once()
     assert provider.specs[machine_id].user_data is None
     with app.extensions["daaas"].session_factory() as db:
-        from daaas.portal.context.models import MachineContext
+        from daaas.portal.bootstrap.models import MachineContext
 
         assert db.get(MachineContext, machine_id) is None
 

@@ -108,7 +108,7 @@ def test_admin_sees_every_machine_and_capacity(app: Flask, client: FlaskClient) 
 
 def test_admins_see_the_rendered_user_data_without_the_token(app: Flask,
                                                              client: FlaskClient) -> None:
-    from daaas.portal.context.build import PLACEHOLDER_TOKEN
+    from daaas.portal.bootstrap.userdata import PLACEHOLDER_TOKEN
     from daaas.portal.machines.secrets import bootstrap_token
 
     machine = client.post("/api/v1/machines", json={"environment": "ccp4"},

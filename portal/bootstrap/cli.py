@@ -13,8 +13,8 @@ from daaas.catalogue import Environment
 from daaas.contextualisation import ContextualisationError
 from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.auth.models import User
+from daaas.portal.bootstrap.userdata import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN, user_data
 from daaas.portal.config import ConfigError, Settings, load_settings
-from daaas.portal.context.build import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN, user_data
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.demo import DEMO_USERS
 from daaas.portal.migrate import is_current

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from daaas.contextualisation.environment import access_services
 from daaas.contextualisation.files import one_line
+from daaas.portal.bootstrap.models import MachineContext
+from daaas.portal.bootstrap.userdata import user_data
 from daaas.portal.config import Settings, resolve_secret_key
-from daaas.portal.context.build import user_data
-from daaas.portal.context.models import MachineContext
 from daaas.portal.errors import Conflict, Forbidden
 from daaas.portal.hpc.machine import secret_files
 from daaas.portal.machines.models import Machine

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, request
 
 from daaas.portal.auth.csrf import csrf_exempt
-from daaas.portal.context import service
+from daaas.portal.bootstrap import service
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Forbidden, InvalidInput
 from daaas.portal.lifecycle import db
