@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from daaas.contextualisation import context_from_parts, render_user_data
 from daaas.portal import create_app
 from daaas.portal.auth.service import get_user
-from daaas.portal.config import DEFAULT_CATALOGUE_DIR, ConfigError, load_settings
 from daaas.portal.bootstrap.userdata import account, site_settings
+from daaas.portal.config import DEFAULT_CATALOGUE_DIR, ConfigError, load_settings
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.hpc.machine import JWT_PATH, client_settings, secret_files
 from daaas.portal.hpc.models import HpcJob
