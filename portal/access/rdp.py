@@ -1,8 +1,12 @@
 """RDP for native clients: a .rdp file pointing at the machine's xrdp, where RDP is offered.
 
-The user signs in with their own facility account (``prompt for credentials:i:1``). One-time
-RDP credentials come with the OpenStack provider and contextualisation work; until then the
-file carries only the address, the user name and the optional RD Gateway.
+Only the OpenStack provider gives a machine an RDP port; local desktops and QEMU machines serve
+the browser desktop only. The file carries the address, the user name, the optional RD Gateway
+and ``prompt for credentials:i:1``, so the client asks for a password. That sign-in cannot be
+completed today: xrdp checks the VM's login password, which is a secret derived from the
+portal's secret key and the machine id (:func:`daaas.portal.machines.secrets.rdp_password`),
+handed to the VM by the bootstrap exchange and never shown to anyone; the portal's own password
+is not it. A one-time sign-in secret for RDP is planned (issue 18).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ class RdpDownload:
 def rdp_file(host: str, port: int, username: str, gateway: str = "") -> str:
     """Return the text of a .rdp file for ``host:port`` and ``username`` (CRLF line ends).
 
-    With ``gateway`` the client connects through that RD Gateway, reusing the user's
-    credentials for it. Raises nothing.
+    The file holds no password: the client prompts for one (see the module's docstring for why
+    no password the user knows works yet). With ``gateway`` the client connects through that RD
+    Gateway and asks for the gateway's password too (``gatewaycredentialssource:i:0``). Raises
+    nothing.
     """
     address = f"[{host}]" if ":" in host else host
     lines = [f"full address:s:{address}:{port}", f"username:s:{username}",
@@ -66,7 +72,7 @@ def rdp_unavailable_reason(machine: Machine, target: ConnectionTarget | None) ->
 
 def rdp_download(db: Session, settings: Settings, provider: Provider, user: User,
                  machine_id: str) -> RdpDownload:
-    """Return the .rdp file for the user's ready machine.
+    """Return the .rdp file for the user's ready machine (address and user name, no password).
 
     Raises NotFound (not the user's machine), Conflict (not ready, or RDP not offered, saying
     why) or MachineGone (the provider lost it).
