@@ -21,6 +21,7 @@ contextualisation/*.md) and fails on a code name it quotes that does not exist:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import re
 from collections.abc import Iterator
@@ -145,10 +146,21 @@ def resolve(name: str) -> str | None:
     target: object = module
     where = module.__name__
     for attr in attrs:
+        if attr in _fields(target):
+            return None  # a field of a pydantic model or dataclass: no attribute to follow
         if not hasattr(target, attr):
             return f"{where} has no {attr!r}"
         target, where = getattr(target, attr), f"{where}.{attr}"
     return None
+
+
+def _fields(target: object) -> set[str]:
+    """Return the field names of a pydantic model or dataclass class (class attributes
+    pydantic does not keep), else nothing."""
+    names = set(getattr(target, "model_fields", None) or ())
+    if isinstance(target, type) and dataclasses.is_dataclass(target):
+        names.update(f.name for f in dataclasses.fields(target))
+    return names
 
 
 def check_dotted(doc: Document) -> list[str]:
@@ -259,10 +271,12 @@ def check_command(words: list[str], group: click.Group = cli_main) -> str | None
             known = ", ".join(sorted(command.commands))
             return f"`{' '.join(path)}` has no command {word!r} (it has: {known})"
         if i + 2 < len(words) and words[i + 1] == "|":
-            # "users list | set-password": the word after the bar is another choice here
-            alternative = words[i + 2]
-            if alternative not in command.commands:
-                return f"`{' '.join(path)}` has no command {alternative!r}"
+            # "users list | set-password": each word after a bar is another choice here
+            j = i + 1
+            while j + 1 < len(words) and words[j] == "|":
+                if words[j + 1] not in command.commands:
+                    return f"`{' '.join(path)}` has no command {words[j + 1]!r}"
+                j += 2
             break
         path.append(word)
         command = sub
@@ -317,7 +331,7 @@ def test_readme_screenshot_exists() -> None:
 
 GOOD = """\
 The one place is `portal.db.unit_of_work` (also `daaas.portal.db:unit_of_work`, and
-`contextualisation.render_user_data()`), in `portal/db.py`. Hosts such as `portal.example.org`,
+`contextualisation.render_user_data()`, `contextualisation.Context.icon_dir`), in `portal/db.py`. Hosts such as `portal.example.org`,
 files such as `catalogue.yaml` and the agent `daaas-bootstrap` are not code names; nor is Nova's
 `shelved_offload_time = 0`. Run `daaas catalogue check
 [DIR]` or `daaas users list | set-password NAME`.
@@ -357,6 +371,7 @@ def test_the_checker_accepts_what_exists() -> None:
     ("see `daaas.portal.machines.service:made_up`", "has no 'made_up'"),
     ("see `portal.nowhere.thing`", "has no 'nowhere'"),
     ("see `catalogue.cli:nothing_here`", "has no 'nothing_here'"),
+    ("see `contextualisation.Context.no_field`", "Context has no 'no_field'"),
     ("code in `portal/hpc/no_such_module.py`", "no such file or folder"),
     ("```python\nfrom catalogue import load_catalogue\n```", "installs it as daaas.catalogue"),
     ("```python\nfrom daaas.catalogue import no_such_name\n```", "has no 'no_such_name'"),
@@ -366,6 +381,7 @@ def test_the_checker_accepts_what_exists() -> None:
     ("run `daaas users frobnicate NAME`", "no command 'frobnicate'"),
     ("run `daaas launch ENV`", "no command 'launch'"),
     ("    daaas users list | remove NAME", "no command 'remove'"),
+    ("    daaas images build | upload | nosuch", "no command 'nosuch'"),
     ("```sh\n.venv/bin/daaas images nosuch ccp4\n```", "no command 'nosuch'"),
 ])
 def test_the_checker_finds_a_broken_name(text: str, expected: str) -> None:
