@@ -43,6 +43,7 @@ setup(
         "psycopg[binary]>=3.1",
         "websockify>=0.11",
         "WsgiDAV>=4.3",
+        "python-xlib>=0.33",
     ],
     extras_require={
         "test": [
@@ -54,6 +55,7 @@ setup(
             "mypy>=1.10",
             "types-PyYAML",
             "types-requests",
+            "types-python-xlib",
             "pillow>=10",
             "cryptography",
             "webdavclient3>=3.14",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -25,6 +26,10 @@ from daaas.portal.db import make_engine, make_session_factory, unit_of_work, utc
 from daaas.portal.demo import create_demo_users
 from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.migrate import upgrade
+from daaas.portal.providers import PROVIDERS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for the tests' doubles
+from tests.support.providers import InMemoryProvider
 
 STATES = ["requested", "provisioning", "contextualising", "ready"]
 
@@ -80,8 +85,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="daaas-bench-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.sqlite'}"
     token = seed(url, args.machines)
-    app = create_app({"database_url": url, "var_dir": str(folder), "secret_key": "bench",
-                      "provider": "memory", "max_machines_per_user": 10**6})
+    with PROVIDERS.registered("memory", InMemoryProvider):
+        app = create_app({"database_url": url, "var_dir": str(folder), "secret_key": "bench",
+                          "provider": "memory", "max_machines_per_user": 10**6})
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
 

@@ -49,9 +49,13 @@ from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.migrate import upgrade
-from daaas.portal.providers import LaunchSpec, NeverReadyProvider
+from daaas.portal.providers import PROVIDERS, LaunchSpec
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the provider doubles live in the tests' support module
+
+from tests.support.providers import InMemoryProvider, NeverReadyProvider  # noqa: E402
+
 PROJECT = tuple(str(ROOT / folder) + "/" for folder in
                 ("portal", "catalogue", "contextualisation", "cvmfs", "vm_images"))
 
@@ -135,8 +139,9 @@ def make_portal(folder: Path) -> Flask:
     with unit_of_work(make_session_factory(engine)) as db:
         create_demo_users(db, settings)
     engine.dispose()
-    return create_app({"database_url": url, "var_dir": str(folder / "var"),
-                       "secret_key": "launch-trace-secret", "provider": "memory"})
+    with PROVIDERS.registered("memory", InMemoryProvider):
+        return create_app({"database_url": url, "var_dir": str(folder / "var"),
+                           "secret_key": "launch-trace-secret", "provider": "memory"})
 
 
 def bootstrap_token(user_data: bytes) -> str:

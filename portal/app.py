@@ -13,12 +13,12 @@ from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.auth import csrf
 from daaas.portal.auth.backends import make_identity_backend
 from daaas.portal.auth.current import current_user
+from daaas.portal.backends import BackendUnavailable
 from daaas.portal.config import ConfigError, Settings, load_settings, resolve_secret_key
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.experiments.factory import experiment_backend
 from daaas.portal.migrate import is_current
-from daaas.portal.providers import ProviderError
-from daaas.portal.providers.factory import provider_from_settings
+from daaas.portal.providers import PROVIDERS
 from daaas.portal.runtime import EXTENSION_KEY, Runtime
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ def _build_runtime(settings: Settings) -> Runtime:
     for problem in catalogue.problems:
         log.warning("catalogue: %s", problem)
     try:
-        provider = provider_from_settings(settings)
-    except ProviderError as exc:
+        provider = PROVIDERS.build(settings)
+    except BackendUnavailable as exc:
         raise ConfigError(f"Configuration key 'provider': {exc.user_message}") from None
     factory = make_session_factory(engine)
     return Runtime(settings=settings, engine=engine, session_factory=factory,

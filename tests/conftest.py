@@ -25,6 +25,7 @@ from daaas.portal import create_app
 from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.demo import create_demo_users
 from daaas.portal.migrate import upgrade
+from tests.support.providers import register_doubles
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = Path(os.environ.get("DAAAS_TEST_OUTPUT", ROOT / "test-output"))
@@ -40,6 +41,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("DAAAS_") and not key.startswith("DAAAS_TEST_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _provider_doubles() -> Iterator[None]:
+    """Make the provider doubles (tests.support.providers: "memory", "failing", …) choosable in
+    settings for every test; the portal itself never registers them."""
+    with register_doubles():
+        yield
 
 
 def postgres_admin_url() -> str | None:

@@ -68,12 +68,13 @@ def delete_machine(machine_id: str) -> tuple[dict[str, Any], int]:
 @blueprint.post("/machines/<machine_id>/stop")
 def stop_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the ready machine to be stopped; 202 with the machine in 'stopping'."""
-    machine = service.request_stop(db(), require_user(), machine_id)
+    machine = service.request_stop(db(), require_user(), machine_id, runtime().provider)
     return machine_json(machine, with_events=True), 202
 
 
 @blueprint.post("/machines/<machine_id>/start")
 def start_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the stopped machine to be started; 202 with the machine in 'provisioning'."""
-    machine = service.request_start(db(), require_user(), machine_id)
+    machine = service.request_start(db(), require_user(), machine_id,
+                                    runtime().provider)
     return machine_json(machine, with_events=True), 202

@@ -7,8 +7,8 @@ from typing import Any
 from flask import url_for
 
 from daaas.portal.machines.models import Machine
-from daaas.portal.machines.service import can_stop
 from daaas.portal.machines.timings import phase_timings
+from daaas.portal.runtime import runtime
 
 
 def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "expires_at": machine.expires_at.isoformat(),
         "phases": phase_timings(machine).as_dict(),
         "experiment": machine.experiment,
-        "can_stop": can_stop(machine),
+        "can_stop": runtime().provider.supports_stop,
         "links": {"page": url_for("machines.page", machine_id=machine.id),
                   "desktop": url_for("access.desktop", machine_id=machine.id),
                   "rdp": url_for("access.rdp", machine_id=machine.id),

@@ -20,7 +20,7 @@ from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.states import FINAL, State, can_move
-from daaas.portal.providers import PROVIDERS, StopNotSupported
+from daaas.portal.providers import Provider, StopNotSupported
 
 
 class InvalidTransition(RuntimeError):
@@ -144,22 +144,17 @@ def request_delete(db: Session, user: User, machine_id: str) -> Machine:
     return machine
 
 
-def can_stop(machine: Machine) -> bool:
-    """Return True when the machine's provider can stop and start it. Raises nothing."""
-    provider = PROVIDERS.get(machine.provider)
-    return provider is not None and provider.can_stop
-
-
-def request_stop(db: Session, user: User, machine_id: str) -> Machine:
+def request_stop(db: Session, user: User, machine_id: str, provider: Provider) -> Machine:
     """Ask for the ready machine to be stopped (disk kept); returns it in 'stopping'.
 
-    Stopping or stopped already is success. Raises NotFound as :func:`get_machine` does,
-    StopNotSupported (409) when its provider cannot stop machines, Conflict when it is not
+    ``provider`` is the running provider, which answers whether it can stop machines. Stopping
+    or stopped already is success. Raises NotFound as :func:`get_machine` does,
+    StopNotSupported (409) when the provider cannot stop machines, Conflict when it is not
     ready.
     """
     machine = get_machine(db, user, machine_id, lock=True)
-    if not can_stop(machine):
-        raise StopNotSupported(machine.provider, machine.id)
+    if not provider.supports_stop:
+        raise StopNotSupported(provider.name, machine.id)
     if machine.state in (State.STOPPING.value, State.STOPPED.value):
         return machine
     if machine.state != State.READY.value:
@@ -169,16 +164,17 @@ def request_stop(db: Session, user: User, machine_id: str) -> Machine:
     return machine
 
 
-def request_start(db: Session, user: User, machine_id: str) -> Machine:
+def request_start(db: Session, user: User, machine_id: str, provider: Provider) -> Machine:
     """Ask for the stopped machine to be started again; returns it in 'provisioning'.
 
-    The reconciler starts it at the provider and brings it to ready, under the ready timeout.
-    Raises NotFound as :func:`get_machine` does, StopNotSupported (409) when its provider
-    cannot start machines, Conflict when it is not stopped (a stopping one: wait, then start).
+    The reconciler starts it at ``provider`` (the running one) and brings it to ready, under
+    the ready timeout. Raises NotFound as :func:`get_machine` does, StopNotSupported (409)
+    when the provider cannot start machines, Conflict when it is not stopped (a stopping one:
+    wait, then start).
     """
     machine = get_machine(db, user, machine_id, lock=True)
-    if not can_stop(machine):
-        raise StopNotSupported(machine.provider, machine.id)
+    if not provider.supports_stop:
+        raise StopNotSupported(provider.name, machine.id)
     if machine.state != State.STOPPED.value:
         raise Conflict(f"Only a stopped machine can be started; this one is {machine.state}."
                        + (" Wait until it has stopped, then start it." if machine.state ==

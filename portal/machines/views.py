@@ -41,7 +41,7 @@ def page(machine_id: str) -> str:
     return render_template("machines/page.html", machine=machine,
                            timings=phase_timings(machine),
                            rdp_reason=rdp_unavailable_reason(machine, _target(machine)),
-                           can_stop=service.can_stop(machine),
+                           can_stop=runtime().provider.supports_stop,
                            user_data=_user_data_for_admin(machine) if user.is_admin else None,
                            hpc_jobs=recorded_jobs(db(), user, machine_id=machine.id))
 
@@ -74,12 +74,12 @@ def delete(machine_id: str) -> Response:
 @blueprint.post("/machines/<machine_id>/stop")
 def stop(machine_id: str) -> Response:
     """Ask for the machine to be stopped and show it."""
-    service.request_stop(db(), require_user(), machine_id)
+    service.request_stop(db(), require_user(), machine_id, runtime().provider)
     return redirect(url_for("machines.page", machine_id=machine_id), code=303)
 
 
 @blueprint.post("/machines/<machine_id>/start")
 def start(machine_id: str) -> Response:
     """Ask for the stopped machine to be started again and show it."""
-    service.request_start(db(), require_user(), machine_id)
+    service.request_start(db(), require_user(), machine_id, runtime().provider)
     return redirect(url_for("machines.page", machine_id=machine_id), code=303)

@@ -1,13 +1,19 @@
-"""Compute providers: where machines run. Pick one by name in configuration.
+"""Compute providers: where machines run. The setting ``provider`` picks one from PROVIDERS.
 
-``make_provider("local", var_dir=...)`` is the embedded default (real desktops on this host);
-the test doubles ("memory", "slow", "never-ready", "failing") drive the reconciler's tests.
+- ``base``: the Provider interface and the values it speaks (LaunchSpec, ProviderStatus, …);
+- ``errors``: the typed errors every provider raises;
+- ``processes``: process helpers shared by the local and QEMU providers;
+- ``local/``: real desktop sessions on this host (the embedded default);
+- ``qemu/``: real QEMU virtual machines on this host, set up by cloud-init;
+- ``openstack/``: Nova servers of an OpenStack cloud (production).
+
+A provider is imported only when chosen, so ``import daaas.portal.providers`` loads neither
+openstacksdk nor python-xlib. Test doubles are registered by the tests, never here.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from daaas.portal.backends import Registry
 from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
@@ -16,12 +22,6 @@ from daaas.portal.providers.base import (
     ProviderState,
     ProviderStatus,
     SessionMount,
-)
-from daaas.portal.providers.doubles import (
-    FailingProvider,
-    InMemoryProvider,
-    NeverReadyProvider,
-    SlowProvider,
 )
 from daaas.portal.providers.errors import (
     CapacityExhausted,
@@ -32,55 +32,29 @@ from daaas.portal.providers.errors import (
     ProviderUnavailable,
     StopNotSupported,
 )
-from daaas.portal.providers.local import LocalProvider
-from daaas.portal.providers.openstack import OpenStackProvider
-from daaas.portal.providers.qemu import QemuProvider
 
-PROVIDERS: dict[str, type[Provider]] = {
-    cls.name: cls
-    for cls in (LocalProvider, OpenStackProvider, InMemoryProvider, SlowProvider,
-                NeverReadyProvider, FailingProvider, QemuProvider)
-}
-
-
-def make_provider(name: str, **options: Any) -> Provider:
-    """Return a new provider of the kind ``name`` built with ``options``.
-
-    Raises ProviderUnavailable for an unknown name or options the provider does not take (the
-    message lists the valid names, or repeats the provider's complaint).
-    """
-    cls = PROVIDERS.get(name)
-    if cls is None:
-        raise ProviderUnavailable(
-            f"Unknown compute provider {name!r}; choose one of: {', '.join(sorted(PROVIDERS))}.")
-    try:
-        return cls(**options)
-    except (TypeError, ValueError) as error:
-        raise ProviderUnavailable(f"The {name!r} provider cannot be configured: {error}") from error
-
+#: The compute providers by the name the ``provider`` setting uses; builds the chosen one with
+#: its class's ``from_settings``.
+PROVIDERS: Registry[Provider] = Registry("compute provider", "provider", Provider, {
+    "local": "daaas.portal.providers.local:LocalProvider",
+    "openstack": "daaas.portal.providers.openstack:OpenStackProvider",
+    "qemu": "daaas.portal.providers.qemu:QemuProvider",
+})
 
 __all__ = [
     "PROVIDERS",
     "Capacity",
     "CapacityExhausted",
     "ConnectionTarget",
-    "FailingProvider",
-    "InMemoryProvider",
     "LaunchFailed",
     "LaunchSpec",
-    "LocalProvider",
     "MachineGone",
     "MissingSystemPackages",
-    "NeverReadyProvider",
-    "OpenStackProvider",
     "Provider",
     "ProviderError",
     "ProviderState",
     "ProviderStatus",
     "ProviderUnavailable",
-    "QemuProvider",
     "SessionMount",
-    "SlowProvider",
     "StopNotSupported",
-    "make_provider",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 from daaas.contextualisation import Mount
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
-from daaas.portal.providers.openstack_state import machine_tag
+from daaas.portal.providers.openstack.cloud import machine_tag
 from daaas.portal.storage.backends import GIB, StorageArea, StorageBackend, ensure_folder, usage
 from daaas.portal.storage.errors import StorageError, StorageUnavailable
 from daaas.portal.storage.manila_errors import (

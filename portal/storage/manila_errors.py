@@ -15,7 +15,7 @@ from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as os_exc
 
 from daaas.portal.providers.errors import ProviderError
-from daaas.portal.providers.openstack_errors import describe
+from daaas.portal.providers.openstack.cloud import describe
 from daaas.portal.storage.errors import StorageError, StorageQuotaExceeded, StorageUnavailable
 
 UNREACHABLE = ("The storage service of the cloud (Manila) cannot be reached right now, so your "

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from daaas.portal.providers.local_mounts import detach
+from daaas.portal.providers.local.desktop import detach
 from tests.conftest import OUTPUT, ROOT
 from tests.e2e.conftest import free_port, signed_in_page
 from tests.e2e.pixels import desktop_checks, desktop_labels

@@ -24,7 +24,8 @@ from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
-from daaas.portal.providers import LaunchSpec, NeverReadyProvider, ProviderUnavailable
+from daaas.portal.providers import LaunchSpec, ProviderUnavailable
+from tests.support.providers import NeverReadyProvider
 from tests.unit.test_contextualisation_render import require_cloudinit_python
 
 

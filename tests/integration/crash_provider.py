@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from daaas.portal.providers import LaunchSpec, LocalProvider
+from daaas.portal.providers import LaunchSpec
+from daaas.portal.providers.local import LocalProvider
 
 
 class PauseAfterLaunch(LocalProvider):

@@ -18,7 +18,8 @@ from flask import Flask
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
-from daaas.portal.providers import ConnectionTarget, InMemoryProvider, LaunchSpec
+from daaas.portal.providers import ConnectionTarget, LaunchSpec
+from tests.support.providers import InMemoryProvider
 
 RFB_GREETING = b"RFB 003.008\n"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -23,13 +23,14 @@ from daaas.portal.providers import (
     CapacityExhausted,
     LaunchFailed,
     LaunchSpec,
-    LocalProvider,
     MachineGone,
     ProviderState,
 )
+from daaas.portal.providers.local import LocalProvider
+from tests.support.environments import make_environment
 
 PASSWORD = "Pw4-vnc!"
-APPS = [{"name": "coot", "title": "Coot", "command": "/cvmfs/ccp4.example.org/bin/coot",
+APPS = [{"name": "coot", "command": "/cvmfs/ccp4.example.org/bin/coot",
          "icon": "coot", "category": "Science", "terminal": False},
         {"name": "ccp4-shell", "command": "/cvmfs/ccp4.example.org/bin/ccp4.sh",
          "icon": "utilities-terminal", "category": "Science", "terminal": True}]
@@ -42,8 +43,8 @@ DESKTOP = "pcmanfm" if shutil.which("pcmanfm") or os.environ.get("CI") else "non
 
 
 def spec(machine_id: str, geometry: str = "1024x768") -> LaunchSpec:
-    environment = {"name": "ccp4", "title": "CCP4 desktop", "applications": APPS,
-                   "gpu": "none", "protocols": ["novnc"]}
+    environment = make_environment(name="ccp4", title="CCP4 desktop", applications=APPS,
+                                   gpu="none", protocols=["novnc"])
     return LaunchSpec(machine_id, "alice", 20000, 20000, environment, PASSWORD, geometry)
 
 
@@ -199,7 +200,7 @@ def test_capacity_limit_and_gpu_requests(provider: LocalProvider) -> None:
         provider.launch(spec("d"))
     provider.launch(spec("a"))  # an existing id is not a new session
     provider.delete("c")
-    gpu = LaunchSpec("g", "alice", 1, 1, {"name": "cryo", "gpu": "required"}, PASSWORD)
+    gpu = LaunchSpec("g", "alice", 1, 1, make_environment(gpu="required"), PASSWORD)
     with pytest.raises(CapacityExhausted) as raised:
         provider.launch(gpu)
     assert "GPU" in raised.value.user_message

@@ -19,10 +19,12 @@ import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from daaas.portal.providers import LaunchSpec, LocalProvider, ProviderState
+from daaas.portal.providers import LaunchSpec, ProviderState
+from daaas.portal.providers.local import LocalProvider
+from tests.support.environments import make_environment
 
 PASSWORD = "Pw4-vnc!"
-APPS = [{"name": f"app{number}", "title": f"Application {number}", "terminal": False,
+APPS = [{"name": f"app{number}", "terminal": False,
          "command": f"/cvmfs/sw.example.org/bin/app{number}", "icon": "utilities-terminal",
          "category": "Science"} for number in range(3)]
 
@@ -99,7 +101,7 @@ def provider(tmp_path: Path) -> Iterator[LocalProvider]:
 
 
 def launch(provider: LocalProvider, machine_id: str) -> int:
-    environment = {"name": "sw", "title": "Software desktop", "applications": APPS}
+    environment = make_environment(name="sw", title="Software desktop", applications=APPS)
     provider.launch(LaunchSpec(machine_id, "alice", 20000, 20000, environment, PASSWORD,
                                "800x600"))
     assert provider.poll([machine_id])[machine_id].state is ProviderState.READY
@@ -177,8 +179,9 @@ def cvmfs_program() -> Iterator[str]:
 @needs_desktop
 def test_double_clicking_an_icon_starts_its_application(provider: LocalProvider,
                                                         cvmfs_program: str) -> None:
-    environment = {"name": "sw", "applications": [
-        {"name": "sleeper", "title": "Sleeper", "command": cvmfs_program, "terminal": False}]}
+    environment = make_environment(name="sw", applications=[
+        {"name": "sleeper", "command": cvmfs_program, "terminal": False,
+         "icon": "utilities-terminal", "category": "Utility"}])
     provider.launch(LaunchSpec("m1", "alice", 1, 1, environment, PASSWORD, "800x600"))
     port = provider.connection_target("m1").vnc_port
     marker = b"DAAAS_MACHINE_ID=m1\0"

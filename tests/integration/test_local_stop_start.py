@@ -16,7 +16,8 @@ from flask import Flask
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
-from daaas.portal.providers import LaunchFailed, LocalProvider, MachineGone, ProviderState
+from daaas.portal.providers import LaunchFailed, MachineGone, ProviderState
+from daaas.portal.providers.local import LocalProvider
 from tests.integration.test_local_provider import (
     DESKTOP,
     port_open,

@@ -16,7 +16,7 @@ from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.worker import make_reconciler
-from daaas.portal.providers import LocalProvider
+from daaas.portal.providers.local import LocalProvider
 from tests.integration.process_scan import session_processes
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"),

@@ -8,9 +8,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from daaas.portal.machines.reconciler import Reconciler
-from daaas.portal.providers import InMemoryProvider
 from tests.conftest import csrf_from, sign_in
 from tests.integration.test_api import _token, assert_matches
+from tests.support.providers import InMemoryProvider
 
 
 def bearer(app: Flask, username: str) -> dict[str, str]:

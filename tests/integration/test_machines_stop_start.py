@@ -13,25 +13,30 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
+from daaas.portal import create_app
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.errors import Conflict
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
-from daaas.portal.providers import InMemoryProvider, StopNotSupported
+from daaas.portal.providers import Provider, StopNotSupported
 from tests.conftest import csrf_from, sign_in
 from tests.integration.context_support import Cloud
 from tests.integration.test_api import assert_matches
 from tests.integration.test_machines_api import bearer
 from tests.integration.test_reconciler import launch, machine, reconciler
+from tests.support.providers import InMemoryProvider, UnstoppableProvider
 
 
-def ask(app: Flask, action: str, machine_id: str, username: str = "scientist") -> Machine:
-    """Call service.request_<action> as ``username`` in one unit of work."""
-    with unit_of_work(app.extensions["daaas"].session_factory) as db:
-        found: Machine = getattr(service, f"request_{action}")(db, get_user(db, username),
-                                                              machine_id)
+def ask(app: Flask, action: str, machine_id: str, username: str = "scientist",
+        provider: Provider | None = None) -> Machine:
+    """Call service.request_<action> as ``username`` in one unit of work, asking ``provider``
+    (default: the app's own) whether it can stop machines."""
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        found: Machine = getattr(service, f"request_{action}")(
+            db, get_user(db, username), machine_id, provider or rt.provider)
         return found
 
 
@@ -97,9 +102,8 @@ def test_stop_twice_is_one_stop_and_wrong_states_are_conflicts(app: Flask) -> No
 def test_a_provider_that_cannot_stop_refuses_with_delete_instead(app: Flask) -> None:
     worker = reconciler(app, InMemoryProvider(ready_after_polls=1))
     machine_id = ready_machine(app, worker)
-    set_column(app, machine_id, provider="qemu")  # QemuProvider.can_stop is False
     with pytest.raises(StopNotSupported) as refused:
-        ask(app, "stop", machine_id)
+        ask(app, "stop", machine_id, provider=UnstoppableProvider())
     assert "cannot be stopped; delete it instead" in refused.value.user_message
     assert refused.value.status_code == 409
     assert machine(app, machine_id).state == "ready"
@@ -266,10 +270,11 @@ def test_pages_show_stop_and_start_and_need_csrf(app: Flask, client: FlaskClient
     assert machine(app, machine_id).state == "provisioning"
 
 
-def test_no_stop_button_where_the_provider_cannot_stop(app: Flask, client: FlaskClient) -> None:
+def test_no_stop_button_where_the_provider_cannot_stop(settings_override: dict[str, Any]) -> None:
+    app = create_app({**settings_override, "provider": "unstoppable"})
+    client = app.test_client()
     worker = reconciler(app, InMemoryProvider(ready_after_polls=1))
     machine_id = ready_machine(app, worker)
-    set_column(app, machine_id, provider="qemu")
     sign_in(client, "scientist", "scientist-demo")
     page = client.get(f"/machines/{machine_id}").get_data(as_text=True)
     assert 'id="stop-machine"' not in page and "Delete" in page

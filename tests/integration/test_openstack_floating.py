@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from daaas.portal.providers import OpenStackProvider
-from daaas.portal.providers.openstack_state import MACHINE_KEY, machine_tag
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.openstack.cloud import MACHINE_KEY, machine_tag
 
 MACHINE = uuid.uuid4().hex
 FIXED, FLOATING = "10.0.0.5", "203.0.113.10"

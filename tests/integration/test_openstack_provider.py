@@ -18,11 +18,11 @@ from daaas.portal.providers import (
     CapacityExhausted,
     LaunchFailed,
     LaunchSpec,
-    OpenStackProvider,
     ProviderState,
     ProviderUnavailable,
 )
-from daaas.portal.providers.openstack_errors import BAD_USER_DATA, NO_GPU, NO_HOST, UNREACHABLE
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.openstack.cloud import BAD_USER_DATA, NO_GPU, NO_HOST, UNREACHABLE
 from tests.openstack import support
 from tests.openstack.support import CPU_FLAVOR, GPU_FLAVOR, HUGE_FLAVOR, USER_DATA
 

@@ -19,7 +19,8 @@ from daaas.portal.db import unit_of_work, worker_session_factory
 from daaas.portal.machines import service
 from daaas.portal.machines.reconciler import GONE_REASON, Reconciler
 from daaas.portal.machines.secrets import bootstrap_token
-from daaas.portal.providers import LaunchSpec, OpenStackProvider
+from daaas.portal.providers import LaunchSpec
+from daaas.portal.providers.openstack import OpenStackProvider
 from tests.integration.context_support import launch, machine_row
 from tests.openstack import support
 

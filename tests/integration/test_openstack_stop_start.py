@@ -20,8 +20,9 @@ from daaas.portal.config import resolve_secret_key
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.machines.secrets import bootstrap_token
-from daaas.portal.providers import CapacityExhausted, LaunchSpec, OpenStackProvider, ProviderState
-from daaas.portal.providers.openstack_errors import NO_GPU
+from daaas.portal.providers import CapacityExhausted, LaunchSpec, ProviderState
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.openstack.cloud import NO_GPU
 from tests.integration.context_support import launch, machine_row
 from tests.integration.test_openstack_reconciler import run_until, worker
 from tests.openstack import support

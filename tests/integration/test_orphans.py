@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from daaas.portal import create_app
 from daaas.portal.cli import main
-from daaas.portal.providers import LaunchSpec
-from daaas.portal.providers.factory import provider_from_settings
+from daaas.portal.providers import PROVIDERS, LaunchSpec
 from tests.conftest import sign_in
+from tests.support.environments import make_environment
 
 
 @pytest.fixture(params=["local", "openstack"])
@@ -42,11 +42,9 @@ def provider_settings(request: pytest.FixtureRequest, tmp_path: Path,
 def test_orphan_is_reported_and_removed(provider_settings: dict[str, Any]) -> None:
     from daaas.portal.config import load_settings
 
-    provider = provider_from_settings(load_settings(provider_settings, environ={}))
+    provider = PROVIDERS.build(load_settings(provider_settings, environ={}))
     orphan = uuid.uuid4().hex
-    environment = {"name": "base-desktop", "title": "Analysis desktop", "applications": [],
-                   "image": {"name": "daaas-base-desktop"}, "flavors": {"default": "m1.large"},
-                   "protocols": ["novnc"]}
+    environment = make_environment(applications=[], protocols=["novnc"])
     provider.launch(LaunchSpec(orphan, "scientist", 20000, 20000, environment, "secret12",
                                "800x600", flavor="m1.large", user_data=b"#cloud-config\n"))
     try:

@@ -16,14 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from daaas.portal.providers import (
-    Capacity,
-    LaunchSpec,
-    LocalProvider,
-    MachineGone,
-    Provider,
-    ProviderState,
-)
+from daaas.portal.providers import Capacity, LaunchSpec, MachineGone, Provider, ProviderState
+from daaas.portal.providers.local import LocalProvider
 from tests.openstack import support
 
 UP = {ProviderState.RUNNING, ProviderState.READY}

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from daaas.portal.backends import BackendUnavailable
 from daaas.portal.config import load_settings
 from daaas.portal.providers import (
+    PROVIDERS,
     CapacityExhausted,
     LaunchFailed,
     LaunchSpec,
     ProviderState,
-    ProviderUnavailable,
-    QemuProvider,
 )
-from daaas.portal.providers.factory import provider_from_settings
-from daaas.portal.providers.qemu import initrd_for, newest_cloud_kernel
+from daaas.portal.providers.qemu import QemuProvider, initrd_for, newest_cloud_kernel
+from tests.support.environments import make_environment
 
 USER_DATA = b"#cloud-config\nruncmd:\n  - echo daaas-test\n"
 
@@ -52,7 +52,8 @@ def provider(image: Path, tmp_path: Path) -> Iterator[QemuProvider]:
 
 
 def spec(user_data: bytes | None = USER_DATA, gpu: str = "none") -> LaunchSpec:
-    return LaunchSpec(uuid.uuid4().hex, "alice", 20000, 20000, {"title": "Test", "gpu": gpu},
+    return LaunchSpec(uuid.uuid4().hex, "alice", 20000, 20000,
+                      make_environment(title="Test", gpu=gpu),
                       "Pw4-vnc!", user_data=user_data)
 
 
@@ -128,10 +129,10 @@ def test_adopt_keeps_known_vms_and_stops_the_others(provider: QemuProvider) -> N
 
 def test_settings_choose_the_provider_and_need_public_url(image: Path, tmp_path: Path) -> None:
     base = {"provider": "qemu", "qemu_image": str(image), "var_dir": str(tmp_path)}
-    with pytest.raises(ProviderUnavailable) as caught:
-        provider_from_settings(load_settings(base, environ={}))
+    with pytest.raises(BackendUnavailable) as caught:
+        PROVIDERS.build(load_settings(base, environ={}))
     assert "public_url" in caught.value.user_message
-    chosen = provider_from_settings(load_settings(
+    chosen = PROVIDERS.build(load_settings(
         {**base, "public_url": "http://10.0.2.100", "port": 8123, "host": "0.0.0.0"},
         environ={}))
     assert isinstance(chosen, QemuProvider)

@@ -14,12 +14,8 @@ from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.machines.states import TRANSITIONS, State
-from daaas.portal.providers import (
-    FailingProvider,
-    InMemoryProvider,
-    NeverReadyProvider,
-    Provider,
-)
+from daaas.portal.providers import Provider
+from tests.support.providers import FailingProvider, InMemoryProvider, NeverReadyProvider
 
 
 def launch(app: Flask, username: str = "scientist", environment: str = "ccp4") -> str:

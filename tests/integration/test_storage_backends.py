@@ -19,7 +19,7 @@ from daaas.portal import create_app
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
-from daaas.portal.providers.openstack_state import machine_tag
+from daaas.portal.providers.openstack.cloud import machine_tag
 from daaas.portal.storage.manila_errors import QUOTA
 from daaas.portal.storage.service import storage_area
 from tests.integration.context_support import (

@@ -19,7 +19,7 @@ from daaas.portal.config import load_settings
 from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
-from daaas.portal.providers import LocalProvider
+from daaas.portal.providers.local import LocalProvider
 from tests.conftest import ROOT
 from tests.integration.process_scan import session_processes
 

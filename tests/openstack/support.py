@@ -16,7 +16,8 @@ from typing import Any
 import openstack
 import pytest
 
-from daaas.portal.providers import OpenStackProvider, ProviderState
+from daaas.portal.providers import ProviderState
+from daaas.portal.providers.openstack import OpenStackProvider
 
 IMAGE, CPU_FLAVOR, GPU_FLAVOR, HUGE_FLAVOR = "daaas-tiny", "m1.small", "g1.vgpu", "x1.huge"
 USER_DATA = b"#cloud-config\nruncmd:\n  - echo daaas-test\n"

@@ -9,14 +9,17 @@ import pytest
 
 from daaas.portal.providers import (
     CapacityExhausted,
-    FailingProvider,
-    InMemoryProvider,
     LaunchFailed,
     LaunchSpec,
     MachineGone,
-    NeverReadyProvider,
     ProviderError,
     ProviderState,
+)
+from tests.support.environments import make_environment
+from tests.support.providers import (
+    FailingProvider,
+    InMemoryProvider,
+    NeverReadyProvider,
     SlowProvider,
 )
 
@@ -26,7 +29,7 @@ B, R, OK, ERR, GONE = (ProviderState.BUILDING, ProviderState.RUNNING, ProviderSt
 
 def spec(machine_id: str = "m1") -> LaunchSpec:
     return LaunchSpec(machine_id=machine_id, username="alice", uid=20000, gid=20000,
-                      environment={"name": "base", "applications": []}, vnc_password="pw")
+                      environment=make_environment(applications=[]), vnc_password="pw")
 
 
 def states(provider: InMemoryProvider, *ids: str) -> list[ProviderState]:

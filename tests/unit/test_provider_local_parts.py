@@ -13,21 +13,23 @@ import pytest
 from daaas.catalogue.loader import ICONS_DIRECTORY
 from daaas.contextualisation.environment import launchers
 from daaas.contextualisation.files import desktop_entries
-from daaas.portal.providers import LaunchSpec, LocalProvider, MissingSystemPackages
+from daaas.portal.providers import LaunchSpec, MissingSystemPackages
 from daaas.portal.providers.errors import LaunchFailed
-from daaas.portal.providers.local_desktop import required_programs, write_launchers
-from daaas.portal.providers.local_procs import ProcRef, is_alive, marked_pids, proc_ref, spawn, stop
-from daaas.portal.providers.local_session import SessionPaths, SessionState
+from daaas.portal.providers.local import LocalProvider
+from daaas.portal.providers.local.desktop import required_programs, write_launchers
+from daaas.portal.providers.local.session import SessionPaths, SessionState
+from daaas.portal.providers.processes import ProcRef, is_alive, marked_pids, proc_ref, spawn, stop
+from tests.support.environments import make_environment
 
-COOT = {"name": "coot", "title": "Coot", "command": "/cvmfs/ccp4.example.org/bin/coot %f",
+COOT = {"name": "coot", "command": "/cvmfs/ccp4.example.org/bin/coot", "arguments": ["%f"],
         "icon": "/cvmfs/ccp4.example.org/share/coot.png", "category": "Science",
         "terminal": False}
 
 
 def test_launchers_are_the_shared_desktop_entries_written_executable(tmp_path: Path) -> None:
     shell = {"name": "a shell/../x", "command": "/cvmfs/ccp4.example.org/bin/ccp4-shell",
-             "terminal": True}
-    environment = {"name": "ccp4", "applications": [COOT, shell]}
+             "terminal": True, "icon": "utilities-terminal", "category": "System"}
+    environment = make_environment(name="ccp4", applications=[COOT, shell])
     written = write_launchers(tmp_path, environment)
     assert [path.name for path in written] == ["daaas-coot.desktop", "daaas-a-shell-x.desktop"]
     assert all(path.parent == tmp_path / "Desktop" for path in written)
@@ -41,12 +43,12 @@ def test_launchers_are_the_shared_desktop_entries_written_executable(tmp_path: P
     assert {p.name: p.read_text() for p in written} == shared
 
 
-@pytest.mark.parametrize("broken", [{"command": "rm -rf /\n[Desktop Entry]"}, {"command": ""},
-                                    {"command": "/usr/bin/coot"}])
+@pytest.mark.parametrize("broken", [{"command": "/cvmfs/NotAName/bin/coot"},
+                                    {"command": "/cvmfs/bad_repo/bin/coot"}])
 def test_broken_application_entries_fail_the_launch(tmp_path: Path,
                                                     broken: dict[str, object]) -> None:
     with pytest.raises(LaunchFailed) as raised:
-        write_launchers(tmp_path, {"name": "ccp4", "applications": [{**COOT, **broken}]})
+        write_launchers(tmp_path, make_environment(applications=[{**COOT, **broken}]))
     assert raised.value.user_message == "This environment has a broken application entry."
 
 
@@ -61,7 +63,7 @@ def test_missing_programs_name_the_debian_packages(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # a host where nothing is installed
     provider = LocalProvider(tmp_path)
-    spec = LaunchSpec("m1", "alice", 20000, 20000, {"name": "base"}, "pw")
+    spec = LaunchSpec("m1", "alice", 20000, 20000, make_environment(), "pw")
     with pytest.raises(MissingSystemPackages) as raised:
         provider.launch(spec)
     assert raised.value.packages == ["tigervnc-standalone-server", "tigervnc-tools", "openbox",
@@ -73,7 +75,7 @@ def test_missing_programs_name_the_debian_packages(tmp_path: Path,
 def test_unsafe_machine_ids_are_refused_or_gone(tmp_path: Path) -> None:
     provider = LocalProvider(tmp_path, desktop="none")
     with pytest.raises(LaunchFailed) as raised:
-        provider.launch(LaunchSpec("../evil", "alice", 1, 1, {}, "pw"))
+        provider.launch(LaunchSpec("../evil", "alice", 1, 1, make_environment(), "pw"))
     assert "invalid identifier" in raised.value.user_message
     assert provider.poll(["../evil", "unknown"])["../evil"].state.value == "gone"
     provider.delete("../evil")  # nothing to do, no error

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from daaas.portal.backends import BackendUnavailable
+from daaas.portal.config import load_settings
 from daaas.portal.errors import PortalError
 from daaas.portal.providers import (
     PROVIDERS,
-    FailingProvider,
-    InMemoryProvider,
     LaunchSpec,
-    LocalProvider,
     MissingSystemPackages,
-    NeverReadyProvider,
     Provider,
     ProviderUnavailable,
-    SlowProvider,
-    make_provider,
 )
 from daaas.portal.providers.errors import (
     CapacityExhausted,
@@ -24,37 +24,81 @@ from daaas.portal.providers.errors import (
     MachineGone,
     ProviderError,
 )
+from daaas.portal.providers.local import LocalProvider
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.qemu import QemuProvider
+from tests.support.environments import make_environment
+from tests.support.providers import (
+    FailingProvider,
+    InMemoryProvider,
+    NeverReadyProvider,
+    SlowProvider,
+)
 
 
 @pytest.mark.parametrize(("name", "cls"), [
-    ("local", LocalProvider), ("memory", InMemoryProvider), ("slow", SlowProvider),
-    ("never-ready", NeverReadyProvider), ("failing", FailingProvider),
+    ("local", LocalProvider), ("openstack", OpenStackProvider), ("qemu", QemuProvider),
+    ("memory", InMemoryProvider), ("slow", SlowProvider), ("never-ready", NeverReadyProvider),
+    ("failing", FailingProvider),
 ])
-def test_make_provider_by_name(name: str, cls: type[Provider], tmp_path: object) -> None:
-    options = {"var_dir": tmp_path} if name == "local" else {}
-    provider = make_provider(name, **options)
-    assert type(provider) is cls
-    assert provider.name == name
-    assert PROVIDERS[name] is cls
+def test_names_resolve_to_their_classes(name: str, cls: type[Provider]) -> None:
+    assert PROVIDERS.resolve(name) is cls
+    assert cls.name == name
 
 
-def test_make_provider_passes_options() -> None:
-    provider = make_provider("memory", ready_after_polls=7, max_sessions=3)
-    assert isinstance(provider, InMemoryProvider)
-    assert (provider.ready_after_polls, provider.capacity().sessions_total) == (7, 3)
+def test_the_portal_registers_only_real_providers_and_imports_them_when_chosen() -> None:
+    code = ("import sys; from daaas.portal.providers import PROVIDERS; "
+            "print(PROVIDERS.names(), 'openstack' in sys.modules, 'Xlib' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout
+    assert shown.strip() == "['local', 'openstack', 'qemu'] False False"
+
+
+def test_settings_build_the_local_provider(tmp_path: Path) -> None:
+    settings = load_settings({"var_dir": str(tmp_path), "local_max_sessions": 3}, environ={})
+    provider = PROVIDERS.build(settings)
+    assert isinstance(provider, LocalProvider)
+    assert provider.sessions_dir == tmp_path.resolve() / "sessions"
+    assert provider.max_sessions == 3
+
+
+def test_settings_build_the_openstack_provider() -> None:
+    settings = load_settings({"provider": "openstack", "openstack_cloud": "site",
+                              "openstack_security_groups": "vnc, ssh,,",
+                              "openstack_access_mode": "floating",
+                              "openstack_server_tag": "daaas-x"}, environ={})
+    provider = PROVIDERS.build(settings)
+    assert isinstance(provider, OpenStackProvider)
+    assert (provider.cloud, provider.access_mode, provider.server_tag) == (
+        "site", "floating", "daaas-x")
+    assert provider.security_groups == ["vnc", "ssh"]
+
+
+def test_a_test_double_is_chosen_by_name_in_settings() -> None:
+    provider = PROVIDERS.build(load_settings({"provider": "never-ready"}, environ={}))
+    assert type(provider) is NeverReadyProvider
+
+
+def test_a_module_class_path_names_a_facility_provider() -> None:
+    chosen = load_settings({"provider": "tests.support.providers:SlowProvider"}, environ={})
+    assert type(PROVIDERS.build(chosen)) is SlowProvider
+    for path, complaint in (("tests.support.providers:Nothing", "cannot be imported"),
+                            ("daaas.portal.config:Settings", "not a subclass")):
+        with pytest.raises(BackendUnavailable, match=complaint):
+            PROVIDERS.resolve(path)
 
 
 def test_unknown_name_lists_the_choices() -> None:
-    with pytest.raises(ProviderUnavailable) as raised:
-        make_provider("openstak")
+    with pytest.raises(BackendUnavailable) as raised:
+        PROVIDERS.build(load_settings({"provider": "openstak"}, environ={}))
     assert "'openstak'" in raised.value.user_message
     assert "local" in raised.value.user_message and "memory" in raised.value.user_message
 
 
-@pytest.mark.parametrize("options", [{"colour": "red"}, {"desktop": "kde"}])
-def test_bad_options_are_a_configuration_error(options: dict[str, str]) -> None:
-    with pytest.raises(ProviderUnavailable, match="'local' provider cannot be configured"):
-        make_provider("local", **options)
+def test_unusable_settings_are_a_configuration_error() -> None:
+    with pytest.raises(BackendUnavailable, match="'openstack' cannot be configured: "
+                                                 "openstack_cloud must name a cloud"):
+        PROVIDERS.build(load_settings({"provider": "openstack"}, environ={}))
 
 
 def test_errors_are_portal_errors_with_separate_log_message() -> None:
@@ -78,7 +122,7 @@ def test_missing_system_packages_names_the_apt_command() -> None:
 
 
 def test_launch_spec_never_shows_the_password() -> None:
-    spec = LaunchSpec("m1", "alice", 20000, 20000, {"name": "base"}, "hunter22")
+    spec = LaunchSpec("m1", "alice", 20000, 20000, make_environment(), "hunter22")
     assert "hunter22" not in repr(spec)
     assert spec.geometry == "1280x800"
 

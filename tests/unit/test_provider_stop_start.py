@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from daaas.portal.machines.states import STARTING, TRANSITIONS, State
 from daaas.portal.providers import (
-    PROVIDERS,
     Capacity,
     CapacityExhausted,
     ConnectionTarget,
-    InMemoryProvider,
     LaunchSpec,
     MachineGone,
     Provider,
@@ -21,7 +20,12 @@ from daaas.portal.providers import (
     ProviderStatus,
     StopNotSupported,
 )
-from daaas.portal.providers.openstack_state import status_of
+from daaas.portal.providers.local import LocalProvider
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.openstack.servers import status_of
+from daaas.portal.providers.qemu import QemuProvider
+from tests.support.environments import make_environment
+from tests.support.providers import InMemoryProvider
 
 
 class MinimalProvider(Provider):
@@ -53,12 +57,12 @@ class MinimalProvider(Provider):
 
 
 def spec(machine_id: str = "m1") -> LaunchSpec:
-    return LaunchSpec(machine_id, "alice", 1, 1, {"name": "e", "title": "E"}, "pw")
+    return LaunchSpec(machine_id, "alice", 1, 1, make_environment(), "pw")
 
 
 def test_a_provider_without_stop_refuses_with_a_typed_error_saying_delete_instead() -> None:
     provider = MinimalProvider()
-    assert provider.can_stop is False
+    assert provider.supports_stop is False
     for call in (lambda: provider.stop("m1"), lambda: provider.start(spec())):
         with pytest.raises(StopNotSupported) as refused:
             call()
@@ -67,10 +71,21 @@ def test_a_provider_without_stop_refuses_with_a_typed_error_saying_delete_instea
         assert "minimal" in refused.value.log_message and "m1" in refused.value.log_message
 
 
-def test_which_providers_can_stop() -> None:
-    can = {name for name, cls in PROVIDERS.items() if cls.can_stop}
-    assert {"local", "openstack", "memory"} <= can
-    assert "qemu" not in can
+def test_each_provider_answers_whether_it_can_stop(tmp_path: Path) -> None:
+    assert LocalProvider(tmp_path).supports_stop
+    assert OpenStackProvider(cloud="site").supports_stop
+    assert not QemuProvider(tmp_path, image=str(tmp_path / "disk.img")).supports_stop
+    assert InMemoryProvider().supports_stop
+    assert not InMemoryProvider(stoppable=False).supports_stop
+
+
+def test_a_double_that_cannot_stop_refuses_as_the_interface_does() -> None:
+    provider = InMemoryProvider(stoppable=False)
+    provider.launch(spec("m1"))
+    for call in (lambda: provider.stop("m1"), lambda: provider.start(spec("m1"))):
+        with pytest.raises(StopNotSupported):
+            call()
+    assert provider.poll(["m1"])["m1"].state is ProviderState.READY
 
 
 @pytest.mark.parametrize(("status", "task", "state"), [

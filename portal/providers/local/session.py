@@ -1,4 +1,5 @@
-"""One local desktop session on disk: its folder, state file, VNC password and Xvnc server.
+"""One local desktop session on disk: its folder, state file, VNC password, X display files,
+and what they say about the session's state (including its "stopped" mark).
 
 Layout of ``<var_dir>/sessions/<machine_id>/``: ``home/`` (the session's HOME, with Desktop
 launchers), ``vncpasswd`` (obfuscated by ``vncpasswd -f``, mode 600), ``state.json`` (display,
@@ -16,11 +17,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from daaas.portal.providers.base import ProviderState, ProviderStatus
 from daaas.portal.providers.errors import LaunchFailed
-from daaas.portal.providers.local_procs import ProcRef, is_alive
+from daaas.portal.providers.local.desktop import DESKTOPS
+from daaas.portal.providers.processes import ProcRef, is_alive, marked_values
 
 VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 X11_DIR = Path("/tmp/.X11-unix")
+STOPPED_MARK = "stopped"
 
 
 def x_socket(display: int) -> Path:
@@ -176,3 +180,63 @@ def remove_stale_x_files(display: int, xvnc: ProcRef) -> None:
         for path in (x_lock(display), x_socket(display)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def mark_stopped(paths: SessionPaths) -> None:
+    """Mark the session stopped on purpose (its home kept). Raises OSError."""
+    (paths.root / STOPPED_MARK).touch()
+
+
+def clear_stopped(paths: SessionPaths) -> None:
+    """Remove the stopped mark (the session runs again). Raises nothing for a missing mark."""
+    (paths.root / STOPPED_MARK).unlink(missing_ok=True)
+
+
+def session_status(paths: SessionPaths | None) -> ProviderStatus:
+    """Return the session's status: STOPPED when marked stopped and Xvnc is not running
+    (RUNNING while it stops or starts again), GONE without paths or state file, ERROR if a
+    program died (its log tail in ``log_message`` only), BUILDING until X is up, RUNNING until
+    the window manager and desktop are started, then READY."""
+    state = SessionState.load(paths.state) if paths else None
+    if paths is not None and (paths.root / STOPPED_MARK).exists():
+        if state is None or not state.alive("xvnc"):
+            return ProviderStatus(ProviderState.STOPPED)
+        return ProviderStatus(ProviderState.RUNNING, "Stopping or starting the desktop.")
+    if paths is None or state is None:
+        return ProviderStatus(ProviderState.GONE)
+    if not state.alive("xvnc"):
+        return ProviderStatus(
+            ProviderState.ERROR, "The desktop server of this machine stopped unexpectedly.",
+            f"Xvnc :{state.display} of {state.machine_id} is not running; log tail:\n"
+            f"{paths.log_tail('xvnc')}")
+    if not x_socket(state.display).exists():
+        return ProviderStatus(ProviderState.BUILDING, "Starting the desktop server.")
+    roles = ["wm", "desktop"] if DESKTOPS[state.desktop] else ["wm"]
+    if any(role not in state.procs for role in roles):
+        return ProviderStatus(ProviderState.RUNNING, "Starting the desktop.")
+    for role in roles:
+        if not state.alive(role):
+            return ProviderStatus(
+                ProviderState.ERROR, "The desktop of this machine stopped unexpectedly.",
+                f"{role} of {state.machine_id} is not running; log tail:\n"
+                f"{paths.log_tail(role)}")
+    return ProviderStatus(ProviderState.READY)
+
+
+def alive(sessions_dir: Path, machine_id: str) -> bool:
+    """Return True if the session's Xvnc runs and its X socket exists."""
+    state = SessionState.load(sessions_dir / machine_id / "state.json")
+    return state is not None and state.alive("xvnc") and x_socket(state.display).exists()
+
+
+def recorded_ids(sessions_dir: Path) -> set[str]:
+    """Return the ids of every session folder holding a state file (running or not)."""
+    if not sessions_dir.is_dir():
+        return set()
+    return {entry.parent.name for entry in sessions_dir.glob("*/state.json")}
+
+
+def marked_ids(sessions_dir: Path) -> set[str]:
+    """Return the ids named by live processes that carry this sessions folder's marker."""
+    found = marked_values({"DAAAS_SESSIONS_DIR": str(sessions_dir)}, "DAAAS_MACHINE_ID")
+    return {machine_id for machine_id in found if VALID_ID.match(machine_id)}

@@ -1,9 +1,14 @@
-"""Translate openstacksdk/keystoneauth exceptions and Nova faults into typed provider errors.
+"""What the portal's OpenStack backends share: the marks on the portal's cloud resources, and
+the translation of cloud exceptions into typed provider errors.
 
-The one place where cloud exceptions become :mod:`daaas.portal.providers.errors`. Every log message
-passes through :func:`redact` first: Nova echoes the whole user_data back in a 400 ("Invalid
-input for field/attribute user_data. Value: <all of it>"), and user_data carries a bootstrap
-token.
+Used by the Nova provider (:mod:`.provider`) and the Manila storage backend
+(:mod:`daaas.portal.storage.manila`). Servers and shares carry the tag ``machine_tag(id)`` and
+metadata under the ``*_KEY`` names, so a restarted worker finds what it created.
+
+This is the one place where openstacksdk/keystoneauth exceptions become
+:mod:`daaas.portal.providers.errors`. Every log message passes through :func:`redact` first:
+Nova echoes the whole user_data back in a 400 ("Invalid input for field/attribute user_data.
+Value: <all of it>"), and user_data carries a bootstrap token.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as os_exc
@@ -21,6 +27,11 @@ from daaas.portal.providers.errors import (
     ProviderError,
     ProviderUnavailable,
 )
+
+MACHINE_KEY = "daaas_machine_id"
+OWNER_KEY = "daaas_owner"
+GPU_KEY = "daaas_gpu"
+MACHINE_TAG_PREFIX = "daaas-machine-"
 
 NO_GPU = "No GPU is free right now; try again later or choose a CPU environment."
 NO_HOST = ("No cloud host has room for this machine size right now; choose a smaller flavor "
@@ -34,6 +45,18 @@ BAD_USER_DATA = ("The start-up configuration of this machine was refused by the 
 REDACTED = "<user_data redacted>"
 _ECHO = re.compile(r"(user_data\.?\s*Value:\s*).*", re.IGNORECASE | re.DOTALL)
 _QUOTA_WHAT = re.compile(r"Quota exceeded for ([a-z_, ]+?)[:.]", re.IGNORECASE)
+
+
+def machine_tag(machine_id: str) -> str:
+    """Return the tag naming one machine's cloud resources (Nova tags: at most 60 characters)."""
+    return f"{MACHINE_TAG_PREFIX}{machine_id}"[:60]
+
+
+def machine_id_of(server: Any) -> str | None:
+    """Return the portal machine id a server carries in its metadata, or None."""
+    metadata = getattr(server, "metadata", None) or {}
+    value = metadata.get(MACHINE_KEY)
+    return str(value) if value else None
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

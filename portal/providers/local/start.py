@@ -3,6 +3,12 @@
 Every program runs in its own session/process group, with HOME set to the session's home and a
 clean environment (nothing of the portal's, which may hold secrets) plus the marker variables
 ``DAAAS_MACHINE_ID`` and ``DAAAS_SESSIONS_DIR`` by which the provider finds every process.
+
+Started together with openbox, pcmanfm's desktop window is left unmapped (a black screen) in
+most tries; started after openbox has set ``_NET_SUPPORTING_WM_CHECK`` (EWMH), still in about
+one try in sixteen, when openbox never manages it. So the desktop is started after that, and
+restarted if the window manager's ``_NET_CLIENT_LIST`` stays empty. Both root-window
+properties are read with python-xlib over the session's local X socket.
 """
 
 from __future__ import annotations
@@ -13,15 +19,26 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from Xlib import X
+from Xlib import error as xerror
+from Xlib.display import Display
+
 from daaas.portal.providers.base import LaunchSpec
 from daaas.portal.providers.errors import CapacityExhausted, LaunchFailed
-from daaas.portal.providers.local_desktop import (
+from daaas.portal.providers.local.desktop import (
+    attach,
     write_desktop_config,
     write_folder_links,
     write_launchers,
 )
-from daaas.portal.providers.local_mounts import attach
-from daaas.portal.providers.local_procs import (
+from daaas.portal.providers.local.session import (
+    SessionPaths,
+    display_free,
+    lock_owner,
+    write_password,
+    x_socket,
+)
+from daaas.portal.providers.processes import (
     ProcRef,
     is_alive,
     port_free,
@@ -30,19 +47,15 @@ from daaas.portal.providers.local_procs import (
     stop,
     wait_for,
 )
-from daaas.portal.providers.local_session import (
-    SessionPaths,
-    display_free,
-    lock_owner,
-    write_password,
-    x_socket,
-)
 
 VNC_BASE_PORT = 5900
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 GEOMETRY = re.compile(r"^[1-9][0-9]{2,4}x[1-9][0-9]{2,4}$")
 # Xvnc's words when another server took the display or port between our check and its start
 TAKEN = ("already active", "in use", "Cannot establish any listening sockets")
+DESKTOP_SECONDS = 5.0  # a desktop window is managed ~0.3 s after the start when all goes well
+#: What python-xlib raises when the X server cannot be reached or answers with an error
+X_ERRORS = (OSError, xerror.DisplayError, xerror.ConnectionClosedError, xerror.XError)
 
 
 def marker(sessions_dir: Path, machine_id: str) -> dict[str, str]:
@@ -155,3 +168,73 @@ def start_program(paths: SessionPaths, env: dict[str, str], role: str,
     except OSError as error:
         raise LaunchFailed("The desktop could not be started on this host.",
                            f"{role} {argv[0]}: {error}") from error
+
+
+def root_property_length(display: int, name: str) -> int:
+    """Return how many items property ``name`` of the root window of ``:display`` holds.
+
+    0 when the property (or even its atom) is not set. Raises one of ``X_ERRORS`` if the X
+    server cannot be reached or answers with an error.
+    """
+    connection = Display(f":{display}")
+    try:
+        atom = connection.intern_atom(name, only_if_exists=True)
+        if atom == X.NONE:
+            return 0
+        found = connection.screen().root.get_full_property(atom, X.AnyPropertyType)
+        return 0 if found is None else len(found.value)
+    finally:
+        connection.close()
+
+
+def window_manager_running(display: int) -> bool:
+    """Return True once an EWMH window manager has finished starting on ``:display``."""
+    try:
+        return root_property_length(display, "_NET_SUPPORTING_WM_CHECK") > 0
+    except X_ERRORS:
+        return False
+
+
+def managed_windows(display: int) -> int:
+    """Return how many windows the window manager of ``:display`` manages (0 if unknown)."""
+    try:
+        return root_property_length(display, "_NET_CLIENT_LIST")
+    except X_ERRORS:
+        return 0
+
+
+def wait_for_window_manager(paths: SessionPaths, display: int, wm: ProcRef,
+                            timeout: float) -> None:
+    """Wait until the window manager has finished starting (see the module's docstring).
+
+    Raises LaunchFailed if it exits or is not managing after ``timeout`` seconds.
+    """
+    wait_for(lambda: window_manager_running(display) or not is_alive(wm), timeout, 0.05)
+    if not window_manager_running(display):
+        raise LaunchFailed("The desktop could not be started on this host.",
+                           f"window manager on :{display} is not running; log tail:\n"
+                           f"{paths.log_tail('wm')}")
+
+
+def start_desktop(paths: SessionPaths, env: dict[str, str], display: int, argv: list[str],
+                  attempts: int = 3, timeout: float = DESKTOP_SECONDS) -> ProcRef:
+    """Start the desktop program and wait until the window manager manages its window.
+
+    A desktop whose window is not managed within ``timeout`` seconds is restarted, up to
+    ``attempts`` times. Returns its ProcRef. Raises LaunchFailed (log tail in the log message).
+    """
+    for attempt in range(1, attempts + 1):
+        ref = start_program(paths, env, "desktop", argv)
+        if _wait_managed(display, ref, timeout):
+            return ref
+        stop([ref], {}, grace=1.0)
+        with open(paths.logs / "desktop.log", "a") as log:
+            log.write(f"daaas: no managed desktop window after {timeout} s (try {attempt})\n")
+    raise LaunchFailed("The desktop could not be started on this host.",
+                       f"{argv[0]} on :{display} showed no window after {attempts} tries; "
+                       f"log tail:\n{paths.log_tail('desktop')}")
+
+
+def _wait_managed(display: int, ref: ProcRef, timeout: float) -> bool:
+    wait_for(lambda: managed_windows(display) > 0 or not is_alive(ref), timeout, 0.05)
+    return is_alive(ref) and managed_windows(display) > 0

@@ -13,11 +13,8 @@ import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daaas.portal.providers import local_desktop as desk
-from daaas.portal.providers import local_start as start
-from daaas.portal.providers import local_status as status
-from daaas.portal.providers import local_x11 as x11
 from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
@@ -31,20 +28,25 @@ from daaas.portal.providers.errors import (
     MachineGone,
     ProviderError,
 )
-from daaas.portal.providers.local_mounts import detach
-from daaas.portal.providers.local_procs import stop as stop_processes
-from daaas.portal.providers.local_session import (
+from daaas.portal.providers.local import desktop as desk
+from daaas.portal.providers.local import session, start
+from daaas.portal.providers.local.desktop import detach
+from daaas.portal.providers.local.session import (
     SessionPaths,
     SessionState,
     remove_stale_x_files,
 )
+from daaas.portal.providers.processes import stop as stop_processes
+
+if TYPE_CHECKING:
+    from daaas.portal.config import Settings
 
 
 class LocalProvider(Provider):
     """Desktop sessions on this host under ``<var_dir>/sessions/<machine_id>/``."""
 
     name = "local"
-    can_stop = True
+    supports_stop = True  # processes ended, home kept
 
     def __init__(self, var_dir: str | Path = "var", max_sessions: int = 8,
                  desktop: str = "pcmanfm", first_display: int = 10, last_display: int = 99,
@@ -57,6 +59,11 @@ class LocalProvider(Provider):
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
         self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalProvider:
+        """Return the provider of ``var_dir`` and ``local_max_sessions``. Raises nothing."""
+        return cls(var_dir=settings.var_dir, max_sessions=settings.local_max_sessions)
 
     def launch(self, spec: LaunchSpec) -> None:
         """Start the session, or finish/keep the one already there under this id.
@@ -82,7 +89,7 @@ class LocalProvider(Provider):
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
         """Return each session's status from its state file and /proc; GONE if unknown."""
         with self._lock:
-            return {mid: status.session_status(SessionPaths.of_or_none(self.sessions_dir, mid))
+            return {mid: session.session_status(SessionPaths.of_or_none(self.sessions_dir, mid))
                     for mid in machine_ids}
 
     def delete(self, machine_id: str) -> None:
@@ -104,7 +111,7 @@ class LocalProvider(Provider):
         """
         paths = self._existing(machine_id)
         with self._locked():
-            status.mark_stopped(paths)
+            session.mark_stopped(paths)
             self._cleanup(machine_id, remove_home=False)
 
     def start(self, spec: LaunchSpec) -> None:
@@ -117,14 +124,14 @@ class LocalProvider(Provider):
         paths = self._existing(spec.machine_id)
         self.launch(spec)
         with self._locked():
-            status.clear_stopped(paths)
+            session.clear_stopped(paths)
 
     def list_machine_ids(self) -> set[str]:
         """Return the ids of sessions whose Xvnc (or any marked process) still runs."""
         with self._lock:
-            recorded = status.recorded_ids(self.sessions_dir)
-            running = {mid for mid in recorded if status.alive(self.sessions_dir, mid)}
-            return running | status.marked_ids(self.sessions_dir)
+            recorded = session.recorded_ids(self.sessions_dir)
+            running = {mid for mid in recorded if session.alive(self.sessions_dir, mid)}
+            return running | session.marked_ids(self.sessions_dir)
 
     def capacity(self) -> Capacity:
         """Return free session slots out of ``max_sessions``; no GPUs here (0)."""
@@ -151,9 +158,9 @@ class LocalProvider(Provider):
         """
         with self._locked():
             adopted = set()
-            found = status.recorded_ids(self.sessions_dir) | status.marked_ids(self.sessions_dir)
+            found = session.recorded_ids(self.sessions_dir) | session.marked_ids(self.sessions_dir)
             for machine_id in found:
-                if machine_id in known_ids and status.alive(self.sessions_dir, machine_id):
+                if machine_id in known_ids and session.alive(self.sessions_dir, machine_id):
                     adopted.add(machine_id)
                 else:
                     self._cleanup(machine_id, remove_home=remove_homes)
@@ -186,7 +193,7 @@ class LocalProvider(Provider):
 
     def _start_server(self, spec: LaunchSpec, paths: SessionPaths,
                       found: dict[str, str]) -> SessionState:
-        if spec.environment.get("gpu") == "required":
+        if spec.environment.gpu == "required":
             raise CapacityExhausted("This environment needs a GPU; this server has none.")
         if len(self.list_machine_ids()) >= self.max_sessions:
             raise CapacityExhausted(
@@ -197,7 +204,7 @@ class LocalProvider(Provider):
             display, xvnc = start.start_xvnc(
                 paths, self.sessions_dir, spec.machine_id, xvnc=found["Xvnc"],
                 displays=self.displays, geometry=spec.geometry,
-                title=str(spec.environment.get("title") or spec.machine_id),
+                title=spec.environment.title,
                 timeout=self.start_timeout)
         except BaseException:
             self._cleanup(spec.machine_id, remove_home=False)  # no password left lying around
@@ -214,9 +221,9 @@ class LocalProvider(Provider):
             state.save(paths.state)
         desktop = desk.DESKTOPS[state.desktop]
         if desktop and "desktop" not in state.procs:
-            x11.wait_for_window_manager(paths, state.display, state.procs["wm"],
+            start.wait_for_window_manager(paths, state.display, state.procs["wm"],
                                           self.start_timeout)
-            state.procs["desktop"] = x11.start_desktop(paths, env, state.display, desktop)
+            state.procs["desktop"] = start.start_desktop(paths, env, state.display, desktop)
             state.save(paths.state)
 
     def _cleanup(self, machine_id: str, remove_home: bool) -> None:

@@ -1,9 +1,14 @@
-"""Test doubles: real Provider subclasses that keep their machines in memory.
+"""Provider test doubles: real Provider subclasses that keep their machines in memory.
 
 Like JupyterHub's test spawners, they let the reconciler's tests drive every path (slow
 launches, machines that never get ready, failures) without a desktop or a cloud. They are
 thread-safe: the reconciler's worker thread and the test share one instance. ``calls`` counts
 each method's calls, e.g. ``provider.calls["poll"]``.
+
+tests/conftest.py registers each under its ``name`` in
+:data:`daaas.portal.providers.PROVIDERS` for the whole test session (:func:`register_doubles`),
+so ``provider = "memory"`` (or "slow", "never-ready", "unstoppable", "failing") works in a
+test's settings; the portal itself never knows them.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from daaas.portal.providers import PROVIDERS
 from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
@@ -30,6 +37,9 @@ from daaas.portal.providers.errors import (
     ProviderError,
 )
 
+if TYPE_CHECKING:
+    from daaas.portal.config import Settings
+
 
 @dataclass
 class _Machine:
@@ -44,21 +54,32 @@ class InMemoryProvider(Provider):
     """Machines are dict entries: BUILDING on the first poll, READY after ``ready_after_polls``.
 
     ``stop`` marks a machine STOPPED at once; ``start`` brings it back through BUILDING as a
-    launch does. Stopped machines hold no session slot.
+    launch does. Stopped machines hold no session slot. With ``stoppable=False`` it answers
+    :attr:`supports_stop` False and refuses stop/start, as a provider without them does.
     """
 
     name = "memory"
-    can_stop = True
 
     def __init__(self, ready_after_polls: int = 1, max_sessions: int = 8,
-                 gpus: int | None = None) -> None:
+                 gpus: int | None = None, stoppable: bool = True) -> None:
         self.ready_after_polls = ready_after_polls
         self.max_sessions = max_sessions
         self.gpus = gpus
+        self.stoppable = stoppable
         self.calls: Counter[str] = Counter()
         self._machines: dict[str, _Machine] = {}
         self._next_port = 5900
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InMemoryProvider:
+        """Return a double with its default options (the settings are not read)."""
+        return cls()
+
+    @property
+    def supports_stop(self) -> bool:
+        """Return ``stoppable``: whether stop and start work on this double."""
+        return self.stoppable
 
     def launch(self, spec: LaunchSpec) -> None:
         """Record the machine (once per id). Raises CapacityExhausted past ``max_sessions``."""
@@ -87,14 +108,20 @@ class InMemoryProvider(Provider):
             self._machines.pop(machine_id, None)
 
     def stop(self, machine_id: str) -> None:
-        """Mark the machine stopped (already stopped is success). Raises MachineGone if unknown."""
+        """Mark the machine stopped (already stopped is success). Raises MachineGone if unknown,
+        StopNotSupported when not ``stoppable``."""
+        if not self.stoppable:
+            super().stop(machine_id)
         with self._lock:
             self.calls["stop"] += 1
             self._held(machine_id).stopped = True
 
     def start(self, spec: LaunchSpec) -> None:
         """Start a stopped machine again (running is success). Raises MachineGone if unknown,
-        CapacityExhausted past ``max_sessions`` running machines."""
+        CapacityExhausted past ``max_sessions`` running machines, StopNotSupported when not
+        ``stoppable``."""
+        if not self.stoppable:
+            super().start(spec)
         with self._lock:
             self.calls["start"] += 1
             machine = self._held(spec.machine_id)
@@ -190,6 +217,16 @@ class NeverReadyProvider(InMemoryProvider):
         return ProviderState.BUILDING if polls == 1 else ProviderState.RUNNING
 
 
+class UnstoppableProvider(InMemoryProvider):
+    """Machines that cannot be stopped (as QEMU's): ``supports_stop`` is False."""
+
+    name = "unstoppable"
+
+    def __init__(self, ready_after_polls: int = 1, max_sessions: int = 8) -> None:
+        super().__init__(ready_after_polls=ready_after_polls, max_sessions=max_sessions,
+                         stoppable=False)
+
+
 class FailingProvider(InMemoryProvider):
     """Fails at ``fail_on``: launch raises LaunchFailed, poll reports ERROR, delete raises."""
 
@@ -219,3 +256,20 @@ class FailingProvider(InMemoryProvider):
                 self.calls["delete"] += 1
             raise ProviderError(self.message, f"{machine_id}: delete failed: {self.message}")
         super().delete(machine_id)
+
+
+DOUBLES: tuple[type[InMemoryProvider], ...] = (InMemoryProvider, SlowProvider,
+                                               NeverReadyProvider, UnstoppableProvider,
+                                               FailingProvider)
+
+
+@contextmanager
+def register_doubles() -> Iterator[None]:
+    """Register every double under its ``name`` in PROVIDERS for a ``with`` block."""
+    for double in DOUBLES:
+        PROVIDERS.register(double.name, double)
+    try:
+        yield
+    finally:
+        for double in DOUBLES:
+            PROVIDERS.unregister(double.name)

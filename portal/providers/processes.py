@@ -1,8 +1,10 @@
-"""Process helpers for the local provider: start, recognise, and stop session processes.
+"""Process helpers shared by the local and QEMU providers: start, recognise and stop the
+processes this host runs for machines, and find free ports for them.
 
-A session's processes are recognised two ways, so a restarted portal cannot mistake a reused
-pid for its own: by (pid, start time) recorded in the state file, and by marker variables in
-their environment (``DAAAS_MACHINE_ID`` and ``DAAAS_SESSIONS_DIR``), which every child inherits.
+A machine's processes are recognised two ways, so a restarted portal cannot mistake a reused
+pid for its own: by (pid, start time) recorded in the machine's state file, and (local
+sessions) by marker variables in their environment (``DAAAS_MACHINE_ID`` and
+``DAAAS_SESSIONS_DIR``), which every child inherits.
 """
 
 from __future__ import annotations
@@ -117,6 +119,14 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that the kernel says is free right now. Raises OSError."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def port_listening(port: int) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Collection, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import openstack
 from openstack import exceptions as os_exc
@@ -32,17 +32,24 @@ from daaas.portal.providers.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from daaas.portal.providers.openstack_capacity import flavor_wants_gpu, free_units
-from daaas.portal.providers.openstack_errors import NO_GPU, translated
-from daaas.portal.providers.openstack_net import address_for
-from daaas.portal.providers.openstack_state import (
+from daaas.portal.providers.openstack.cloud import (
     GPU_KEY,
     MACHINE_KEY,
+    NO_GPU,
     OWNER_KEY,
     machine_id_of,
     machine_tag,
+    translated,
+)
+from daaas.portal.providers.openstack.servers import (
+    address_for,
+    flavor_wants_gpu,
+    free_units,
     status_of,
 )
+
+if TYPE_CHECKING:
+    from daaas.portal.config import Settings
 
 AccessMode = Literal["direct", "floating", "proxy"]
 SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
@@ -54,7 +61,7 @@ class OpenStackProvider(Provider):
 
     name = "openstack"
     uses_cloud_init = True
-    can_stop = True
+    supports_stop = True  # shelve and unshelve
 
     def __init__(self, cloud: str, network: str = "auto", security_groups: Sequence[str] = (),
                  access_mode: AccessMode = "direct", floating_network: str = "",
@@ -72,6 +79,22 @@ class OpenStackProvider(Provider):
         self.server_tag, self.delete_timeout = server_tag, delete_timeout
         self._conn: Any = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenStackProvider:
+        """Return the provider of the ``openstack_*`` settings.
+
+        Raises ValueError when openstack_cloud is empty or the access mode is unknown.
+        """
+        groups = [g.strip() for g in settings.openstack_security_groups.split(",") if g.strip()]
+        return cls(cloud=settings.openstack_cloud, network=settings.openstack_network,
+                   security_groups=groups,
+                   access_mode=settings.openstack_access_mode,
+                   floating_network=settings.openstack_floating_network,
+                   key_name=settings.openstack_key_name,
+                   gpu_resource_class=settings.openstack_gpu_resource_class,
+                   gpu_static_free=settings.openstack_gpu_static_free,
+                   server_tag=settings.openstack_server_tag)
 
     @property
     def connection(self) -> Any:
@@ -239,33 +262,32 @@ class OpenStackProvider(Provider):
         return servers[0]
 
     def _flavor(self, spec: LaunchSpec) -> Any:
-        env = spec.environment
-        name = spec.flavor or env.get("flavor") or (env.get("flavors") or {}).get("default")
-        flavor = self.connection.compute.find_flavor(name, get_extra_specs=True) if name else None
+        name = spec.flavor or spec.environment.flavors.default
+        flavor = self.connection.compute.find_flavor(name, get_extra_specs=True)
         if flavor is None:
-            raise LaunchFailed(f"The machine size (flavor) {name!r} of {env.get('title', 'this')}"
-                               " environment does not exist at the cloud; tell the portal "
-                               "administrators.", f"openstack: flavor {name!r} not found")
+            raise LaunchFailed(f"The machine size (flavor) {name!r} of the "
+                               f"{spec.environment.title} environment does not exist at the "
+                               "cloud; tell the portal administrators.",
+                               f"openstack: flavor {name!r} not found")
         return flavor
 
     def _is_gpu(self, spec: LaunchSpec, flavor: Any) -> bool:
-        gpu_names = (spec.environment.get("flavors") or {}).get("gpu") or ()
-        return flavor.name in gpu_names or flavor_wants_gpu(flavor.extra_specs,
-                                                            self.gpu_resource_class)
+        return flavor.name in spec.environment.flavors.gpu or flavor_wants_gpu(
+            flavor.extra_specs, self.gpu_resource_class)
 
     def _image(self, spec: LaunchSpec) -> str:
-        image = spec.environment.get("image") or {}
+        image = spec.environment.image
         glance = self.connection.image
-        if image.get("name"):
-            found = glance.find_image(image["name"], ignore_missing=True)
+        if image.name:
+            found = glance.find_image(image.name, ignore_missing=True)
         else:
-            tagged = glance.images(tag=[image.get("tag")], status="active",
-                                   sort="created_at:desc", limit=1) if image.get("tag") else []
-            found = next(iter(tagged), None)
+            found = next(iter(glance.images(tag=[image.tag], status="active",
+                                            sort="created_at:desc", limit=1)), None)
         if found is None:
-            raise LaunchFailed(f"The system image of {spec.environment.get('title', 'this')} "
+            raise LaunchFailed(f"The system image of the {spec.environment.title} "
                                "environment is not available at the cloud; tell the portal "
-                               "administrators.", f"openstack: image {image!r} not found")
+                               "administrators.",
+                               f"openstack: image {image.name or image.tag!r} not found")
         return str(found.id)
 
     def _networks(self) -> Any:

@@ -10,13 +10,10 @@ VNC server through one forwarded port on 127.0.0.1.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from daaas import package_path
-from daaas.portal.providers.local_procs import ProcRef, is_alive, proc_ref
+from daaas.portal.providers import processes
+from daaas.portal.providers.processes import ProcRef, free_port, is_alive, spawn
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
             "cloud-localds": "cloud-image-utils"}
-RELAY = package_path("daaas.portal.providers", "qemu_relay.py")
+RELAY = package_path("daaas.portal.providers.qemu", "relay.py")
 GUEST_VNC_PORT = 5901
 
 
@@ -143,11 +141,8 @@ def command(folder: VmFolder, config: VmConfig, vnc_port: int) -> list[str]:
 def start(folder: VmFolder, config: VmConfig) -> VmState:
     """Start QEMU in its own session; return its recorded state. Raises OSError."""
     vnc_port = free_port()
-    with open(folder.log, "ab") as log:
-        process = subprocess.Popen(command(folder, config, vnc_port), stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=log, start_new_session=True,
-                                   cwd=folder.path)
-    state = VmState(process.pid, proc_ref(process.pid).start, vnc_port, time.time())
+    ref = spawn(command(folder, config, vnc_port), os.environ, folder.path, folder.log)
+    state = VmState(ref.pid, ref.start, vnc_port, time.time())
     folder.save(state)
     return state
 
@@ -155,33 +150,7 @@ def start(folder: VmFolder, config: VmConfig) -> VmState:
 def stop(folder: VmFolder, grace: float = 5.0) -> bool:
     """Stop the machine's QEMU (SIGTERM, then SIGKILL); return True if it is gone."""
     state = folder.state()
-    if state is None or not is_alive(state.ref):
-        return True
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(state.pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(state.pid)
-            if not is_alive(state.ref):
-                return True
-            time.sleep(0.1)
-    return False
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    return state is None or not processes.stop([state.ref], {}, grace)
 
 
 def _quiet(args: list[str]) -> None:

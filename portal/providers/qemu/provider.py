@@ -16,8 +16,9 @@ import subprocess
 import threading
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from daaas.portal.providers import qemu_vm as vm
 from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
@@ -33,6 +34,10 @@ from daaas.portal.providers.errors import (
     MissingSystemPackages,
     ProviderError,
 )
+from daaas.portal.providers.qemu import vm
+
+if TYPE_CHECKING:
+    from daaas.portal.config import Settings
 
 STOPPED = ("The machine stopped unexpectedly. Delete it and launch a new one; your storage is "
            "kept.")
@@ -59,6 +64,25 @@ class QemuProvider(Provider):
         self.root = Path(var_dir).resolve() / "qemu"
         self.max_machines = max_machines
         self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QemuProvider:
+        """Return the provider of the ``qemu_*`` settings, guests reaching us at ``public_url``.
+
+        Guests reach the portal at ``public_url`` (e.g. http://10.0.2.100), which QEMU forwards
+        to the portal's own host and port. Raises ValueError when public_url has no host or
+        qemu_image is empty.
+        """
+        public = urlsplit(settings.public_url)
+        if not public.hostname:
+            raise ValueError("public_url must be the address QEMU guests reach the portal at, "
+                             "e.g. http://10.0.2.100 (forwarded to the portal's host and port)")
+        host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+        return cls(var_dir=settings.var_dir, image=settings.qemu_image,
+                   kernel=settings.qemu_kernel, initrd=settings.qemu_initrd,
+                   memory_mb=settings.qemu_memory_mb, cpus=settings.qemu_cpus,
+                   accel=settings.qemu_accel, max_machines=settings.qemu_max_machines,
+                   portal=(host, settings.port), guest_portal=(public.hostname, public.port or 80))
 
     def launch(self, spec: LaunchSpec) -> None:
         """Start the VM of ``spec.machine_id`` unless it runs already; return once QEMU runs.
@@ -135,7 +159,7 @@ class QemuProvider(Provider):
                                f"qemu: unsafe machine id {machine_id!r}") from None
 
     def _check_launchable(self, spec: LaunchSpec) -> None:
-        if spec.environment.get("gpu") == "required":
+        if spec.environment.gpu == "required":
             raise CapacityExhausted("This environment needs a GPU; this server has none.")
         if len(self.list_machine_ids()) >= self.max_machines:
             raise CapacityExhausted("All virtual machine slots on this server are in use; try "

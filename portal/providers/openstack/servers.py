@@ -1,0 +1,165 @@
+"""What the OpenStack provider reads about its servers: status, address and free GPUs.
+
+- :func:`status_of`: a Nova server's status and task state as a ProviderStatus;
+- :func:`address_for`: which address of a server the access proxies connect to, per the
+  site's access mode:
+
+  - direct: the server's access IPv4 if set, else its first fixed IPv4 (the proxies share the
+    VMs' network);
+  - proxy: the fixed IPv4 on the configured network (the proxy host sits on that network and
+    is the only thing reaching the VM: its security group lets VNC in only from there);
+  - floating: the server's floating IPv4, allocated from ``floating_network`` on first use and
+    marked with the machine id in its description so ``delete`` releases it;
+
+- :func:`free_units` and :func:`flavor_wants_gpu`: free GPU units from Placement, free =
+  (total - reserved) * allocation_ratio - used, summed over the resource providers that have
+  the GPU resource class (VGPU by default; a PCI passthrough cloud may use a custom class).
+  Reading Placement needs an admin-ish role on most clouds; without it the caller falls back
+  to the configured static figure.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from openstack import exceptions as os_exc
+
+from daaas.portal.providers.base import ProviderState, ProviderStatus
+from daaas.portal.providers.errors import ProviderError
+from daaas.portal.providers.openstack.cloud import GPU_KEY, fault_message, machine_id_of
+
+GPU_EXTRA_SPECS = ("pci_passthrough:alias",)
+
+BUILDING = {"BUILD", "REBUILD"}
+RUNNING = {"ACTIVE", "REBOOT", "HARD_REBOOT", "PASSWORD", "MIGRATING", "RESIZE",
+           "VERIFY_RESIZE", "REVERT_RESIZE"}
+#: Stopped with the disk kept: the portal's Stop shelves (Nova offloads: host CPU/RAM/GPU freed)
+STOPPED = {"SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"}
+#: Held in a state the portal does not drive (an administrator's doing): reported as errors
+HALTED = {"SUSPENDED", "PAUSED", "RESCUE"}
+#: Task states of a stopped server on its way back up (unshelve, start)
+WAKING = {"unshelving", "spawning", "powering-on", "scheduling", "block_device_mapping",
+          "networking"}
+GONE = {"DELETED", "SOFT_DELETED"}
+
+
+def status_of(server: Any) -> ProviderStatus:
+    """Return the ProviderStatus for a Nova server (ACTIVE is RUNNING: cloud-init decides READY).
+
+    SHELVED, SHELVED_OFFLOADED and SHUTOFF are STOPPED (RUNNING while Nova still offloads it,
+    BUILDING while Nova brings it back).
+    """
+    status = str(server.status or "UNKNOWN").upper()
+    if status in STOPPED:
+        task = str(getattr(server, "task_state", None) or "")
+        if task in WAKING:
+            return ProviderStatus(ProviderState.BUILDING)
+        if task.startswith("shelving"):  # still offloading: the host's GPU is not free yet
+            return ProviderStatus(ProviderState.RUNNING)
+        return ProviderStatus(ProviderState.STOPPED, f"the cloud reports it {status.lower()}",
+                              f"server {server.id} is {status}")
+    if status in BUILDING:
+        return ProviderStatus(ProviderState.BUILDING)
+    if status in RUNNING:
+        return ProviderStatus(ProviderState.RUNNING)
+    if status in GONE:
+        return ProviderStatus(ProviderState.GONE)
+    if status == "ERROR":
+        gpu = (getattr(server, "metadata", None) or {}).get(GPU_KEY) == "1"
+        reason, log = fault_message(getattr(server, "fault", None), gpu)
+        return ProviderStatus(ProviderState.ERROR, reason, f"server {server.id}: {log}")
+    if status in HALTED:
+        return ProviderStatus(
+            ProviderState.ERROR,
+            f"The machine was stopped at the cloud ({status.lower()}); delete it and launch "
+            "a new one, or ask the cloud administrators to start it again.",
+            f"server {server.id} is {status}")
+    return ProviderStatus(ProviderState.ERROR, "The cloud reports this machine in an unknown "
+                          "state; try again later or delete it.",
+                          f"server {server.id} has status {status}")
+
+
+def address_for(conn: Any, server: Any, mode: str, network: str, floating_network: str) -> str:
+    """Return the IPv4 address to reach ``server`` by. Raises ProviderError if it has none yet."""
+    fixed = _addresses(server, "fixed", network if mode == "proxy" else "")
+    if mode == "direct" and getattr(server, "access_ipv4", None):
+        return str(server.access_ipv4)
+    if mode == "floating":
+        floating = _addresses(server, "floating", "")
+        if floating:
+            return floating[0]
+        if fixed and floating_network:
+            return _allocate_floating(conn, server, floating_network)
+    elif fixed:
+        return fixed[0]
+    raise ProviderError("The machine has no network address yet; try again in a minute.",
+                        f"openstack: server {server.id} has no {mode} IPv4 address "
+                        f"(addresses: {server.addresses})")
+
+
+def _addresses(server: Any, kind: str, network: str) -> list[str]:
+    found = []
+    for net_name, entries in (server.addresses or {}).items():
+        if network and net_name != network:
+            continue
+        for entry in entries:
+            if entry.get("version") == 4 and entry.get("OS-EXT-IPS:type", "fixed") == kind:
+                found.append(str(entry["addr"]))
+    return found
+
+
+def _allocate_floating(conn: Any, server: Any, floating_network: str) -> str:
+    net = conn.network.find_network(floating_network, ignore_missing=False)
+    port = next(iter(conn.network.ports(device_id=server.id)), None)
+    if port is None:
+        raise ProviderError("The machine has no network port yet; try again in a minute.",
+                            f"openstack: server {server.id} has no port for a floating IP")
+    ip = conn.network.create_ip(floating_network_id=net.id, port_id=port.id,
+                                description=f"daaas machine {machine_id_of(server)}")
+    return str(ip.floating_ip_address)
+
+
+def flavor_wants_gpu(extra_specs: dict[str, Any] | None, resource_class: str) -> bool:
+    """Return True if the flavor's extra specs ask for a GPU (vGPU resource or PCI alias)."""
+    specs = extra_specs or {}
+    if any(key in specs for key in GPU_EXTRA_SPECS):
+        return True
+    wanted = specs.get(f"resources:{resource_class}")
+    return bool(wanted) and str(wanted) != "0"
+
+
+def free_units(conn: Any, resource_class: str) -> int | None:
+    """Return the free units of ``resource_class`` over all providers, or None if unreadable.
+
+    None means Placement refused (403) or has no endpoint for this credential; other errors
+    propagate as openstacksdk exceptions for the caller to translate.
+    """
+    placement = conn.placement
+    try:
+        providers = placement.get("/resource_providers",
+                                  params={"resources": f"{resource_class}:1"},
+                                  microversion="1.4")
+    except os_exc.EndpointNotFound:
+        return None
+    if providers.status_code in (401, 403):
+        return None
+    os_exc.raise_from_response(providers)
+    free = 0
+    for rp in providers.json()["resource_providers"]:
+        free += _free_on(placement, rp["uuid"], resource_class)
+    return free
+
+
+def _free_on(placement: Any, uuid: str, resource_class: str) -> int:
+    inventory = placement.get(f"/resource_providers/{uuid}/inventories/{resource_class}")
+    if inventory.status_code == 404:
+        return 0
+    os_exc.raise_from_response(inventory)
+    usages = placement.get(f"/resource_providers/{uuid}/usages")
+    os_exc.raise_from_response(usages)
+    inv = inventory.json()
+    used = int(usages.json()["usages"].get(resource_class, 0))
+    total = (int(inv["total"]) - int(inv.get("reserved", 0))) * float(
+        inv.get("allocation_ratio", 1.0))
+    return max(0, math.floor(total) - used)

@@ -1,0 +1,1 @@
+"""Helpers and doubles the tests share (imported by test files, never by the portal)."""
