@@ -15,7 +15,9 @@ contextualisation/*.md) and fails on a code name it quotes that does not exist:
   ``*.toml`` file, like the ICAT credentials file), and a name quoted right after the word
   "setting": each must be a field of :class:`daaas.portal.config.Settings`;
 - **commands**: ``daaas WORD [WORD]`` in any code (inline, fenced or indented) must be a path in
-  the ``daaas`` click command tree; ``daaas users list | set-password`` lists alternatives.
+  the ``daaas`` click command tree; ``daaas users list | set-password`` lists alternatives;
+- **links**: a relative Markdown link ``[text](path#anchor)`` points at a file that exists and,
+  for a Markdown file, a heading with that anchor.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 TOML_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=")
 AFTER_SETTING = re.compile(r"\bsetting\s+`([^`\s]+)`")
 SETTINGS_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|")
+LINK = re.compile(r"\]\(([^()\s]+)\)")
 
 
 @dataclass(frozen=True)
@@ -294,10 +297,38 @@ def check_commands(doc: Document) -> list[str]:
     return problems
 
 
+def anchors(text: str) -> set[str]:
+    """Return the anchors GitHub gives the headings of a Markdown text."""
+    headings = (line.lstrip("#").strip() for line in _split_blocks(text)[0].split("\n")
+                if line.startswith("#"))
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def check_links(doc: Document) -> list[str]:
+    """Relative links to files or headings that do not exist."""
+    problems = []
+    for m in LINK.finditer(doc.prose):
+        target = m.group(1)
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
+            continue  # https:, mailto:, ...
+        path, _, anchor = target.partition("#")
+        file = (ROOT / doc.name).parent / path
+        line = doc.prose.count("\n", 0, m.start()) + 1
+        if path and not file.exists():
+            problems.append(f"{doc.name}:{line}: link to {target}: no such file")
+            continue
+        if not anchor or (path and file.suffix != ".md"):
+            continue
+        text = file.read_text(encoding="utf-8") if path else doc.text
+        if anchor not in anchors(text):
+            problems.append(f"{doc.name}:{line}: link to {target}: no heading #{anchor}")
+    return problems
+
+
 def check_document(doc: Document) -> list[str]:
     """Every problem of one document, one line each."""
     return [*check_dotted(doc), *check_python_blocks(doc), *check_paths(doc),
-            *check_settings(doc), *check_commands(doc)]
+            *check_settings(doc), *check_commands(doc), *check_links(doc)]
 
 
 def guides() -> list[Path]:
@@ -359,6 +390,10 @@ from daaas.catalogue import load_catalogue
 
     daaas images build ENV --rootfs-only
     chown daaas /etc/daaas/icat.toml
+
+See [User storage](docs/admin.md#user-storage), [the top](#the-top) and [a site](https://x.org/a).
+
+## The top
 """
 
 
@@ -383,6 +418,8 @@ def test_the_checker_accepts_what_exists() -> None:
     ("    daaas users list | remove NAME", "no command 'remove'"),
     ("    daaas images build | upload | nosuch", "no command 'nosuch'"),
     ("```sh\n.venv/bin/daaas images nosuch ccp4\n```", "no command 'nosuch'"),
+    ("see [the guide](docs/no-such-guide.md)", "no such file"),
+    ("see [storage](docs/admin.md#no-such-heading)", "no heading #no-such-heading"),
 ])
 def test_the_checker_finds_a_broken_name(text: str, expected: str) -> None:
     problems = check_document(Document("broken.md", text))
