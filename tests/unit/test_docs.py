@@ -362,8 +362,9 @@ def test_readme_screenshot_exists() -> None:
 
 GOOD = """\
 The one place is `portal.db.unit_of_work` (also `daaas.portal.db:unit_of_work`, and
-`contextualisation.render_user_data()`, `contextualisation.Context.icon_dir`), in `portal/db.py`. Hosts such as `portal.example.org`,
-files such as `catalogue.yaml` and the agent `daaas-bootstrap` are not code names; nor is Nova's
+`contextualisation.render_user_data()`, `contextualisation.Context.icon_dir`), in
+`portal/db.py`. Hosts such as `portal.example.org`, files such as `catalogue.yaml` and the
+agent `daaas-bootstrap` are not code names; nor is Nova's
 `shelved_offload_time = 0`. Run `daaas catalogue check
 [DIR]` or `daaas users list | set-password NAME`.
 
