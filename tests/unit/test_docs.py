@@ -9,7 +9,9 @@ contextualisation/*.md) and fails on a code name it quotes that does not exist:
 - **imports** in fenced ``python`` blocks: they must use ``daaas.`` (the wheel installs nothing
   else) and the imported names must exist;
 - **paths** in inline code that start with a top-level folder of the checkout
-  (``portal/hpc/machine.py``, ``tests/unit/``) and contain no placeholder: the file exists;
+  (``portal/hpc/machine.py``, ``tests/unit/``) and contain no placeholder, and paths under
+  ``benchmarks/``, ``tests/`` or ``.ci/`` anywhere in code (``python benchmarks/x.py``): the file
+  exists;
 - **settings**: the first column of a table whose header starts ``| key |``, every top-level
   ``name = value`` of a fenced ``toml`` block (unless its first line is a comment naming another
   ``*.toml`` file, like the ICAT credentials file), and a name quoted right after the word
@@ -46,6 +48,7 @@ NOT_CODE_SUFFIXES = {"md", "py", "yaml", "yml", "toml", "json", "txt", "svg", "p
 DOTTED = re.compile(
     r"(?<![\w./:@<~-])(?:daaas\.)?(?:" + "|".join(PACKAGES) + r")"
     r"(?:\.[A-Za-z_]\w*)+(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?(?![\w/-])")
+TOOL_PATH = re.compile(r"(?<![\w/.-])(?:benchmarks|tests|\.ci)/[\w./-]*[\w/]")
 PATH = re.compile(r"(?:" + "|".join(re.escape(f) for f in TOP_FOLDERS) + r")/[\w./-]*")
 COMMAND = re.compile(r"(?:^|(?<=[\s/(`$]))daaas((?: +(?:[a-z][\w-]*|\|))+)")
 INLINE = re.compile(r"(?<!`)(`+)(?!`)((?:(?!\n[ \t]*\n).)+?)(?<!`)\1(?!`)", re.DOTALL)
@@ -212,6 +215,10 @@ def check_paths(doc: Document) -> list[str]:
         m = PATH.fullmatch(code.text)
         if m and not (ROOT / code.text).exists() and not _relative_to_doc(doc, code.text):
             problems.append(f"{doc.name}:{code.line}: `{code.text}`: no such file or folder")
+    for code in doc.blocks:
+        for m in TOOL_PATH.finditer(code.text):
+            if not (ROOT / m.group(0)).exists():
+                problems.append(f"{doc.name}:{code.line}: {m.group(0)}: no such file or folder")
     return problems
 
 
@@ -391,6 +398,7 @@ from daaas.catalogue import load_catalogue
 
     daaas images build ENV --rootfs-only
     chown daaas /etc/daaas/icat.toml
+    .venv/bin/python benchmarks/api_latency.py; .venv/bin/pytest tests/integration -k hpc
 
 See [User storage](docs/admin.md#user-storage), [the top](#the-top) and [a site](https://x.org/a).
 
@@ -409,6 +417,7 @@ def test_the_checker_accepts_what_exists() -> None:
     ("see `catalogue.cli:nothing_here`", "has no 'nothing_here'"),
     ("see `contextualisation.Context.no_field`", "Context has no 'no_field'"),
     ("code in `portal/hpc/no_such_module.py`", "no such file or folder"),
+    ("    .venv/bin/python benchmarks/no_such.py --runs 3", "no such file or folder"),
     ("```python\nfrom catalogue import load_catalogue\n```", "installs it as daaas.catalogue"),
     ("```python\nfrom daaas.catalogue import no_such_name\n```", "has no 'no_such_name'"),
     ("| key | variable |\n|---|---|\n| `no_such_setting` | x |", "`no_such_setting` is not"),
