@@ -28,7 +28,7 @@ import ast
 import dataclasses
 import importlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,46 +259,52 @@ def check_settings(doc: Document) -> list[str]:
             for line, name in setting_names(doc) if name not in Settings.model_fields]
 
 
-def command_paths(text: str) -> Iterator[list[str]]:
-    """Yield each ``daaas`` command line in ``text`` as its words (alternatives split)."""
+def command_lines(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """Yield ``(words, options)`` for each ``daaas`` command line in ``text``: the command's
+    words (alternatives separated by ``|``) and the ``--options`` written after them on the same
+    line, up to a comment or the next shell command."""
     for m in COMMAND.finditer(text):
         words = m.group(1).split()
-        if words and words[0] != "|":
-            yield words
+        if not words or words[0] == "|":
+            continue
+        rest = re.split(r" #|\s(?:\||&&|;)\s|\n", text[m.end():], maxsplit=1)[0]
+        yield words, re.findall(r"(?<![\w-])--[a-z][\w-]*", rest)
 
 
-def check_command(words: list[str], group: click.Group = cli_main) -> str | None:
-    """Return None when ``daaas WORDS…`` names a command of the click tree, else why not."""
+def check_command(words: list[str], options: Iterable[str] = (),
+                  group: click.Group = cli_main) -> str | None:
+    """Return None when ``daaas WORDS… OPTIONS…`` is a command of the click tree with those
+    options, else why not. ``list | set-password`` are two choices at the same level."""
     path = ["daaas"]
     command: click.Command = group
-    for i, word in enumerate(words):
-        if word == "|":
-            continue
-        if not isinstance(command, click.Group):
-            break
-        sub = command.commands.get(word)
-        if sub is None:
-            known = ", ".join(sorted(command.commands))
-            return f"`{' '.join(path)}` has no command {word!r} (it has: {known})"
-        if i + 2 < len(words) and words[i + 1] == "|":
-            # "users list | set-password": each word after a bar is another choice here
-            j = i + 1
-            while j + 1 < len(words) and words[j] == "|":
-                if words[j + 1] not in command.commands:
-                    return f"`{' '.join(path)}` has no command {words[j + 1]!r}"
-                j += 2
-            break
-        path.append(word)
-        command = sub
+    i = 0
+    while i < len(words) and isinstance(command, click.Group):
+        choices = [words[i]]
+        while i + 2 < len(words) and words[i + 1] == "|":
+            choices.append(words[i + 2])
+            i += 2
+        for word in choices:
+            if word not in command.commands:
+                known = ", ".join(sorted(command.commands))
+                return f"`{' '.join(path)}` has no command {word!r} (it has: {known})"
+        command = command.commands[choices[-1]]
+        path.append(choices[-1])
+        i += 1
+    if isinstance(command, click.Group):
+        return None
+    known_options = {"--help"}.union(*(p.opts + p.secondary_opts for p in command.params))
+    for option in options:
+        if option not in known_options:
+            return f"`{' '.join(path)}` has no option {option}"
     return None
 
 
 def check_commands(doc: Document) -> list[str]:
-    """``daaas …`` commands quoted in code that the command line does not have."""
+    """``daaas …`` commands (and their options) quoted in code that the command line lacks."""
     problems = []
     for code in doc.code():
-        for words in command_paths(code.text):
-            why = check_command(words)
+        for words, options in command_lines(code.text):
+            why = check_command(words, options)
             if why:
                 problems.append(f"{doc.name}:{code.line}: `daaas {' '.join(words)}`: {why}")
     return problems
@@ -359,6 +365,23 @@ def test_every_setting_is_in_the_admin_guide() -> None:
         assert f"| `{key}` | `DAAAS_{key.upper()}` |" in guide, f"{key} missing from docs/admin.md"
 
 
+def test_the_settings_table_gives_the_real_defaults() -> None:
+    """The admin guide's default column matches Settings (``empty`` for "", folders shipped
+    with the package described in words)."""
+    guide = (ROOT / "docs" / "admin.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| `DAAAS_\w+` \| ([^|]*) \|", guide, re.MULTILINE)
+    assert len(rows) == len(Settings.model_fields)
+    for key, written in rows:
+        default = Settings.model_fields[key].default
+        if isinstance(default, bool):
+            expected = f"`{str(default).lower()}`"
+        else:
+            expected = f"`{default}`" if default != "" else "empty"
+        if written.strip().startswith("the shipped"):
+            continue
+        assert written.strip() == expected, f"{key}: docs say {written.strip()}, code {default!r}"
+
+
 def test_readme_screenshot_exists() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "](docs/screenshots/analysis.png)" in readme
@@ -396,7 +419,8 @@ plugin = "ldap"
 from daaas.catalogue import load_catalogue
 ```
 
-    daaas images build ENV --rootfs-only
+    daaas images build ENV --rootfs-only --output x.qcow2   # --not-checked in a comment
+    daaas users list | set-password NAME
     chown daaas /etc/daaas/icat.toml
     .venv/bin/python benchmarks/api_latency.py; .venv/bin/pytest tests/integration -k hpc
 
@@ -427,6 +451,8 @@ def test_the_checker_accepts_what_exists() -> None:
     ("run `daaas launch ENV`", "no command 'launch'"),
     ("    daaas users list | remove NAME", "no command 'remove'"),
     ("    daaas images build | upload | nosuch", "no command 'nosuch'"),
+    ("run `daaas catalogue check --no-such-option DIR`", "has no option --no-such-option"),
+    ("    daaas users add NAME [--admin] [--colour C]  # --fake", "no option --colour"),
     ("```sh\n.venv/bin/daaas images nosuch ccp4\n```", "no command 'nosuch'"),
     ("see [the guide](docs/no-such-guide.md)", "no such file"),
     ("see [storage](docs/admin.md#no-such-heading)", "no heading #no-such-heading"),
