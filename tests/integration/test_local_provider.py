@@ -27,6 +27,13 @@ from daaas.portal.providers import (
     ProviderState,
 )
 from daaas.portal.providers.local import LocalProvider
+from daaas.portal.providers.local.session import display_free
+from daaas.portal.providers.local.start import (
+    VNC_BASE_PORT,
+    managed_windows,
+    root_property_length,
+    window_manager_running,
+)
 from tests.support.environments import make_environment
 
 PASSWORD = "Pw4-vnc!"
@@ -112,6 +119,17 @@ def test_launch_becomes_ready_and_speaks_rfb(provider: LocalProvider) -> None:
     assert DESKTOP == "none" or "pcmanfm" in names
     assert provider.list_machine_ids() == {"m1"}
     assert provider.capacity().sessions_free == 2
+
+
+def test_python_xlib_reads_what_the_launch_waits_for(provider: LocalProvider) -> None:
+    provider.launch(spec("m1"))
+    display = provider.connection_target("m1").vnc_port - VNC_BASE_PORT
+    assert window_manager_running(display)
+    managed = managed_windows(display)
+    assert managed >= 1 if DESKTOP == "pcmanfm" else managed == 0
+    assert root_property_length(display, "_DAAAS_NEVER_SET") == 0
+    unused = next(number for number in range(99, 10, -1) if display_free(number))
+    assert not window_manager_running(unused) and managed_windows(unused) == 0
 
 
 def test_session_folder_holds_icons_password_and_state(provider: LocalProvider) -> None:
