@@ -10,6 +10,7 @@ stops start-up with a :class:`ConfigError` naming the key and where it came from
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -23,6 +24,7 @@ DEFAULT_CATALOGUE_DIR = str(package_path("daaas.catalogue", "environments"))
 DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templates"))
 SECRET_KEYS = {"secret_key", "database_url"}
 ENV_PREFIX = "DAAAS_"
+_PARTITION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class ConfigError(Exception):
@@ -49,8 +51,9 @@ class Settings(BaseModel):
     # My Data and WebDAV (portal/storage)
     webdav_enabled: bool = Field(True, description="Serve users' storage over WebDAV at /dav/.")
     # Persistent user storage backends
-    storage_backend: Literal["local", "nfs", "manila"] = Field(
-        "local", description="User storage: folder here, NFS/CephFS export, Manila share.")
+    storage_backend: str = Field(
+        "local", description="User storage: local (folder here), nfs (NFS/CephFS export), "
+        "manila (a share per user), or module:Class.")
     storage_export: str = Field("", description="nfs: machines' mount source with {username}.")
     storage_fs_type: Literal["nfs", "ceph"] = Field("nfs", description="nfs: the export's kind.")
     storage_mount_options: str = Field("", description="Extra mount options, comma-separated.")
@@ -69,8 +72,8 @@ class Settings(BaseModel):
         "/data/{instrument}/{year}/{visit_id}",
         description="Where an experiment's data is when its datasets name no location.")
     # ICAT experiment catalogue
-    experiments_backend: Literal["embedded", "icat"] = Field(
-        "embedded", description="Experiment metadata: embedded tables or a real ICAT.")
+    experiments_backend: str = Field(
+        "embedded", description="Experiment metadata: embedded tables, icat, or module:Class.")
     icat_url: str = Field("", description="ICAT server URL (without /icat) for the icat backend.")
     icat_credentials_file: str = Field("", description="TOML/JSON file (mode 600) with the "
                                        "ICAT reader account's plugin, username, password.")
@@ -78,11 +81,16 @@ class Settings(BaseModel):
     icat_timeout_seconds: float = Field(10.0, gt=0, description="ICAT request timeout.")
     icat_cache_seconds: float = Field(60.0, ge=0, description="Keep a user's ICAT answer.")
     icat_verify_tls: bool = Field(True, description="Check ICAT's TLS certificate.")
-    identity_backend: Literal["local", "keystone"] = Field(
-        "local", description="Who checks passwords: local accounts or Keystone.")
+    identity_backend: str = Field(
+        "local", description="Who checks passwords: local, keystone, or module:Class.")
     keystone_url: str = Field("", description="Keystone v3 URL for keystone sign-in.")
     keystone_user_domain: str = Field("Default", description="Keystone domain of users.")
     keystone_admin_role: str = Field("daaas-admin", description="Keystone role = portal admin.")
+    keystone_group_map: str = Field(
+        "", description="pattern=group, ...: 'project' or 'project:role' patterns to portal "
+        "groups ({project}, {role} allowed); empty: project names are the groups.")
+    keystone_cloud: str = Field("", description="clouds.yaml entry of the portal's Keystone "
+                                "reader (role assignments); empty: the user's scoped tokens.")
     session_cookie_secure: bool = Field(False, description="Cookie over HTTPS only.")
     session_lifetime_minutes: int = Field(480, ge=5, description="Sign-in lasts this long.")
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per window.")
@@ -124,6 +132,7 @@ class Settings(BaseModel):
     qemu_accel: Literal["tcg", "kvm"] = Field("tcg", description="QEMU accelerator.")
     qemu_max_machines: int = Field(2, ge=1, description="QEMU machines at once.")
 
+    hpc_backend: str = Field("slurm", description="Batch system: slurm, or module:Class.")
     hpc_slurmrestd_url: str = Field("", description="slurmrestd URL; empty: no HPC cluster.")
     hpc_api_version: Literal["v0.0.38"] = Field("v0.0.38", description="slurmrestd API path.")
     hpc_cluster: str = Field("hpc", description="HPC cluster name shown to users and machines.")
@@ -139,17 +148,22 @@ class Settings(BaseModel):
     @field_validator("hpc_partitions")
     @classmethod
     def _hpc_partitions(cls, value: str) -> str:
-        from daaas.portal.hpc.site import parse_partitions
-
         parse_partitions(value)
         return value
 
     @field_validator("hpc_work_dir")
     @classmethod
     def _hpc_work_dir(cls, value: str) -> str:
-        from daaas.portal.hpc.site import check_work_dir
+        rest = value.replace("{username}", "")
+        if not value.startswith("/") or "{" in rest or "}" in rest:
+            raise ValueError("must be an absolute path; {username} is the only placeholder")
+        return value
 
-        return check_work_dir(value)
+    @field_validator("keystone_group_map")
+    @classmethod
+    def _keystone_group_map(cls, value: str) -> str:
+        parse_group_map(value)
+        return value
 
     @property
     def var_path(self) -> Path:
@@ -168,6 +182,41 @@ class Settings(BaseModel):
             if values.get(key):
                 values[key] = _mask(key, str(values[key]))
         return values
+
+
+def parse_partitions(value: str) -> tuple[str, ...]:
+    """Return the partitions of a comma-separated list such as ``"debug, long"``.
+
+    Raises ValueError naming an entry that is not a partition name.
+    """
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    for name in names:
+        if not _PARTITION_RE.match(name):
+            raise ValueError(f"'{name}' is not a partition name (letters, digits, . _ -)")
+    return names
+
+
+def parse_group_map(value: str) -> dict[str, str]:
+    """Return the rules of ``keystone_group_map`` (``"daaas:member=scientists, mx-*=mx"``) as
+    pattern → group.
+
+    Raises ValueError naming a rule without ``=``, without a project pattern, or whose group
+    is empty or uses a placeholder other than ``{project}`` and ``{role}``.
+    """
+    rules: dict[str, str] = {}
+    for rule in (part.strip() for part in value.split(",") if part.strip()):
+        pattern, has_group, group = (text.strip() for text in rule.partition("="))
+        if not has_group or not pattern.partition(":")[0]:
+            raise ValueError(f"'{rule}' is not 'project=group' or 'project:role=group'")
+        try:
+            named = group.format(project="p", role="r")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"the group '{group}' of '{pattern}' may use only {{project}} and "
+                             "{role}") from None
+        if not named:
+            raise ValueError(f"'{pattern}' maps to an empty group name")
+        rules[pattern] = group
+    return rules
 
 
 def _mask(key: str, value: str) -> str:

@@ -1,7 +1,8 @@
 """Identity backends: who checks a user name and password.
 
-The views never talk to a backend directly; :func:`daaas.portal.auth.service.sign_in` does. OIDC and
-Keystone plug in here as further subclasses chosen by the ``identity_backend`` setting.
+The views never talk to a backend directly; :func:`daaas.portal.auth.service.sign_in` does. The
+``identity_backend`` setting names one in :data:`IDENTITY_BACKENDS` (``local``, ``keystone``;
+OIDC will be a further subclass) or any ``module:Class``; only the chosen one is imported.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
 from daaas.portal.auth.models import User
+from daaas.portal.backends import Registry
 from daaas.portal.config import Settings
 from daaas.portal.errors import SignInFailed
 
@@ -69,15 +71,8 @@ class LocalIdentityBackend(IdentityBackend):
                         email=user.email, groups=tuple(user.groups), is_admin=user.is_admin)
 
 
-BACKENDS: dict[str, type[IdentityBackend]] = {"local": LocalIdentityBackend}
-
-
-def make_identity_backend(settings: Settings) -> IdentityBackend:
-    """Return the backend named by ``settings.identity_backend``.
-
-    Raises ValueError when the backend's settings are incomplete (keystone without a URL).
-    """
-    from daaas.portal.auth.keystone import KeystoneIdentityBackend  # it imports this module
-
-    BACKENDS.setdefault("keystone", KeystoneIdentityBackend)
-    return BACKENDS[settings.identity_backend].from_settings(settings)
+#: The identity backends by ``identity_backend`` name; Keystone is imported only when chosen.
+IDENTITY_BACKENDS: Registry[IdentityBackend] = Registry(
+    "identity backend", "identity_backend", IdentityBackend,
+    {"local": "daaas.portal.auth.backends:LocalIdentityBackend",
+     "keystone": "daaas.portal.auth.keystone:KeystoneIdentityBackend"})

@@ -1,7 +1,9 @@
 """The experiment-metadata seam: which investigations a user may use, and what they hold.
 
 The embedded default reads the ICAT-core tables in the portal's database
-(:mod:`daaas.portal.experiments.models`); a real ICAT server plugs in behind the same interface.
+(:mod:`daaas.portal.experiments.models`); a real ICAT server plugs in behind the same interface
+(:mod:`daaas.portal.experiments.icat`). The ``experiments_backend`` setting names one in
+:data:`EXPERIMENT_BACKENDS` or any ``module:Class``.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import PurePosixPath
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from daaas.portal.db import utcnow
+from daaas.portal.backends import Registry
+from daaas.portal.db import make_engine, make_session_factory, utcnow
 from daaas.portal.errors import NotFound
 from daaas.portal.experiments.models import (
     IcatUser,
@@ -24,6 +28,9 @@ from daaas.portal.experiments.models import (
     InvestigationInstrument,
     InvestigationUser,
 )
+
+if TYPE_CHECKING:
+    from daaas.portal.config import Settings
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,14 @@ class ExperimentBackend(ABC):
 
     name: ClassVar[str]
 
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> ExperimentBackend:
+        """Return the backend configured by the settings.
+
+        Raises ConfigError when a setting the backend needs is missing or unusable.
+        """
+
     @abstractmethod
     def investigations_for(self, username: str) -> list[InvestigationInfo]:
         """Return the investigations ``username`` may use (member or instrument scientist),
@@ -99,12 +114,23 @@ class ExperimentBackend(ABC):
 
 
 class EmbeddedExperiments(ExperimentBackend):
-    """Investigations kept in the portal's own ICAT-core tables."""
+    """Investigations kept in the portal's own ICAT-core tables (read-only, own engine)."""
 
     name = "embedded"
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self.session_factory = session_factory
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddedExperiments:
+        """Return the backend reading the portal's database. Raises nothing (the database is
+        opened on first use)."""
+        return cls(settings.effective_database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        """The sessions this backend reads with, on an engine made on first use."""
+        return make_session_factory(make_engine(self.database_url))
 
     def investigations_for(self, username: str) -> list[InvestigationInfo]:
         """Return the user's investigations as members or instrument scientists."""
@@ -151,3 +177,11 @@ def _info(row: Investigation) -> InvestigationInfo:
         start_date=row.start_date, end_date=row.end_date,
         members=tuple(Member(u.user.name, u.user.full_name, u.role) for u in row.users),
         data_locations=tuple(d.location for d in row.datasets if d.location))
+
+
+#: The experiment backends by ``experiments_backend`` name; the ICAT client is imported only
+#: when chosen.
+EXPERIMENT_BACKENDS: Registry[ExperimentBackend] = Registry(
+    "experiments backend", "experiments_backend", ExperimentBackend,
+    {"embedded": "daaas.portal.experiments.backends:EmbeddedExperiments",
+     "icat": "daaas.portal.experiments.icat:IcatExperiments"})

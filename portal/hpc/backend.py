@@ -1,7 +1,8 @@
 """The HPC seam: what the portal asks of a batch system, whichever it is.
 
 A backend acts for one named user at a time and never as a shared account. The production
-implementation is :class:`daaas.portal.hpc.slurm.SlurmRestBackend`; the choice is configuration.
+implementation is :class:`daaas.portal.hpc.slurm.SlurmRestBackend`; the choice is the
+``hpc_backend`` setting, built by :data:`HPC_BACKENDS`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+from daaas.portal.backends import Registry
+
+if TYPE_CHECKING:
+    from daaas.portal.config import Settings
 
 #: Job states after which a job never changes again (Slurm's names).
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
@@ -60,6 +67,14 @@ class HpcBackend(ABC):
     #: The cluster's name as users see it.
     cluster: str
 
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> HpcBackend:
+        """Return the backend configured by the ``hpc_*`` settings.
+
+        Raises HpcNotConfigured when the site has no cluster of this kind configured.
+        """
+
     @abstractmethod
     def submit(self, username: str, spec: JobSpec) -> int:
         """Submit ``spec`` as ``username`` and return the new job's id.
@@ -96,3 +111,8 @@ class HpcBackend(ABC):
         Raises HpcRequestFailed with the batch system's reason when it refuses, and
         HpcTokenRejected or HpcUnavailable as above.
         """
+
+
+#: The HPC backends by ``hpc_backend`` name; Slurm's client is imported only when chosen.
+HPC_BACKENDS: Registry[HpcBackend] = Registry(
+    "HPC backend", "hpc_backend", HpcBackend, {"slurm": "daaas.portal.hpc.slurm:SlurmRestBackend"})

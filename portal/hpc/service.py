@@ -15,8 +15,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, NotFound
-from daaas.portal.hpc import site
-from daaas.portal.hpc.backend import HpcBackend, JobInfo
+from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo
 from daaas.portal.hpc.errors import JobRejected
 from daaas.portal.hpc.jobview import JobView, from_info, from_row
 from daaas.portal.hpc.models import HpcJob
@@ -171,7 +170,7 @@ def _known(db: Session, cluster: str, job_id: int) -> bool:
 
 
 def _backend(settings: Settings, user: User) -> HpcBackend:
-    backend = site.backend(settings)
+    backend = HPC_BACKENDS.build(settings)
     if user.username in PRIVILEGED_NAMES or user.uid < 1000:
         raise Forbidden(f"The account '{user.username}' may not run jobs on the HPC cluster.")
     return backend

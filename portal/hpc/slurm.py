@@ -13,9 +13,10 @@ from typing import Any
 
 import requests
 
+from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.hpc.backend import HpcBackend, JobInfo, JobSpec
-from daaas.portal.hpc.errors import HpcRequestFailed, HpcUnavailable, JobRejected
+from daaas.portal.hpc.errors import HpcNotConfigured, HpcRequestFailed, HpcUnavailable, JobRejected
 from daaas.portal.hpc.slurm_errors import AMBIGUOUS, SlurmError, body_of, errors_in, translate
 from daaas.portal.hpc.slurm_jobs import job_info, submission
 from daaas.portal.hpc.token import KeyUnreadable, mint, read_key
@@ -34,6 +35,17 @@ class SlurmRestBackend(HpcBackend):
         self.url, self.cluster, self.key_file = url, cluster, key_file
         self.token_lifetime, self.timeout = token_lifetime_seconds, timeout_seconds
         self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlurmRestBackend:
+        """Return the backend for ``hpc_slurmrestd_url``. Raises HpcNotConfigured when it is
+        empty (the site has no cluster)."""
+        if not settings.hpc_slurmrestd_url:
+            raise HpcNotConfigured()
+        return cls(settings.hpc_slurmrestd_url, settings.hpc_api_version, settings.hpc_cluster,
+                   settings.hpc_jwt_key_file,
+                   token_lifetime_seconds=settings.hpc_token_lifetime_seconds,
+                   timeout_seconds=settings.hpc_timeout_seconds)
 
     def submit(self, username: str, spec: JobSpec) -> int:
         """Submit ``spec`` as ``username``; return Slurm's job id. Raises as HpcBackend.submit."""

@@ -3,8 +3,9 @@
 A backend is a small class like the compute providers: a real default (``local``, a folder per
 user on this host) and production ones (``nfs``: an existing NFS or CephFS export with a folder
 per user; ``manila``: one OpenStack Manila share per user, :mod:`daaas.portal.storage.manila`). The
-choice is ``storage_backend`` in the settings. Whatever the backend, storage is created on first
-need and never deleted with a machine; machines mount it read-write at ``/home/<user>/storage``.
+choice is ``storage_backend`` in the settings, a name in :data:`STORAGE_BACKENDS` or any
+``module:Class``. Whatever the backend, storage is created on first need and never deleted with
+a machine; machines mount it read-write at ``/home/<user>/storage``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 from daaas.contextualisation import Mount
 from daaas.portal.auth.models import User
+from daaas.portal.backends import Registry
 from daaas.portal.config import Settings
 from daaas.portal.storage.errors import StorageError
 
@@ -50,6 +52,14 @@ class StorageBackend(abc.ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageBackend:
+        """Return the backend configured by the ``storage_*`` settings.
+
+        Raises StorageError when a setting the backend needs is missing.
+        """
+        return cls(settings)
 
     @abc.abstractmethod
     def area(self, user: User) -> StorageArea:
@@ -188,3 +198,12 @@ def usage(path: Path) -> int:
             except OSError:
                 continue
     return total
+
+
+#: The storage backends by ``storage_backend`` name; Manila (openstacksdk) is imported only
+#: when chosen.
+STORAGE_BACKENDS: Registry[StorageBackend] = Registry(
+    "storage backend", "storage_backend", StorageBackend,
+    {"local": "daaas.portal.storage.backends:LocalStorage",
+     "nfs": "daaas.portal.storage.backends:ExportStorage",
+     "manila": "daaas.portal.storage.manila:ManilaStorage"})

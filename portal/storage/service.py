@@ -17,24 +17,20 @@ from typing import Any
 from daaas.contextualisation import Mount
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
-from daaas.portal.storage.backends import ExportStorage, LocalStorage, StorageArea, StorageBackend
+from daaas.portal.storage.backends import STORAGE_BACKENDS, StorageArea, StorageBackend
 
 __all__ = ["StorageArea", "backend", "machine_mounts", "secret_files", "storage_area"]
 
 
 @lru_cache(maxsize=8)
 def backend(settings: Settings) -> StorageBackend:
-    """Return the configured backend (one per settings, so Manila's Connection is reused).
+    """Return the backend ``storage_backend`` names, built once per settings (so Manila's
+    Connection is reused).
 
-    Raises StorageError when the backend's settings are incomplete.
+    Raises StorageError when the backend's settings are incomplete, BackendUnavailable when
+    the name is unknown or its class cannot be imported.
     """
-    if settings.storage_backend == "manila":
-        from daaas.portal.storage.manila import ManilaStorage  # imports openstacksdk: only if used
-
-        return ManilaStorage(settings)
-    if settings.storage_backend == "nfs":
-        return ExportStorage(settings)
-    return LocalStorage(settings)
+    return STORAGE_BACKENDS.build(settings)
 
 
 def storage_area(settings: Settings, user: User) -> StorageArea:
