@@ -46,7 +46,7 @@ B = TypeVar("B")
 class Registry(Generic[B]):
     """The backends of one seam, by name; builds the one the settings choose."""
 
-    def __init__(self, seam: str, setting: str, base: type[B], builtins: dict[str, str]) -> None:
+    def __init__(self, seam: str, setting: str, base: type, builtins: dict[str, str]) -> None:
         """``seam`` names the seam in messages, ``setting`` is the Settings field holding the
         chosen name, ``base`` the class every backend must subclass, ``builtins`` maps names to
         ``"module:Class"`` paths."""
@@ -99,7 +99,7 @@ class Registry(Generic[B]):
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise BackendUnavailable(f"The {self.seam} {name!r} is not a subclass of "
                                      f"{self.base.__module__}.{self.base.__qualname__}.")
-        return cls
+        return cast("type[B]", cls)
 
     def build(self, settings: Settings, name: str | None = None) -> B:
         """Return the backend the settings choose (or ``name``), built by its from_settings.
