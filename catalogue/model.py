@@ -9,7 +9,7 @@ loader can skip them for a child file on its own and run them on the merged resu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
 from pydantic import (
@@ -99,7 +99,7 @@ class Limits(_Model):
 class Environment(_Model):
     """A resolved, valid catalogue entry; ``abstract`` ones are bases, never launched.
 
-    Validating data into one (``model_validate``, :meth:`from_dict`) raises
+    Validating data into one (``model_validate``, :meth:`from_snapshot`) raises
     :class:`pydantic.ValidationError` on a wrong, missing or unknown field, or on a
     consistency problem unless the context is :data:`DEFER_CHECKS`.
     """
@@ -166,9 +166,14 @@ class Environment(_Model):
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Environment:
-        """Return the environment recorded by :meth:`to_dict`; raise ValidationError if bad."""
-        return cls.model_validate(data)
+    def from_snapshot(cls, data: Mapping[str, Any]) -> Environment:
+        """Return the environment recorded by :meth:`to_dict` (a machine's stored snapshot).
+
+        Fields are validated as in a catalogue file; the checks between fields are not run
+        again, so a machine launched under an older rule still loads. Raises
+        pydantic.ValidationError for data that is not an environment.
+        """
+        return cls.model_validate(dict(data), context=DEFER_CHECKS)
 
 
 class EnvironmentFile(Environment):

@@ -1,8 +1,8 @@
-"""Build a :class:`Context` from the plain data the portal holds.
+"""Build a :class:`Context` from the data the portal holds.
 
-``context_from_parts`` is the one entry point. It reads the catalogue's environment dictionary
-tolerantly (unknown keys ignored, missing optional ones defaulted, a few spellings accepted) and
-turns any invalid value into an :class:`InvalidContext` naming the thing and what to do.
+``context_from_parts`` is the one entry point. The environment is the catalogue's typed
+:class:`~daaas.catalogue.Environment`; the account and site parts are plain data. Any value that
+cannot be used becomes an :class:`InvalidContext` naming the thing and what to do.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from daaas.catalogue import Environment
 from daaas.contextualisation.account import UserAccount
 from daaas.contextualisation.context import Context, HpcSettings, Mount
 from daaas.contextualisation.environment import access_services, launchers, repositories
@@ -30,7 +31,7 @@ T = TypeVar("T")
 def context_from_parts(
     user: Mapping[str, Any],
     machine_id: str,
-    environment: Mapping[str, Any],
+    environment: Environment,
     site: Mapping[str, Any],
     *,
     bootstrap_token: str,
@@ -39,30 +40,28 @@ def context_from_parts(
     """Return the Context for one session.
 
     ``user`` holds the account fields (USER_KEYS; others are ignored), ``environment`` is the
-    catalogue's ``Environment.to_dict()``, ``site`` holds SITE_KEYS (``callback_url`` required,
-    ``cvmfs`` and ``hpc`` as dictionaries) and ``mounts`` the storage and experiment mounts.
+    catalogue entry (or a machine's snapshot of it), ``site`` holds SITE_KEYS (``callback_url``
+    required, ``cvmfs`` and ``hpc`` as dictionaries or models) and ``mounts`` the storage and
+    experiment mounts.
     Raises InvalidContext with a message for the user when any part cannot be used.
     """
-    name = str(environment.get("name") or "") if isinstance(environment, Mapping) else ""
-    if not name:
-        raise InvalidContext(f"This environment has no name and cannot be started. {_SUPPORT}")
     unknown = sorted(set(site) - set(SITE_KEYS))
     if unknown:
         raise InvalidContext(f"The portal's site settings are wrong. {_SUPPORT}",
                              f"unknown site setting(s) {unknown}; known: {list(SITE_KEYS)}")
-    where = f"The environment '{name}' cannot be started"
+    where = f"The environment '{environment.name}' cannot be started"
     account = _model(UserAccount, {k: user[k] for k in USER_KEYS if user.get(k) is not None},
                      "Your account cannot be set up on a machine")
     apps = _guard(lambda: launchers(environment), where)
     fields: dict[str, Any] = {
-        "environment_name": name,
-        "environment_title": str(environment.get("title") or ""),
+        "environment_name": environment.name,
+        "environment_title": environment.title,
         "user": account,
         "machine_id": machine_id,
         "bootstrap_token": bootstrap_token,
         "mounts": tuple(_model(Mount, m, "The storage for this session is misconfigured")
                         for m in mounts),
-        "cvmfs_repositories": _guard(lambda: repositories(environment, apps), where),
+        "cvmfs_repositories": repositories(environment, apps),
         "launchers": apps,
         "access": access_services(environment),
         "cvmfs": _model(CvmfsClientSettings, site.get("cvmfs") or {}, where),

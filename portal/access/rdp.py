@@ -59,8 +59,8 @@ def rdp_unavailable_reason(machine: Machine, target: ConnectionTarget | None) ->
     Checks the environment's ``protocols`` and, when ``target`` is given, whether the provider
     gives the machine an RDP port. Raises nothing.
     """
-    title = machine.environment.get("title") or machine.environment_name
-    protocols = list(machine.environment.get("protocols") or [])
+    title = machine.environment.title
+    protocols = machine.environment.protocols
     if "rdp" not in protocols:
         offered = " and ".join(PROTOCOL_NAMES.get(p, p) for p in protocols) or "no remote access"
         return f"RDP is not offered for {title}: this environment offers only {offered}."

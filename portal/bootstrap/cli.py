@@ -45,7 +45,7 @@ def render(environment: str, username: str) -> None:
         click.echo(f"note: {username} may not launch {environment}; the portal would refuse "
                    "it. Rendering anyway.", err=True)
     try:
-        data = user_data(settings, user, PLACEHOLDER_MACHINE_ID, env.to_dict(), PLACEHOLDER_TOKEN)
+        data = user_data(settings, user, PLACEHOLDER_MACHINE_ID, env, PLACEHOLDER_TOKEN)
     except ContextualisationError as exc:
         raise click.ClickException(f"{exc.user_message} ({exc.log_message})") from None
     size = len(base64.b64encode(data))

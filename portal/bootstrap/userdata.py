@@ -8,10 +8,11 @@ catalogue entry stored on the machine.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from daaas.catalogue import Environment
 from daaas.contextualisation import Context, Mount, context_from_parts, render_user_data
 from daaas.cvmfs import CvmfsClientSettings
 from daaas.cvmfs.registry import load_registry
@@ -56,9 +57,9 @@ def account(user: User) -> dict[str, Any]:
 
 
 def build_context(settings: Settings, user: User, machine_id: str,
-                  environment: Mapping[str, Any], token: str,
+                  environment: Environment, token: str,
                   mounts: Sequence[Mount] = ()) -> Context:
-    """Return the Context of one session of ``environment`` (a catalogue ``to_dict()``);
+    """Return the Context of one session of ``environment`` (a catalogue entry);
     ``mounts`` are its storage mounts (:func:`daaas.portal.machines.mounts.cloud_mounts`).
 
     Raises contextualisation.InvalidContext (a ContextualisationError) with a message for the
@@ -69,7 +70,7 @@ def build_context(settings: Settings, user: User, machine_id: str,
 
 
 def user_data(settings: Settings, user: User, machine_id: str,
-              environment: Mapping[str, Any], token: str, mounts: Sequence[Mount] = ()) -> bytes:
+              environment: Environment, token: str, mounts: Sequence[Mount] = ()) -> bytes:
     """Return the cloud-init user-data for the session (gzip-compressed when large).
 
     Raises ContextualisationError: InvalidContext as :func:`build_context`, UserDataTooLarge

@@ -7,9 +7,31 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
+from daaas.catalogue import Environment
 from daaas.portal.auth.models import User
 from daaas.portal.db import Base, UTCDateTime, utcnow
+
+
+class EnvironmentSnapshot(TypeDecorator[Environment]):
+    """The catalogue entry a machine was launched from, stored as JSON and read back typed.
+
+    This is the one place a stored environment is parsed (:meth:`Environment.from_snapshot`):
+    the rest of the portal sees an :class:`~daaas.catalogue.Environment`, never a dict. Reading
+    a row raises pydantic.ValidationError if its JSON is not an environment.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Environment | None,
+                           dialect: object) -> dict[str, Any] | None:
+        return None if value is None else value.to_dict()
+
+    def process_result_value(self, value: dict[str, Any] | None,
+                             dialect: object) -> Environment | None:
+        return None if value is None else Environment.from_snapshot(value)
 
 
 class Machine(Base):
@@ -20,7 +42,7 @@ class Machine(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     environment_name: Mapped[str] = mapped_column(String(64))
-    environment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    environment: Mapped[Environment] = mapped_column(EnvironmentSnapshot)
     flavor: Mapped[str] = mapped_column(String(100))
     provider: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(20), index=True)

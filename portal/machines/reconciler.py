@@ -159,7 +159,7 @@ class Reconciler:
     def _spec(self, machine: Machine, user_data: bytes | None = None) -> LaunchSpec:
         user = machine.user
         return LaunchSpec(machine_id=machine.id, username=user.username, uid=user.uid,
-                          gid=user.gid, environment=dict(machine.environment),
+                          gid=user.gid, environment=machine.environment,
                           vnc_password=vnc_password(self.secret_key, machine.id),
                           user_data=user_data, flavor=machine.flavor,
                           mounts=session_mounts(self.settings, machine) if self.settings else ())
@@ -276,7 +276,7 @@ class Reconciler:
             with self.session_factory.begin() as db:
                 machine = self._claim(db, machine_id, AT_PROVIDER)
                 if machine is not None:
-                    hours = machine.environment.get("limits", {}).get("max_lifetime_hours")
+                    hours = machine.environment.limits.max_lifetime_hours
                     transition(db, machine, State.DELETING,
                                f"reached its maximum lifetime ({hours} hours)")
                     report.changed.append(machine_id)

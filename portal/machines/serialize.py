@@ -17,7 +17,7 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "id": machine.id,
         "owner": machine.user.username,
         "environment": {"name": machine.environment_name,
-                        "title": machine.environment.get("title", machine.environment_name)},
+                        "title": machine.environment.title},
         "flavor": machine.flavor,
         "state": machine.state,
         "error_reason": machine.error_reason,

@@ -61,7 +61,7 @@ def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: 
     _check_quota(db, settings, user)
     now = utcnow()
     machine = Machine(id=uuid.uuid4().hex, user=user, environment_name=env.name,
-                      environment=env.to_dict(), flavor=chosen, provider=settings.provider,
+                      environment=env, flavor=chosen, provider=settings.provider,
                       state=State.REQUESTED.value, created_at=now, state_changed_at=now,
                       expires_at=now + timedelta(hours=env.limits.max_lifetime_hours),
                       experiment_id=experiment["id"] if experiment else None,

@@ -16,6 +16,7 @@ from daaas.portal.machines.models import Machine
 from daaas.portal.providers import ConnectionTarget
 from tests.conftest import sign_in
 from tests.integration.test_access_support import FixedTarget, make_machine
+from tests.support.environments import make_environment
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ def test_rdp_file_brackets_ipv6_hosts() -> None:
 
 def _machine(protocols: list[str], provider: str = "openstack") -> Machine:
     return Machine(id="m1", environment_name="ccp4", provider=provider, state="ready",
-                   environment={"title": "CCP4 crystallography desktop", "protocols": protocols})
+                   environment=make_environment(title="CCP4 crystallography desktop",
+                                               protocols=protocols))
 
 
 def test_reasons_rdp_is_not_offered() -> None:

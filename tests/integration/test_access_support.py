@@ -11,7 +11,6 @@ import struct
 import threading
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from flask import Flask
 
@@ -19,6 +18,7 @@ from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
 from daaas.portal.providers import ConnectionTarget, LaunchSpec
+from tests.support.environments import make_environment
 from tests.support.providers import InMemoryProvider
 
 RFB_GREETING = b"RFB 003.008\n"
@@ -29,14 +29,14 @@ def make_machine(app: Flask, username: str, *, state: str = "ready",
                  environment: str = "ccp4", protocols: list[str] | None = None) -> str:
     """Put a machine of ``username`` in the database (and at the app's provider); return its id."""
     rt = app.extensions["daaas"]
-    env: dict[str, Any] = rt.catalogue.environments[environment].to_dict()
+    env = rt.catalogue.environments[environment]
     if protocols is not None:
-        env["protocols"] = protocols
+        env = make_environment(environment, protocols=protocols)
     machine_id = uuid.uuid4().hex
     with unit_of_work(rt.session_factory) as db:
         user = get_user(db, username)
         db.add(Machine(id=machine_id, user=user, environment_name=environment, environment=env,
-                       flavor=env["flavors"]["default"], provider=rt.settings.provider,
+                       flavor=env.flavors.default, provider=rt.settings.provider,
                        state=state, expires_at=utcnow() + timedelta(hours=1)))
         uid, gid = user.uid, user.gid
     rt.provider.launch(LaunchSpec(machine_id=machine_id, username=username, uid=uid, gid=gid,

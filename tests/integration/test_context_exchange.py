@@ -89,7 +89,7 @@ def test_only_the_passwords_of_the_services_used_are_sent(cloud: Cloud, app: Fla
 
         row = db.get(Machine, machine_id)
         assert row is not None
-        row.environment = {**row.environment, "protocols": ["novnc"]}
+        row.environment = row.environment.model_copy(update={"protocols": ("novnc",)})
     body = exchange(client, machine_id, token).get_json()
     assert "vnc_password" in body and "rdp_password" not in body
 

@@ -82,7 +82,7 @@ def booted_image(env: Environment) -> str:
     """Launch a server for ``env`` with the portal's OpenStack provider; return its image id."""
     for provider in support.provider_fixture():
         machine_id = uuid.uuid4().hex
-        provider.launch(LaunchSpec(machine_id, "alice", 20000, 20000, env.to_dict(), "Pw4-vnc!",
+        provider.launch(LaunchSpec(machine_id, "alice", 20000, 20000, env, "Pw4-vnc!",
                                    user_data=support.USER_DATA))
         support.wait_state(provider, machine_id, ProviderState.RUNNING)
         servers = [s for s in support.servers_tagged(provider.server_tag)

@@ -16,8 +16,10 @@ from typing import Any
 import openstack
 import pytest
 
+from daaas.catalogue import Environment
 from daaas.portal.providers import ProviderState
 from daaas.portal.providers.openstack import OpenStackProvider
+from tests.support.environments import make_environment
 
 IMAGE, CPU_FLAVOR, GPU_FLAVOR, HUGE_FLAVOR = "daaas-tiny", "m1.small", "g1.vgpu", "x1.huge"
 USER_DATA = b"#cloud-config\nruncmd:\n  - echo daaas-test\n"
@@ -40,12 +42,13 @@ def admin_connection() -> Any:
     return openstack.connect(cloud=f"{cloud_name()}-admin")
 
 
-def environment(flavor: str = CPU_FLAVOR, image: dict[str, str] | None = None) -> dict[str, Any]:
+def environment(flavor: str = CPU_FLAVOR, image: dict[str, str] | None = None) -> Environment:
     """Return a resolved catalogue entry booting ``flavor`` (GPU flavors listed as such)."""
-    return {"name": "contract", "title": "Contract test desktop", "applications": [],
-            "gpu": "optional", "protocols": ["novnc"], "image": image or {"name": IMAGE},
-            "flavors": {"default": flavor, "allowed": [CPU_FLAVOR, GPU_FLAVOR, HUGE_FLAVOR],
-                        "gpu": [GPU_FLAVOR]}}
+    return make_environment(
+        name="contract", title="Contract test desktop", applications=[], gpu="optional",
+        protocols=["novnc"], image=image or {"name": IMAGE},
+        flavors={"default": flavor, "allowed": [CPU_FLAVOR, GPU_FLAVOR, HUGE_FLAVOR],
+                 "gpu": [GPU_FLAVOR]})
 
 
 def new_provider(cloud: str | None = None, **options: Any) -> OpenStackProvider:

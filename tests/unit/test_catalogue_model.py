@@ -79,8 +79,21 @@ def test_to_dict_round_trips_through_json() -> None:
 
     for env in [*catalogue.environments.values(), *catalogue.abstract.values()]:
         data = json.loads(json.dumps(env.to_dict()))
-        assert Environment.from_dict(data) == env
+        assert Environment.from_snapshot(data) == env
         assert data["name"] == env.name and isinstance(data["applications"], list)
+
+
+def test_a_snapshot_loads_without_the_checks_across_fields_but_not_with_a_bad_field() -> None:
+    """A machine launched under an older rule still loads; a field that is wrong does not."""
+    older_rule = environment(cvmfs_repositories=["sft.cern.ch"])  # Coot's command is elsewhere
+    with pytest.raises(ValidationError):
+        Environment.model_validate(older_rule)
+
+    assert Environment.from_snapshot(older_rule).cvmfs_repositories == ("sft.cern.ch",)
+    with pytest.raises(ValidationError, match="unknown_field"):
+        Environment.from_snapshot(environment(unknown_field=1))
+    with pytest.raises(ValidationError, match="protocols"):
+        Environment.from_snapshot(environment(protocols=[]))
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from daaas.contextualisation import AGENT_SOURCE, bootstrap_document, context_from_parts
+from tests.support.environments import make_environment
 
 TOKEN = "tok_" + "Q1w2E3r4" * 4
 REPORT_TOKEN = "report-Xy12"
@@ -94,8 +95,8 @@ def machine(tmp_path: Path) -> dict[str, Path]:
 
 def write_config(portal: Portal, machine: dict[str, Path], **changes: Any) -> Path:
     """The document the renderer puts in user-data, its paths pointed at the test folders."""
-    environment = {"name": "ccp4", "protocols": ["novnc", "rdp"],
-                   "cvmfs_repositories": ["ccp4.example.org"]}
+    environment = make_environment(name="ccp4", protocols=["novnc", "rdp"], applications=[],
+                                   cvmfs_repositories=["ccp4.example.org"])
     ctx = context_from_parts({"username": "alice", "uid": 20001, "gid": 20001}, MACHINE,
                              environment, {"callback_url": portal.url}, bootstrap_token=TOKEN)
     document = bootstrap_document(ctx)

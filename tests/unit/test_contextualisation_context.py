@@ -1,12 +1,14 @@
-"""Building a Context from the portal's plain data: the tolerant environment adapter and errors."""
+"""Building a Context from the portal's data: the typed catalogue environment, the account and
+the site settings, and the errors a person can act on."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from daaas.catalogue import Environment
 from daaas.contextualisation import (
     AccessServices,
     Context,
@@ -14,28 +16,29 @@ from daaas.contextualisation import (
     Mount,
     context_from_parts,
 )
+from tests.support.environments import make_environment
 
 TOKEN = "tok_" + "A1b2C3d4" * 4
 USER = {"username": "alice", "uid": 20001, "gid": 20001, "full_name": "Alice Example",
         "ssh_public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample alice@laptop"],
         "email": "alice@example.org"}
 SITE = {"callback_url": "https://portal.example.org/"}
-ENVIRONMENT: dict[str, Any] = {
-    "name": "ccp4",
-    "title": "CCP4 crystallography",
-    "applications": [{"name": "Coot", "command": "/cvmfs/ccp4.example.org/bin/coot",
-                      "icon": "coot.svg", "category": "Science", "terminal": False,
-                      "description": "Model building"}],
-    "cvmfs_repositories": ["ccp4.example.org"],
-    "access": {"groups": ["mx"]},
-    "protocols": ["novnc", "rdp", "ssh"],
-    "gpu": "none",
-}
+COOT = {"name": "Coot", "command": "/cvmfs/ccp4.example.org/bin/coot", "icon": "coot.svg",
+        "category": "Science", "terminal": False, "description": "Model building"}
 
 
-def build(environment: dict[str, Any] | None = None, **overrides: Any) -> Context:
+def env_with(**changes: Any) -> Environment:
+    """The test's CCP4 environment (one application, three protocols) with ``changes``."""
+    fields: dict[str, Any] = {
+        "name": "ccp4", "title": "CCP4 crystallography", "applications": [COOT],
+        "cvmfs_repositories": ["ccp4.example.org"], "access": {"groups": ["mx"]},
+        "protocols": ["novnc", "rdp", "ssh"], "gpu": "none"}
+    return make_environment(**{**fields, **changes})
+
+
+def build(environment: Environment | None = None, **overrides: Any) -> Context:
     parts: dict[str, Any] = {"user": USER, "machine_id": "m-0001",
-                             "environment": ENVIRONMENT if environment is None else environment,
+                             "environment": env_with() if environment is None else environment,
                              "site": SITE, "bootstrap_token": TOKEN}
     parts.update(overrides)
     return context_from_parts(parts.pop("user"), parts.pop("machine_id"),
@@ -49,13 +52,7 @@ def refusal(**overrides: Any) -> str:
     return caught.value.user_message
 
 
-def env_with(**changes: Any) -> dict[str, Any]:
-    environment = copy.deepcopy(ENVIRONMENT)
-    environment.update(changes)
-    return environment
-
-
-def test_builds_everything_from_plain_data() -> None:
+def test_builds_everything_from_the_portal_data() -> None:
     ctx = build(mounts=[{"kind": "nfs", "source": "fs1:/export/alice", "target": "/storage",
                          "purpose": "storage"}])
     assert ctx.environment_name == "ccp4" and ctx.title == "CCP4 crystallography"
@@ -64,6 +61,7 @@ def test_builds_everything_from_plain_data() -> None:
     assert ctx.callback_url == "https://portal.example.org"
     assert ctx.cvmfs_repositories == ("ccp4.example.org",)
     assert ctx.launchers[0].argv == ["/cvmfs/ccp4.example.org/bin/coot"]
+    assert ctx.launchers[0].description == "Model building"
     assert ctx.access == AccessServices(vnc=True, xrdp=True, ssh=True)
     assert ctx.mounts[0].read_only is False
     assert not ctx.hpc.enabled
@@ -73,33 +71,25 @@ def test_token_is_kept_out_of_repr() -> None:
     assert TOKEN not in repr(build())
 
 
-def test_adapter_tolerates_missing_none_and_unknown_keys() -> None:
-    environment = {"name": "bare", "title": None, "applications": None, "icon": "x.svg",
-                   "cvmfs_repositories": None, "flavors": {"default": "m1.large"}}
-    ctx = build(environment)
-    assert ctx.title == "bare"
-    assert ctx.launchers == () and ctx.cvmfs_repositories == ()
-    assert ctx.access == AccessServices(vnc=True, xrdp=False, ssh=False)
-
-
-def test_adapter_accepts_other_spellings() -> None:
-    environment = env_with(
-        applications=[{"name": "Shell", "command": "/cvmfs/tools.example.org/bin/shell -l",
-                       "terminal": "yes", "categories": ["Utility", "System"], "icon": None,
-                       "comment": "A shell", "extra": 1}],
-        cvmfs_repositories=[{"name": "data.example.org"}],
-        protocols=None, access={"protocols": ["RDP"]})
-    ctx = build(environment)
-    launcher = ctx.launchers[0]
-    assert launcher.terminal is True and launcher.category == "Utility;System"
-    assert launcher.description == "A shell" and launcher.icon == ""
-    # declared repositories first, then those the commands need
+def test_repositories_listed_come_first_then_those_the_commands_need() -> None:
+    shell = {"name": "Shell", "command": "/cvmfs/tools.example.org/bin/shell", "terminal": True,
+             "icon": "utilities-terminal", "category": "System"}
+    ctx = build(env_with(applications=[shell], cvmfs_repositories=["data.example.org"]))
     assert ctx.cvmfs_repositories == ("data.example.org", "tools.example.org")
-    assert ctx.access == AccessServices(vnc=False, xrdp=True, ssh=False)
+    assert ctx.launchers[0].terminal is True and ctx.launchers[0].category == "System"
+
+
+@pytest.mark.parametrize(("protocols", "services"), [
+    (["novnc"], AccessServices(vnc=True, xrdp=False, ssh=False)),
+    (["rdp"], AccessServices(vnc=False, xrdp=True, ssh=False)),
+    (["novnc", "ssh"], AccessServices(vnc=True, xrdp=False, ssh=True)),
+])
+def test_protocols_choose_the_services(protocols: list[str], services: AccessServices) -> None:
+    assert build(env_with(protocols=protocols)).access == services
 
 
 def test_program_and_arguments_kept_apart_become_one_exact_argv() -> None:
-    app = {"name": "Dials", "command": "/cvmfs/ccp4.example.org/bin/dials.image_viewer",
+    app = {**COOT, "name": "Dials", "command": "/cvmfs/ccp4.example.org/bin/dials.image_viewer",
            "arguments": ["--title", "it's \"mine\"", "$HOME"]}
     [launcher] = build(env_with(applications=[app])).launchers
     assert launcher.argv == ["/cvmfs/ccp4.example.org/bin/dials.image_viewer", "--title",
@@ -112,36 +102,26 @@ def test_every_catalogue_environment_becomes_a_context() -> None:
     environments = load_catalogue(DEFAULT_DIRECTORY).environments
     assert environments
     for environment in environments.values():
-        ctx = build(environment.to_dict())
-        data = environment.to_dict()
-        assert ctx.environment_name == data["name"]
-        assert len(ctx.launchers) == len(data["applications"])
-        assert set(data["cvmfs_repositories"]) <= set(ctx.cvmfs_repositories)
+        ctx = build(environment)
+        assert ctx.environment_name == environment.name
+        assert len(ctx.launchers) == len(environment.applications)
+        assert set(environment.cvmfs_repositories) <= set(ctx.cvmfs_repositories)
 
 
-def test_unknown_protocols_fall_back_to_vnc() -> None:
-    assert build(env_with(protocols=["telnet"])).access == AccessServices()
-
-
-def test_program_outside_cvmfs_is_refused_naming_environment_and_field() -> None:
-    environment = env_with(applications=[{"name": "Evil", "command": "/usr/bin/evil"}])
-    message = refusal(environment=environment)
-    assert "'ccp4'" in message and "/cvmfs/" in message
+def test_a_launcher_the_desktop_cannot_take_is_refused_naming_environment_and_application(
+) -> None:
+    bad = {**COOT, "command": "/cvmfs/NotAName/bin/coot"}  # a path, but no repository name
+    message = refusal(environment=env_with(applications=[bad]))
+    assert "'ccp4'" in message and "Coot" in message
 
 
 @pytest.mark.parametrize("command", ["/cvmfs/../etc/passwd", "/cvmfs/x/bin/a\nrm -rf /",
-                                     "/cvmfs/NotAName/bin/a", "'/cvmfs/ccp4.example.org/a"])
-def test_unsafe_commands_are_refused(command: str) -> None:
-    with pytest.raises(InvalidContext):
-        build(env_with(applications=[{"name": "A", "command": command}]))
-
-
-def test_application_without_command_is_named() -> None:
-    assert "Coot" in refusal(environment=env_with(applications=[{"name": "Coot"}]))
-
-
-def test_environment_without_name_is_refused() -> None:
-    assert "no name" in refusal(environment={"title": "Nameless"})
+                                     "/cvmfs/NotAName/bin/a", "'/cvmfs/ccp4.example.org/a",
+                                     "/usr/bin/evil"])
+def test_unsafe_commands_never_reach_a_machine(command: str) -> None:
+    """Refused by the catalogue's model, or else when the context is built."""
+    with pytest.raises((ValidationError, InvalidContext)):
+        build(env_with(applications=[{**COOT, "command": command}]))
 
 
 def test_unknown_site_setting_is_refused() -> None:

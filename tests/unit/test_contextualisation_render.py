@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 from typing import Any
@@ -23,6 +24,7 @@ from daaas.contextualisation import (
     context_from_parts,
     render_user_data,
 )
+from tests.support.environments import make_environment
 
 DEBIAN_PYTHON = os.environ.get("DAAAS_TEST_CLOUDINIT_PYTHON", "/usr/bin/python3")
 TOKEN = "tok_" + "Z9y8X7w6" * 4
@@ -51,17 +53,20 @@ MOUNTS: list[dict[str, Any]] = [
 
 def application(name: str, command: str = "/cvmfs/ccp4.example.org/bin/coot",
                 **extra: Any) -> dict[str, Any]:
-    return {"name": name, "command": command, "icon": "coot.svg", "category": "Science",
-            "terminal": False, "description": f"{name} for crystallography", **extra}
+    """A catalogue application; ``command`` is a command line (program and arguments)."""
+    program, *arguments = shlex.split(command)
+    return {"name": name, "command": program, "arguments": arguments, "icon": "coot.svg",
+            "category": "Science", "terminal": False,
+            "description": f"{name} for crystallography", **extra}
 
 
 def make_context(title: str = "CCP4 crystallography desktop",
                  apps: list[dict[str, Any]] | None = None, site: dict[str, Any] = SITE,
                  **user: Any) -> Context:
-    environment = {"name": "ccp4", "title": title, "gpu": "none", "access": {},
-                   "applications": [application("Coot")] if apps is None else apps,
-                   "cvmfs_repositories": ["ccp4.example.org"],
-                   "protocols": ["novnc", "rdp", "ssh"]}
+    environment = make_environment(
+        name="ccp4", title=title, gpu="none", access={},
+        applications=[application("Coot")] if apps is None else apps,
+        cvmfs_repositories=["ccp4.example.org"], protocols=["novnc", "rdp", "ssh"])
     account = {"username": "alice", "uid": 20001, "gid": 20001, "full_name": "Alice Example",
                "ssh_public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample alice@lab"],
                **user}
@@ -160,7 +165,7 @@ def test_every_catalogue_environment_renders_valid_user_data(cloudinit_python: s
 
     environments = load_catalogue(DEFAULT_DIRECTORY).environments.values()
     user_data = [render_user_data(context_from_parts(
-        {"username": "alice", "uid": 20001, "gid": 20001}, "m-1", environment.to_dict(), SITE,
+        {"username": "alice", "uid": 20001, "gid": 20001}, "m-1", environment, SITE,
         bootstrap_token=TOKEN, mounts=MOUNTS)) for environment in environments]
     assert user_data
     validate_with_cloudinit(cloudinit_python, *user_data)
@@ -322,7 +327,8 @@ def test_hpc_icon_opens_the_portals_jobs_page_for_this_machine() -> None:
 
 
 def test_access_services_not_asked_for_are_not_configured() -> None:
-    environment = {"name": "lite", "protocols": ["novnc"]}
+    environment = make_environment(name="lite", protocols=["novnc"], applications=[],
+                                   cvmfs_repositories=[])
     ctx = context_from_parts({"username": "bob", "uid": 20002, "gid": 20002}, "m-2",
                              environment, {"callback_url": "https://p.example.org"},
                              bootstrap_token=TOKEN)

@@ -13,6 +13,7 @@ from daaas.portal.config import load_settings
 from daaas.portal.storage.backends import ExportStorage, LocalStorage, StorageBackend
 from daaas.portal.storage.errors import StorageError
 from daaas.portal.storage.service import backend
+from tests.support.environments import make_environment
 from tests.unit.test_contextualisation_render import (
     SITE,
     TOKEN,
@@ -39,7 +40,7 @@ def fstab(mount: Mount | None) -> str:
     """The fstab line cloud-init writes for one mount (its ``mounts`` entry joined)."""
     assert mount is not None
     ctx = context_from_parts({"username": "alice", "uid": 20001, "gid": 20001}, "m-1",
-                             {"name": "base"}, SITE, bootstrap_token=TOKEN, mounts=[mount])
+                             make_environment(), SITE, bootstrap_token=TOKEN, mounts=[mount])
     [line] = [entry for entry in loaded(ctx)["mounts"] if entry[1] == mount.target]
     return " ".join(str(field) for field in line)
 
@@ -100,7 +101,7 @@ def test_mount_lines_pass_the_real_cloudinit_schema(tmp_path: Path,
                  options=("name=daaas-alice", "secretfile=/etc/ceph/daaas-alice.secret"))
     for mount in (nfs.machine_mount(ALICE, "m-1"), ceph):
         ctx = context_from_parts({"username": "alice", "uid": 20001, "gid": 20001}, "m-1",
-                                 {"name": "base"}, SITE, bootstrap_token=TOKEN,
+                                 make_environment(), SITE, bootstrap_token=TOKEN,
                                  mounts=[mount] if mount else [])
         validate_with_cloudinit(cloudinit_python, render_user_data(ctx))
 
