@@ -10,7 +10,7 @@ import click
 
 from daaas.catalogue.collection import Catalogue
 from daaas.catalogue.loader import DEFAULT_DIRECTORY, load_catalogue
-from daaas.cvmfs.registry import RegistryError, load_registry
+from daaas.cvmfs.registry import load_registry
 
 _DIRECTORY = click.Path(file_okay=False, path_type=Path)
 
@@ -42,12 +42,10 @@ def check(directory: Path | None, registry: Path | None, cloud: str | None = Non
     """Check every environment file in DIRECTORY (default: the shipped catalogue).
 
     Prints one line per problem and a summary; exits with 1 if there is any problem (with
-    --cloud: also an environment whose image is missing in Glance).
+    --cloud: also an environment whose image is missing in Glance). An unreadable registry
+    raises RegistryError (the ``daaas`` command prints it as one line).
     """
-    try:
-        repositories = load_registry(registry or None).repositories
-    except RegistryError as exc:
-        raise click.ClickException(str(exc)) from None
+    repositories = load_registry(registry or None).repositories
     catalogue = load_catalogue(directory or _default_directory(), repositories=repositories)
     for problem in catalogue.problems:
         click.echo(str(problem))
@@ -83,15 +81,18 @@ def _missing_images(catalogue: Catalogue, cloud: str) -> list[str]:
 def show(name: str, directory: Path | None) -> None:
     """Print environment NAME as resolved (inheritance applied), as JSON.
 
-    Exits with 1 and the entry's problems if NAME is not a valid environment.
+    Exits with 1 and the entry's problems if NAME is not a valid environment, or with
+    click.ClickException (one line) if there is no such entry.
     """
     catalogue = load_catalogue(directory or _default_directory())
     environment = catalogue.environments.get(name) or catalogue.abstract.get(name)
     if environment is None:
         problems = catalogue.invalid.get(name)
-        for problem in problems or []:
-            click.echo(str(problem), err=True)
         if not problems:
-            click.echo(f"no environment {name!r} in {catalogue.directory}", err=True)
+            known = ", ".join(sorted([*catalogue.environments, *catalogue.abstract])) or "none"
+            raise click.ClickException(f"There is no environment called {name!r} in "
+                                       f"{catalogue.directory}. Known: {known}.")
+        for problem in problems:
+            click.echo(str(problem), err=True)
         raise SystemExit(1)
     click.echo(json.dumps(environment.to_dict(), indent=2))

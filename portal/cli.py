@@ -5,37 +5,61 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from daaas.portal import migrate
 from daaas.portal.auth import service as auth_service
 from daaas.portal.auth.models import User
+from daaas.portal.cli_errors import ErrorGroup
 from daaas.portal.config import ConfigError, Settings, load_settings
 from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.demo import DEMO_USERS, create_demo_users
-from daaas.portal.errors import PortalError
+from daaas.portal.errors import NotFound
 from daaas.portal.experiments.demo import create_demo_experiments
+
+F = TypeVar("F", bound=Callable[..., Any])
+STDIN = "-"
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_settings()
 
 
 def _factory(settings: Settings):  # type: ignore[no-untyped-def]
     return make_session_factory(make_engine(settings.effective_database_url))
 
 
-@click.group()
+@click.group(cls=ErrorGroup)
 def main() -> None:
-    """daaas: Data-Analysis-as-a-Service portal for research facilities."""
+    """daaas: Data-Analysis-as-a-Service portal for research facilities.
+
+    Every subcommand reports a problem as one line on stderr and exits non-zero.
+    """
+
+
+def _password_from_stdin(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Return the password; ``-`` means the first line of standard input (newline removed)."""
+    if value != STDIN:
+        return value
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.ClickException("Standard input gave no password for --password -: pipe "
+                                   "one line, e.g. `printf '%s\\n' \"$PASS\" | daaas users ...`.")
+    return password
+
+
+def _password_option(command: F) -> F:
+    """The --password option: prompted twice, given, or read from stdin with ``-``."""
+    option = click.password_option(
+        help="Password (prompted twice when omitted; '-' reads one line from stdin).",
+        callback=_password_from_stdin)
+    return option(command)
 
 
 @main.command()
@@ -64,11 +88,17 @@ def serve(host: str | None, port: int | None) -> None:
     host, port = host or settings.host, port or settings.port
     # SIGTERM ends serve like Ctrl-C, so the desktop proxy and the reconciler stop cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        # waitress refuses bodies over 1 GiB by default: let an upload be as large as a quota.
+        server = waitress.create_server(app, host=host, port=port, threads=8, ident="daaas",
+                                        max_request_body_size=settings.storage_quota_gb * 1024**3)
+    except OSError as exc:
+        raise ConfigError(f"The portal cannot listen on {host}:{port}: {exc.strerror or exc}. "
+                          "Stop the program using it, or choose another with --port or the "
+                          "port setting (DAAAS_PORT).") from None
     with _background_services(runtime(app)):
         _announce(f"http://{host}:{port}/", bool(created) or settings.demo_data)
-        # waitress refuses bodies over 1 GiB by default: let an upload be as large as a quota.
-        waitress.serve(app, host=host, port=port, threads=8, ident="daaas",
-                       max_request_body_size=settings.storage_quota_gb * 1024**3)
+        server.run()
 
 
 @main.command()
@@ -102,7 +132,7 @@ def orphans(remove: bool) -> None:
     from daaas.portal.runtime import runtime
 
     rt = runtime(_create_app(create_app, {}))
-    with _portal_errors(), rt.session_factory() as db:
+    with rt.session_factory() as db:
         found = find_orphans(db, rt.provider)
         for machine_id in found:
             if remove:
@@ -120,24 +150,18 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _create_app(factory: Any, override: dict[str, Any]) -> Any:
-    try:
-        return factory(override)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return factory(override)
 
 
 @contextmanager
 def _background_services(rt: Any) -> Iterator[None]:
     """The desktop proxy and the reconciler thread, when the settings ask for them."""
-    from daaas.portal.access.proxy import ProxyError, start_proxy
+    from daaas.portal.access.proxy import start_proxy
     from daaas.portal.machines.worker import WorkerThread
 
     settings = rt.settings
-    try:
-        proxy = start_proxy(settings, settings.effective_database_url) \
-            if settings.start_websockify else None
-    except ProxyError as exc:
-        raise click.ClickException(str(exc)) from None
+    proxy = start_proxy(settings, settings.effective_database_url) \
+        if settings.start_websockify else None
     thread = WorkerThread(rt) if settings.embedded_worker else None
     if thread is not None:
         thread.start()
@@ -196,12 +220,12 @@ def users() -> None:
 @click.option("--admin", is_flag=True, help="Make the user a portal administrator.")
 @click.option("--group", "groups", multiple=True, help="Group (repeatable).")
 @click.option("--instrument", "instruments", multiple=True, help="Instrument (repeatable).")
-@click.password_option(help="Password (prompted, or from stdin with --password -).")
+@_password_option
 def users_add(username: str, display_name: str, email: str, admin: bool,
               groups: tuple[str, ...], instruments: tuple[str, ...], password: str) -> None:
     """Create a local account with the next free POSIX uid."""
     settings = _settings()
-    with _portal_errors(), unit_of_work(_factory(settings)) as session:
+    with unit_of_work(_factory(settings)) as session:
         user = auth_service.create_user(session, settings, username, password,
                                         display_name=display_name, email=email,
                                         groups=list(groups), instruments=list(instruments),
@@ -221,10 +245,11 @@ def users_list() -> None:
 
 @users.command("set-password")
 @click.argument("username")
-@click.password_option()
+@_password_option
 def users_set_password(username: str, password: str) -> None:
     """Replace a user's password."""
-    with _portal_errors(), unit_of_work(_factory(_settings())) as session:
+    with unit_of_work(_factory(_settings())) as session:
+        _require_user(session, username)
         auth_service.set_password(session, username, password)
     click.echo(f"Password of {username} changed.")
 
@@ -241,20 +266,20 @@ def tokens() -> None:
 def tokens_create(username: str, name: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it (shown only once)."""
     settings = _settings()
-    with _portal_errors(), unit_of_work(_factory(settings)) as session:
-        user = auth_service.get_user(session, username)
+    with unit_of_work(_factory(settings)) as session:
+        user = _require_user(session, username)
         _token, secret = auth_service.create_token(session, user, name,
                                                    days or settings.api_token_lifetime_days)
     click.echo(secret)
 
 
-@contextmanager
-def _portal_errors() -> Iterator[None]:
-    """Turn a PortalError into a clean command-line error."""
-    try:
-        yield
-    except PortalError as exc:
-        raise click.ClickException(exc.user_message) from None
+def _require_user(session: Session, username: str) -> User:
+    """Return the local account ``username``; raises NotFound saying how to find the names."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"There is no user called '{username}'. See `daaas users list`, or "
+                       f"create the account with `daaas users add {username}`.")
+    return user
 
 
 def _attach_catalogue() -> None:

@@ -17,7 +17,6 @@ from daaas.vm_images import build as builder
 from daaas.vm_images import upload as glance
 from daaas.vm_images.recipe import (
     Element,
-    RecipeError,
     environment_chain,
     external_elements,
     load_elements,
@@ -35,14 +34,6 @@ def images_group() -> None:
     """Build, upload and roll back the VM images of the catalogue's environments."""
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except (RecipeError, builder.BuildError, glance.ImageError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _environment(name: str, directory: Path | None) -> tuple[Environment, list[Element]]:
     catalogue = load_catalogue(directory or DEFAULT_DIRECTORY)
     chain = environment_chain(catalogue, name, load_elements())
@@ -54,11 +45,9 @@ def _environment(name: str, directory: Path | None) -> tuple[Environment, list[E
 @_CATALOGUE
 def recipe(environment: str, directory: Path | None) -> None:
     """Print ENVIRONMENT's element chain and the packages its image gets."""
-    with _errors():
-        _env, chain = _environment(environment, directory)
-        click.echo("elements: " + " ".join([*external_elements(chain),
-                                            *(e.name for e in chain)]))
-        click.echo("packages: " + " ".join(packages(chain, os.environ)))
+    _env, chain = _environment(environment, directory)
+    click.echo("elements: " + " ".join([*external_elements(chain), *(e.name for e in chain)]))
+    click.echo("packages: " + " ".join(packages(chain, os.environ)))
 
 
 @images_group.command("build")
@@ -80,24 +69,23 @@ def build(environment: str, output: Path | None, fmt: str, rootfs_only: bool, si
     """
     output = (output or Path(f"daaas-{environment}.{fmt}")).resolve()
     log = output.with_suffix(".build.log")
-    with _errors():
-        _env, chain = _environment(environment, directory)
-        problem = builder.dib_problem()
-        if not rootfs_only and problem is None:
-            builder.run_dib(chain, output, fmt, log, os.environ)
-        else:
-            if not rootfs_only:
-                click.echo(f"disk-image-create cannot run here ({problem}); building the root "
-                           "filesystem with mmdebstrap instead", err=True)
-            modules = builder.host_kernel_modules()
-            plan = builder.rootfs_plan(chain, os.environ, mirror=mirror,
-                                       kernel_modules=str(modules or ""))
-            rootfs = output.parent / f"{output.stem}.rootfs"
-            try:
-                builder.build_rootfs(plan, rootfs, log)
-                builder.make_disk(rootfs, output, size, fmt, log)
-            finally:
-                builder.remove_tree(rootfs)
+    _env, chain = _environment(environment, directory)
+    problem = builder.dib_problem()
+    if not rootfs_only and problem is None:
+        builder.run_dib(chain, output, fmt, log, os.environ)
+    else:
+        if not rootfs_only:
+            click.echo(f"disk-image-create cannot run here ({problem}); building the root "
+                       "filesystem with mmdebstrap instead", err=True)
+        modules = builder.host_kernel_modules()
+        plan = builder.rootfs_plan(chain, os.environ, mirror=mirror,
+                                   kernel_modules=str(modules or ""))
+        rootfs = output.parent / f"{output.stem}.rootfs"
+        try:
+            builder.build_rootfs(plan, rootfs, log)
+            builder.make_disk(rootfs, output, size, fmt, log)
+        finally:
+            builder.remove_tree(rootfs)
     click.echo(f"{output} (log: {log})")
 
 
@@ -105,12 +93,9 @@ def _connection(cloud: str | None) -> Any:
     import openstack
     from openstack import exceptions
 
-    from daaas.portal.config import ConfigError, load_settings
+    from daaas.portal.config import load_settings
 
-    try:
-        name = cloud or load_settings().openstack_cloud
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    name = cloud or load_settings().openstack_cloud
     if not name:
         raise click.ClickException("Name the cloud: --cloud NAME (a clouds.yaml entry) or the "
                                    "portal's openstack_cloud setting.")
@@ -122,13 +107,13 @@ def _connection(cloud: str | None) -> Any:
 
 @contextmanager
 def _cloud_errors() -> Iterator[None]:
+    """Translate the cloud's exceptions at this boundary into ImageError ("Glance refused")."""
     from openstack import exceptions
 
-    with _errors():
-        try:
-            yield
-        except exceptions.SDKException as exc:
-            raise click.ClickException(f"Glance refused: {exc}") from None
+    try:
+        yield
+    except exceptions.SDKException as exc:
+        raise glance.ImageError(f"Glance refused: {exc}") from None
 
 
 @images_group.command("upload")
