@@ -73,7 +73,7 @@ def test_launch_is_idempotent_forwards_vnc_and_delete_removes_everything(
     assert not (folder / "user-data").exists()  # the token is only in the seed
     target = provider.connection_target(launch.machine_id)
     assert target.host == "127.0.0.1" and target.vnc_port > 1024
-    command = Path(f"/proc/{_pid(folder)}/cmdline").read_bytes().split(b"\0")
+    command = _cmdline(_pid(folder))
     netdev = next(arg for arg in command if arg.startswith(b"user,"))
     assert b"restrict=on" in netdev
     assert f"hostfwd=tcp:127.0.0.1:{target.vnc_port}-:5901".encode() in netdev
@@ -139,6 +139,16 @@ def test_settings_choose_the_provider_and_need_public_url(image: Path, tmp_path:
     assert chosen.config.portal == ("127.0.0.1", 8123)
     assert chosen.config.guest_portal == ("10.0.2.100", 80)
     assert chosen.config.initrd == initrd_for(chosen.config.kernel)
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    """Return the process's arguments; empty for a moment while the kernel still runs its
+    exec (Popen returns as soon as the vforked child has started exec), so wait for them."""
+    deadline = time.monotonic() + 5
+    while not (arguments := Path(f"/proc/{pid}/cmdline").read_bytes()):
+        assert time.monotonic() < deadline, f"pid {pid} shows no command line"
+        time.sleep(0.01)
+    return arguments.split(b"\0")
 
 
 def _pid(folder: Path) -> int:
