@@ -80,7 +80,7 @@ def _register(app: Flask) -> None:
     from daaas.portal.api.views import blueprint as api
     from daaas.portal.auth.views import blueprint as auth
     from daaas.portal.bootstrap.api import blueprint as context_api
-    from daaas.portal.experiments.views import api as experiments_api
+    from daaas.portal.experiments.api import blueprint as experiments_api
     from daaas.portal.experiments.views import blueprint as experiments
     from daaas.portal.hpc.api import blueprint as hpc_api
     from daaas.portal.hpc.views import blueprint as hpc

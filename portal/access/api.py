@@ -1,4 +1,4 @@
-"""JSON API for desktop access under /api/v1 (described in :mod:`daaas.portal.access.openapi`)."""
+"""JSON API for desktop access under /api/v1 (bodies: :mod:`.schemas`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from daaas.portal.access.rdp import rdp_download
+from daaas.portal.access.schemas import DesktopAccess
 from daaas.portal.access.service import issue_desktop_token
 from daaas.portal.access.views import rdp_response
+from daaas.portal.api.schema import dump
 from daaas.portal.auth.current import require_user
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
@@ -27,9 +29,9 @@ def access(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     rt = runtime()
     grant = issue_desktop_token(db(), rt.settings, rt.provider, require_user(), machine_id,
                                 request_host=request.host)
-    body = {"token": grant.token, "websocket_url": grant.websocket_url,
-            "password": grant.password, "expires_at": grant.expires_at.isoformat()}
-    return body, 201, {"Cache-Control": "no-store"}
+    body = DesktopAccess(token=grant.token, websocket_url=grant.websocket_url,
+                         password=grant.password, expires_at=grant.expires_at.isoformat())
+    return dump(body), 201, {"Cache-Control": "no-store"}
 
 
 @blueprint.get("/machines/<machine_id>/rdp")

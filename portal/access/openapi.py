@@ -1,46 +1,25 @@
-"""OpenAPI path items and schemas of the desktop-access API (merged into /api/v1's document)."""
+"""OpenAPI path items of the desktop-access API; the bodies are the models in :mod:`.schemas`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-DESKTOP_ACCESS = {
-    "type": "object", "required": ["token", "websocket_url", "password", "expires_at"],
-    "additionalProperties": False,
-    "properties": {
-        "token": {"type": "string", "description": "One-time token; spent by the first "
-                                                   "websocket connection."},
-        "websocket_url": {"type": "string", "pattern": "^wss?://",
-                          "description": "Open this websocket (it carries the token) with an "
-                                         "RFB client such as noVNC."},
-        "password": {"type": "string", "description": "The desktop's VNC password. It is only "
-                                                      "ever sent in this body."},
-        "expires_at": {"type": "string", "format": "date-time",
-                       "description": "The token is refused after this time."},
-    },
-}
-SCHEMAS: dict[str, Any] = {"DesktopAccess": DESKTOP_ACCESS}
+from daaas.portal.access.schemas import DesktopAccess
+from daaas.portal.api.schema import content, errors
+
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
-ERRORS = {"401": _error("Not signed in"), "403": _error("Not allowed (CSRF)"),
-          "404": _error("Not one of the user's machines, or gone at the provider"),
-          "409": _error("Not possible now; the message says why")}
+WHY = {"_403": "Not allowed (CSRF)",
+       "_404": "Not one of the user's machines, or gone at the provider",
+       "_409": "Not possible now; the message says why"}
 PATHS: dict[str, Any] = {
     "/machines/{machine_id}/access": {"parameters": [MACHINE_ID], "post": {
         "summary": "A fresh one-time desktop token, the websocket URL and the VNC password",
-        "responses": {"201": {"description": "Created (single use, short-lived)", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/DesktopAccess"}}}},
-            **ERRORS}}},
+        "responses": {"201": content(DesktopAccess, "Created (single use, short-lived)"),
+                      **errors(401, 403, 404, 409, **WHY)}}},
     "/machines/{machine_id}/rdp": {"parameters": [MACHINE_ID], "get": {
         "summary": "A .rdp file for a native RDP client, where the environment and provider "
                    "offer RDP",
         "responses": {"200": {"description": "The .rdp file (an attachment)", "content": {
             "application/x-rdp": {"schema": {"type": "string"}}}},
-            **{k: v for k, v in ERRORS.items() if k != "403"}}}},
+            **errors(401, 404, 409, **WHY)}}},
 }

@@ -1,20 +1,23 @@
 """JSON API under /api/v1, authenticated by the session cookie or a personal API token.
 
 Every route here is described in :mod:`daaas.portal.api.openapi`; a test keeps the two in step.
+Bodies are the models of :mod:`daaas.portal.api.schemas`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
+from daaas.catalogue.problems import CatalogueProblem
 from daaas.portal.analysis.service import get_environment, visible_environments
+from daaas.portal.api import schemas
 from daaas.portal.api.openapi import openapi_document
+from daaas.portal.api.schema import dump, parse_body
 from daaas.portal.auth import service as auth_service
 from daaas.portal.auth.current import require_admin, require_user
 from daaas.portal.auth.models import User
-from daaas.portal.errors import InvalidInput
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
@@ -29,15 +32,15 @@ def openapi() -> dict[str, Any]:
 
 @blueprint.get("/me")
 def me() -> dict[str, Any]:
-    """Return the signed-in user."""
-    return user_json(require_user())
+    """Return the signed-in user (:class:`~daaas.portal.api.schemas.User`)."""
+    return dump(user_reply(require_user()))
 
 
 @blueprint.get("/catalogue")
 def catalogue() -> dict[str, Any]:
     """Return the environments the user may launch."""
     envs = visible_environments(runtime().catalogue, require_user())
-    return {"environments": [env.to_dict() for env in envs]}
+    return dump(schemas.Catalogue(environments=list(envs)))
 
 
 @blueprint.get("/catalogue/<name>")
@@ -51,39 +54,34 @@ def admin_catalogue() -> dict[str, Any]:
     """Return every catalogue entry's validity, with the problems of invalid ones."""
     require_admin()
     cat = runtime().catalogue
-    return {
-        "directory": str(cat.directory),
-        "valid": sorted(cat.environments),
-        "invalid": [
-            {"entry": entry, "problems": [problem_json(p) for p in problems]}
-            for entry, problems in sorted(cat.invalid.items())
-        ],
-    }
+    return dump(schemas.AdminCatalogue(
+        directory=str(cat.directory), valid=sorted(cat.environments),
+        invalid=[schemas.InvalidEntry(entry=entry, problems=[problem_reply(p) for p in found])
+                 for entry, found in sorted(cat.invalid.items())]))
 
 
 @blueprint.post("/tokens")
 def create_token() -> tuple[dict[str, Any], int]:
-    """Create a personal API token for the signed-in user; the secret is returned once."""
+    """Create a personal API token for the signed-in user; the secret is returned once.
+
+    Raises InvalidInput (a body that is not a :class:`~daaas.portal.api.schemas.TokenRequest`).
+    """
     user = require_user()
-    body = request.get_json(silent=True) or {}
-    name = body.get("name", "api") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not 1 <= len(name) <= 100:
-        raise InvalidInput("Give the token a name of 1 to 100 characters, e.g. {\"name\": "
-                           "\"laptop\"}.")
+    name = parse_body(schemas.TokenRequest, empty_means={}).name
     token, secret = auth_service.create_token(db(), user, name,
                                               runtime().settings.api_token_lifetime_days)
-    return {"name": token.name, "token": secret,
-            "expires_at": token.expires_at.isoformat()}, 201
+    return dump(schemas.Token(name=token.name, token=secret,
+                              expires_at=token.expires_at.isoformat())), 201
 
 
-def user_json(user: User) -> dict[str, Any]:
+def user_reply(user: User) -> schemas.User:
     """Return the public fields of ``user``."""
-    return {"username": user.username, "display_name": user.display_name, "email": user.email,
-            "uid": user.uid, "gid": user.gid, "is_admin": user.is_admin,
-            "groups": list(user.groups), "instruments": list(user.instruments)}
+    return schemas.User(username=user.username, display_name=user.display_name,
+                        email=user.email, uid=user.uid, gid=user.gid, is_admin=user.is_admin,
+                        groups=list(user.groups), instruments=list(user.instruments))
 
 
-def problem_json(problem: Any) -> dict[str, Any]:
-    """Return a catalogue problem as JSON."""
-    return {"path": str(problem.path), "field": problem.field, "message": problem.message,
-            "text": str(problem)}
+def problem_reply(problem: CatalogueProblem) -> schemas.Problem:
+    """Return a catalogue problem as the API shows it."""
+    return schemas.Problem(path=str(problem.path), field=problem.field,
+                           message=problem.message, text=str(problem))

@@ -1,7 +1,7 @@
 """What a machine's bootstrap agent calls: trade its token for secrets, then report its status.
 
 No session cookie here: the VM authenticates with its own tokens, so both routes are exempt from
-the CSRF check. Contract: contextualisation/BOOTSTRAP_PROTOCOL.md.
+the CSRF check. Contract: contextualisation/BOOTSTRAP_PROTOCOL.md; bodies: :mod:`.schemas`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from daaas.portal.api.schema import dump, parse_body
 from daaas.portal.auth.csrf import csrf_exempt
-from daaas.portal.bootstrap import service
+from daaas.portal.bootstrap import schemas, service
 from daaas.portal.db import utcnow
-from daaas.portal.errors import Forbidden, InvalidInput
+from daaas.portal.errors import Forbidden
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
@@ -25,26 +26,18 @@ NO_STORE = {"Cache-Control": "no-store"}
 @csrf_exempt
 def bootstrap(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Trade ``{"token": ...}`` for the machine's secrets (200), once; 403 otherwise."""
-    body = request.get_json(silent=True)
-    token = body.get("token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise InvalidInput('Send JSON like {"token": "<the bootstrap token from user-data>"}.')
+    token = parse_body(schemas.BootstrapRequest).token
     answer = service.exchange(db(), runtime().settings, machine_id, token, utcnow())
-    return answer, 200, NO_STORE
+    return dump(schemas.MachineSecrets.model_validate(answer)), 200, NO_STORE
 
 
 @blueprint.post("/context/<machine_id>/status")
 @csrf_exempt
 def status(machine_id: str) -> tuple[dict[str, Any], int]:
     """Record ``{"status": "ready"}`` or ``{"status": "failed", "reason": ...}`` (202)."""
-    body = request.get_json(silent=True)
-    state = body.get("status") if isinstance(body, dict) else None
-    reason = body.get("reason", "") if isinstance(body, dict) else ""
-    if state not in ("ready", "failed") or not isinstance(reason, str):
-        raise InvalidInput('Send JSON like {"status": "ready"} or '
-                           '{"status": "failed", "reason": "what went wrong"}.')
-    service.record_report(db(), machine_id, _bearer(), state, reason, utcnow())
-    return {"machine_id": machine_id, "status": state}, 202
+    report = parse_body(schemas.StatusReport)
+    service.record_report(db(), machine_id, _bearer(), report.status, report.reason, utcnow())
+    return dump(schemas.StatusAccepted(machine_id=machine_id, status=report.status)), 202
 
 
 def _bearer() -> str:

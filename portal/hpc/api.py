@@ -1,4 +1,4 @@
-"""JSON API for HPC jobs: the cluster, submit, list, get, cancel, output."""
+"""JSON API for HPC jobs: cluster, submit, list, get, cancel, output (bodies: :mod:`.schemas`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from daaas.portal.api.schema import dump, parse_body
 from daaas.portal.auth.current import require_user
 from daaas.portal.errors import InvalidInput
-from daaas.portal.hpc import service
-from daaas.portal.hpc.jobview import job_json
+from daaas.portal.hpc import schemas, service
+from daaas.portal.hpc.jobview import JobView, job_json
 from daaas.portal.hpc.offer import offer
 from daaas.portal.hpc.submission import from_mapping
 from daaas.portal.lifecycle import db
@@ -21,20 +22,22 @@ blueprint = Blueprint("hpc_api", __name__, url_prefix="/api/v1")
 @blueprint.get("/hpc")
 def cluster() -> dict[str, Any]:
     """Say whether a cluster is configured, and what the user may submit (from ``?machine=``)."""
-    return offer(db(), runtime().settings, require_user(),
-                 request.args.get("machine", "")).as_json()
+    found = offer(db(), runtime().settings, require_user(), request.args.get("machine", ""))
+    return dump(schemas.HpcOffer.model_validate(found.as_json()))
 
 
 @blueprint.post("/jobs")
 def submit() -> tuple[dict[str, Any], int]:
-    """Submit a job as the user; 201 with the job."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("parameters", {}), dict):
-        raise InvalidInput('Send JSON like {"script": "#!/bin/bash\\n...", "partition": "debug"} '
-                           'or {"template": "list-data", "parameters": {...}}.')
-    job = service.submit(db(), runtime().settings, require_user(),
-                         from_mapping(body, body.get("parameters", {})))
-    return job_json(job), 201
+    """Submit a job as the user; 201 with the job.
+
+    Raises InvalidInput for a body that is not a :class:`~schemas.JobSubmission`, and what
+    :func:`service.submit` raises.
+    """
+    user = require_user()
+    body = parse_body(schemas.JobSubmission)
+    job = service.submit(db(), runtime().settings, user,
+                         from_mapping(body.model_dump(), body.parameters))
+    return reply(job), 201
 
 
 @blueprint.get("/jobs")
@@ -45,24 +48,34 @@ def list_jobs() -> dict[str, Any]:
         raise InvalidInput("'experiment' must be an experiment's id, e.g. ?experiment=12.")
     jobs = service.list_jobs(db(), settings, require_user(), request.args.get("machine", ""),
                              int(experiment) if experiment else None)
-    return {"cluster": settings.hpc_cluster, "jobs": [job_json(job) for job in jobs]}
+    return dump(schemas.JobList(cluster=settings.hpc_cluster,
+                                jobs=[schemas.Job.model_validate(job_json(job)) for job in jobs]))
 
 
 @blueprint.get("/jobs/<int:job_id>")
 def get_job(job_id: int) -> dict[str, Any]:
     """Return one of the user's jobs."""
-    return job_json(service.get_job(db(), runtime().settings, require_user(), job_id))
+    return reply(service.get_job(db(), runtime().settings, require_user(), job_id))
 
 
 @blueprint.delete("/jobs/<int:job_id>")
 def cancel(job_id: int) -> tuple[dict[str, Any], int]:
     """Cancel one of the user's jobs; 202 with the job as Slurm now sees it."""
-    return job_json(service.cancel(db(), runtime().settings, require_user(), job_id)), 202
+    return reply(service.cancel(db(), runtime().settings, require_user(), job_id)), 202
 
 
 @blueprint.get("/jobs/<int:job_id>/output")
 def job_output(job_id: int) -> dict[str, Any]:
     """Return the end of the job's output file, or why it cannot be shown."""
     found = service.output(db(), runtime().settings, require_user(), job_id)
-    return {"path": found.path, "available": found.available, "text": found.text,
-            "truncated": found.truncated, "message": found.problem}
+    return dump(schemas.JobOutput(path=found.path, available=found.available, text=found.text,
+                                  truncated=found.truncated, message=found.problem))
+
+
+def reply(job: JobView) -> dict[str, Any]:
+    """Return ``job`` as the API's :class:`~schemas.Job`.
+
+    Raises pydantic.ValidationError when :func:`job_json` writes what the model does not
+    declare (a bug: the document would lie).
+    """
+    return dump(schemas.Job.model_validate(job_json(job)))

@@ -1,4 +1,4 @@
-"""JSON API for machines: launch, list, get, stop, start, delete."""
+"""JSON API for machines: launch, list, get, stop, start, delete (bodies: :mod:`.schemas`)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from daaas.portal.api.schema import dump, parse_body
 from daaas.portal.auth.current import require_user
 from daaas.portal.errors import InvalidInput
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.lifecycle import db
-from daaas.portal.machines import service
+from daaas.portal.machines import schemas, service
+from daaas.portal.machines.models import Machine
 from daaas.portal.machines.serialize import machine_json
 from daaas.portal.runtime import runtime
 
@@ -19,19 +21,17 @@ blueprint = Blueprint("machines_api", __name__, url_prefix="/api/v1")
 
 @blueprint.post("/machines")
 def launch() -> tuple[dict[str, Any], int]:
-    """Ask for a machine; 202 with the machine in 'requested'."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("environment"), str):
-        raise InvalidInput('Send JSON like {"environment": "ccp4", "flavor": "m1.large", '
-                           '"experiment": 12}; flavor and experiment are optional.')
-    flavor = body.get("flavor")
-    if flavor is not None and not isinstance(flavor, str):
-        raise InvalidInput("'flavor' must be a string naming one of the environment's flavors.")
+    """Ask for a machine; 202 with the machine in 'requested'.
+
+    Raises InvalidInput for a body that is not a :class:`~schemas.LaunchRequest`, and what
+    :func:`service.request_launch` and :func:`experiment_for_launch` raise.
+    """
     rt, user = runtime(), require_user()
-    experiment = experiment_for_launch(rt, user, body["environment"], body.get("experiment"))
-    machine = service.request_launch(db(), rt.settings, rt.catalogue, user,
-                                     body["environment"], flavor, experiment=experiment)
-    return machine_json(machine, with_events=True), 202
+    body = parse_body(schemas.LaunchRequest)
+    experiment = experiment_for_launch(rt, user, body.environment, body.experiment)
+    machine = service.request_launch(db(), rt.settings, rt.catalogue, user, body.environment,
+                                     body.flavor, experiment=experiment)
+    return reply(machine, with_events=True), 202
 
 
 @blueprint.get("/machines")
@@ -41,8 +41,18 @@ def list_machines() -> dict[str, Any]:
     limit, offset = _int_arg("limit", 100), _int_arg("offset", 0)
     machines, total = service.list_machines(db(), require_user(), everyone=everyone,
                                             limit=limit, offset=offset)
-    return {"machines": [machine_json(m) for m in machines], "total": total,
-            "limit": limit, "offset": offset}
+    return dump(schemas.MachineList(machines=[schemas.Machine.model_validate(machine_json(m))
+                                              for m in machines],
+                                    total=total, limit=limit, offset=offset))
+
+
+def reply(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
+    """Return ``machine`` as the API's :class:`~schemas.Machine` (its events if asked).
+
+    Raises pydantic.ValidationError when :func:`machine_json` writes what the model does not
+    declare (a bug: the document would lie).
+    """
+    return dump(schemas.Machine.model_validate(machine_json(machine, with_events=with_events)))
 
 
 def _int_arg(name: str, default: int) -> int:
@@ -55,21 +65,21 @@ def _int_arg(name: str, default: int) -> int:
 @blueprint.get("/machines/<machine_id>")
 def get_machine(machine_id: str) -> dict[str, Any]:
     """Return one machine with its events."""
-    return machine_json(service.get_machine(db(), require_user(), machine_id), with_events=True)
+    return reply(service.get_machine(db(), require_user(), machine_id), with_events=True)
 
 
 @blueprint.delete("/machines/<machine_id>")
 def delete_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the machine to be deleted; 202 with the machine in 'deleting'."""
     machine = service.request_delete(db(), require_user(), machine_id)
-    return machine_json(machine, with_events=True), 202
+    return reply(machine, with_events=True), 202
 
 
 @blueprint.post("/machines/<machine_id>/stop")
 def stop_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the ready machine to be stopped; 202 with the machine in 'stopping'."""
     machine = service.request_stop(db(), require_user(), machine_id, runtime().provider)
-    return machine_json(machine, with_events=True), 202
+    return reply(machine, with_events=True), 202
 
 
 @blueprint.post("/machines/<machine_id>/start")
@@ -77,4 +87,4 @@ def start_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the stopped machine to be started; 202 with the machine in 'provisioning'."""
     machine = service.request_start(db(), require_user(), machine_id,
                                     runtime().provider)
-    return machine_json(machine, with_events=True), 202
+    return reply(machine, with_events=True), 202

@@ -1,101 +1,48 @@
-"""OpenAPI path items and schemas of the machines API (merged into /api/v1's document)."""
+"""OpenAPI path items of the machines API; the bodies are the models in :mod:`.schemas`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-NULLABLE_SECONDS = {"type": ["number", "null"]}
-MACHINE = {
-    "type": "object",
-    "required": ["id", "owner", "environment", "flavor", "state", "error_reason", "created_at",
-                 "state_changed_at", "expires_at", "phases", "can_stop", "links"],
-    "properties": {
-        "id": {"type": "string"}, "owner": {"type": "string"},
-        "environment": {"type": "object", "required": ["name", "title"], "properties": {
-            "name": {"type": "string"}, "title": {"type": "string"}}},
-        "flavor": {"type": "string"},
-        "state": {"enum": ["requested", "provisioning", "contextualising", "ready", "stopping",
-                           "stopped", "deleting", "deleted", "error"]},
-        "error_reason": {"type": "string"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "state_changed_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": "string", "format": "date-time"},
-        "phases": {"type": "object", "required": ["queue", "provision", "contextualise",
-                                                  "total_to_ready"],
-                   "properties": {k: NULLABLE_SECONDS for k in
-                                  ("queue", "provision", "contextualise", "total_to_ready")}},
-        "can_stop": {"type": "boolean", "description": "Its provider can stop and start it"},
-        "links": {"type": "object", "properties": {
-            "page": {"type": "string"}, "desktop": {"type": "string"}, "rdp": {"type": "string"},
-            "stop": {"type": "string"}, "start": {"type": "string"}}},
-        "experiment": {"type": ["object", "null"], "properties": {
-            "id": {"type": "integer"}, "visit_id": {"type": "string"},
-            "title": {"type": "string"}, "data_path": {"type": "string"}}},
-        "events": {"type": "array", "items": {"type": "object",
-                                              "required": ["from", "to", "at", "message"]}},
-    },
-}
-SCHEMAS: dict[str, Any] = {
-    "Machine": MACHINE,
-    "MachineList": {"type": "object", "required": ["machines", "total", "limit", "offset"],
-                    "properties": {
-                        "machines": {"type": "array",
-                                     "items": {"$ref": "#/components/schemas/Machine"}},
-                        "total": {"type": "integer"}, "limit": {"type": "integer"},
-                        "offset": {"type": "integer"}}},
-    "LaunchRequest": {"type": "object", "required": ["environment"], "properties": {
-        "environment": {"type": "string"}, "flavor": {"type": "string"},
-        "experiment": {"type": "integer", "description": "Bind to this investigation"}}},
-}
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    return {str(code): _json("Error", "Error") for code in codes}
-
+from daaas.portal.api.schema import content, errors, request_body
+from daaas.portal.machines.schemas import LaunchRequest, Machine, MachineList
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PAGE = [{"name": "all", "in": "query", "schema": {"type": "string"},
+         "description": "Admins: 1 for everyone's machines"},
+        {"name": "limit", "in": "query",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                     "default": 0}}]
+
+
+def _change(summary: str, answer: str, *codes: int) -> dict[str, Any]:
+    return {"parameters": [MACHINE_ID], "post": {"summary": summary, "responses": {
+        "202": content(Machine, answer), **errors(401, 403, 404, *codes)}}}
+
+
 PATHS: dict[str, Any] = {
     "/machines": {
         "get": {"summary": "The user's machines (admins: ?all=1 for everyone's)",
-                "parameters": [
-                    {"name": "all", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
-                    {"name": "offset", "in": "query",
-                     "schema": {"type": "integer", "minimum": 0, "default": 0}}],
-                "responses": {"200": _json("MachineList", "OK"), **_errors(400, 401, 403)}},
+                "parameters": PAGE,
+                "responses": {"200": content(MachineList, "OK"), **errors(400, 401, 403)}},
         "post": {"summary": "Launch a machine of an environment (answers at once; the "
                             "reconciler does the rest)",
-                 "requestBody": {"required": True, "content": {"application/json": {
-                     "schema": {"$ref": "#/components/schemas/LaunchRequest"}}}},
-                 "responses": {"202": _json("Machine", "Requested"),
-                               **_errors(400, 401, 403, 404, 409)}},
+                 "requestBody": request_body(LaunchRequest),
+                 "responses": {"202": content(Machine, "Requested"),
+                               **errors(400, 401, 403, 404, 409)}},
     },
     "/machines/{machine_id}": {
         "parameters": [MACHINE_ID],
         "get": {"summary": "One machine with its events",
-                "responses": {"200": _json("Machine", "OK"), **_errors(401, 404)}},
+                "responses": {"200": content(Machine, "OK"), **errors(401, 404)}},
         "delete": {"summary": "Delete a machine (answers at once)",
-                   "responses": {"202": _json("Machine", "Deleting"),
-                                 **_errors(401, 403, 404)}},
+                   "responses": {"202": content(Machine, "Deleting"), **errors(401, 403, 404)}},
     },
-    "/machines/{machine_id}/stop": {
-        "parameters": [MACHINE_ID],
-        "post": {"summary": "Stop a ready machine, keeping its disk and freeing the cloud's "
-                            "cores and GPU (answers at once; stopping or stopped is success)",
-                 "responses": {"202": _json("Machine", "Stopping"),
-                               **_errors(401, 403, 404, 409)}},
-    },
-    "/machines/{machine_id}/start": {
-        "parameters": [MACHINE_ID],
-        "post": {"summary": "Start a stopped machine again (answers at once; 409 unless "
-                            "stopped)",
-                 "responses": {"202": _json("Machine", "Provisioning"),
-                               **_errors(401, 403, 404, 409)}},
-    },
+    "/machines/{machine_id}/stop": _change(
+        "Stop a ready machine, keeping its disk and freeing the cloud's cores and GPU (answers "
+        "at once; stopping or stopped is success)", "Stopping", 409),
+    "/machines/{machine_id}/start": _change(
+        "Start a stopped machine again (answers at once; 409 unless stopped)", "Provisioning",
+        409),
 }

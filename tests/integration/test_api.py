@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from daaas.portal.api.openapi import openapi_document
+from daaas.portal.api.openapi import api_models, openapi_document
+from daaas.portal.api.schema import REF
 from tests.conftest import csrf_from, sign_in
 
 
@@ -145,3 +146,92 @@ def test_tokens_cli(settings_override: dict[str, Any], client: FlaskClient) -> N
     assert me["username"] == "neutron"
     missing = CliRunner().invoke(main, ["tokens", "create", "nobody"], env=env)
     assert missing.exit_code == 1 and "no user called 'nobody'" in missing.output
+
+
+def _body_routes() -> list[tuple[str, str]]:
+    """Every documented (path, method) that takes a JSON body, with sample path parameters."""
+    doc = openapi_document()
+    return [(path.replace("{machine_id}", "m-none"), method)
+            for path, item in doc["paths"].items() for method, operation in item.items()
+            if method != "parameters" and "requestBody" in operation]
+
+
+def test_every_body_route_is_known_to_the_tests() -> None:
+    assert sorted(_body_routes()) == [
+        ("/context/m-none/bootstrap", "post"), ("/context/m-none/status", "post"),
+        ("/jobs", "post"), ("/machines", "post"), ("/tokens", "post")]
+
+
+@pytest.mark.parametrize("raw", [b"\x00", b"[]", b"\"ccp4\"", b"{\"environment\": ", b"\xff{}"])
+def test_a_body_that_is_not_a_json_object_is_400(app: Flask, client: FlaskClient,
+                                                  raw: bytes) -> None:
+    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}",
+               "Content-Type": "application/json"}
+    for path, method in _body_routes():
+        response = client.open(f"/api/v1{path}", method=method.upper(), data=raw,
+                               headers=headers)
+        assert response.status_code == 400, (path, raw, response.status_code)
+        assert_matches(response.get_json(), "Error")
+        message = response.get_json()["error"]["message"]
+        assert "JSON" in message and "Send JSON like {" in message, (path, message)
+
+
+@pytest.mark.parametrize(("path", "body", "expected"), [
+    ("/machines", {}, "environment: field required"),
+    ("/machines", {"flavor": "m1.large"}, "environment: field required"),
+    ("/machines", {"environment": "ccp4", "flavor": 3}, "flavor: input should be a valid string"),
+    ("/machines", {"environment": "ccp4", "experiment": True},
+     "experiment: input should be a valid integer"),
+    ("/tokens", {"name": ""}, "name: string should have at least 1 character"),
+    ("/tokens", {"name": ["laptop"]}, "name: input should be a valid string"),
+    ("/jobs", {"script": "#!/bin/sh\n", "cpus": "two"}, "cpus: input should be a valid integer"),
+    ("/jobs", {"template": "list-data", "parameters": {"folder": None}},
+     "parameters.folder: must be text or a number"),
+    ("/context/m-none/status", {"status": "fine"}, "status: input should be 'ready' or 'failed'"),
+    ("/context/m-none/bootstrap", {"token": 42}, "token: input should be a valid string"),
+])
+def test_a_bad_body_names_the_field(app: Flask, client: FlaskClient, path: str, body: Any,
+                                    expected: str) -> None:
+    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}"}
+    response = client.post(f"/api/v1{path}", json=body, headers=headers)
+    assert response.status_code == 400
+    assert_matches(response.get_json(), "Error")
+    assert expected in response.get_json()["error"]["message"]
+
+
+def test_an_empty_token_request_names_the_token_api(app: Flask, client: FlaskClient) -> None:
+    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}"}
+    response = client.post("/api/v1/tokens", headers=headers)
+    assert response.status_code == 201 and response.get_json()["name"] == "api"
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return {node["$ref"]} if "$ref" in node else {r for v in node.values() for r in _refs(v)}
+    if isinstance(node, list):
+        return {r for v in node for r in _refs(v)}
+    return set()
+
+
+def test_the_components_are_the_models_json_schemas() -> None:
+    """Each component is exactly the JSON schema pydantic gives one of the API's models (or a
+    model they use); every body in the paths is a reference to one of them."""
+    requests, replies = api_models()
+    expected: dict[str, Any] = {}
+    for model, mode in [*((m, "validation") for m in requests),
+                        *((m, "serialization") for m in replies)]:
+        schema = model.model_json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+        expected.update(schema.pop("$defs", {}))
+        expected[model.__name__] = schema
+    components = openapi_document()["components"]["schemas"]
+    assert components == expected
+    assert {"Machine", "LaunchRequest", "Job", "JobSubmission", "DesktopAccess", "Error",
+            "Environment", "MachineSecrets", "StatusReport", "Experiment"} <= set(components)
+    doc = openapi_document()
+    assert _refs(doc["paths"]) <= {REF.format(model=name) for name in components}
+    operations = [op for item in doc["paths"].values()
+                  for method, op in item.items() if method != "parameters"]
+    for operation in operations:
+        for body in [*operation["responses"].values(), operation.get("requestBody", {})]:
+            schema = body.get("content", {}).get("application/json", {}).get("schema")
+            assert schema is None or set(schema) == {"$ref"}, (operation["summary"], body)

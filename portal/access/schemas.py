@@ -1,0 +1,23 @@
+"""Bodies of the desktop-access routes of /api/v1 (see :mod:`daaas.portal.api.schema`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from daaas.portal.api.schema import Reply, Timestamp
+
+
+class DesktopAccess(Reply):
+    """A one-time desktop token, the websocket to open with it, and the VNC password."""
+
+    token: str = Field(description="One-time token; spent by the first websocket connection.")
+    websocket_url: str = Field(pattern="^wss?://",
+                               description="Open this websocket (it carries the token) with an "
+                                           "RFB client such as noVNC.")
+    password: str = Field(description="The desktop's VNC password. It is only ever sent in "
+                                      "this body.")
+    expires_at: Timestamp = Field(description="The token is refused after this time.")
+
+
+REQUESTS: tuple[type[BaseModel], ...] = ()
+REPLIES = (DesktopAccess,)

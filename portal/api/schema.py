@@ -1,0 +1,150 @@
+"""Pydantic models as the API's bodies and as the OpenAPI document's components.
+
+A request body is a :class:`Body`, read with :func:`parse_body` (a 400 naming the field when
+it does not fit); a response body is a :class:`Reply`, written with :func:`dump`. The document's
+``components/schemas`` are these same models' JSON schemas (:func:`components`), and the
+path items refer to them with :func:`content` and :func:`request_body`: nothing is described
+twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Annotated, Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from daaas.portal.errors import InvalidInput
+
+REF = "#/components/schemas/{model}"
+M = TypeVar("M", bound=BaseModel)
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+"""An ISO 8601 time as the portal writes it (``datetime.isoformat()``, with its UTC offset)."""
+
+
+class Body(BaseModel):
+    """A request body: JSON types as sent (no "12" for 12), unknown fields ignored.
+
+    Give ``model_config`` an ``examples`` entry: the 400 answer quotes the first one.
+    """
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class Reply(BaseModel):
+    """A response body: every field the portal sends is declared, nothing else is allowed."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def parse_body(model: type[M], *, empty_means: dict[str, Any] | None = None) -> M:
+    """Return the request's JSON body as ``model``.
+
+    ``empty_means`` is what an empty body stands for (None: an empty body is refused). Raises
+    InvalidInput when the body is not JSON, not a JSON object, or does not fit the model; the
+    message names each failing field ("name: field required") and quotes the model's example.
+    """
+    raw = request.get_data(cache=True)
+    if not raw.strip() and empty_means is not None:
+        return model.model_validate(empty_means, strict=False)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidInput(f"The body is not JSON. {_example(model)}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"The body must be a JSON object. {_example(model)}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"{field_errors(exc)}. {_example(model)}") from None
+
+
+def field_errors(exc: ValidationError) -> str:
+    """Return pydantic's errors as one line, each led by its field: "flavor: input should ..."."""
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        line = f"{where}: {message[:1].lower()}{message[1:]}"
+        if line not in lines:
+            lines.append(line)
+    return "; ".join(lines)
+
+
+def _example(model: type[BaseModel]) -> str:
+    extra = model.model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    if not isinstance(examples, list) or not examples:
+        return f"Send a JSON object matching {model.__name__} in /api/v1/openapi.json."
+    return f"Send JSON like {json.dumps(examples[0])}."
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """Return a reply as JSON-ready data (by alias; fields never set are left out)."""
+    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def components(requests: Iterable[type[BaseModel]],
+               replies: Iterable[type[BaseModel]]) -> dict[str, Any]:
+    """Return the JSON schemas of the models and of every model they use, by model name.
+
+    Requests are described as they are validated, replies as they are written. Raises
+    ValueError when two different models would share a name (the document could not tell
+    them apart).
+    """
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((model, "validation") for model in requests),
+        *((model, "serialization") for model in replies)]
+    _, top = models_json_schema(pairs, ref_template=REF)
+    schemas: dict[str, Any] = top.get("$defs", {})
+    unnamed = sorted(name for name in schemas if not name.isidentifier())
+    if unnamed:
+        raise ValueError(f"API models with clashing names: {', '.join(unnamed)}; rename one")
+    return schemas
+
+
+def ref(model: type[BaseModel]) -> dict[str, str]:
+    """Return a JSON reference to ``model``'s schema among the document's components."""
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def content(model: type[BaseModel], description: str) -> dict[str, Any]:
+    """Return an OpenAPI response object whose JSON body is ``model``."""
+    return {"description": description, "content": {"application/json": {"schema": ref(model)}}}
+
+
+def request_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """Return an OpenAPI request body object whose JSON is ``model``."""
+    return {"required": required, "content": {"application/json": {"schema": ref(model)}}}
+
+
+ERROR_TEXT = {400: "Invalid input; the message names the field", 401: "Not signed in",
+              403: "Not allowed", 404: "Not found", 409: "Conflicts with the current state",
+              422: "Cannot be done as asked", 502: "The cluster refused the request",
+              503: "A service the portal needs is not configured or not reachable"}
+
+
+class ErrorDetail(Reply):
+    """What went wrong, for a person to act on."""
+
+    code: str
+    message: str
+
+
+class Error(Reply):
+    """Every error's body, whatever the status (written by :mod:`daaas.portal.lifecycle`)."""
+
+    error: ErrorDetail
+
+
+def errors(*codes: int, **descriptions: str) -> dict[str, Any]:
+    """Return OpenAPI error responses, each with an :class:`Error` body.
+
+    Each of ``codes`` gets a standard description; ``descriptions`` (``_403="..."``) gives one
+    code its own.
+    """
+    return {str(code): content(Error, descriptions.get(f"_{code}", ERROR_TEXT[code]))
+            for code in codes}

@@ -1,0 +1,60 @@
+"""Bodies of the bootstrap exchange's routes of /api/v1 (see :mod:`daaas.portal.api.schema`).
+
+Called by a machine's bootstrap agent, never by people: contextualisation/BOOTSTRAP_PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field
+
+from daaas.portal.api.schema import Body, Reply
+from daaas.portal.bootstrap.service import MAX_REASON, Status
+
+
+class BootstrapRequest(Body):
+    """The machine's single-use bootstrap token."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"token": "<the bootstrap token from user-data>"}]})
+
+    token: str = Field(min_length=1, description="The single-use token from user-data.")
+
+
+class SecretFile(Reply):
+    """A file the agent writes on the machine."""
+
+    path: str
+    content: str
+    mode: str = Field("0600", pattern="^0?[0-7]{3}$", description="Octal; absent: 0600.")
+    owner: str = Field("", description="user[:group] to own the file; absent: root.")
+
+
+class MachineSecrets(Reply):
+    """The exchange's answer: the passwords the machine's access services use, and files."""
+
+    vnc_password: str = Field("", description="When the machine runs VNC.")
+    rdp_password: str = Field("", description="The user's login password, when xrdp is on.")
+    report_token: str = Field(description="Bearer token for the status report.")
+    files: list[SecretFile]
+
+
+class StatusReport(Body):
+    """A machine's report: ready, or failed with the reason."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ready"}, {"status": "failed", "reason": "mount /home: no route to host"}]})
+
+    status: Status
+    reason: str = Field("", description="With 'failed': the step and thing that failed, one "
+                                        f"line (the portal keeps {MAX_REASON} characters).")
+
+
+class StatusAccepted(Reply):
+    """The report was recorded (a repeat changes nothing)."""
+
+    machine_id: str
+    status: Status
+
+
+REQUESTS = (BootstrapRequest, StatusReport)
+REPLIES = (MachineSecrets, StatusAccepted)
