@@ -3,6 +3,7 @@ matching what the API really does."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
@@ -225,6 +226,10 @@ def test_the_components_are_the_models_json_schemas() -> None:
         expected[model.__name__] = schema
     components = openapi_document()["components"]["schemas"]
     assert components == expected
+    for domain in ("access", "api", "bootstrap", "experiments", "hpc", "machines"):
+        module = importlib.import_module(f"daaas.portal.{domain}.openapi")
+        assert not any(isinstance(value, dict) and value.get("type") == "object"
+                       for value in vars(module).values()), f"{domain}: a hand-written schema"
     assert {"Machine", "LaunchRequest", "Job", "JobSubmission", "DesktopAccess", "Error",
             "Environment", "MachineSecrets", "StatusReport", "Experiment"} <= set(components)
     doc = openapi_document()
