@@ -155,7 +155,8 @@ def test_the_wheel_carries_every_file_of_the_tree_the_code_reads(installed: Inst
         entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
     expected = _shipped_sources()
     assert len(expected) > 100  # the derivation found the tree
-    assert [name for name in expected if name not in names] == []
+    missing = [name for name in expected if name not in names]
+    assert missing == [], f"not in the wheel (setup.py package_data lacks them): {missing}"
     assert f"{dist_info}/licenses/LICENSE" in names
     assert "License-File: LICENSE" in metadata
     assert "daaas = daaas.portal.cli:main" in entry_points
@@ -227,7 +228,9 @@ def _get(url: str) -> tuple[int, str]:
 def _wait_for_page(server: subprocess.Popen[str], url: str) -> tuple[int, str]:
     deadline = time.monotonic() + SERVE_TIMEOUT
     while time.monotonic() < deadline:
-        assert server.poll() is None, f"daaas serve exited with {server.returncode}"
+        if server.poll() is not None:
+            output = server.stdout.read() if server.stdout else ""
+            raise AssertionError(f"daaas serve exited with {server.returncode}: {output}")
         try:
             return _get(url)
         except (urllib.error.URLError, ConnectionError):
