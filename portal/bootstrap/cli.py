@@ -10,11 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from daaas.catalogue import Environment
-from daaas.contextualisation import ContextualisationError
 from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.auth.models import User
 from daaas.portal.bootstrap.userdata import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN, user_data
-from daaas.portal.config import ConfigError, Settings, load_settings
+from daaas.portal.config import Settings, load_settings
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.demo import DEMO_USERS
 from daaas.portal.migrate import is_current
@@ -36,31 +35,22 @@ def render(environment: str, username: str) -> None:
 
     The machine id and bootstrap token are placeholders; the rest is exact. Gzip-compressed
     user-data is printed decompressed (stderr says so). Exits 1 for an unknown environment or
-    user, or user-data that cannot be rendered.
+    user, or user-data that cannot be rendered (the ``daaas`` group prints the typed errors,
+    ConfigError and ContextualisationError, as one line).
     """
-    settings = _settings()
+    settings = load_settings()
     env = _environment(settings, environment)
     user = _user(settings, username)
     if not (user.is_admin or env.visible_to(user.groups, user.instruments)):
         click.echo(f"note: {username} may not launch {environment}; the portal would refuse "
                    "it. Rendering anyway.", err=True)
-    try:
-        data = user_data(settings, user, PLACEHOLDER_MACHINE_ID, env, PLACEHOLDER_TOKEN)
-    except ContextualisationError as exc:
-        raise click.ClickException(f"{exc.user_message} ({exc.log_message})") from None
+    data = user_data(settings, user, PLACEHOLDER_MACHINE_ID, env, PLACEHOLDER_TOKEN)
     size = len(base64.b64encode(data))
     if data[:2] == b"\x1f\x8b":
         click.echo(f"note: sent gzip-compressed ({size} bytes after base64); shown unpacked.",
                    err=True)
         data = gzip.decompress(data)
     click.echo(data.decode("utf-8"), nl=False)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _environment(settings: Settings, name: str) -> Environment:
