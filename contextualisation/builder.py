@@ -1,22 +1,25 @@
-"""Build a :class:`Context` from the data the portal holds.
+"""Build a :class:`Context` from the data the portal holds: the one place a Context is made.
 
-``context_from_parts`` is the one entry point. The environment is the catalogue's typed
-:class:`~daaas.catalogue.Environment`; the account and site parts are plain data. Any value that
-cannot be used becomes an :class:`InvalidContext` naming the thing and what to do.
+``context_from_parts`` is the entry point. The environment is the catalogue's typed
+:class:`~daaas.catalogue.Environment` (or a machine's snapshot of it); the account and site
+parts are plain data. Any value that cannot be used becomes an :class:`InvalidContext` naming
+the thing and what to do. :func:`launchers` and :func:`access_services` read an environment the
+same way for the local provider's desktop and the bootstrap exchange.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from daaas.catalogue import Environment
+from daaas.catalogue import Application, Environment
 from daaas.contextualisation.account import UserAccount
-from daaas.contextualisation.context import Context, HpcSettings, Mount
-from daaas.contextualisation.environment import access_services, launchers, repositories
+from daaas.contextualisation.context import AccessServices, Context, HpcSettings, Mount
 from daaas.contextualisation.errors import InvalidContext
+from daaas.contextualisation.launchers import Launcher
 from daaas.contextualisation.validation import describe
 from daaas.cvmfs.settings import CvmfsClientSettings
 
@@ -89,3 +92,49 @@ def _guard(build: Callable[[], T], where: str) -> T:
         raise InvalidContext(f"{where}: {describe(exc)}. {_SUPPORT}", str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise InvalidContext(f"{where}: {exc}. {_SUPPORT}") from None
+
+
+# -- reading the environment ---------------------------------------------------------------
+
+def launchers(environment: Environment) -> tuple[Launcher, ...]:
+    """Return a Launcher per application of ``environment``, in catalogue order.
+
+    Raises ValueError naming the application whose launcher is not safe to write.
+    """
+    result = []
+    for app in environment.applications:
+        try:
+            result.append(launcher(app))
+        except ValidationError as exc:
+            raise ValueError(f"application '{app.name}': {describe(exc)}") from None
+    return tuple(result)
+
+
+def launcher(app: Application) -> Launcher:
+    """Return the desktop launcher of one catalogue application.
+
+    The catalogue keeps the program and its arguments apart; the launcher holds one exactly
+    quoted command line. Raises pydantic.ValidationError for a value a desktop entry cannot take.
+    """
+    command = shlex.join([app.command, *app.arguments]) if app.arguments else app.command
+    return Launcher(name=app.name, command=command, icon=app.icon, category=app.category,
+                    terminal=app.terminal, description=app.description)
+
+
+def repositories(environment: Environment, apps: Sequence[Launcher] = ()) -> tuple[str, ...]:
+    """Return the CVMFS repositories: those listed, then any an application's command needs.
+
+    Raises nothing.
+    """
+    return tuple(dict.fromkeys([*environment.cvmfs_repositories,
+                                *(app.repository for app in apps)]))
+
+
+def access_services(environment: Environment) -> AccessServices:
+    """Return the services to switch on for the environment's ``protocols``.
+
+    ``novnc`` needs the VNC server, ``rdp`` xrdp and ``ssh`` the SSH daemon. Raises nothing.
+    """
+    protocols = set(environment.protocols)
+    return AccessServices(vnc="novnc" in protocols, xrdp="rdp" in protocols,
+                          ssh="ssh" in protocols)

@@ -1,39 +1,37 @@
-"""The bootstrap exchange: mint a machine's token at launch, trade it once for the machine's
-secrets, record the machine's report, and tell the reconciler what was reported.
+"""Launch step 5, phone home: the machine trades its bootstrap token once for its secrets,
+then reports whether it set itself up; the reconciler reads that report (step 6, ready).
 
-The contract with the VM's agent is contextualisation/BOOTSTRAP_PROTOCOL.md. Tokens are stored as
-SHA-256 digests only; the secrets handed over are derived from the portal's secret key
+The token was minted in step 3, context (:func:`daaas.portal.bootstrap.userdata.launch_user_data`).
+The contract with the VM's agent is contextualisation/BOOTSTRAP_PROTOCOL.md. Tokens are stored
+as SHA-256 digests only; the secrets handed over are derived from the portal's secret key
 (:mod:`daaas.portal.machines.secrets`), so none is stored at all.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from daaas.contextualisation.environment import access_services
+from daaas.contextualisation.builder import access_services
 from daaas.contextualisation.files import one_line
-from daaas.portal.bootstrap.models import MachineContext
-from daaas.portal.bootstrap.userdata import user_data
+from daaas.portal.bootstrap.models import MachineContext, digest
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.errors import Conflict, Forbidden
 from daaas.portal.hpc.machine import secret_files
 from daaas.portal.machines.models import Machine
-from daaas.portal.machines.mounts import cloud_mounts
-from daaas.portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
+from daaas.portal.machines.secrets import rdp_password, vnc_password
 from daaas.portal.machines.states import AT_PROVIDER, STARTING
 from daaas.portal.storage.service import secret_files as storage_secret_files
 
 log = logging.getLogger(__name__)
-#: How long a machine has to trade its bootstrap token after its launch was handed to the cloud.
+#: The longest failure reason kept from a machine's report (characters, one line).
 MAX_REASON = 500
 Status = Literal["ready", "failed"]
 REFUSED = ("This machine's bootstrap token is wrong, already used or expired, or the machine is "
@@ -55,33 +53,6 @@ class VmReport:
         return (f"The machine could not set itself up: {self.reason or 'no reason given'}. "
                 "Delete it and launch a new one; if it happens again, contact the facility's "
                 "support with this message.")
-
-
-def digest(token: str) -> str:
-    """Return the SHA-256 hex digest stored for a token. Raises nothing."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def launch_user_data(db: Session, settings: Settings, secret_key: str, machine: Machine,
-                     now: datetime) -> bytes:
-    """Mint (or refresh) the machine's bootstrap token and return its user-data.
-
-    The token is derived from the secret key, so a launch repeated after a crash renders the
-    same user-data; its expiry is reset to ``now`` + the configured TTL while it is unused.
-    Raises contextualisation.ContextualisationError with a message for the user, OSError or
-    a storage error (portal.storage.errors) when the user's storage cannot be prepared.
-    """
-    token = bootstrap_token(secret_key, machine.id)
-    mounts = cloud_mounts(settings, machine)  # the user's storage, created on first need
-    rendered = user_data(settings, machine.user, machine.id, machine.environment, token, mounts)
-    ttl = timedelta(minutes=settings.bootstrap_token_ttl_minutes)
-    row = db.get(MachineContext, machine.id)
-    if row is None:
-        db.add(MachineContext(machine_id=machine.id, token_hash=digest(token), created_at=now,
-                              expires_at=now + ttl))
-    elif row.used_at is None:
-        row.token_hash, row.expires_at = digest(token), now + ttl
-    return rendered
 
 
 def exchange(db: Session, settings: Settings, machine_id: str, token: str,

@@ -1,29 +1,62 @@
-"""Build a session's Context from the portal's data: the one recipe for the reconciler and the CLI.
+"""Launch step 3, context: what a cloud-init machine is told at boot, and its bootstrap token.
 
-The site part (where the VM reaches the portal, the CVMFS client settings, the HPC cluster) comes
-from the portal's settings; the user part from the account; the environment is the resolved
-catalogue entry stored on the machine.
+:func:`launch_user_data` is the step as the reconciler runs it: mint the machine's single-use
+bootstrap token, prepare the user's storage mount, build the session's
+:class:`daaas.contextualisation.Context` and render it into cloud-init user-data. The Context is
+built here and only here (also for ``daaas context render`` and the administrators' view): the
+site part (where the VM reaches the portal, the CVMFS client settings, the HPC cluster) from the
+portal's settings, the user part from the account, the environment from the machine's snapshot
+of its catalogue entry.
 """
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from daaas.catalogue import Environment
 from daaas.contextualisation import Context, Mount, context_from_parts, render_user_data
 from daaas.cvmfs import CvmfsClientSettings
 from daaas.cvmfs.registry import load_registry
 from daaas.portal.auth.models import User
+from daaas.portal.bootstrap.models import MachineContext, digest
 from daaas.portal.config import Settings
 from daaas.portal.hpc.machine import client_settings
 from daaas.portal.machines.models import Machine
+from daaas.portal.machines.secrets import bootstrap_token
+from daaas.portal.storage.service import machine_mounts
 
 #: What ``daaas context render`` puts where the real machine's id and token go.
 PLACEHOLDER_MACHINE_ID = "placeholder-machine-id"
 PLACEHOLDER_TOKEN = "PLACEHOLDER-single-use-bootstrap-token"
+
+
+def launch_user_data(db: Session, settings: Settings, secret_key: str, machine: Machine,
+                     now: datetime) -> bytes:
+    """Mint (or refresh) the machine's bootstrap token and return its user-data.
+
+    The token is derived from the secret key, so a launch repeated after a crash renders the
+    same user-data; its expiry is reset to ``now`` + the configured TTL while it is unused.
+    The user's storage is created on first need. Raises
+    contextualisation.ContextualisationError with a message for the user, OSError or a
+    storage error (portal.storage.errors) when the user's storage cannot be prepared.
+    """
+    token = bootstrap_token(secret_key, machine.id)
+    mounts = machine_mounts(settings, machine.user, machine.id)
+    rendered = user_data(settings, machine.user, machine.id, machine.environment, token, mounts)
+    ttl = timedelta(minutes=settings.bootstrap_token_ttl_minutes)
+    row = db.get(MachineContext, machine.id)
+    if row is None:
+        db.add(MachineContext(machine_id=machine.id, token_hash=digest(token), created_at=now,
+                              expires_at=now + ttl))
+    elif row.used_at is None:
+        row.token_hash, row.expires_at = digest(token), now + ttl
+    return rendered
 
 
 def callback_url(settings: Settings) -> str:
@@ -60,7 +93,7 @@ def build_context(settings: Settings, user: User, machine_id: str,
                   environment: Environment, token: str,
                   mounts: Sequence[Mount] = ()) -> Context:
     """Return the Context of one session of ``environment`` (a catalogue entry);
-    ``mounts`` are its storage mounts (:func:`daaas.portal.machines.mounts.cloud_mounts`).
+    ``mounts`` are its storage mounts (:func:`daaas.portal.storage.service.machine_mounts`).
 
     Raises contextualisation.InvalidContext (a ContextualisationError) with a message for the
     user when the account, the environment or the site settings cannot be used.

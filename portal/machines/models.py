@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
@@ -18,8 +20,10 @@ class EnvironmentSnapshot(TypeDecorator[Environment]):
     """The catalogue entry a machine was launched from, stored as JSON and read back typed.
 
     This is the one place a stored environment is parsed (:meth:`Environment.from_snapshot`):
-    the rest of the portal sees an :class:`~daaas.catalogue.Environment`, never a dict. Reading
-    a row raises pydantic.ValidationError if its JSON is not an environment.
+    the rest of the portal sees an :class:`~daaas.catalogue.Environment`, never a dict. Most
+    machines share a few snapshots, and an Environment is immutable, so equal snapshots are
+    parsed once (:func:`parse_snapshot`). Reading a row raises pydantic.ValidationError if its
+    JSON is not an environment.
     """
 
     impl = JSON
@@ -31,7 +35,16 @@ class EnvironmentSnapshot(TypeDecorator[Environment]):
 
     def process_result_value(self, value: dict[str, Any] | None,
                              dialect: object) -> Environment | None:
-        return None if value is None else Environment.from_snapshot(value)
+        return None if value is None else parse_snapshot(json.dumps(value, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def parse_snapshot(text: str) -> Environment:
+    """Return the Environment of a stored snapshot given as canonical JSON text.
+
+    Raises pydantic.ValidationError if it is not an environment (not cached).
+    """
+    return Environment.from_snapshot(json.loads(text))
 
 
 class Machine(Base):

@@ -1,5 +1,12 @@
 """The reconciler: drives every machine toward its desired state through the provider.
 
+In a launch (docs/architecture.md, "A launch, step by step") it runs step 2, claim (a
+requested machine, under a row lock), step 3, context
+(:func:`daaas.portal.bootstrap.userdata.launch_user_data`), step 4, provider launch
+(:func:`daaas.portal.machines.spec.launch_spec`), and, after the machine phoned home (step 5,
+:mod:`daaas.portal.bootstrap.service`), step 6, ready. It also stops, starts, times out,
+expires and deletes machines.
+
 Idempotent and crash-safe. The provider knows a machine by the portal's machine id, so a worker
 killed between "launch" and "record" simply launches again next cycle and the provider finds
 the machine it already has. Each machine is changed in its own short transaction under a row
@@ -19,17 +26,16 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
-from daaas.portal.bootstrap import service as context
+from daaas.portal.bootstrap.service import vm_report
+from daaas.portal.bootstrap.userdata import launch_user_data
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.machines.models import Machine
-from daaas.portal.machines.mounts import session_mounts
-from daaas.portal.machines.secrets import vnc_password
 from daaas.portal.machines.service import transition
+from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
 from daaas.portal.providers import (
     CapacityExhausted,
-    LaunchSpec,
     MachineGone,
     MissingSystemPackages,
     Provider,
@@ -87,8 +93,8 @@ class Reconciler:
         return adopted
 
     def run_once(self) -> CycleReport:
-        """Run one cycle: launch, poll (one call; stops and starts are asked for by what it
-        finds), time out, expire, delete, clean up."""
+        """Run one cycle: launch (steps 2-4), poll (one call; step 6, ready, and the stops and
+        starts it finds asked for), time out, expire, delete, clean up."""
         report = CycleReport()
         self._launch_requested(report)
         self._poll(report)
@@ -121,6 +127,7 @@ class Reconciler:
         return db.scalar(query)
 
     def _launch_requested(self, report: CycleReport) -> None:
+        """Step 2, claim: each requested machine in its own transaction, then steps 3 and 4."""
         for machine_id in self._ids([State.REQUESTED]):
             with self.session_factory.begin() as db:
                 machine = self._claim(db, machine_id, [State.REQUESTED])
@@ -128,16 +135,21 @@ class Reconciler:
                     report.launched.append(machine_id)
 
     def _launch(self, db: Session, machine: Machine) -> bool:
+        """Step 3, context (cloud-init providers only), then step 4, provider launch.
+
+        Returns True when the provider accepted the machine (now provisioning).
+        """
         try:
-            self.provider.launch(self._spec(machine, self._user_data(db, machine)))
+            user_data = None
+            if self.provider.uses_cloud_init and self.settings is not None:
+                user_data = launch_user_data(db, self.settings, self.secret_key, machine,
+                                             self.clock())
+            self.provider.launch(launch_spec(self.settings, self.secret_key, machine, user_data))
         except OSError as exc:  # the user's storage could not be prepared on this host
             self._fail(db, machine, "Your storage could not be prepared for this machine; "
                        "contact the facility's support.", f"{machine.id}: {exc}")
             return False
-        except ContextualisationError as exc:  # the session cannot be described for cloud-init
-            self._fail(db, machine, exc.user_message, exc.log_message)
-            return False
-        except MissingSystemPackages as exc:
+        except (ContextualisationError, MissingSystemPackages) as exc:  # waiting will not help
             self._fail(db, machine, exc.user_message, exc.log_message)
             return False
         except ProviderUnavailable as exc:  # transient: retried until the ready timeout
@@ -149,20 +161,6 @@ class Reconciler:
         transition(db, machine, State.PROVISIONING, f"accepted by the {self.provider.name} "
                                                     "provider")
         return True
-
-    def _user_data(self, db: Session, machine: Machine) -> bytes | None:
-        """Mint the bootstrap token and render user-data, for a cloud-init provider only."""
-        if not self.provider.uses_cloud_init or self.settings is None:
-            return None
-        return context.launch_user_data(db, self.settings, self.secret_key, machine, self.clock())
-
-    def _spec(self, machine: Machine, user_data: bytes | None = None) -> LaunchSpec:
-        user = machine.user
-        return LaunchSpec(machine_id=machine.id, username=user.username, uid=user.uid,
-                          gid=user.gid, environment=machine.environment,
-                          vnc_password=vnc_password(self.secret_key, machine.id),
-                          user_data=user_data, flavor=machine.flavor,
-                          mounts=session_mounts(self.settings, machine) if self.settings else ())
 
     def _poll(self, report: CycleReport) -> None:
         ids = self._ids(POLLED)
@@ -214,7 +212,8 @@ class Reconciler:
                        f"provider reports it {status.state.value})")
         elif state is State.PROVISIONING:  # the user asked to start it again
             self._provider_call(db, machine, "start",
-                                lambda: self.provider.start(self._spec(machine)))
+                                lambda: self.provider.start(
+                                    launch_spec(self.settings, self.secret_key, machine)))
         elif state in (State.READY, State.CONTEXTUALISING):
             transition(db, machine, State.STOPPED, "stopped outside the portal ("
                        f"{status.reason or 'by the provider'}), e.g. by an administrator or "
@@ -241,13 +240,13 @@ class Reconciler:
                        "contact the facility's support.", f"{machine.id}: {exc}")
 
     def _apply_vm_report(self, db: Session, machine: Machine) -> None:
-        """Move a contextualising machine on by what its bootstrap agent reported, if anything.
+        """Step 6, ready: move a contextualising machine on by what it reported, if anything.
 
         A machine started again after a stop does not set itself up a second time (cloud-init
         runs once per instance): the "ready" it reported on its first boot stands, so it is
         ready again as soon as the cloud runs it.
         """
-        report = context.vm_report(db, machine.id)
+        report = vm_report(db, machine.id)
         if report is not None and report.status == "ready" and started_again(machine):
             transition(db, machine, State.READY, "running again; it was set up before it was "
                                                  "stopped")

@@ -10,9 +10,15 @@ from click.testing import CliRunner
 from flask import Flask
 
 from daaas.portal import create_app
-from daaas.portal.bootstrap.userdata import PLACEHOLDER_MACHINE_ID, PLACEHOLDER_TOKEN
+from daaas.portal.bootstrap.userdata import (
+    PLACEHOLDER_MACHINE_ID,
+    PLACEHOLDER_TOKEN,
+    launch_user_data,
+)
 from daaas.portal.cli import main
+from daaas.portal.db import utcnow
 from daaas.portal.machines.secrets import bootstrap_token, rdp_password, vnc_password
+from daaas.portal.machines.spec import launch_spec
 from tests.integration.context_support import (
     Cloud,
     FlakyCloud,
@@ -98,7 +104,9 @@ def test_a_relaunch_after_a_crash_sends_the_same_user_data(app: Flask) -> None:
     with app.extensions["daaas"].session_factory() as db:  # the dead worker's transaction
         row = db.get(Machine, machine_id)
         assert row is not None
-        cloud.provider.launch(cloud.worker._spec(row, cloud.worker._user_data(db, row)))
+        settings, key = app.extensions["daaas"].settings, secret_key(app)
+        user_data = launch_user_data(db, settings, key, row, utcnow())
+        cloud.provider.launch(launch_spec(settings, key, row, user_data))
         db.rollback()
     cloud.cycle()
     first, second = cloud.provider.launches

@@ -13,6 +13,7 @@ from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import TRANSITIONS, State
 from daaas.portal.providers import Provider
 from tests.support.providers import FailingProvider, InMemoryProvider, NeverReadyProvider
@@ -28,9 +29,12 @@ def launch(app: Flask, username: str = "scientist", environment: str = "ccp4") -
         return machine.id
 
 
+SECRET_KEY = "test-secret-key"
+
+
 def reconciler(app: Flask, provider: Provider, timeout: float = 600) -> Reconciler:
     factory = worker_session_factory(app.extensions["daaas"].settings.effective_database_url)
-    return Reconciler(factory, provider, secret_key="test-secret-key",
+    return Reconciler(factory, provider, secret_key=SECRET_KEY,
                       ready_timeout_seconds=timeout)
 
 
@@ -140,7 +144,7 @@ def test_relaunch_after_crash_between_launch_and_record_is_idempotent(app: Flask
     provider = InMemoryProvider(ready_after_polls=1)
     machine_id = launch(app)
     first = machine(app, machine_id)
-    provider.launch(reconciler(app, provider)._spec(first))  # the dead worker's launch
+    provider.launch(launch_spec(None, SECRET_KEY, first))  # the dead worker's launch
     reconciler(app, provider).run_once()                    # a new worker
     assert provider.list_machine_ids() == {machine_id}
     assert provider.calls["launch"] == 2
@@ -152,7 +156,7 @@ def test_adopt_keeps_known_and_removes_unknown(app: Flask) -> None:
     machine_id = launch(app)
     worker = reconciler(app, provider)
     worker.run_once()
-    stray = reconciler(app, provider)._spec(machine(app, machine_id))
+    stray = launch_spec(None, SECRET_KEY, machine(app, machine_id))
     from dataclasses import replace
 
     provider.launch(replace(stray, machine_id="f" * 32))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from daaas.catalogue import Environment
 from daaas.catalogue.loader import ICONS_DIRECTORY
-from daaas.contextualisation.environment import launchers
+from daaas.contextualisation.builder import launchers
 from daaas.contextualisation.files import desktop_entries
 from daaas.portal.providers.base import SessionMount
 from daaas.portal.providers.errors import LaunchFailed, MissingSystemPackages, ProviderError
