@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -11,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from daaas.catalogue.loader import ICONS_DIRECTORY
-from daaas.contextualisation.builder import launchers
+from daaas.contextualisation.environment import launchers
 from daaas.contextualisation.files import desktop_entries
 from daaas.portal.providers import LaunchSpec, MissingSystemPackages
 from daaas.portal.providers.errors import LaunchFailed
 from daaas.portal.providers.local import LocalProvider
 from daaas.portal.providers.local.desktop import required_programs, write_launchers
-from daaas.portal.providers.local.session import SessionPaths, SessionState
+from daaas.portal.providers.local.session import RUNTIME_ROOT, SessionPaths, SessionState
 from daaas.portal.providers.processes import ProcRef, is_alive, marked_pids, proc_ref, spawn, stop
 from tests.support.environments import make_environment
 
@@ -90,6 +92,19 @@ def test_state_file_round_trip_and_corrupt_file(tmp_path: Path) -> None:
     assert SessionState.load(paths.state) == state
     paths.state.write_text("{not json")
     assert SessionState.load(paths.state) is None
+    shutil.rmtree(paths.run)
+
+
+def test_runtime_folder_is_short_private_and_per_session(tmp_path: Path) -> None:
+    deep = SessionPaths.of(tmp_path / ("d" * 150) / "sessions", "a" * 32)
+    deep.prepare()
+    try:
+        assert len(str(deep.run / "pcmanfm-socket--99-a-long-user-name")) < 108
+        assert stat.S_IMODE(deep.run.stat().st_mode) == 0o700
+        assert stat.S_IMODE(RUNTIME_ROOT.stat().st_mode) == 0o700
+        assert deep.run != SessionPaths.of(tmp_path / "other", "a" * 32).run
+    finally:
+        shutil.rmtree(deep.run)
 
 
 def test_is_alive_rejects_a_reused_pid() -> None:

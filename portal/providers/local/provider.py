@@ -238,9 +238,9 @@ class LocalProvider(Provider):
         if state is not None and "xvnc" in state.procs:
             remove_stale_x_files(state.display, state.procs["xvnc"])
         detach(paths.root)  # never delete a folder with experiment data mounted inside
+        shutil.rmtree(paths.run, ignore_errors=True)
         if remove_home:
             shutil.rmtree(paths.root, ignore_errors=True)
             return
         for leftover in (paths.state, paths.password):
             leftover.unlink(missing_ok=True)
-        shutil.rmtree(paths.run, ignore_errors=True)

@@ -3,16 +3,21 @@ and what they say about the session's state (including its "stopped" mark).
 
 Layout of ``<var_dir>/sessions/<machine_id>/``: ``home/`` (the session's HOME, with Desktop
 launchers), ``vncpasswd`` (obfuscated by ``vncpasswd -f``, mode 600), ``state.json`` (display,
-port, processes), ``logs/`` (one log per program), ``run/`` (XDG_RUNTIME_DIR, mode 700).
+port, processes), ``logs/`` (one log per program). The session's XDG_RUNTIME_DIR is kept
+apart, under a short private folder in /tmp: programs put UNIX sockets there (pcmanfm's
+single-instance socket), and a socket's path holds at most 107 bytes however deep var_dir is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +30,7 @@ from daaas.portal.providers.processes import ProcRef, is_alive, marked_values
 VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 X11_DIR = Path("/tmp/.X11-unix")
 STOPPED_MARK = "stopped"
+RUNTIME_ROOT = Path(tempfile.gettempdir()) / f"daaas-run-{os.getuid()}"
 
 
 def x_socket(display: int) -> Path:
@@ -80,13 +86,22 @@ class SessionPaths:
 
     @property
     def run(self) -> Path:
-        """The session's XDG_RUNTIME_DIR."""
-        return self.root / "run"
+        """The session's XDG_RUNTIME_DIR: ``RUNTIME_ROOT/<16 hex digits of the session folder's
+        SHA-256>``, short whatever the session folder's path (see the module's docstring)."""
+        return RUNTIME_ROOT / hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
 
     def prepare(self) -> None:
-        """Create the folders (private to the portal's user). Raises OSError."""
-        for folder in (self.root, self.home, self.logs, self.run):
+        """Create the folders (private to the portal's user). Raises OSError, also when
+        RUNTIME_ROOT exists but is not a private folder of this user (a link, another owner,
+        open to others)."""
+        for folder in (self.root, self.home, self.logs):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        RUNTIME_ROOT.mkdir(mode=0o700, exist_ok=True)
+        found = os.lstat(RUNTIME_ROOT)
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() \
+                or found.st_mode & 0o077:
+            raise OSError(f"{RUNTIME_ROOT} is not a folder private to this user")
+        self.run.mkdir(mode=0o700, exist_ok=True)
 
     def log_tail(self, program: str, lines: int = 15) -> str:
         """Return the last lines of ``logs/<program>.log`` (empty if there is none)."""
