@@ -109,13 +109,13 @@ def test_the_reconciler_stops_and_starts_a_real_desktop(app: Flask, local: Local
     (home / "notes.txt").write_text("kept")
     rt = app.extensions["daaas"]
     with unit_of_work(rt.session_factory) as db:
-        service.request_stop(db, get_user(db, "scientist"), machine_id)
+        service.request_stop(db, get_user(db, "scientist"), machine_id, local)
     worker.run_once()  # stops the processes
     worker.run_once()  # sees them stopped
     assert machine(app, machine_id).state == "stopped"
     assert session_processes(local.sessions_dir, machine_id) == {}
     with unit_of_work(rt.session_factory) as db:
-        service.request_start(db, get_user(db, "scientist"), machine_id)
+        service.request_start(db, get_user(db, "scientist"), machine_id, local)
     for _ in range(40):
         worker.run_once()
         if machine(app, machine_id).state == "ready":
