@@ -10,7 +10,6 @@ the machine is ready. The VNC password is derived from the portal's secret key
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict
 from daaas.portal.machines.models import AccessToken, Machine
-from daaas.portal.machines.secrets import vnc_password
+from daaas.portal.machines.secrets import token_digest, vnc_password
 from daaas.portal.machines.service import get_machine
 from daaas.portal.machines.states import State
 from daaas.portal.providers.base import Provider
@@ -43,14 +42,6 @@ class DesktopAccess:
     websocket_url: str = field(repr=False)
     password: str = field(repr=False)
     expires_at: datetime
-
-
-def token_hash(token: str) -> str:
-    """Return the hex SHA-256 of ``token``, the only form in which tokens are stored.
-
-    Raises nothing.
-    """
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def not_ready_message(machine: Machine) -> str | None:
@@ -99,7 +90,7 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
     token, now = secrets.token_urlsafe(32), utcnow()
     expires_at = now + timedelta(seconds=settings.access_token_ttl_seconds)
     db.execute(delete(AccessToken).where(AccessToken.expires_at < now - KEEP_USED_TOKENS))
-    db.add(AccessToken(machine_id=machine.id, user_id=user.id, secret_hash=token_hash(token),
+    db.add(AccessToken(machine_id=machine.id, user_id=user.id, secret_hash=token_digest(token),
                        host=target.host, port=target.vnc_port, created_at=now,
                        expires_at=expires_at))
     db.flush()
@@ -118,7 +109,7 @@ def consume_token(store: TokenStore, token: str) -> tuple[str, int] | None:
     never with the token. ``store`` is an Engine or a sessionmaker. Raises SQLAlchemy errors
     only when the database cannot be reached.
     """
-    digest, now = token_hash(token), utcnow()
+    digest, now = token_digest(token), utcnow()
     ready = select(Machine.id).where(Machine.state == State.READY.value)
     with connection(store) as conn:
         spent = conn.execute(update(AccessToken).where(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, Text
@@ -32,8 +31,3 @@ class MachineContext(Base):
     reported_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reported_reason: Mapped[str] = mapped_column(Text, default="")
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-def digest(token: str) -> str:
-    """Return the SHA-256 hex digest stored for a token. Raises nothing."""
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 
 from daaas.contextualisation.builder import access_services
 from daaas.contextualisation.files import one_line
-from daaas.portal.bootstrap.models import MachineContext, digest
+from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.errors import Conflict, Forbidden
 from daaas.portal.hpc.machine import secret_files
 from daaas.portal.machines.models import Machine
-from daaas.portal.machines.secrets import rdp_password, vnc_password
+from daaas.portal.machines.secrets import rdp_password, token_digest, vnc_password
 from daaas.portal.machines.states import AT_PROVIDER, STARTING
 from daaas.portal.storage.service import secret_files as storage_secret_files
 
@@ -69,11 +69,11 @@ def exchange(db: Session, settings: Settings, machine_id: str, token: str,
     consumed = db.execute(
         update(MachineContext)
         .where(MachineContext.machine_id == machine_id,
-               MachineContext.token_hash == digest(token),
+               MachineContext.token_hash == token_digest(token),
                MachineContext.used_at.is_(None), MachineContext.expires_at > now,
                MachineContext.machine_id.in_(select(Machine.id).where(
                    Machine.state.in_([state.value for state in STARTING]))))
-        .values(used_at=now, report_token_hash=digest(report_token))
+        .values(used_at=now, report_token_hash=token_digest(report_token))
         .execution_options(synchronize_session=False))
     if cast(CursorResult[Any], consumed).rowcount != 1:
         raise Forbidden(REFUSED, f"bootstrap of {machine_id} refused: "
@@ -115,7 +115,7 @@ def _why_refused(db: Session, machine_id: str, token: str, now: datetime) -> str
     machine = db.get(Machine, machine_id)
     if row is None or machine is None:
         return "no such machine, or it was not launched with cloud-init"
-    if not hmac.compare_digest(row.token_hash, digest(token)):
+    if not hmac.compare_digest(row.token_hash, token_digest(token)):
         return "wrong token"
     if row.used_at is not None:
         return f"token already used at {row.used_at.isoformat()}"
@@ -134,7 +134,7 @@ def record_report(db: Session, machine_id: str, bearer: str, status: Status, rea
     changed) for a token that does not fit, Conflict for a report contradicting an earlier one.
     """
     row = db.get(MachineContext, machine_id)
-    if row is None or not _may_report(row, digest(bearer), status):
+    if row is None or not _may_report(row, token_digest(bearer), status):
         raise Forbidden(REPORT_REFUSED, f"status report for {machine_id} refused: bad token")
     text = one_line(reason)[:MAX_REASON] if status == "failed" else ""
     recorded = db.execute(

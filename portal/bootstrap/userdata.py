@@ -24,11 +24,11 @@ from daaas.contextualisation import Context, Mount, context_from_parts, render_u
 from daaas.cvmfs import CvmfsClientSettings
 from daaas.cvmfs.registry import load_registry
 from daaas.portal.auth.models import User
-from daaas.portal.bootstrap.models import MachineContext, digest
+from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import Settings
 from daaas.portal.hpc.machine import client_settings
 from daaas.portal.machines.models import Machine
-from daaas.portal.machines.secrets import bootstrap_token
+from daaas.portal.machines.secrets import bootstrap_token, token_digest
 from daaas.portal.storage.service import machine_mounts
 
 #: What ``daaas context render`` puts where the real machine's id and token go.
@@ -52,10 +52,10 @@ def launch_user_data(db: Session, settings: Settings, secret_key: str, machine: 
     ttl = timedelta(minutes=settings.bootstrap_token_ttl_minutes)
     row = db.get(MachineContext, machine.id)
     if row is None:
-        db.add(MachineContext(machine_id=machine.id, token_hash=digest(token), created_at=now,
+        db.add(MachineContext(machine_id=machine.id, token_hash=token_digest(token), created_at=now,
                               expires_at=now + ttl))
     elif row.used_at is None:
-        row.token_hash, row.expires_at = digest(token), now + ttl
+        row.token_hash, row.expires_at = token_digest(token), now + ttl
     return rendered
 
 

@@ -1,7 +1,9 @@
-"""Per-machine secrets derived from the portal's secret key, so none is stored.
+"""Per-machine secrets derived from the portal's secret key, so none is stored; and the one
+form in which the portal stores a token it hands out (:func:`token_digest`).
 
-Each is an HMAC-SHA256 of the machine id under its own label, so knowing one tells nothing about
-another, and a worker that launches a machine twice (after a crash) hands out the same values.
+Each secret is an HMAC-SHA256 of the machine id under its own label, so knowing one tells nothing
+about another, and a worker that launches a machine twice (after a crash) hands out the same
+values.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def rdp_password(secret_key: str, machine_id: str) -> str:
     digest = _derive(secret_key, "rdp", machine_id)
     return "".join(VNC_ALPHABET[byte % len(VNC_ALPHABET)]
                    for byte in digest[:RDP_PASSWORD_LENGTH])
+
+
+def token_digest(token: str) -> str:
+    """Return the hex SHA-256 of ``token``, the only form in which bootstrap, report and desktop
+    tokens are stored. Raises nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def bootstrap_token(secret_key: str, machine_id: str) -> str:
