@@ -1,17 +1,30 @@
-"""Local accounts: sign-in, sign-out, CSRF, rate limiting, cookies, the `daaas users` CLI."""
+"""Local accounts: sign-in, sign-out, CSRF, rate limiting, cookies, the `daaas users` CLI;
+an identity backend of the site's own, chosen by the setting."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from daaas.portal import create_app
+from daaas.portal.auth.backends import (
+    IDENTITY_BACKENDS,
+    WRONG_CREDENTIALS,
+    Identity,
+    IdentityBackend,
+)
 from daaas.portal.auth.models import User
+from daaas.portal.backends import BackendUnavailable
 from daaas.portal.cli import main
+from daaas.portal.config import Settings
+from daaas.portal.errors import SignInFailed
 from tests.conftest import csrf_from, sign_in
 
 
@@ -142,3 +155,45 @@ def test_db_upgrade_cli(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "var" / "daaas.sqlite").exists()
+
+
+class DirectoryDouble(IdentityBackend):
+    """A test double for a site's own identity backend: one person, a fixed password."""
+
+    name = "directory-double"
+
+    def __init__(self, admin_role: str) -> None:
+        self.admin_role = admin_role
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DirectoryDouble:
+        return cls(settings.keystone_admin_role)
+
+    def authenticate(self, db: Session, username: str, password: str) -> Identity:
+        if (username, password) != ("dir-user", "directory-pass"):
+            raise SignInFailed(WRONG_CREDENTIALS)
+        return Identity(username=username, groups=("beamline", self.admin_role))
+
+
+def test_registered_identity_backend_is_chosen_by_the_setting(
+        settings_override: dict[str, Any]) -> None:
+    with IDENTITY_BACKENDS.registered("directory", DirectoryDouble):
+        app = create_app({**settings_override, "identity_backend": "directory",
+                          "keystone_admin_role": "from-settings"})
+    try:
+        client = app.test_client()
+        assert sign_in(client, "dir-user", "wrong-password-x").status_code == 401
+        assert sign_in(client, "dir-user", "directory-pass").status_code == 302
+        with app.extensions["daaas"].session_factory() as db:
+            user = db.scalar(select(User).where(User.username == "dir-user"))
+            assert user is not None and user.identity_source == "directory-double"
+            assert user.groups == ["beamline", "from-settings"]
+    finally:
+        app.extensions["daaas"].engine.dispose()
+
+
+def test_unknown_identity_backend_is_named_at_start(settings_override: dict[str, Any]) -> None:
+    with pytest.raises(BackendUnavailable, match=r"'identity_backend'.*keystone, local"):
+        create_app({**settings_override, "identity_backend": "ldap"})
+    with pytest.raises(BackendUnavailable, match="not a subclass"):
+        create_app({**settings_override, "identity_backend": "daaas.portal.config:Settings"})

@@ -1,15 +1,25 @@
-"""Experiments: ICAT-core embedded catalogue, binding sessions, provenance, import files."""
+"""Experiments: ICAT-core embedded catalogue, binding sessions, provenance, import files; a
+site's own experiments backend chosen by the setting."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from daaas.portal import create_app
+from daaas.portal.config import Settings
 from daaas.portal.db import unit_of_work
-from daaas.portal.errors import InvalidInput
+from daaas.portal.errors import InvalidInput, NotFound
+from daaas.portal.experiments.backends import (
+    EXPERIMENT_BACKENDS,
+    ExperimentBackend,
+    InvestigationInfo,
+    Member,
+)
 from daaas.portal.experiments.importer import import_experiments, read_file
 from tests.conftest import csrf_from, sign_in
 from tests.integration.test_api import assert_matches
@@ -123,3 +133,42 @@ investigations:
     bad.write_text("investigations:\n  - facility: ILL\n    name: x\n    visit_id: y\n")
     with pytest.raises(InvalidInput, match=r"bad\.yaml: field 'investigations\.0\.title'"):
         read_file(bad)
+
+
+class ProposalSystem(ExperimentBackend):
+    """A test double for a site's own proposal system: one investigation, one member."""
+
+    name = "proposals"
+
+    def __init__(self, data_root: str) -> None:
+        self.info = InvestigationInfo(
+            id=77, facility="TEST", name="P-77", visit_id="P77-1", title="Double's beamtime",
+            instruments=("I03",), start_date=None, end_date=None,
+            members=(Member("scientist", "Sci Entist", "principal_investigator"),),
+            data_locations=(f"{data_root}/p77/raw",))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProposalSystem:
+        return cls(str(settings.var_path))
+
+    def investigations_for(self, username: str) -> list[InvestigationInfo]:
+        return [self.info] if username == "scientist" else []
+
+    def get(self, investigation_id: int) -> InvestigationInfo:
+        if investigation_id != self.info.id:
+            raise NotFound("There is no such experiment.")
+        return self.info
+
+
+def test_a_registered_experiments_backend_is_chosen_by_the_setting(
+        settings_override: dict[str, Any]) -> None:
+    with EXPERIMENT_BACKENDS.registered("proposals", ProposalSystem):
+        app = create_app({**settings_override, "experiments_backend": "proposals"})
+    try:
+        client = app.test_client()
+        [listed] = my_experiments(app, client, "scientist")
+        assert (listed["id"], listed["visit_id"]) == (77, "P77-1")
+        assert str(listed["data_path"]).endswith("/p77/raw")
+        assert my_experiments(app, client, "neutron") == []
+    finally:
+        app.extensions["daaas"].engine.dispose()

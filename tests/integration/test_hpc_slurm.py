@@ -20,11 +20,12 @@ from flask.testing import FlaskClient
 
 from daaas.portal import create_app
 from daaas.portal.auth.service import create_token, create_user, get_user
+from daaas.portal.config import Settings, load_settings
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.experiments.importer import import_experiments, parse
 from daaas.portal.hpc import service
-from daaas.portal.hpc.backend import JobSpec
-from daaas.portal.hpc.errors import HpcTokenRejected
+from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo, JobSpec
+from daaas.portal.hpc.errors import HpcNotConfigured, HpcTokenRejected
 from daaas.portal.hpc.slurm import SlurmRestBackend
 from tests.conftest import csrf_from, sign_in
 from tests.integration.test_api import _token, assert_matches
@@ -265,3 +266,52 @@ def test_a_cluster_account_with_another_uid_is_not_used(app: Flask, client: Flas
     assert all(job.final for job in backend.jobs(cluster.users[1]))  # taken back at once
     time.sleep(2)  # a job that had started would have touched the marker within a second
     assert not marker.exists()  # it was submitted on hold and cancelled before it could run
+
+
+class ListingCluster(HpcBackend):
+    """A test double for a site's own batch system: lists one running job for anyone."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ListingCluster:
+        return cls(f"{settings.hpc_cluster}-double")
+
+    def submit(self, username: str, spec: JobSpec) -> int:
+        raise AssertionError("not submitted in this test")
+
+    def jobs(self, username: str) -> list[JobInfo]:
+        return [JobInfo(job_id=4242, name="from-a-terminal", user=username, uid=None,
+                        state="RUNNING", reason="", partition="debug", exit_code=None,
+                        work_dir="/tmp", output_path="/tmp/out", submitted_at=utcnow(),
+                        started_at=utcnow(), ended_at=None)]
+
+    def job(self, username: str, job_id: int) -> JobInfo | None:
+        return next((j for j in self.jobs(username) if j.job_id == job_id), None)
+
+    def release(self, username: str, job_id: int) -> None:
+        raise AssertionError("not released in this test")
+
+    def cancel(self, username: str, job_id: int) -> None:
+        raise AssertionError("not cancelled in this test")
+
+
+def test_hpc_backend_setting_builds_slurm_or_a_registered_backend(
+        settings_override: dict[str, Any], cluster: TestCluster) -> None:
+    slurm = HPC_BACKENDS.build(load_settings(settings_override, environ={}))
+    assert isinstance(slurm, SlurmRestBackend) and slurm.cluster == cluster.name
+    assert slurm.url == cluster.url and slurm.key_file == cluster.key_file
+    with pytest.raises(HpcNotConfigured):
+        HPC_BACKENDS.build(load_settings({**settings_override, "hpc_slurmrestd_url": ""},
+                                         environ={}))
+    with HPC_BACKENDS.registered("listing", ListingCluster):
+        app = create_app({**settings_override, "hpc_backend": "listing"})
+        try:
+            headers = portal_user(app, cluster.users[0])
+            body = app.test_client().get("/api/v1/jobs", headers=headers).get_json()
+        finally:
+            app.extensions["daaas"].engine.dispose()
+    [job] = body["jobs"]
+    assert (job["id"], job["cluster"], job["origin"]) == (4242, f"{cluster.name}-double",
+                                                          "cluster"), body

@@ -15,11 +15,20 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from daaas.contextualisation import Mount
 from daaas.portal import create_app
+from daaas.portal.auth.models import User
 from daaas.portal.auth.service import get_user
+from daaas.portal.backends import BackendUnavailable
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.providers.openstack.cloud import machine_tag
+from daaas.portal.storage.backends import (
+    STORAGE_BACKENDS,
+    StorageArea,
+    StorageBackend,
+    ensure_folder,
+)
 from daaas.portal.storage.manila_errors import QUOTA
 from daaas.portal.storage.service import storage_area
 from tests.integration.context_support import (
@@ -318,3 +327,40 @@ def test_a_cephfs_export_key_comes_from_the_exchange_only(
         assert answer["files"] == [{"path": "/etc/ceph/daaas.secret", "mode": "0600",
                                     "owner": "root",
                                     "content": "AQBexampleCephKey0123456789abcdefghij==\n"}]
+
+
+# --- A site's own backend, chosen by the setting ----------------------------------------------
+
+class ScratchStorage(StorageBackend):
+    """A test double for a site's own storage backend: a scratch server's export per user."""
+
+    name = "scratch"
+
+    def area(self, user: User) -> StorageArea:
+        path = self.settings.var_path / "scratch" / user.username
+        ensure_folder(path, user)
+        return StorageArea(path=path, used_bytes=0, quota_bytes=self.quota_bytes())
+
+    def machine_mount(self, user: User, machine_id: str) -> Mount | None:
+        return Mount(kind="nfs", source=f"scratch.example.org:/{user.username}",
+                     target=self.target(user), options=self.extra_options(), purpose="storage",
+                     label="your storage")
+
+
+def test_a_registered_storage_backend_is_chosen_by_the_setting(
+        settings_override: dict[str, Any]) -> None:
+    with STORAGE_BACKENDS.registered("scratch", ScratchStorage):
+        for app in make_app(settings_override, storage_backend="scratch",
+                            storage_mount_options="vers=4.2"):
+            cloud = Cloud(app)
+            machine_id, _ = cloud.launch()
+            assert storage_line(cloud, machine_id)[:4] == [
+                "scratch.example.org:/scientist", TARGET, "nfs", "rw,vers=4.2,_netdev,nofail"]
+            assert scientist_area(app).path == Path(settings_override["var_dir"]).resolve() \
+                / "scratch" / "scientist"
+
+
+def test_an_unknown_storage_backend_names_the_setting(settings_override: dict[str, Any]) -> None:
+    for app in make_app(settings_override, storage_backend="gluster"):
+        with pytest.raises(BackendUnavailable, match=r"'storage_backend'.*local, manila, nfs"):
+            scientist_area(app)
