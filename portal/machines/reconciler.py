@@ -113,7 +113,7 @@ class Reconciler:
                 log.exception("reconcile cycle failed")
             stop.wait(interval)
 
-    # -- steps -------------------------------------------------------------------------------
+    # -- a launch: claim (2), context (3) and provider launch (4); ready (6) in the poll ------
 
     def _ids(self, states: Iterable[State], *extra: ColumnElement[bool]) -> list[str]:
         query = select(Machine.id).where(Machine.state.in_([s.value for s in states]), *extra)
@@ -199,6 +199,24 @@ class Reconciler:
         elif status.state is ProviderState.READY and state is State.CONTEXTUALISING:
             transition(db, machine, State.READY, "desktop is ready")
 
+    def _apply_vm_report(self, db: Session, machine: Machine) -> None:
+        """Step 6, ready: move a contextualising machine on by what it reported, if anything.
+
+        A machine started again after a stop does not set itself up a second time (cloud-init
+        runs once per instance): the "ready" it reported on its first boot stands, so it is
+        ready again as soon as the cloud runs it.
+        """
+        report = vm_report(db, machine.id)
+        if report is not None and report.status == "ready" and started_again(machine):
+            transition(db, machine, State.READY, "running again; it was set up before it was "
+                                                 "stopped")
+        elif report is not None and report.status == "ready":
+            transition(db, machine, State.READY, "the machine reported it is set up")
+        elif report is not None:
+            self._fail(db, machine, report.user_message, f"{machine.id} reported: {report.reason}")
+
+    # -- stop and start ----------------------------------------------------------------------
+
     def _apply_stop(self, db: Session, machine: Machine, status: ProviderStatus) -> None:
         """Stop, start or follow a machine when it or the provider's copy is stopped."""
         state, stopped = State(machine.state), status.state is ProviderState.STOPPED
@@ -239,21 +257,7 @@ class Reconciler:
             self._fail(db, machine, "Your storage could not be prepared for this machine; "
                        "contact the facility's support.", f"{machine.id}: {exc}")
 
-    def _apply_vm_report(self, db: Session, machine: Machine) -> None:
-        """Step 6, ready: move a contextualising machine on by what it reported, if anything.
-
-        A machine started again after a stop does not set itself up a second time (cloud-init
-        runs once per instance): the "ready" it reported on its first boot stands, so it is
-        ready again as soon as the cloud runs it.
-        """
-        report = vm_report(db, machine.id)
-        if report is not None and report.status == "ready" and started_again(machine):
-            transition(db, machine, State.READY, "running again; it was set up before it was "
-                                                 "stopped")
-        elif report is not None and report.status == "ready":
-            transition(db, machine, State.READY, "the machine reported it is set up")
-        elif report is not None:
-            self._fail(db, machine, report.user_message, f"{machine.id} reported: {report.reason}")
+    # -- time-outs, expiry, deletion, clean-up ---------------------------------------------
 
     def _time_out(self, report: CycleReport) -> None:
         deadline = self.clock().timestamp() - self.ready_timeout
