@@ -9,6 +9,10 @@ provider launch (one reconciler cycle), phone home (the VM's bootstrap exchange 
 (``issue_desktop_token``) and desktop (the proxy spending the token). The cloud is a
 cloud-init double built on the in-memory provider, the way the contextualisation tests do it.
 
+Measured for issue 11 (doubles not counted): before the restructuring 34 files, 175 functions,
+55 caller -> callee file pairs; after it 35 files, 171 functions, 59 pairs (one file and two
+pairs of them the API's request-body parsing added at the same time).
+
 A first launch runs untraced (imports, caches); a second one is traced with
 :func:`sys.setprofile`. Counted are the Python functions defined in the project's own folders
 (portal/, catalogue/, contextualisation/, cvmfs/, vm_images/) that were called (compiled Jinja
@@ -205,7 +209,7 @@ def _state(app: Flask, machine_id: str) -> str:
     with app.extensions["daaas"].session_factory() as db:
         machine = db.get(Machine, machine_id)
         assert machine is not None
-        return machine.state
+        return str(machine.state)
 
 
 def measure(folder: Path) -> list[tuple[str, Trace]]:
