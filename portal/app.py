@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 
 from daaas.portal import lifecycle
 from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.auth import csrf
-from daaas.portal.auth.backends import make_identity_backend
+from daaas.portal.auth.backends import IDENTITY_BACKENDS
 from daaas.portal.auth.current import current_user
-from daaas.portal.backends import BackendUnavailable
+from daaas.portal.backends import BackendUnavailable, Registry
 from daaas.portal.config import ConfigError, Settings, load_settings, resolve_secret_key
 from daaas.portal.db import make_engine, make_session_factory
-from daaas.portal.experiments.factory import experiment_backend
+from daaas.portal.experiments.backends import EXPERIMENT_BACKENDS
+from daaas.portal.hpc.backend import HPC_BACKENDS
 from daaas.portal.migrate import is_current
 from daaas.portal.providers import PROVIDERS
 from daaas.portal.runtime import EXTENSION_KEY, Runtime
+from daaas.portal.storage.backends import STORAGE_BACKENDS
 
 log = logging.getLogger(__name__)
+B = TypeVar("B")
 
 
 def create_app(config_override: dict[str, Any] | None = None) -> Flask:
@@ -62,14 +65,34 @@ def _build_runtime(settings: Settings) -> Runtime:
     catalogue = load_site_catalogue(settings)
     for problem in catalogue.problems:
         log.warning("catalogue: %s", problem)
+    for lazy in (STORAGE_BACKENDS, HPC_BACKENDS):  # built at first use: check the name now
+        _check_name(lazy, settings)
+    return Runtime(settings=settings, engine=engine, session_factory=make_session_factory(engine),
+                   catalogue=catalogue, identity=_built(IDENTITY_BACKENDS, settings),
+                   provider=_built(PROVIDERS, settings),
+                   experiments=_built(EXPERIMENT_BACKENDS, settings))
+
+
+def _built(registry: Registry[B], settings: Settings) -> B:
+    """Return the backend the settings choose; raises ConfigError naming the setting when it is
+    unknown or cannot be built."""
     try:
-        provider = PROVIDERS.build(settings)
+        return registry.build(settings)
     except BackendUnavailable as exc:
-        raise ConfigError(f"Configuration key 'provider': {exc.user_message}") from None
-    factory = make_session_factory(engine)
-    return Runtime(settings=settings, engine=engine, session_factory=factory,
-                   catalogue=catalogue, identity=make_identity_backend(settings),
-                   provider=provider, experiments=experiment_backend(settings, factory))
+        raise _config_error(registry, exc) from None
+
+
+def _check_name(registry: Registry[Any], settings: Settings) -> None:
+    """Raise ConfigError naming the setting when the backend it names is unknown or does not
+    import (for backends built only at first use)."""
+    try:
+        registry.resolve(str(getattr(settings, registry.setting)))
+    except BackendUnavailable as exc:
+        raise _config_error(registry, exc) from None
+
+
+def _config_error(registry: Registry[Any], exc: BackendUnavailable) -> ConfigError:
+    return ConfigError(f"Configuration key '{registry.setting}': {exc.user_message}")
 
 
 def _register(app: Flask) -> None:

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from daaas.portal import create_app
 from daaas.portal.auth.service import create_token, create_user, get_user
-from daaas.portal.config import Settings, load_settings
+from daaas.portal.config import ConfigError, Settings, load_settings
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.experiments.importer import import_experiments, parse
 from daaas.portal.hpc import service
@@ -305,6 +305,8 @@ def test_hpc_backend_setting_builds_slurm_or_a_registered_backend(
     with pytest.raises(HpcNotConfigured):
         HPC_BACKENDS.build(load_settings({**settings_override, "hpc_slurmrestd_url": ""},
                                          environ={}))
+    with pytest.raises(ConfigError, match=r"'hpc_backend'.*choose one of: slurm"):
+        create_app({**settings_override, "hpc_backend": "pbs"})
     with HPC_BACKENDS.registered("listing", ListingCluster):
         app = create_app({**settings_override, "hpc_backend": "listing"})
         try:

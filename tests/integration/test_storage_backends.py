@@ -19,7 +19,7 @@ from daaas.contextualisation import Mount
 from daaas.portal import create_app
 from daaas.portal.auth.models import User
 from daaas.portal.auth.service import get_user
-from daaas.portal.backends import BackendUnavailable
+from daaas.portal.config import ConfigError
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.providers.openstack.cloud import machine_tag
@@ -360,7 +360,6 @@ def test_a_registered_storage_backend_is_chosen_by_the_setting(
                 / "scratch" / "scientist"
 
 
-def test_an_unknown_storage_backend_names_the_setting(settings_override: dict[str, Any]) -> None:
-    for app in make_app(settings_override, storage_backend="gluster"):
-        with pytest.raises(BackendUnavailable, match=r"'storage_backend'.*local, manila, nfs"):
-            scientist_area(app)
+def test_an_unknown_storage_backend_stops_start_up(settings_override: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"'storage_backend'.*choose one of: local, manila, nfs"):
+        create_app({**settings_override, "storage_backend": "gluster"})
