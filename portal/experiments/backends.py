@@ -129,8 +129,9 @@ class EmbeddedExperiments(ExperimentBackend):
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
-        """The sessions this backend reads with, on an engine made on first use."""
-        return make_session_factory(make_engine(self.database_url))
+        """The sessions this backend reads with, on an engine of its own made on first use that
+        keeps no connection open between reads."""
+        return make_session_factory(make_engine(self.database_url, pooled=False))
 
     def investigations_for(self, username: str) -> list[InvestigationInfo]:
         """Return the user's investigations as members or instrument scientists."""
