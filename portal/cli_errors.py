@@ -43,6 +43,9 @@ def message_for(exc: BaseException) -> str:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         return (f"Cannot use the database: {reason}. Check database_url (`daaas config show`), "
                 "and run `daaas db upgrade` for a new or older database.")
+    if isinstance(exc, RegistryError):
+        return one_line(f"{exc} (the registry is the file named by --cvmfs-registry or the "
+                        "cvmfs_registry setting; empty: the shipped one)")
     if isinstance(exc, OSError) and exc.filename is not None:
         return (f"{exc.strerror or exc}: {exc.filename}. Check that the path exists and that "
                 "this account may use it (settings naming paths: `daaas config show`).")

@@ -124,6 +124,9 @@ def _cloud_errors() -> Iterator[None]:
 def upload(environment: str, file: Path, cloud: str | None, directory: Path | None) -> None:
     """Upload FILE as ENVIRONMENT's newest image; launches use it from now on."""
     env = _catalogue_environment(environment, directory)
+    if not file.is_file():
+        raise click.ClickException(f"There is no image file {file}: build one with `daaas images "
+                                   f"build {environment}`, or give an existing file's path.")
     with _cloud_errors():
         image = glance.upload(_connection(cloud), env, file, datetime.now(UTC))
     click.echo(f"uploaded {image.name} ({image.id}); launches of {environment} use it now")
@@ -176,8 +179,9 @@ def _catalogue_environment(name: str, directory: Path | None) -> Environment:
     catalogue = load_catalogue(directory or DEFAULT_DIRECTORY)
     env = catalogue.environments.get(name)
     if env is None:
+        known = ", ".join(sorted(catalogue.environments)) or "none"
         raise click.ClickException(f"no launchable environment {name!r} in "
-                                   f"{catalogue.directory}")
+                                   f"{catalogue.directory}. Known: {known}.")
     return env
 
 
