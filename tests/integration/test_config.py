@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from daaas.portal import create_app
 from daaas.portal.cli import main
-from daaas.portal.config import ConfigError, load_settings
+from daaas.portal.config import ConfigError, load_settings, parse_group_map, parse_partitions
 
 
 def test_defaults_are_the_embedded_mode() -> None:
@@ -77,3 +77,23 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     assert shown["secret_key"] == "***"
     assert shown["database_url"] == "postgresql+psycopg://***@db.example:5432/daaas"
     assert shown["var_dir"] == str(tmp_path)
+
+
+def test_keystone_group_map_is_parsed_and_a_bad_rule_is_named() -> None:
+    settings = load_settings(environ={
+        "DAAAS_KEYSTONE_GROUP_MAP": "mx-*:member = mx-users, daaas={project}-{role}s"})
+    assert parse_group_map(settings.keystone_group_map) == {"mx-*:member": "mx-users",
+                                                            "daaas": "{project}-{role}s"}
+    for rule, problem in (("mx-users", "is not 'project=group'"), (":member=x", "is not"),
+                          ("mx={visit}", "only {project} and {role}"), ("mx=", "empty group")):
+        with pytest.raises(ConfigError, match="DAAAS_KEYSTONE_GROUP_MAP") as error:
+            load_settings(environ={"DAAAS_KEYSTONE_GROUP_MAP": rule})
+        assert problem in str(error.value), (rule, str(error.value))
+
+
+def test_hpc_settings_are_checked_without_the_hpc_package() -> None:
+    assert parse_partitions(" debug, long ") == ("debug", "long")
+    with pytest.raises(ConfigError, match=r"'hpc_partitions'.*'de bug' is not a partition"):
+        load_settings({"hpc_partitions": "de bug"}, environ={})
+    with pytest.raises(ConfigError, match=r"'hpc_work_dir'.*only placeholder"):
+        load_settings({"hpc_work_dir": "/scratch/{group}"}, environ={})

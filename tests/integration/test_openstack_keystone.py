@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from daaas.portal import create_app
 from daaas.portal.auth.backends import IDENTITY_BACKENDS, WRONG_CREDENTIALS
-from daaas.portal.auth.keystone import IdentityUnavailable, KeystoneIdentityBackend
+from daaas.portal.auth.keystone import IdentityUnavailable, KeystoneIdentityBackend, map_groups
 from daaas.portal.auth.models import User
 from daaas.portal.config import ConfigError, load_settings
 from daaas.portal.errors import SignInFailed
@@ -178,3 +178,13 @@ def test_unknown_keystone_cloud_stops_start_up(beamline: dict[str, Any]) -> None
         IDENTITY_BACKENDS.build(load_settings(
             {"identity_backend": "keystone", "keystone_url": beamline["url"],
              "keystone_cloud": "no-such-cloud"}, environ={}))
+
+
+def test_map_groups_patterns_and_placeholders() -> None:
+    """Pure mapping rules (no Keystone needed): patterns, roles, placeholders, default."""
+    mine = {"mx-2026": ["member", "reader"], "daaas": ["reader"], "other": []}
+    assert map_groups(mine, {}) == ("daaas", "mx-2026", "other")
+    assert map_groups(mine, {"mx-*:member": "mx-users", "*:reader": "{project}-{role}s",
+                             "other": "misc", "nope:*": "never"}) == (
+        "daaas-readers", "misc", "mx-2026-readers", "mx-users")
+    assert map_groups(mine, {"mx-*:admin": "mx-admins"}) == ()
