@@ -132,9 +132,10 @@ def report_ready(app: Flask, machine_id: str) -> None:
     assert reported.status_code == 202
 
 
-def ask(app: Flask, action: str, machine_id: str) -> None:
+def ask(app: Flask, provider: OpenStackProvider, action: str, machine_id: str) -> None:
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
-        getattr(service, f"request_{action}")(db, get_user(db, "scientist"), machine_id)
+        getattr(service, f"request_{action}")(db, get_user(db, "scientist"), machine_id,
+                                              provider)
 
 
 def test_the_portal_stops_and_starts_a_cloud_machine_and_sees_one_shelved_behind_its_back(
@@ -145,10 +146,10 @@ def test_the_portal_stops_and_starts_a_cloud_machine_and_sees_one_shelved_behind
     report_ready(app, machine_id)
     run_until(app, reconciler, machine_id, "ready")
 
-    ask(app, "stop", machine_id)
+    ask(app, provider, "stop", machine_id)
     run_until(app, reconciler, machine_id, "stopped")
     assert server_of(machine_id).status in ("SHELVED", "SHELVED_OFFLOADED")
-    ask(app, "start", machine_id)
+    ask(app, provider, "start", machine_id)
     run_until(app, reconciler, machine_id, "ready")  # it reported ready on its first boot
     assert server_of(machine_id).status == "ACTIVE"
     assert machine_row(app, machine_id).events[-1].message == \

@@ -132,34 +132,29 @@ def flavor_wants_gpu(extra_specs: dict[str, Any] | None, resource_class: str) ->
 def free_units(conn: Any, resource_class: str) -> int | None:
     """Return the free units of ``resource_class`` over all providers, or None if unreadable.
 
-    None means Placement refused (403) or has no endpoint for this credential; other errors
-    propagate as openstacksdk exceptions for the caller to translate.
+    Asks Placement through openstacksdk's placement proxy: the providers having the class,
+    then each one's inventory and usages. None means Placement refused (401/403) or has no
+    endpoint for this credential; other errors propagate as openstacksdk exceptions for the
+    caller to translate.
     """
     placement = conn.placement
     try:
-        providers = placement.get("/resource_providers",
-                                  params={"resources": f"{resource_class}:1"},
-                                  microversion="1.4")
+        providers = list(placement.resource_providers(resources=f"{resource_class}:1"))
     except os_exc.EndpointNotFound:
         return None
-    if providers.status_code in (401, 403):
-        return None
-    os_exc.raise_from_response(providers)
-    free = 0
-    for rp in providers.json()["resource_providers"]:
-        free += _free_on(placement, rp["uuid"], resource_class)
-    return free
+    except os_exc.HttpException as error:
+        if error.status_code in (401, 403):
+            return None
+        raise
+    return sum(_free_on(placement, provider, resource_class) for provider in providers)
 
 
-def _free_on(placement: Any, uuid: str, resource_class: str) -> int:
-    inventory = placement.get(f"/resource_providers/{uuid}/inventories/{resource_class}")
-    if inventory.status_code == 404:
+def _free_on(placement: Any, provider: Any, resource_class: str) -> int:
+    inventory = next((found for found in placement.resource_provider_inventories(provider)
+                      if found.resource_class == resource_class), None)
+    if inventory is None:
         return 0
-    os_exc.raise_from_response(inventory)
-    usages = placement.get(f"/resource_providers/{uuid}/usages")
-    os_exc.raise_from_response(usages)
-    inv = inventory.json()
-    used = int(usages.json()["usages"].get(resource_class, 0))
-    total = (int(inv["total"]) - int(inv.get("reserved", 0))) * float(
-        inv.get("allocation_ratio", 1.0))
-    return max(0, math.floor(total) - used)
+    usages = placement.fetch_resource_provider_usages(provider).usages or {}
+    total = (int(inventory.total) - int(inventory.reserved or 0)) * float(
+        inventory.allocation_ratio or 1.0)
+    return max(0, math.floor(total) - int(usages.get(resource_class, 0)))
