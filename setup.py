@@ -44,6 +44,7 @@ setup(
         "websockify>=0.11",
         "WsgiDAV>=4.3",
         "python-xlib>=0.33",
+        "psutil>=6",
     ],
     extras_require={
         "test": [
@@ -56,6 +57,7 @@ setup(
             "types-PyYAML",
             "types-requests",
             "types-python-xlib",
+            "types-psutil",
             "pillow>=10",
             "cryptography",
             "webdavclient3>=3.14",

@@ -4,7 +4,8 @@ processes this host runs for machines, and find free ports for them.
 A machine's processes are recognised two ways, so a restarted portal cannot mistake a reused
 pid for its own: by (pid, start time) recorded in the machine's state file, and (local
 sessions) by marker variables in their environment (``DAAAS_MACHINE_ID`` and
-``DAAAS_SESSIONS_DIR``), which every child inherits.
+``DAAAS_SESSIONS_DIR``), which every child inherits. What the kernel knows of a process (its
+start time, state, environment, listening sockets) is read through psutil.
 """
 
 from __future__ import annotations
@@ -20,69 +21,58 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-PROC = Path("/proc")
+import psutil
+
+GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 @dataclass(frozen=True)
 class ProcRef:
-    """A process identified by pid and kernel start time (immune to pid reuse)."""
+    """A process identified by pid and start time (psutil's ``create_time``, seconds since the
+    epoch), immune to pid reuse."""
 
     pid: int
-    start: int
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return text[text.rindex(")") + 2:].split()  # fields after "pid (comm) "
+    start: float
 
 
 def proc_ref(pid: int) -> ProcRef:
     """Return the ProcRef of a running pid. Raises ProcessLookupError if it has gone."""
-    fields = _stat_fields(pid)
-    if fields is None:
-        raise ProcessLookupError(pid)
-    return ProcRef(pid, int(fields[19]))
+    try:
+        return ProcRef(pid, psutil.Process(pid).create_time())
+    except psutil.NoSuchProcess:
+        raise ProcessLookupError(pid) from None
 
 
 def is_alive(ref: ProcRef) -> bool:
     """Return True if the very process ``ref`` names still runs (zombies count as dead)."""
-    fields = _stat_fields(ref.pid)
-    return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == ref.start
+    try:
+        process = psutil.Process(ref.pid)
+        return process.create_time() == ref.start and process.status() not in GONE
+    except psutil.Error:
+        return False
 
 
-def _environs() -> Iterator[tuple[int, set[bytes]]]:
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            yield int(entry.name), set((entry / "environ").read_bytes().split(b"\0"))
-        except OSError:
-            continue
-
-
-def _entries(marker: Mapping[str, str]) -> set[bytes]:
-    return {f"{key}={value}".encode() for key, value in marker.items()}
+def _marked(marker: Mapping[str, str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (pid, environment) of every other live process whose environment holds every
+    ``marker`` entry; nothing for an empty marker. Processes we may not read are skipped."""
+    if not marker:
+        return
+    own = os.getpid()
+    for process in psutil.process_iter(["environ"]):
+        environ = process.info["environ"]
+        if process.pid != own and environ and all(
+                environ.get(key) == value for key, value in marker.items()):
+            yield process.pid, environ
 
 
 def marked_pids(marker: Mapping[str, str]) -> set[int]:
     """Return the live pids whose environment holds every ``marker`` entry (none if empty)."""
-    wanted = _entries(marker)
-    if not wanted:
-        return set()
-    return {pid for pid, environ in _environs() if wanted <= environ}
+    return {pid for pid, _ in _marked(marker)}
 
 
 def marked_values(marker: Mapping[str, str], key: str) -> set[str]:
     """Return the values of variable ``key`` in every live process that carries ``marker``."""
-    wanted, prefix = _entries(marker), f"{key}=".encode()
-    if not wanted:
-        return set()
-    return {entry[len(prefix):].decode(errors="replace")
-            for _, environ in _environs() if wanted <= environ
-            for entry in environ if entry.startswith(prefix)}
+    return {environ[key] for _, environ in _marked(marker) if key in environ}
 
 
 def spawn(argv: list[str], env: Mapping[str, str], cwd: Path, log: Path,
@@ -129,16 +119,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def port_listening(port: int) -> bool:
-    """Return True if some socket listens on TCP ``port`` (read from /proc/net/tcp{,6})."""
-    wanted = f":{port:04X}"
-    for table in ("tcp", "tcp6"):
-        with contextlib.suppress(OSError):
-            for line in (PROC / "net" / table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[1].endswith(wanted) and fields[3] == "0A":  # 0A: LISTEN
-                    return True
-    return False
+def listens(ref: ProcRef, port: int) -> bool:
+    """Return True if the process ``ref`` has a TCP socket listening on ``port``."""
+    try:
+        sockets = psutil.Process(ref.pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(sock.status == psutil.CONN_LISTEN and sock.laddr and sock.laddr.port == port
+               for sock in sockets)
 
 
 def _signal(pids: Iterable[int], sig: signal.Signals) -> None:

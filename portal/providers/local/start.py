@@ -41,8 +41,8 @@ from daaas.portal.providers.local.session import (
 from daaas.portal.providers.processes import (
     ProcRef,
     is_alive,
+    listens,
     port_free,
-    port_listening,
     spawn,
     stop,
     wait_for,
@@ -123,7 +123,7 @@ def _try_xvnc(paths: SessionPaths, argv: list[str], env: dict[str, str], display
 
     def up() -> bool:  # the lock names OUR Xvnc: another server on this display does not count
         return (lock_owner(display) == ref.pid and x_socket(display).exists()
-                and port_listening(VNC_BASE_PORT + display))
+                and listens(ref, VNC_BASE_PORT + display))
 
     wait_for(lambda: up() or not is_alive(ref), timeout)
     if is_alive(ref) and up():

@@ -50,7 +50,7 @@ class VmState:
     """What ``state.json`` records about a running machine."""
 
     pid: int
-    start: int
+    start: float
     vnc_port: int
     started_at: float
 
