@@ -20,6 +20,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+import psutil
+
 from daaas.catalogue import Environment
 from daaas.catalogue.loader import ICONS_DIRECTORY
 from daaas.contextualisation.builder import launchers
@@ -176,14 +178,10 @@ def _unmount(path: Path) -> bool:
 
 
 def mountpoints_below(root: Path) -> list[Path]:
-    """Return the mount points at or below ``root`` (from /proc/self/mountinfo)."""
+    """Return the mount points at or below ``root`` (bind mounts too), as psutil lists them."""
     prefix = str(root.resolve())
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point == prefix or point.startswith(prefix + "/"):
-            found.append(Path(point))
-    return found
+    return [Path(part.mountpoint) for part in psutil.disk_partitions(all=True)
+            if part.mountpoint == prefix or part.mountpoint.startswith(prefix + "/")]
 
 
 def is_mountpoint(path: Path) -> bool:
