@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daaas.catalogue.loader import ICONS_DIRECTORY
-from daaas.contextualisation.environment import launchers
+from daaas.contextualisation.builder import launchers
 from daaas.contextualisation.files import desktop_entries
 from daaas.portal.providers import LaunchSpec, MissingSystemPackages
 from daaas.portal.providers.errors import LaunchFailed
