@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from daaas.portal import create_app
+from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.auth.models import User
 from daaas.portal.auth.service import create_token
 from daaas.portal.config import load_settings
@@ -35,17 +36,23 @@ STATES = ["requested", "provisioning", "contextualising", "ready"]
 
 
 def seed(url: str, machines: int) -> str:
-    """Migrate, add demo users and ``machines`` ready machines; return an admin API token."""
+    """Migrate, add demo users and ``machines`` ready machines; return an admin API token.
+
+    Each machine records the shipped catalogue's ``ccp4`` entry as its environment, as a real
+    launch does. Raises KeyError if the site's catalogue has no valid ``ccp4``.
+    """
     upgrade(make_engine(url))
     factory = make_session_factory(make_engine(url))
+    settings = load_settings({"database_url": url}, environ={})
+    environment = load_site_catalogue(settings).environments["ccp4"]
     with unit_of_work(factory) as db:
-        create_demo_users(db, load_settings({"database_url": url}, environ={}))
+        create_demo_users(db, settings)
         users = db.query(User).all()
         now = utcnow()
         for index in range(machines):
             machine_id = uuid.uuid4().hex
             db.add(Machine(id=machine_id, user=users[index % len(users)],
-                           environment_name="ccp4", environment={"title": "CCP4"},
+                           environment_name=environment.name, environment=environment,
                            flavor="m1.large", provider="memory", state="ready",
                            created_at=now, state_changed_at=now,
                            expires_at=now + timedelta(days=7)))
