@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 from tests.e2e.pixels import desktop_checks  # noqa: E402
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 
 def start_portal(folder: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.vm import harness  # noqa: E402
-from tests.vm.test_vm_desktop import desktop_problems  # noqa: E402
+from tests.vm.harness import desktop_problems  # noqa: E402
 
 PHASES = ["qemu → kernel", "kernel → cloud-init", "cloud-init → exchange", "exchange → ready",
           "ready → frame", "launch → frame"]

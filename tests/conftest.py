@@ -25,10 +25,9 @@ from daaas.portal import create_app
 from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.demo import create_demo_users
 from daaas.portal.migrate import upgrade
+from tests.support.cloudinit import require_cloudinit_python
+from tests.support.paths import OUTPUT
 from tests.support.providers import register_doubles
-
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = Path(os.environ.get("DAAAS_TEST_OUTPUT", ROOT / "test-output"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -166,25 +165,16 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def csrf_from(client: FlaskClient, path: str = "/sign-in") -> str:
-    """Load ``path`` and return the CSRF token in its first form."""
-    page = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-def sign_in(client: FlaskClient, username: str, password: str) -> Any:
-    """Sign in through the real form; returns the response."""
-    token = csrf_from(client)
-    return client.post("/sign-in", data={"username": username, "password": password,
-                                         "csrf_token": token})
+@pytest.fixture(scope="module")
+def cloudinit_python() -> str:
+    """Debian's python3 with the cloudinit module (skips, saying what to install, without it)."""
+    return require_cloudinit_python()
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """A headless Debian Chromium with a fresh profile, one for the whole test session."""
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):

@@ -1,39 +1,56 @@
-"""Real-browser helpers: Debian's Chromium driven by Playwright (never `playwright install`).
-
-The `browser` fixture itself is in tests/conftest.py: one Playwright for the whole session
-(the e2e and the VM tier share it; a second sync Playwright in one process is refused)."""
+"""The e2e fixtures: one real `daaas serve` per test module (the browser: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import socket
-from typing import Any
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+import pytest
+
+from daaas.portal.providers.local.desktop import detach
+from tests.support.browser import free_port
+from tests.support.paths import ROOT
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@pytest.fixture(scope="module")
+def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`daaas serve` with its reconciler thread and websockify, on free ports."""
+    if not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"):
+        pytest.skip("TigerVNC (Xvnc) not installed")
+    var_dir = tmp_path_factory.mktemp("portal") / "var"
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
+           "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
+           "DAAAS_VAR_DIR": str(var_dir), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5"}
+    log = (var_dir.parent / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
+                                "serve"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(url, process)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+        detach(var_dir)  # a failed test may leave a session's read-only experiment mount
+        log.close()
+        print((var_dir.parent / "serve.log").read_text()[-3000:])
 
 
-def signed_in_page(browser: Any, portal_url: str, username: str = "scientist",
-                   password: str = "scientist-demo") -> Any:
-    """Return a new page signed in to ``portal_url`` as ``username``, on the Analysis page.
-
-    The browser profile is shared by every test, and cookies belong to 127.0.0.1 whatever the
-    port, so an earlier test's sign-in is cleared first.
-    """
-    browser.clear_cookies()
-    page = browser.new_page()
-    page.goto(portal_url + "/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/analysis")
-    return page
+def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "daaas serve stopped"
+        try:
+            urllib.request.urlopen(url + "/sign-in", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("daaas serve did not answer within 90 s")

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OUTPUT, ROOT
-from tests.e2e.conftest import free_port
+from tests.support.browser import free_port
+from tests.support.paths import OUTPUT, ROOT
 
 pytestmark = pytest.mark.e2e
 

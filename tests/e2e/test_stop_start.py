@@ -6,10 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import signed_in_page
-from tests.e2e.test_desktop import _wait, _watch_states, launch_base_desktop
-from tests.e2e.test_desktop import portal_url as portal_url  # the module's `daaas serve`
 from tests.integration.process_scan import session_processes
+from tests.support.browser import launch_base_desktop, signed_in_page, wait_until, watch_states
 
 pytestmark = pytest.mark.e2e
 
@@ -19,18 +17,18 @@ def test_stop_and_start_from_my_machines(portal_url: str, browser: Any) -> None:
     machine_id = launch_base_desktop(page)
     page.goto(portal_url + "/analysis")
     row = page.locator(f'tr[data-machine="{machine_id}"]')
-    assert _watch_states(row, until="ready", timeout=90)[-1] == "ready"
+    assert watch_states(row, until="ready", timeout=90)[-1] == "ready"
 
     page.on("dialog", lambda dialog: dialog.accept())
     row.locator("button[data-action=stop]").click()
-    seen = _watch_states(row, until="stopped", timeout=60)
+    seen = watch_states(row, until="stopped", timeout=60)
     assert seen[-1] == "stopped", seen
-    _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
+    wait_until(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
     assert row.locator("button[data-action=start]").count() == 1
     assert row.locator("a", has_text="Desktop").count() == 0
 
     row.locator("button[data-action=start]").click()
-    seen = _watch_states(row, until="ready", timeout=90)
+    seen = watch_states(row, until="ready", timeout=90)
     assert seen[-1] == "ready", seen
     row.locator("a", has_text="Desktop").click()
     page.wait_for_url(f"**/machines/{machine_id}/desktop")
@@ -39,5 +37,5 @@ def test_stop_and_start_from_my_machines(portal_url: str, browser: Any) -> None:
     page.goto(f"{portal_url}/machines/{machine_id}")
     page.click("form[data-confirm] button.danger")
     page.wait_for_url("**/analysis")
-    _wait(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
+    wait_until(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
     page.close()

@@ -25,8 +25,8 @@ from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.providers import LaunchSpec, ProviderUnavailable
+from tests.support.cloudinit import require_cloudinit_python
 from tests.support.providers import NeverReadyProvider
-from tests.unit.test_contextualisation_render import require_cloudinit_python
 
 
 class RecordingProvider(NeverReadyProvider):

@@ -23,8 +23,8 @@ from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.errors import Conflict, NotFound
 from daaas.portal.machines.models import AccessToken
 from daaas.portal.machines.secrets import vnc_password
-from tests.conftest import sign_in
-from tests.integration.test_access_support import make_machine, set_state
+from tests.support.access import make_machine, set_state
+from tests.support.web import sign_in
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from daaas.portal import create_app
 from daaas.portal.machines.secrets import vnc_password
-from tests.conftest import sign_in
-from tests.integration.test_access_support import make_machine
+from tests.support.access import make_machine
+from tests.support.web import sign_in
 
 
 @pytest.fixture

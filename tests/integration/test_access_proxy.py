@@ -22,8 +22,7 @@ from daaas.portal.access.service import issue_desktop_token
 from daaas.portal.auth.service import get_user
 from daaas.portal.config import Settings, load_settings
 from daaas.portal.db import unit_of_work
-from tests.conftest import ROOT
-from tests.integration.test_access_support import (
+from tests.support.access import (
     RFB_GREETING,
     FixedTarget,
     RfbServer,
@@ -31,6 +30,7 @@ from tests.integration.test_access_support import (
     free_port,
     make_machine,
 )
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def proxy(app: Flask, settings: Settings) -> Iterator[ProxyProcess]:
     assert not running.running()
 
 
-def _token(app: Flask, vnc: RfbServer, username: str = "scientist") -> str:
+def desktop_token(app: Flask, vnc: RfbServer, username: str = "scientist") -> str:
     machine_id = make_machine(app, username)
     rt = app.extensions["daaas"]
     with unit_of_work(rt.session_factory) as db:
@@ -85,7 +85,7 @@ def _refused(port: int, token: str) -> bool:
 
 
 def test_a_token_opens_the_desktop_once(app: Flask, proxy: ProxyProcess, vnc: RfbServer) -> None:
-    token = _token(app, vnc)
+    token = desktop_token(app, vnc)
     client = WebSocketClient(proxy.port, f"/?token={token}")
     try:
         assert client.accepted, f"websocket refused with HTTP {client.status}"
@@ -100,7 +100,7 @@ def test_a_token_opens_the_desktop_once(app: Flask, proxy: ProxyProcess, vnc: Rf
 
 def test_bogus_and_missing_tokens_are_refused(app: Flask, proxy: ProxyProcess,
                                               vnc: RfbServer) -> None:
-    _token(app, vnc)
+    desktop_token(app, vnc)
     assert _refused(proxy.port, "bogus-token")
     client = WebSocketClient(proxy.port, "/")
     assert not client.accepted
@@ -110,7 +110,7 @@ def test_bogus_and_missing_tokens_are_refused(app: Flask, proxy: ProxyProcess,
 
 def test_tokens_and_database_url_stay_private(app: Flask, proxy: ProxyProcess,
                                               vnc: RfbServer, settings: Settings) -> None:
-    token = _token(app, vnc)
+    token = desktop_token(app, vnc)
     client = WebSocketClient(proxy.port, f"/?token={token}")
     assert client.receive() == RFB_GREETING
     client.close()
@@ -145,7 +145,7 @@ def test_a_taken_port_is_reported_clearly(app: Flask, settings: Settings) -> Non
 def test_stop_ends_the_proxy_and_its_connection_handlers(app: Flask, settings: Settings,
                                                          vnc: RfbServer) -> None:
     proxy = start_proxy(settings, settings.effective_database_url)
-    client = WebSocketClient(proxy.port, f"/?token={_token(app, vnc)}")
+    client = WebSocketClient(proxy.port, f"/?token={desktop_token(app, vnc)}")
     assert client.receive() == RFB_GREETING
     proxy.stop()
     assert not proxy.running()

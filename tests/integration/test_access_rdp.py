@@ -14,9 +14,9 @@ from daaas.portal import create_app
 from daaas.portal.access.rdp import rdp_file, rdp_unavailable_reason
 from daaas.portal.machines.models import Machine
 from daaas.portal.providers import ConnectionTarget
-from tests.conftest import sign_in
-from tests.integration.test_access_support import FixedTarget, make_machine
+from tests.support.access import FixedTarget, make_machine
 from tests.support.environments import make_environment
+from tests.support.web import sign_in
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import importlib
 import re
 from typing import Any
 
-import jsonschema
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -15,24 +14,7 @@ from openapi_spec_validator import validate
 
 from daaas.portal.api.openapi import api_models, openapi_document
 from daaas.portal.api.schema import REF
-from tests.conftest import csrf_from, sign_in
-
-
-def _schema(name: str) -> dict[str, Any]:
-    doc = openapi_document()
-    return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
-
-
-def assert_matches(body: Any, name: str) -> None:
-    jsonschema.validate(body, _schema(name))
-
-
-def _token(app: Flask, username: str) -> str:
-    from daaas.portal.auth.service import create_token, get_user
-    from daaas.portal.db import unit_of_work
-
-    with unit_of_work(app.extensions["daaas"].session_factory) as db:
-        return create_token(db, get_user(db, username), "test", 1)[1]
+from tests.support.web import api_token, assert_matches, csrf_from, sign_in
 
 
 def test_openapi_document_is_valid_and_covers_every_route(app: Flask, client: FlaskClient) -> None:
@@ -66,7 +48,7 @@ def test_me_by_session(client: FlaskClient) -> None:
 
 
 def test_me_by_token_and_bad_token(app: Flask, client: FlaskClient) -> None:
-    token = _token(app, "neutron")
+    token = api_token(app, "neutron")
     body = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).get_json()
     assert body["username"] == "neutron"
     bad = client.get("/api/v1/me", headers={"Authorization": "Bearer daaas_forged"})
@@ -75,7 +57,7 @@ def test_me_by_token_and_bad_token(app: Flask, client: FlaskClient) -> None:
 
 def test_catalogue_is_filtered_per_user(app: Flask, client: FlaskClient) -> None:
     def names(username: str) -> set[str]:
-        headers = {"Authorization": f"Bearer {_token(app, username)}"}
+        headers = {"Authorization": f"Bearer {api_token(app, username)}"}
         body = client.get("/api/v1/catalogue", headers=headers).get_json()
         assert_matches(body, "Catalogue")
         return {env["name"] for env in body["environments"]}
@@ -87,7 +69,7 @@ def test_catalogue_is_filtered_per_user(app: Flask, client: FlaskClient) -> None
 
 
 def test_one_environment_and_hidden_ones(app: Flask, client: FlaskClient) -> None:
-    headers = {"Authorization": f"Bearer {_token(app, 'neutron')}"}
+    headers = {"Authorization": f"Bearer {api_token(app, 'neutron')}"}
     visible = client.get("/api/v1/catalogue", headers=headers).get_json()["environments"][0]
     one = client.get(f"/api/v1/catalogue/{visible['name']}", headers=headers)
     assert one.status_code == 200
@@ -103,10 +85,10 @@ def test_one_environment_and_hidden_ones(app: Flask, client: FlaskClient) -> Non
 
 def test_admin_catalogue_needs_admin(app: Flask, client: FlaskClient) -> None:
     user = client.get("/api/v1/admin/catalogue",
-                      headers={"Authorization": f"Bearer {_token(app, 'scientist')}"})
+                      headers={"Authorization": f"Bearer {api_token(app, 'scientist')}"})
     assert user.status_code == 403
     admin = client.get("/api/v1/admin/catalogue",
-                       headers={"Authorization": f"Bearer {_token(app, 'admin')}"})
+                       headers={"Authorization": f"Bearer {api_token(app, 'admin')}"})
     assert_matches(admin.get_json(), "AdminCatalogue")
     assert admin.get_json()["invalid"] == []
 
@@ -127,7 +109,7 @@ def test_create_token_by_session_needs_csrf(client: FlaskClient, with_csrf: bool
 
 
 def test_create_token_rejects_bad_name(app: Flask, client: FlaskClient) -> None:
-    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}"}
+    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}"}
     response = client.post("/api/v1/tokens", json={"name": ""}, headers=headers)
     assert response.status_code == 400 and "name" in response.get_json()["error"]["message"]
 
@@ -166,7 +148,7 @@ def test_every_body_route_is_known_to_the_tests() -> None:
 @pytest.mark.parametrize("raw", [b"\x00", b"[]", b"\"ccp4\"", b"{\"environment\": ", b"\xff{}"])
 def test_a_body_that_is_not_a_json_object_is_400(app: Flask, client: FlaskClient,
                                                   raw: bytes) -> None:
-    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}",
+    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}",
                "Content-Type": "application/json"}
     for path, method in _body_routes():
         response = client.open(f"/api/v1{path}", method=method.upper(), data=raw,
@@ -193,7 +175,7 @@ def test_a_body_that_is_not_a_json_object_is_400(app: Flask, client: FlaskClient
 ])
 def test_a_bad_body_names_the_field(app: Flask, client: FlaskClient, path: str, body: Any,
                                     expected: str) -> None:
-    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}"}
+    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}"}
     response = client.post(f"/api/v1{path}", json=body, headers=headers)
     assert response.status_code == 400
     assert_matches(response.get_json(), "Error")
@@ -201,7 +183,7 @@ def test_a_bad_body_names_the_field(app: Flask, client: FlaskClient, path: str, 
 
 
 def test_an_empty_token_request_names_the_token_api(app: Flask, client: FlaskClient) -> None:
-    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}"}
+    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}"}
     response = client.post("/api/v1/tokens", headers=headers)
     assert response.status_code == 201 and response.get_json()["name"] == "api"
 

@@ -24,7 +24,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.cli import main
 from daaas.portal.config import ConfigError, Settings
 from daaas.portal.errors import SignInFailed
-from tests.conftest import csrf_from, sign_in
+from tests.support.web import csrf_from, sign_in
 
 
 def test_demo_user_signs_in_and_reaches_analysis(client: FlaskClient) -> None:

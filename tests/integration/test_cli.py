@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import sign_in
+from tests.support.web import sign_in
 
 DAAAS = Path(sys.executable).with_name("daaas")
 

@@ -18,7 +18,6 @@ from daaas.portal.api.openapi import openapi_document
 from daaas.portal.auth.csrf import CSRF_MESSAGE
 from daaas.portal.db import utcnow
 from daaas.portal.machines.secrets import rdp_password, vnc_password
-from tests.conftest import csrf_from, sign_in
 from tests.integration.context_support import (
     Cloud,
     context_row,
@@ -26,6 +25,7 @@ from tests.integration.context_support import (
     secret_key,
     snapshot,
 )
+from tests.support.web import csrf_from, sign_in
 
 
 def assert_matches(body: Any, name: str) -> None:

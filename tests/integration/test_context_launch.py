@@ -31,7 +31,7 @@ from tests.integration.context_support import (
     reconciler,
     secret_key,
 )
-from tests.unit.test_contextualisation_render import validate_with_cloudinit
+from tests.support.cloudinit import validate_with_cloudinit
 
 
 def plain(user_data: bytes) -> bytes:

@@ -21,9 +21,7 @@ from daaas.portal.experiments.backends import (
     Member,
 )
 from daaas.portal.experiments.importer import import_experiments, read_file
-from tests.conftest import csrf_from, sign_in
-from tests.integration.test_api import assert_matches
-from tests.integration.test_machines_api import bearer
+from tests.support.web import assert_matches, bearer, csrf_from, sign_in
 
 
 def my_experiments(app: Flask, client: FlaskClient, username: str) -> list[dict[str, object]]:

@@ -25,13 +25,12 @@ from daaas.portal.hpc.machine import JWT_PATH, client_settings, secret_files
 from daaas.portal.hpc.models import HpcJob
 from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.machines.models import Machine
-from tests.conftest import sign_in
-from tests.integration.test_api import _token
-from tests.integration.test_hpc_support import hpc_settings, portal_user, test_cluster
+from tests.support.hpc import hpc_settings, portal_user, slurm_cluster
+from tests.support.web import api_token, sign_in
 
 
 def _bearer(app: Flask, username: str = "scientist") -> dict[str, str]:
-    return {"Authorization": f"Bearer {_token(app, username)}"}
+    return {"Authorization": f"Bearer {api_token(app, username)}"}
 
 
 def test_no_cluster_configured_is_said_plainly(app: Flask, client: FlaskClient) -> None:
@@ -163,7 +162,7 @@ def test_the_machine_token_ends_with_the_machine(app: Flask, settings_override: 
 
 def test_the_machine_token_submits_with_sbatch_as_the_user(settings_override: dict[str, Any],
                                                            tmp_path: Path) -> None:
-    cluster = test_cluster()
+    cluster = slurm_cluster()
     app = create_app(hpc_settings(settings_override, cluster))
     try:
         portal_user(app, cluster.users[0])

@@ -27,41 +27,40 @@ from daaas.portal.hpc import service
 from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo, JobSpec
 from daaas.portal.hpc.errors import HpcNotConfigured, HpcTokenRejected
 from daaas.portal.hpc.slurm import SlurmRestBackend
-from tests.conftest import csrf_from, sign_in
-from tests.integration.test_api import _token, assert_matches
-from tests.integration.test_hpc_support import (
+from tests.support.hpc import (
     PASSWORD,
-    TestCluster,
+    SlurmCluster,
     hpc_settings,
     portal_user,
-    test_cluster,
+    slurm_cluster,
     wait_for,
 )
+from tests.support.web import api_token, assert_matches, csrf_from, sign_in
 
 HELLO = "#!/bin/bash\necho \"hello from $(id -un) in job $SLURM_JOB_ID\"\n"
 
 
 @pytest.fixture
-def cluster() -> TestCluster:
+def cluster() -> SlurmCluster:
     """The running test cluster (skipped locally, failed in CI, when missing)."""
-    return test_cluster()
+    return slurm_cluster()
 
 
 @pytest.fixture
-def settings_override(settings_override: dict[str, Any], cluster: TestCluster) -> dict[str, Any]:
+def settings_override(settings_override: dict[str, Any], cluster: SlurmCluster) -> dict[str, Any]:
     """The conftest's settings, pointed at the test cluster."""
     return hpc_settings(settings_override, cluster)
 
 
 @pytest.fixture
-def alice(app: Flask, cluster: TestCluster) -> dict[str, str]:
+def alice(app: Flask, cluster: SlurmCluster) -> dict[str, str]:
     """Bearer headers of the first Unix user of the cluster."""
     return portal_user(app, cluster.users[0])
 
 
 def test_submit_runs_to_completion_and_output_is_read(client: FlaskClient,
                                                       alice: dict[str, str],
-                                                      cluster: TestCluster) -> None:
+                                                      cluster: SlurmCluster) -> None:
     created = client.post("/api/v1/jobs", json={"script": HELLO, "name": "hello"}, headers=alice)
     assert created.status_code == 201, created.get_json()
     job = created.get_json()
@@ -102,7 +101,7 @@ def _experiment_of(app: Flask, client: FlaskClient, headers: dict[str, str],
 
 def test_template_job_from_a_machine_bound_to_an_experiment(app: Flask, client: FlaskClient,
                                                             alice: dict[str, str],
-                                                            cluster: TestCluster) -> None:
+                                                            cluster: SlurmCluster) -> None:
     user = cluster.users[0]
     experiment, data = _experiment_of(app, client, alice, user)
     machine = client.post("/api/v1/machines", json={"environment": "mantid",
@@ -158,7 +157,7 @@ def test_cancel_a_running_job(client: FlaskClient, alice: dict[str, str]) -> Non
 
 def test_a_job_of_one_user_is_invisible_to_another(app: Flask, client: FlaskClient,
                                                    alice: dict[str, str],
-                                                   cluster: TestCluster) -> None:
+                                                   cluster: SlurmCluster) -> None:
     bob = portal_user(app, cluster.users[1])
     job = client.post("/api/v1/jobs", json={"script": "#!/bin/bash\nsleep 300\n"},
                       headers=alice).get_json()
@@ -178,7 +177,7 @@ def test_a_job_of_one_user_is_invisible_to_another(app: Flask, client: FlaskClie
 
 
 def test_unknown_partition_shows_slurms_reason(client: FlaskClient, alice: dict[str, str],
-                                               cluster: TestCluster) -> None:
+                                               cluster: SlurmCluster) -> None:
     answer = client.post("/api/v1/jobs", json={"script": HELLO, "partition": "nosuch"},
                          headers=alice)
     assert answer.status_code == 422
@@ -190,7 +189,7 @@ def test_unknown_partition_shows_slurms_reason(client: FlaskClient, alice: dict[
 
 def test_the_form_keeps_the_script_and_shows_slurms_reason(client: FlaskClient,
                                                            alice: dict[str, str],
-                                                           cluster: TestCluster) -> None:
+                                                           cluster: SlurmCluster) -> None:
     sign_in(client, cluster.users[0], PASSWORD)
     token = csrf_from(client, "/jobs")
     answer = client.post("/jobs", data={"csrf_token": token, "script": HELLO + "# mine\n",
@@ -208,7 +207,7 @@ def test_the_form_keeps_the_script_and_shows_slurms_reason(client: FlaskClient,
 
 
 def test_a_wrong_key_or_an_expired_token_is_refused_plainly(
-        settings_override: dict[str, Any], cluster: TestCluster, tmp_path: Path) -> None:
+        settings_override: dict[str, Any], cluster: SlurmCluster, tmp_path: Path) -> None:
     expired = SlurmRestBackend(cluster.url, "v0.0.38", cluster.name, cluster.key_file,
                                clock=lambda: utcnow() - timedelta(hours=1))
     with pytest.raises(HpcTokenRejected) as caught:
@@ -234,7 +233,7 @@ def test_a_wrong_key_or_an_expired_token_is_refused_plainly(
 
 def test_a_user_the_cluster_does_not_know_is_told_and_leaves_no_job(
         app: Flask, client: FlaskClient) -> None:
-    headers = {"Authorization": f"Bearer {_token(app, 'scientist')}"}  # no such Unix account
+    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}"}  # no such Unix account
     answer = client.post("/api/v1/jobs", json={"script": HELLO}, headers=headers)
     assert answer.status_code == 422
     assert answer.get_json()["error"]["message"].startswith(
@@ -250,7 +249,7 @@ def test_a_user_the_cluster_does_not_know_is_told_and_leaves_no_job(
 
 
 def test_a_cluster_account_with_another_uid_is_not_used(app: Flask, client: FlaskClient,
-                                                      cluster: TestCluster) -> None:
+                                                      cluster: SlurmCluster) -> None:
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         impostor = create_user(db, app.extensions["daaas"].settings, cluster.users[1], None)
         token = create_token(db, impostor, "t", 1)[1]  # same name as the Unix user, other uid
@@ -298,7 +297,7 @@ class ListingCluster(HpcBackend):
 
 
 def test_hpc_backend_setting_builds_slurm_or_a_registered_backend(
-        settings_override: dict[str, Any], cluster: TestCluster) -> None:
+        settings_override: dict[str, Any], cluster: SlurmCluster) -> None:
     slurm = HPC_BACKENDS.build(load_settings(settings_override, environ={}))
     assert isinstance(slurm, SlurmRestBackend) and slurm.cluster == cluster.name
     assert slurm.url == cluster.url and slurm.key_file == cluster.key_file

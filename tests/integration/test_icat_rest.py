@@ -23,9 +23,8 @@ from daaas.portal.experiments.errors import UNAVAILABLE, ExperimentsUnavailable
 from daaas.portal.experiments.icat import IcatExperiments
 from daaas.portal.experiments.icat_client import REFRESH_AFTER_SECONDS, IcatClient
 from daaas.portal.experiments.icat_credentials import IcatCredentials, read_credentials
-from tests.conftest import csrf_from, sign_in
 from tests.integration.icat_fake import Account, FakeIcat, closed_port_url, entity, parse_query
-from tests.integration.test_machines_api import bearer
+from tests.support.web import bearer, csrf_from, sign_in
 
 ACCOUNT = Account()
 NOW = datetime.now(UTC).replace(microsecond=0)

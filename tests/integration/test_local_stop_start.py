@@ -18,14 +18,8 @@ from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.providers import LaunchFailed, MachineGone, ProviderState
 from daaas.portal.providers.local import LocalProvider
-from tests.integration.test_local_provider import (
-    DESKTOP,
-    port_open,
-    session_processes,
-    spec,
-    wait_state,
-)
-from tests.integration.test_reconciler import launch, machine, reconciler
+from tests.support.local import DESKTOP, port_open, session_processes, spec, wait_state
+from tests.support.machines import launch, machine, reconciler
 
 
 @pytest.fixture

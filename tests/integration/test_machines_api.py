@@ -8,13 +8,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from daaas.portal.machines.reconciler import Reconciler
-from tests.conftest import csrf_from, sign_in
-from tests.integration.test_api import _token, assert_matches
 from tests.support.providers import InMemoryProvider
-
-
-def bearer(app: Flask, username: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_token(app, username)}"}
+from tests.support.web import assert_matches, bearer, csrf_from, sign_in
 
 
 def reconcile(app: Flask, provider: InMemoryProvider) -> None:

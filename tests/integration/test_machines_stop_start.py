@@ -21,12 +21,10 @@ from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.providers import Provider, StopNotSupported
-from tests.conftest import csrf_from, sign_in
 from tests.integration.context_support import Cloud
-from tests.integration.test_api import assert_matches
-from tests.integration.test_machines_api import bearer
-from tests.integration.test_reconciler import launch, machine, reconciler
+from tests.support.machines import launch, machine, reconciler
 from tests.support.providers import InMemoryProvider, UnstoppableProvider
+from tests.support.web import assert_matches, bearer, csrf_from, sign_in
 
 
 def ask(app: Flask, action: str, machine_id: str, username: str = "scientist",

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from daaas.portal import create_app
-from tests.conftest import csrf_from, sign_in
+from tests.support.web import csrf_from, sign_in
 
 SECRET = b"top secret: not for the portal's users\n"
 

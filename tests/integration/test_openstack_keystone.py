@@ -24,8 +24,8 @@ from daaas.portal.auth.keystone import IdentityUnavailable, KeystoneIdentityBack
 from daaas.portal.auth.models import User
 from daaas.portal.config import ConfigError, load_settings
 from daaas.portal.errors import SignInFailed
-from tests.conftest import sign_in
 from tests.openstack import support
+from tests.support.web import sign_in
 
 
 @pytest.fixture

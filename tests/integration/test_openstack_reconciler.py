@@ -15,33 +15,20 @@ from flask import Flask
 
 from daaas.portal.auth.service import get_user
 from daaas.portal.config import resolve_secret_key
-from daaas.portal.db import unit_of_work, worker_session_factory
+from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
-from daaas.portal.machines.reconciler import GONE_REASON, Reconciler
+from daaas.portal.machines.reconciler import GONE_REASON
 from daaas.portal.machines.secrets import bootstrap_token
 from daaas.portal.providers import LaunchSpec
 from daaas.portal.providers.openstack import OpenStackProvider
 from tests.integration.context_support import launch, machine_row
 from tests.openstack import support
+from tests.openstack.support import run_until, worker
 
 
 @pytest.fixture
 def provider() -> Iterator[OpenStackProvider]:
     yield from support.provider_fixture()
-
-
-def worker(app: Flask, provider: OpenStackProvider) -> Reconciler:
-    settings = app.extensions["daaas"].settings
-    return Reconciler(worker_session_factory(settings.effective_database_url), provider,
-                      secret_key=resolve_secret_key(settings), ready_timeout_seconds=600,
-                      settings=settings)
-
-
-def run_until(app: Flask, reconciler: Reconciler, machine_id: str, state: str) -> None:
-    def check() -> bool:
-        reconciler.run_once()
-        return machine_row(app, machine_id).state == state
-    support.wait_for(check, timeout=120)
 
 
 def nova_user_data(machine_id: str) -> bytes:

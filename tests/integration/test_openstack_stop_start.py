@@ -24,9 +24,8 @@ from daaas.portal.providers import CapacityExhausted, LaunchSpec, ProviderState
 from daaas.portal.providers.openstack import OpenStackProvider
 from daaas.portal.providers.openstack.cloud import NO_GPU
 from tests.integration.context_support import launch, machine_row
-from tests.integration.test_openstack_reconciler import run_until, worker
 from tests.openstack import support
-from tests.openstack.support import CPU_FLAVOR, GPU_FLAVOR, USER_DATA
+from tests.openstack.support import CPU_FLAVOR, GPU_FLAVOR, USER_DATA, run_until, worker
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from daaas.portal import create_app
 from daaas.portal.cli import main
 from daaas.portal.providers import PROVIDERS, LaunchSpec
-from tests.conftest import sign_in
 from tests.support.environments import make_environment
+from tests.support.web import sign_in
 
 
 @pytest.fixture(params=["local", "openstack"])

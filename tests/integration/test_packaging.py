@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 # Docs for people, read by no code: the one kind of tracked file the wheel need not carry.
 NOT_READ_SUFFIXES = (".md",)

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from daaas.portal import create_app
 from daaas.portal.config import DEFAULT_CATALOGUE_DIR
-from tests.conftest import sign_in
+from tests.support.web import sign_in
 
 
 def _cards(page: str) -> set[str]:
@@ -48,7 +48,7 @@ def test_admin_page_is_for_admins_only(client: FlaskClient) -> None:
 
 
 def _csrf(client: FlaskClient) -> str:
-    from tests.conftest import csrf_from
+    from tests.support.web import csrf_from
 
     return csrf_from(client, "/analysis")
 

@@ -9,41 +9,14 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
+from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import TRANSITIONS, State
-from daaas.portal.providers import Provider
+from tests.support.machines import SECRET_KEY, launch, machine, reconciler
 from tests.support.providers import FailingProvider, InMemoryProvider, NeverReadyProvider
-
-
-def launch(app: Flask, username: str = "scientist", environment: str = "ccp4") -> str:
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        from daaas.portal.auth.service import get_user
-
-        machine = service.request_launch(db, rt.settings, rt.catalogue, get_user(db, username),
-                                         environment)
-        return machine.id
-
-
-SECRET_KEY = "test-secret-key"
-
-
-def reconciler(app: Flask, provider: Provider, timeout: float = 600) -> Reconciler:
-    factory = worker_session_factory(app.extensions["daaas"].settings.effective_database_url)
-    return Reconciler(factory, provider, secret_key=SECRET_KEY,
-                      ready_timeout_seconds=timeout)
-
-
-def machine(app: Flask, machine_id: str) -> Machine:
-    with app.extensions["daaas"].session_factory() as db:
-        row = db.get(Machine, machine_id)
-        assert row is not None
-        _ = row.events, row.user
-        return row
 
 
 def test_launch_reaches_ready_with_an_event_per_transition(app: Flask) -> None:

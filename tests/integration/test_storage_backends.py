@@ -40,7 +40,7 @@ from tests.integration.context_support import (
     machine_row,
 )
 from tests.integration.manila_fake import CEPH_MONITORS, NFS_SERVER, ManilaState, manila_cloud
-from tests.unit.test_contextualisation_render import validate_with_cloudinit
+from tests.support.cloudinit import validate_with_cloudinit
 
 TARGET = "/home/scientist/storage"
 GIB = 1024**3

@@ -20,8 +20,8 @@ from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.providers.local import LocalProvider
-from tests.conftest import ROOT
 from tests.integration.process_scan import session_processes
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"),
                                 reason="TigerVNC (Xvnc) not installed")

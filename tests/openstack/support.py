@@ -15,10 +15,16 @@ from typing import Any
 
 import openstack
 import pytest
+from flask import Flask
 
 from daaas.catalogue import Environment
+from daaas.portal.config import resolve_secret_key
+from daaas.portal.db import worker_session_factory
+from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.providers import ProviderState
 from daaas.portal.providers.openstack import OpenStackProvider
+from tests.integration.context_support import machine_row
+from tests.openstack import support
 from tests.support.environments import make_environment
 
 IMAGE, CPU_FLAVOR, GPU_FLAVOR, HUGE_FLAVOR = "daaas-tiny", "m1.small", "g1.vgpu", "x1.huge"
@@ -117,3 +123,17 @@ class RequestCounter:
     def count(self, port: int) -> int:
         """Return how many requests went to 127.0.0.1:``port`` (8774 is Nova)."""
         return sum(f"127.0.0.1:{port}/" in url for url in self.urls)
+
+
+def worker(app: Flask, provider: OpenStackProvider) -> Reconciler:
+    settings = app.extensions["daaas"].settings
+    return Reconciler(worker_session_factory(settings.effective_database_url), provider,
+                      secret_key=resolve_secret_key(settings), ready_timeout_seconds=600,
+                      settings=settings)
+
+
+def run_until(app: Flask, reconciler: Reconciler, machine_id: str, state: str) -> None:
+    def check() -> bool:
+        reconciler.run_once()
+        return machine_row(app, machine_id).state == state
+    support.wait_for(check, timeout=120)

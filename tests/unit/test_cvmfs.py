@@ -18,7 +18,7 @@ import pytest
 
 from daaas.cvmfs import CvmfsClientSettings, client_files
 from daaas.cvmfs.registry import RegistryError, load_registry
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "cvmfs"
 PEM = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAexample\n" \

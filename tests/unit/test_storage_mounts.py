@@ -13,14 +13,8 @@ from daaas.portal.config import load_settings
 from daaas.portal.storage.backends import ExportStorage, LocalStorage, StorageBackend
 from daaas.portal.storage.errors import StorageError
 from daaas.portal.storage.service import backend
+from tests.support.cloudinit import SITE, TOKEN, loaded, validate_with_cloudinit
 from tests.support.environments import make_environment
-from tests.unit.test_contextualisation_render import (
-    SITE,
-    TOKEN,
-    cloudinit_python,  # noqa: F401 (fixture)
-    loaded,
-    validate_with_cloudinit,
-)
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = User(username="alice", uid=20001, gid=20001)
@@ -94,7 +88,7 @@ def test_an_incomplete_export_configuration_is_named(tmp_path: Path,
 
 
 def test_mount_lines_pass_the_real_cloudinit_schema(tmp_path: Path,
-                                                    cloudinit_python: str) -> None:  # noqa: F811
+                                                    cloudinit_python: str) -> None:
     nfs = export(tmp_path, storage_export="nfs.example.org:/export/home/{username}")
     ceph = Mount(kind="cephfs", source="192.0.2.11:6789,192.0.2.12:6789:/volumes/_nogroup/x/y",
                  target="/home/alice/storage", purpose="storage",

@@ -20,7 +20,7 @@ from daaas.vm_images.recipe import (
     load_elements,
     packages,
 )
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 CATALOGUE = load_catalogue(DEFAULT_DIRECTORY)
 ELEMENTS = load_elements()

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from PIL import Image
+
 from daaas.portal.providers.qemu import initrd_for, newest_cloud_kernel
 from daaas.vm_images.build import (
     build_rootfs,
@@ -32,9 +34,9 @@ from daaas.vm_images.build import (
     rootfs_plan,
 )
 from daaas.vm_images.recipe import element_chain, load_elements
-from tests.e2e.conftest import free_port
+from tests.support.browser import free_port
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 CATALOGUE = Path(__file__).resolve().parent / "catalogue"
 ELEMENT = "daaas-vnc-desktop"
 PROGRAMS = ["qemu-system-x86_64", "qemu-img", "cloud-localds", "mmdebstrap", "mkfs.ext4"]
@@ -181,3 +183,31 @@ def api(page: Any, path: str) -> Any:
     """
     parts = urlsplit(page.url)
     return page.request.get(f"{parts.scheme}://{parts.netloc}{path}").json()
+
+
+def desktop_problems(path: Path) -> list[str]:
+    """Return what is wrong with a screenshot of the light desktop (empty: looks right)."""
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    colours: list[tuple[int, tuple[int, int, int]]] = \
+        image.getcolors(maxcolors=1 << 24) or []  # type: ignore[assignment]
+    count, dominant = max(colours)
+    problems = []
+    if count / (width * height) > 0.995:
+        problems.append(f"one colour: {dominant} covers {count / (width * height):.1%}")
+    if sum(abs(a - b) for a, b in zip(dominant, BACKGROUND, strict=True)) > 30:
+        problems.append(f"background is {dominant}, not the desktop's {BACKGROUND}")
+    window = sum(n for n, colour in colours if _far(colour, BACKGROUND))  # xterm, twm frame
+    if window < 50_000:
+        problems.append(f"no xterm window ({window} pixels off the background)")
+    text = sum(n for n, colour in colours if min(colour) > 200)  # prompt and title text
+    if text < 200:
+        problems.append(f"no text ({text} near-white pixels)")
+    return problems
+
+
+BACKGROUND = (0x2E, 0x5A, 0x88)  # daaas-light-session's xsetroot colour
+
+
+def _far(colour: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
+    return sum(abs(a - b) for a, b in zip(colour, other, strict=True)) > 60

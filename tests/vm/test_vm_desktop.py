@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
-from tests.conftest import OUTPUT, ROOT
+from tests.support.paths import OUTPUT, ROOT
 from tests.vm import harness
+from tests.vm.harness import desktop_problems
 
 pytestmark = pytest.mark.vm
 SCREENSHOT = ROOT / "docs" / "screenshots" / "vm-desktop.png"
-BACKGROUND = (0x2E, 0x5A, 0x88)  # daaas-light-session's xsetroot colour
 
 
 @dataclass(frozen=True)
@@ -82,31 +81,6 @@ def test_vm_boots_with_our_user_data_reports_ready_and_shows_its_desktop(
           120, "the machine to be deleted")
     assert not portal.console(machine_id).parent.exists()  # overlay, seed and logs removed
     page.close()
-
-
-def desktop_problems(path: Path) -> list[str]:
-    """Return what is wrong with a screenshot of the light desktop (empty: looks right)."""
-    image = Image.open(path).convert("RGB")
-    width, height = image.size
-    colours: list[tuple[int, tuple[int, int, int]]] = \
-        image.getcolors(maxcolors=1 << 24) or []  # type: ignore[assignment]
-    count, dominant = max(colours)
-    problems = []
-    if count / (width * height) > 0.995:
-        problems.append(f"one colour: {dominant} covers {count / (width * height):.1%}")
-    if sum(abs(a - b) for a, b in zip(dominant, BACKGROUND, strict=True)) > 30:
-        problems.append(f"background is {dominant}, not the desktop's {BACKGROUND}")
-    window = sum(n for n, colour in colours if _far(colour, BACKGROUND))  # xterm, twm frame
-    if window < 50_000:
-        problems.append(f"no xterm window ({window} pixels off the background)")
-    text = sum(n for n, colour in colours if min(colour) > 200)  # prompt and title text
-    if text < 200:
-        problems.append(f"no text ({text} near-white pixels)")
-    return problems
-
-
-def _far(colour: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
-    return sum(abs(a - b) for a, b in zip(colour, other, strict=True)) > 60
 
 
 def _wait_for_desktop(page: Any, shot: Path, timeout: float = 120) -> None:

@@ -25,7 +25,7 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
 
 
 @dataclass(frozen=True)
-class TestCluster:
+class SlurmCluster:
     """Where the test cluster is and who may use it."""
 
     url: str
@@ -35,7 +35,7 @@ class TestCluster:
     users: tuple[str, ...]
 
 
-def test_cluster() -> TestCluster:
+def slurm_cluster() -> SlurmCluster:
     """Return the running test cluster; skip (locally) or fail (CI) when there is none."""
     url = os.environ.get("DAAAS_TEST_SLURM_URL")
     if not url:
@@ -44,18 +44,18 @@ def test_cluster() -> TestCluster:
                         "Run `eval \"$(bash .ci/slurm.sh /tmp/daaas-slurm)\"` before pytest.")
         pytest.skip("DAAAS_TEST_SLURM_URL not set: start the test cluster with "
                     "`eval \"$(bash .ci/slurm.sh /tmp/daaas-slurm)\"`")
-    return TestCluster(url, os.environ["DAAAS_TEST_SLURM_JWT_KEY"],
+    return SlurmCluster(url, os.environ["DAAAS_TEST_SLURM_JWT_KEY"],
                        os.environ.get("DAAAS_TEST_SLURM_CLUSTER", "daaas-test"),
                        os.environ.get("DAAAS_TEST_SLURM_PARTITION", "debug"),
                        tuple(os.environ.get("DAAAS_TEST_SLURM_USERS", "hpc-alice hpc-bob")
                              .split()))
 
 
-test_cluster.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
-TestCluster.__test__ = False  # type: ignore[attr-defined]
+slurm_cluster.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+SlurmCluster.__test__ = False  # type: ignore[attr-defined]
 
 
-def hpc_settings(base: dict[str, Any], cluster: TestCluster, **extra: Any) -> dict[str, Any]:
+def hpc_settings(base: dict[str, Any], cluster: SlurmCluster, **extra: Any) -> dict[str, Any]:
     """Return portal settings pointing at the test cluster."""
     return {**base, "hpc_slurmrestd_url": cluster.url, "hpc_jwt_key_file": cluster.key_file,
             "hpc_cluster": cluster.name, "hpc_slurmctld_host": "127.0.0.1", **extra}

@@ -1,0 +1,87 @@
+"""Real-browser helpers: Debian's Chromium driven by Playwright (never `playwright install`).
+
+The `browser` fixture itself is in tests/conftest.py: one Playwright for the whole session
+(the e2e and the VM tier share it; a second sync Playwright in one process is refused)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from tests.integration.process_scan import session_processes
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def signed_in_page(browser: Any, portal_url: str, username: str = "scientist",
+                   password: str = "scientist-demo") -> Any:
+    """Return a new page signed in to ``portal_url`` as ``username``, on the Analysis page.
+
+    The browser profile is shared by every test, and cookies belong to 127.0.0.1 whatever the
+    port, so an earlier test's sign-in is cleared first.
+    """
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.goto(portal_url + "/sign-in")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/analysis")
+    return page
+
+
+def launch_base_desktop(page: Any) -> str:
+    """Press Launch on the base desktop's card; return the new machine's id."""
+    page.click('li.card[data-environment="base-desktop"] button.launch-button')
+    page.wait_for_url("**/machines/*")
+    return str(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def delete_from_machine_page(page: Any, portal_url: str, machine_id: str) -> None:
+    """Delete the machine from its page (confirming) and wait until nothing of it is left."""
+    page.goto(f"{portal_url}/machines/{machine_id}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("form[data-confirm] button")
+    page.wait_for_url("**/analysis")
+    wait_until(lambda: session_processes(machine_id) == [], 30, "the session's processes to end")
+    wait_until(lambda: api_state(page, machine_id) == "deleted", 30, "the machine to be deleted")
+
+
+def api_state(page: Any, machine_id: str) -> str:
+    machine = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
+    return str(machine["state"])
+
+
+def watch_states(row: Any, until: str, timeout: float) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if row.count():
+            state = row.get_attribute("data-state")
+            if state and (not seen or seen[-1] != state):
+                seen.append(state)
+            if state == until or state == "error":
+                return seen
+        time.sleep(0.2)
+    raise AssertionError(f"machine did not reach {until}; states seen: {seen}")
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")

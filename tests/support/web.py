@@ -1,0 +1,48 @@
+"""Signing in and calling the API as a person or a script does, for the integration tests."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsonschema
+from flask import Flask
+from flask.testing import FlaskClient
+
+from daaas.portal.api.openapi import openapi_document
+from daaas.portal.db import unit_of_work
+
+
+def csrf_from(client: FlaskClient, path: str = "/sign-in") -> str:
+    """Load ``path`` and return the CSRF token in its first form."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, username: str, password: str) -> Any:
+    """Sign in through the real form; returns the response."""
+    token = csrf_from(client)
+    return client.post("/sign-in", data={"username": username, "password": password,
+                                         "csrf_token": token})
+
+
+def openapi_schema(name: str) -> dict[str, Any]:
+    doc = openapi_document()
+    return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+
+
+def assert_matches(body: Any, name: str) -> None:
+    jsonschema.validate(body, openapi_schema(name))
+
+
+def api_token(app: Flask, username: str) -> str:
+    from daaas.portal.auth.service import create_token, get_user
+
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        return create_token(db, get_user(db, username), "test", 1)[1]
+
+
+def bearer(app: Flask, username: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_token(app, username)}"}
