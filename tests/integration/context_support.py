@@ -17,15 +17,14 @@ import yaml
 from flask import Flask
 from sqlalchemy import select
 
-from daaas.portal.auth.service import get_user
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import resolve_secret_key
-from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
-from daaas.portal.machines import service
+from daaas.portal.db import utcnow, worker_session_factory
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.providers import LaunchSpec, ProviderUnavailable
 from tests.support.cloudinit import require_cloudinit_python
+from tests.support.machines import launch
 from tests.support.providers import NeverReadyProvider
 
 
@@ -65,15 +64,6 @@ class FlakyCloud(CloudInitProvider):
         super().launch(spec)
         if first:
             raise ProviderUnavailable("The cloud did not answer in time.", "timeout")
-
-
-def launch(app: Flask, username: str = "scientist", environment: str = "ccp4") -> str:
-    """Ask for a machine the way the portal does; return its id."""
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        machine = service.request_launch(db, rt.settings, rt.catalogue, get_user(db, username),
-                                         environment)
-        return machine.id
 
 
 def reconciler(app: Flask, provider: CloudInitProvider | RecordingProvider,

@@ -26,12 +26,12 @@ from tests.integration.context_support import (
     cloud_config,
     cloudinit_python,
     context_row,
-    launch,
     machine_row,
     reconciler,
     secret_key,
 )
 from tests.support.cloudinit import validate_with_cloudinit
+from tests.support.machines import launch
 
 
 def plain(user_data: bytes) -> bytes:

@@ -21,9 +21,10 @@ from daaas.portal.machines.reconciler import GONE_REASON
 from daaas.portal.machines.secrets import bootstrap_token
 from daaas.portal.providers import LaunchSpec
 from daaas.portal.providers.openstack import OpenStackProvider
-from tests.integration.context_support import launch, machine_row
+from tests.integration.context_support import machine_row
 from tests.openstack import support
 from tests.openstack.support import run_until, worker
+from tests.support.machines import launch
 
 
 @pytest.fixture

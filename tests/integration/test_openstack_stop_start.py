@@ -23,9 +23,10 @@ from daaas.portal.machines.secrets import bootstrap_token
 from daaas.portal.providers import CapacityExhausted, LaunchSpec, ProviderState
 from daaas.portal.providers.openstack import OpenStackProvider
 from daaas.portal.providers.openstack.cloud import NO_GPU
-from tests.integration.context_support import launch, machine_row
+from tests.integration.context_support import machine_row
 from tests.openstack import support
 from tests.openstack.support import CPU_FLAVOR, GPU_FLAVOR, USER_DATA, run_until, worker
+from tests.support.machines import launch
 
 
 @pytest.fixture

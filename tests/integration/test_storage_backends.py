@@ -36,11 +36,11 @@ from tests.integration.context_support import (
     cloud_config,
     cloudinit_python,
     context_row,
-    launch,
     machine_row,
 )
 from tests.integration.manila_fake import CEPH_MONITORS, NFS_SERVER, ManilaState, manila_cloud
 from tests.support.cloudinit import validate_with_cloudinit
+from tests.support.machines import launch
 
 TARGET = "/home/scientist/storage"
 GIB = 1024**3
