@@ -75,7 +75,7 @@ def test_server_deleted_behind_the_portal_is_noticed_in_one_cycle(
 def test_worker_killed_after_create_finds_its_server(app: Flask,
                                                      provider: OpenStackProvider) -> None:
     machine_id = launch(app)
-    environment = dict(machine_row(app, machine_id).environment)
+    environment = machine_row(app, machine_id).environment
     # the create call of a worker that died before recording it
     support.new_provider(server_tag=provider.server_tag).launch(LaunchSpec(
         machine_id, "scientist", 20000, 20000, environment, "x", user_data=support.USER_DATA))
