@@ -91,12 +91,17 @@ class Capacity:
 
 @dataclass(frozen=True)
 class ConnectionTarget:
-    """Where the access proxies connect to reach a machine's desktop."""
+    """Where the access proxies connect to reach a machine's desktop.
+
+    ``vnc_socket`` is set when the desktop listens on a Unix socket on the portal's host (local
+    sessions); the proxy then connects to that path and ``host``/``vnc_port`` are unused (0).
+    """
 
     host: str
     vnc_port: int
     rdp_port: int | None = None
     ssh_port: int | None = None
+    vnc_socket: str | None = None
 
 
 class Provider(abc.ABC):
