@@ -14,7 +14,13 @@ from daaas.portal.auth import csrf
 from daaas.portal.auth.backends import IDENTITY_BACKENDS
 from daaas.portal.auth.current import current_user
 from daaas.portal.backends import BackendUnavailable, Registry
-from daaas.portal.config import ConfigError, Settings, load_settings, resolve_secret_key
+from daaas.portal.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    resolve_secret_key,
+    secure_var_dir,
+)
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.experiments.backends import EXPERIMENT_BACKENDS
 from daaas.portal.hpc.backend import HPC_BACKENDS
@@ -58,6 +64,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
 
 
 def _build_runtime(settings: Settings) -> Runtime:
+    secure_var_dir(settings)
     engine = make_engine(settings.effective_database_url)
     if not is_current(engine):
         raise ConfigError(f"The database at {engine.url.render_as_string(hide_password=True)} "

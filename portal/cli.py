@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,13 @@ from daaas.portal import migrate
 from daaas.portal.auth import service as auth_service
 from daaas.portal.auth.models import User
 from daaas.portal.cli_errors import ErrorGroup
-from daaas.portal.config import ConfigError, Settings, load_settings
+from daaas.portal.config import (
+    ConfigError,
+    Settings,
+    check_secret_key_private,
+    load_settings,
+    secure_var_dir,
+)
 from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.demo import DEMO_USERS, create_demo_users
 from daaas.portal.errors import NotFound
@@ -75,9 +82,12 @@ def serve(host: str | None, port: int | None) -> None:
     from daaas.portal.app import create_app
     from daaas.portal.runtime import runtime
 
+    os.umask(0o077)  # what the portal writes is its own unless given to someone on purpose
     settings = _settings()
     _configure_logging(settings)
-    settings.var_path.mkdir(parents=True, exist_ok=True)
+    check_secret_key_private(settings)
+    secure_var_dir(settings)
+    _warn_single_user(settings)
     migrate.upgrade(make_engine(settings.effective_database_url))
     with unit_of_work(_factory(settings)) as db:
         created = create_demo_users(db, settings) if settings.demo_data else []
@@ -101,6 +111,18 @@ def serve(host: str | None, port: int | None) -> None:
         server.run()
 
 
+def _warn_single_user(settings: Settings) -> None:
+    """Say at start when local desktops cannot run under each user's own account."""
+    if settings.provider != "local":
+        return
+    from daaas.portal.providers.local.accounts import isolation_notice
+
+    notice = isolation_notice(settings.local_single_user_mode)
+    if notice:
+        logging.getLogger("daaas.portal").warning("%s", notice)
+        click.echo(f"WARNING: {notice}", err=True)
+
+
 @main.command()
 def worker() -> None:
     """Run the reconciler in the foreground (several may run against PostgreSQL)."""
@@ -110,8 +132,10 @@ def worker() -> None:
     from daaas.portal.machines.worker import WorkerThread
     from daaas.portal.runtime import runtime
 
+    os.umask(0o077)
     settings = _settings()
     _configure_logging(settings)
+    check_secret_key_private(settings)
     thread = WorkerThread(runtime(_create_app(create_app, {})))
     signal.signal(signal.SIGTERM, lambda *_: thread.stop_event.set())
     thread.start()

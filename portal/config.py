@@ -102,6 +102,10 @@ class Settings(BaseModel):
         "INFO", description="Logging threshold.")
     provider: str = Field("local", description="Compute provider: local (desktops on this host).")
     local_max_sessions: int = Field(8, ge=1, description="Local provider: desktops at once.")
+    local_single_user_mode: bool = Field(
+        False, description="Local provider, portal not running as root: run every desktop as "
+        "the portal's own account (no isolation; a one-person workstation only). Off: such a "
+        "portal refuses local launches.")
     max_machines_per_user: int = Field(3, ge=1, description="Machines one user may have.")
     machine_ready_timeout_seconds: int = Field(600, ge=5, description="Give up on a launch.")
     reconcile_interval_seconds: float = Field(2.0, gt=0, description="Reconciler cycle pause.")
@@ -123,6 +127,8 @@ class Settings(BaseModel):
     openstack_gpu_static_free: int = Field(-1, ge=-1, description="GPUs free if Placement "
                                            "is unreadable; -1: unknown.")
     openstack_server_tag: str = Field("daaas", description="Nova tag on the portal's servers.")
+    openstack_vnc_proxy_cidr: str = Field("", description="Where the desktop proxy reaches VMs "
+                                          "from (CIDRs); each VM's VNC group; none: no group.")
     # QEMU provider (real VMs on this host)
     qemu_image: str = Field("", description="Disk image every QEMU machine boots (qcow2/raw).")
     qemu_kernel: str = Field("", description="Kernel; empty: newest /boot/vmlinuz-*-cloud-amd64.")
@@ -292,6 +298,48 @@ def _describe(exc: ValidationError, source: str) -> str:
     return f"Configuration key '{key}' in {where}: {first['msg']} (got {first.get('input')!r})."
 
 
+#: Modes of var_dir's folders: a user's desktop reaches its own folder inside ``sessions`` and
+#: ``storage`` (0711: pass through, no listing); the rest is the portal's alone.
+VAR_FOLDER_MODES = {"sessions": 0o711, "storage": 0o711, "log": 0o700, "experiments": 0o700}
+#: var_dir's files, all private to the portal's user (0600).
+VAR_FILE_PATTERNS = ("secret_key", "daaas.sqlite*", "websockify-*.source")
+
+
+def secure_var_dir(settings: Settings) -> None:
+    """Create var_dir and close it to everyone but the portal's user: var_dir 0711, the
+    folders of :data:`VAR_FOLDER_MODES` as listed there, the secret key, the SQLite database
+    (with its -wal/-shm files) and the proxy's source file 0600. Other entries are left as
+    they are. Returns None; raises OSError."""
+    var = settings.var_path
+    var.mkdir(parents=True, exist_ok=True)
+    var.chmod(0o711)
+    for name, mode in VAR_FOLDER_MODES.items():
+        folder = var / name
+        if folder.is_dir() and not folder.is_symlink():
+            folder.chmod(mode)
+    for pattern in VAR_FILE_PATTERNS:
+        for path in var.glob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.chmod(0o600)
+
+
+def check_secret_key_private(settings: Settings) -> None:
+    """Refuse a secret key file that anyone but its owner may read or write.
+
+    Returns None when the key is configured directly or its file is 0600 (or missing: it is
+    then created 0600). Raises ConfigError naming the file and the command that fixes it.
+    """
+    path = settings.var_path / "secret_key"
+    if settings.secret_key or not path.exists():
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"The secret key file {path} is open to other users (mode "
+                          f"{mode:o}): anyone who reads it can sign in as any user. Run "
+                          f"`chmod 600 {path}`, then start the portal again; if others may "
+                          "have read it, delete it instead (everyone will be signed out).")
+
+
 def resolve_secret_key(settings: Settings) -> str:
     """Return the configured secret key, or the one kept in var_dir (created, mode 600)."""
     if settings.secret_key:
@@ -299,6 +347,7 @@ def resolve_secret_key(settings: Settings) -> str:
     path = settings.var_path / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(48))
     return path.read_text(encoding="utf-8").strip()

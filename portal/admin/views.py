@@ -30,7 +30,8 @@ def machines() -> str:
     offset = int(raw) if raw.isdigit() else 0
     rows, total = list_machines(db(), admin, everyone=True, limit=100, offset=offset)
     return render_template("admin/machines.html", machines=rows, total=total, offset=offset,
-                           capacity=_capacity(), orphans=_orphans())
+                           capacity=_capacity(), orphans=_orphans(),
+                           notices=runtime().provider.notices())
 
 
 def _orphans() -> list[str] | str:

@@ -74,11 +74,16 @@ def create_demo_experiments(db: Session, settings: Settings) -> int:
 def _write_dataset(root: Path, item: dict[str, Any], name: str, pattern: str,
                    count: int) -> dict[str, Any]:
     year = item["start_date"].year
-    folder = root / item["instruments"][0].lower() / str(year) / item["visit_id"] / name
-    folder.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)  # reached only through bind mounts
+    folder = root
+    for part in (item["instruments"][0].lower(), str(year), item["visit_id"], name):
+        folder = folder / part
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)  # readable by the members' desktops that mount it
     files = []
     for number in range(1, count + 1):
         path = folder / pattern.format(number)
         path.write_text(f"# demo data: {item['visit_id']} {name} frame {number}\n" * 32)
+        path.chmod(0o644)
         files.append({"name": path.name, "size": path.stat().st_size})
     return {"name": name, "location": str(folder), "files": files}

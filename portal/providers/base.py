@@ -159,6 +159,12 @@ class Provider(abc.ABC):
         ProviderUnavailable when the provider cannot be asked.
         """
 
+    def notices(self) -> list[str]:
+        """Return what administrators must know about how this provider runs machines (shown
+        on the admin page and at start), e.g. that desktops are not isolated. Default: none.
+        Raises nothing."""
+        return []
+
     @abc.abstractmethod
     def capacity(self) -> Capacity:
         """Return the room left for new machines. Raises ProviderUnavailable if unknowable."""

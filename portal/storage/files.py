@@ -193,6 +193,7 @@ def save_stream(root: Root, folder: str, name: str, stream: BinaryIO, length: in
         if length is not None and written != length:
             raise InvalidInput(f"The upload of '{name}' ended early ({written} of {length} "
                                "bytes). Try again.")
+        give_to_owner(root.path, Path(temp))
         os.replace(temp, target_dir / name)
     except BaseException:
         os.unlink(temp)
@@ -227,7 +228,27 @@ def make_folder(root: Root, parent: str, name: str) -> Path:
         raise Conflict(f"'{path.name}' already exists here.") from None
     except NotADirectoryError:
         raise NotFound(f"'{clean_relative(parent)}' is not a folder.") from None
+    give_to_owner(root.path, path)
     return path
+
+
+def give_to_owner(top: Path, path: Path) -> None:
+    """Make ``path`` (and, for a folder, everything below it) owned like ``top``, the user's
+    storage folder, when the portal runs as root: what the portal writes there for a user
+    (uploads, WebDAV) is then theirs inside their desktops too. Links are changed themselves,
+    never what they name. Returns None; raises OSError."""
+    if os.geteuid() != 0 or not os.path.lexists(path):
+        return
+    owner = os.stat(top)
+    ids = (owner.st_uid, owner.st_gid)
+    items = [path]
+    if path.is_dir() and not path.is_symlink():
+        for folder, folders, names in os.walk(path):
+            items.extend(Path(folder) / name for name in (*folders, *names))
+    for item in items:
+        found = os.lstat(item)
+        if (found.st_uid, found.st_gid) != ids:
+            os.lchown(item, *ids)
 
 
 def rename(root: Root, relative: str, new_name: str) -> Path:

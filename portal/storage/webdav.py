@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -78,14 +79,15 @@ def make_dav_app(rt: Runtime) -> Any:
     """Return the WsgiDAV application for the portal's users' storage."""
     placeholder = rt.settings.var_path
     placeholder.mkdir(parents=True, exist_ok=True)
+    provider = UserStorageProvider(str(placeholder))
     config = {
         "mount_path": MOUNT,
-        "provider_mapping": {"/": UserStorageProvider(str(placeholder))},
+        "provider_mapping": {"/": provider},
         "http_authenticator": {"domain_controller": AppPasswordController,
                                "accept_basic": True, "accept_digest": False,
                                "default_to_digest": False, "trusted_auth_header": None},
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, QuotaGuard, WsgiDavDirBrowser,
-                             RequestResolver],
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, QuotaGuard, GiveToOwner,
+                             WsgiDavDirBrowser, RequestResolver],
         # GET on a folder: a plain listing (clients HEAD folders to see that they exist)
         "dir_browser": {"enable": True, "icon": False, "response_trailer": "",
                         "show_user": True, "davmount": True, "davmount_links": False,
@@ -96,6 +98,7 @@ def make_dav_app(rt: Runtime) -> Any:
         "logging": {"enable": False},
         "suppress_version_info": True,
         "daaas_runtime": rt,
+        "daaas_provider": provider,
     }
     return WsgiDAVApp(config)
 
@@ -193,6 +196,33 @@ class QuotaGuard(BaseMiddleware):  # type: ignore[misc]
                 return [body]
             environ["wsgi.input"] = _Limited(environ["wsgi.input"], room)
         result: Iterable[bytes] = self.next_app(environ, start_response)
+        return result
+
+
+class GiveToOwner(BaseMiddleware):  # type: ignore[misc]
+    """After a PUT, MKCOL, COPY or MOVE, makes what it wrote owned by the storage's owner (the
+    user's account, when the portal runs as root), so their desktops can use it."""
+
+    WRITES = {"PUT", "MKCOL", "COPY", "MOVE"}
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterable[bytes]:
+        result: Iterable[bytes] = self.next_app(environ, start_response)
+        root = environ.get(ROOT_KEY)
+        if root and environ.get("REQUEST_METHOD") in self.WRITES:
+            result = list(result)  # the write is done once the body is produced
+            provider: UserStorageProvider = self.config["daaas_provider"]
+            written = [environ.get("PATH_INFO", "")]
+            destination = environ.get("HTTP_DESTINATION", "")
+            if destination:
+                written = [urlsplit(destination).path.removeprefix(MOUNT)]
+            for location in written:
+                try:
+                    files.give_to_owner(Path(root), Path(provider._loc_to_file_path(
+                        unquote(location), environ)))
+                except (OSError, DAVError) as exc:
+                    log.warning("WebDAV: could not give %s to the storage's owner: %s",
+                                location[:200], exc)
         return result
 
 

@@ -38,13 +38,14 @@ PACKAGES = {
     "openbox": "openbox",
     "pcmanfm": "pcmanfm",
     "xterm": "xterm",
+    "xauth": "xauth",
 }
 WINDOW_MANAGER = ["openbox", "--sm-disable"]
 DESKTOPS: dict[str, list[str]] = {
     "pcmanfm": ["pcmanfm", "--desktop", "--profile", "daaas"],
     "none": [],
 }
-BASE_PROGRAMS = ("Xvnc", "vncpasswd", "openbox")
+BASE_PROGRAMS = ("Xvnc", "vncpasswd", "xauth", "openbox")
 
 PCMANFM_DESKTOP = """[*]
 wallpaper_mode=color

@@ -1,8 +1,9 @@
 """LocalProvider: each machine is a real desktop session (Xvnc + openbox + pcmanfm) on this host.
 
 The embedded default: no cloud, one host. A session's folder name is the machine id, so a
-restarted portal (or worker) finds what it started. Sessions run as the portal's own user for
-now; ``LaunchSpec.uid``/``gid`` are kept for when user storage brings real per-user accounts.
+restarted portal (or worker) finds what it started. Every session runs as its user's own POSIX
+account (``LaunchSpec.username``/``uid``/``gid``; see
+:mod:`daaas.portal.providers.local.accounts`), or, in single-user mode only, as the portal's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from daaas.portal.providers.errors import (
 )
 from daaas.portal.providers.local import desktop as desk
 from daaas.portal.providers.local import session, start
+from daaas.portal.providers.local.accounts import (
+    SessionAccount,
+    isolation_notice,
+    session_account,
+)
 from daaas.portal.providers.local.desktop import detach
 from daaas.portal.providers.local.session import (
     SessionPaths,
@@ -50,8 +56,10 @@ class LocalProvider(Provider):
 
     def __init__(self, var_dir: str | Path = "var", max_sessions: int = 8,
                  desktop: str = "pcmanfm", first_display: int = 10, last_display: int = 99,
-                 start_timeout: float = 15.0, stop_grace: float = 3.0) -> None:
+                 start_timeout: float = 15.0, stop_grace: float = 3.0,
+                 single_user_mode: bool = False) -> None:
         self.sessions_dir = Path(var_dir).resolve() / "sessions"
+        self.single_user_mode = single_user_mode
         self.max_sessions = max_sessions
         self.desktop = desktop
         self.programs = desk.required_programs(desktop)
@@ -62,26 +70,32 @@ class LocalProvider(Provider):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalProvider:
-        """Return the provider of ``var_dir`` and ``local_max_sessions``. Raises nothing."""
-        return cls(var_dir=settings.var_dir, max_sessions=settings.local_max_sessions)
+        """Return the provider of ``var_dir``, ``local_max_sessions`` and
+        ``local_single_user_mode``. Raises nothing."""
+        return cls(var_dir=settings.var_dir, max_sessions=settings.local_max_sessions,
+                   single_user_mode=settings.local_single_user_mode)
 
     def launch(self, spec: LaunchSpec) -> None:
         """Start the session, or finish/keep the one already there under this id.
 
         Returns once Xvnc serves, the window manager runs and it manages the desktop's window.
-        A failed launch leaves no process and no password file behind. Raises
-        MissingSystemPackages, CapacityExhausted (slots, displays, or a GPU asked for),
-        LaunchFailed (bad id or geometry, a program that cannot start).
+        Every program runs as the user's own account (made now if missing). A failed launch
+        leaves no process and no password file behind. Raises MissingSystemPackages,
+        CapacityExhausted (slots, displays, or a GPU asked for), LaunchFailed (bad id or
+        geometry, a program that cannot start, an account that cannot be used: see
+        :func:`~daaas.portal.providers.local.accounts.session_account`).
         """
         paths = self._paths_or_fail(spec.machine_id)
         found = desk.check_programs(self.programs)
         with self._locked():
+            account = session_account(spec.username, spec.uid, spec.gid,
+                                      single_user_mode=self.single_user_mode)
             state = SessionState.load(paths.state)
             if state is None or not state.alive("xvnc"):
                 self._cleanup(spec.machine_id, remove_home=False)
-                state = self._start_server(spec, paths, found)
+                state = self._start_server(spec, paths, found, account)
             try:
-                self._start_desktop(state, paths)
+                self._start_desktop(state, paths, account)
             except BaseException:
                 self._cleanup(spec.machine_id, remove_home=False)  # a failed launch leaves
                 raise  # nothing running and no password behind
@@ -133,6 +147,11 @@ class LocalProvider(Provider):
             running = {mid for mid in recorded if session.alive(self.sessions_dir, mid)}
             return running | session.marked_ids(self.sessions_dir)
 
+    def notices(self) -> list[str]:
+        """Return the single-user or refusal notice when the portal does not run as root."""
+        notice = isolation_notice(self.single_user_mode)
+        return [notice] if notice else []
+
     def capacity(self) -> Capacity:
         """Return free session slots out of ``max_sessions``; no GPUs here (0)."""
         used = len(self.list_machine_ids())
@@ -140,13 +159,14 @@ class LocalProvider(Provider):
                         sessions_total=self.max_sessions)
 
     def connection_target(self, machine_id: str) -> ConnectionTarget:
-        """Return 127.0.0.1 and the session's VNC port. Raises MachineGone if not running."""
+        """Return the session's VNC Unix socket (no host, no port). Raises MachineGone if
+        not running."""
         paths = SessionPaths.of_or_none(self.sessions_dir, machine_id)
         state = SessionState.load(paths.state) if paths else None
         if state is None or not state.alive("xvnc"):
             raise MachineGone("This desktop is no longer running.",
                               f"local session {machine_id!r}: no running Xvnc")
-        return ConnectionTarget(host="127.0.0.1", vnc_port=state.port)
+        return ConnectionTarget(host="", vnc_port=0, vnc_socket=state.socket)
 
     def adopt_or_cleanup(self, known_ids: Collection[str],
                          remove_homes: bool = False) -> set[str]:
@@ -186,13 +206,13 @@ class LocalProvider(Provider):
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise launches/deletes across threads and across processes on one var dir."""
-        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        self.sessions_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         with self._lock, open(self.sessions_dir / ".lock", "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             yield
 
-    def _start_server(self, spec: LaunchSpec, paths: SessionPaths,
-                      found: dict[str, str]) -> SessionState:
+    def _start_server(self, spec: LaunchSpec, paths: SessionPaths, found: dict[str, str],
+                      account: SessionAccount) -> SessionState:
         if spec.environment.gpu == "required":
             raise CapacityExhausted("This environment needs a GPU; this server has none.")
         if len(self.list_machine_ids()) >= self.max_sessions:
@@ -200,30 +220,35 @@ class LocalProvider(Provider):
                 "All desktop slots on this server are in use; try again when one is free.",
                 f"local: {self.max_sessions} sessions running")
         try:
-            start.prepare_files(paths, spec, found["vncpasswd"])
+            start.prepare_files(paths, spec, found["vncpasswd"], account)
             display, xvnc = start.start_xvnc(
                 paths, self.sessions_dir, spec.machine_id, xvnc=found["Xvnc"],
+                xauth=found["xauth"], account=account,
                 displays=self.displays, geometry=spec.geometry,
                 title=spec.environment.title,
                 timeout=self.start_timeout)
         except BaseException:
             self._cleanup(spec.machine_id, remove_home=False)  # no password left lying around
             raise
-        state = SessionState(spec.machine_id, display, start.VNC_BASE_PORT + display,
-                             self.desktop, {"xvnc": xvnc})
+        state = SessionState(spec.machine_id, display, str(paths.vnc_socket), self.desktop,
+                             {"xvnc": xvnc})
         state.save(paths.state)
         return state
 
-    def _start_desktop(self, state: SessionState, paths: SessionPaths) -> None:
-        env = start.session_env(paths, self.sessions_dir, state.machine_id, state.display)
+    def _start_desktop(self, state: SessionState, paths: SessionPaths,
+                       account: SessionAccount) -> None:
+        env = start.session_env(paths, self.sessions_dir, state.machine_id, state.display,
+                                account)
         if "wm" not in state.procs:
-            state.procs["wm"] = start.start_program(paths, env, "wm", desk.WINDOW_MANAGER)
+            state.procs["wm"] = start.start_program(paths, env, "wm", desk.WINDOW_MANAGER,
+                                                    account)
             state.save(paths.state)
         desktop = desk.DESKTOPS[state.desktop]
         if desktop and "desktop" not in state.procs:
             start.wait_for_window_manager(paths, state.display, state.procs["wm"],
                                           self.start_timeout)
-            state.procs["desktop"] = start.start_desktop(paths, env, state.display, desktop)
+            state.procs["desktop"] = start.start_desktop(paths, env, state.display, desktop,
+                                                         account)
             state.save(paths.state)
 
     def _cleanup(self, machine_id: str, remove_home: bool) -> None:
@@ -242,5 +267,4 @@ class LocalProvider(Provider):
         if remove_home:
             shutil.rmtree(paths.root, ignore_errors=True)
             return
-        for leftover in (paths.state, paths.password):
-            leftover.unlink(missing_ok=True)
+        paths.state.unlink(missing_ok=True)

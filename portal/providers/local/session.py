@@ -1,11 +1,14 @@
 """One local desktop session on disk: its folder, state file, VNC password, X display files,
 and what they say about the session's state (including its "stopped" mark).
 
-Layout of ``<var_dir>/sessions/<machine_id>/``: ``home/`` (the session's HOME, with Desktop
-launchers), ``vncpasswd`` (obfuscated by ``vncpasswd -f``, mode 600), ``state.json`` (display,
-port, processes), ``logs/`` (one log per program). The session's XDG_RUNTIME_DIR is kept
-apart, under a short private folder in /tmp: programs put UNIX sockets there (pcmanfm's
-single-instance socket), and a socket's path holds at most 107 bytes however deep var_dir is.
+Layout of ``<var_dir>/sessions/<machine_id>/`` (mode 0711, the portal's): ``home/`` (the
+session's HOME with Desktop launchers, owned by the session's account, 0700), ``state.json``
+(display, socket, processes; 0600) and ``logs/`` (one log per program; 0700). The session's
+XDG_RUNTIME_DIR (:attr:`SessionPaths.run`) is kept apart, under a short folder in /tmp, and
+owned by the session's account: programs put UNIX sockets there (pcmanfm's single-instance
+socket, Xvnc's VNC socket ``vnc.sock``), and a socket's path holds at most 107 bytes however
+deep var_dir is. It also holds the session's obfuscated VNC password (``vncpasswd``) and X
+cookie (``Xauthority``), which Xvnc, running as the session's account, reads.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
 import subprocess
 import tempfile
@@ -76,8 +80,19 @@ class SessionPaths:
 
     @property
     def password(self) -> Path:
-        """The obfuscated VNC password file."""
-        return self.root / "vncpasswd"
+        """The obfuscated VNC password file (in the runtime folder)."""
+        return self.run / "vncpasswd"
+
+    @property
+    def vnc_socket(self) -> Path:
+        """The Unix socket on which the session's Xvnc serves VNC (no TCP port)."""
+        return self.run / "vnc.sock"
+
+    @property
+    def xauthority(self) -> Path:
+        """The X cookie file of the session's display (Xvnc's ``-auth``, its programs'
+        XAUTHORITY)."""
+        return self.run / "Xauthority"
 
     @property
     def logs(self) -> Path:
@@ -90,18 +105,28 @@ class SessionPaths:
         SHA-256>``, short whatever the session folder's path (see the module's docstring)."""
         return RUNTIME_ROOT / hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
 
-    def prepare(self) -> None:
-        """Create the folders (private to the portal's user). Raises OSError, also when
-        RUNTIME_ROOT exists but is not a private folder of this user (a link, another owner,
-        open to others)."""
-        for folder in (self.root, self.home, self.logs):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        RUNTIME_ROOT.mkdir(mode=0o700, exist_ok=True)
+    def prepare(self, uid: int, gid: int) -> None:
+        """Create the folders: the session folder and ``logs/`` the portal's, ``home/`` and
+        the runtime folder owned by ``uid``/``gid`` (the session's account), 0700.
+
+        Raises OSError, also when RUNTIME_ROOT exists but is not a folder of this process's
+        user closed to writes by others (a link, another owner, group- or world-writable).
+        """
+        self.root.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o711, exist_ok=True)
+        self.logs.mkdir(mode=0o700, exist_ok=True)
+        RUNTIME_ROOT.mkdir(mode=0o711, exist_ok=True)
         found = os.lstat(RUNTIME_ROOT)
         if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() \
-                or found.st_mode & 0o077:
-            raise OSError(f"{RUNTIME_ROOT} is not a folder private to this user")
-        self.run.mkdir(mode=0o700, exist_ok=True)
+                or found.st_mode & 0o066:
+            raise OSError(f"{RUNTIME_ROOT} is not a folder of this user closed to others")
+        if stat.S_IMODE(found.st_mode) != 0o711:
+            os.chmod(RUNTIME_ROOT, 0o711)  # the sessions' accounts pass through to their own
+        for folder in (self.home, self.run):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)
+            if (uid, gid) != (os.getuid(), os.getgid()):
+                os.chown(folder, uid, gid)
 
     def log_tail(self, program: str, lines: int = 15) -> str:
         """Return the last lines of ``logs/<program>.log`` (empty if there is none)."""
@@ -118,7 +143,7 @@ class SessionState:
 
     machine_id: str
     display: int
-    port: int
+    socket: str
     desktop: str
     procs: dict[str, ProcRef] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
@@ -131,7 +156,9 @@ class SessionState:
     def save(self, path: Path) -> None:
         """Write the state atomically (readers never see half a file). Raises OSError."""
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=1))
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(json.dumps(asdict(self), indent=1))
         os.replace(temporary, path)
 
     @classmethod
@@ -145,8 +172,10 @@ class SessionState:
             return None
 
 
-def write_password(paths: SessionPaths, password: str, vncpasswd: str) -> None:
-    """Store the VNC password obfuscated by ``vncpasswd -f``, mode 600, atomically.
+def write_password(paths: SessionPaths, password: str, vncpasswd: str, uid: int,
+                   gid: int) -> None:
+    """Store the VNC password obfuscated by ``vncpasswd -f``, mode 600 and owned by the
+    session's account (Xvnc reads it as that account), atomically.
 
     Raises LaunchFailed if vncpasswd fails. The password itself is never logged or raised.
     """
@@ -159,7 +188,36 @@ def write_password(paths: SessionPaths, password: str, vncpasswd: str) -> None:
         temporary.unlink(missing_ok=True)
         raise LaunchFailed("The desktop's password could not be set up.",
                            f"vncpasswd -f exited {result.returncode}: {result.stderr[-300:]!r}")
+    give(temporary, uid, gid)
     os.replace(temporary, paths.password)
+
+
+def write_xauthority(paths: SessionPaths, display: int, xauth: str, uid: int, gid: int) -> None:
+    """Write a fresh MIT-MAGIC-COOKIE-1 for ``:display`` into the session's Xauthority file
+    (mode 600, owned by the session's account). Xvnc (``-auth``) admits only X clients that
+    show it, so no other account on this host can reach the session's display.
+
+    Raises LaunchFailed if xauth fails. The cookie is never logged.
+    """
+    paths.xauthority.unlink(missing_ok=True)
+    os.close(os.open(paths.xauthority, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    cookie = secrets.token_hex(16)
+    result = subprocess.run([xauth, "-q", "-f", str(paths.xauthority), "add", f":{display}",
+                             ".", cookie], capture_output=True, text=True, timeout=10,
+                            check=False)
+    if result.returncode != 0:
+        raise LaunchFailed("The desktop's display could not be secured.",
+                           f"xauth add :{display} exited {result.returncode}: "
+                           f"{result.stderr.strip()[-300:]}")
+    give(paths.xauthority, uid, gid)
+
+
+def give(path: Path, uid: int, gid: int) -> None:
+    """Make ``path`` (never a link it names) owned by ``uid``/``gid`` unless it already is.
+    Raises OSError."""
+    found = os.lstat(path)
+    if (found.st_uid, found.st_gid) != (uid, gid):
+        os.lchown(path, uid, gid)
 
 
 def lock_owner(display: int) -> int | None:
