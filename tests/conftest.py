@@ -42,6 +42,21 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's per-test folder, which other accounts may pass through (o+x, no listing).
+
+    pytest makes its folders 0700; local desktops run as their users' own accounts when the
+    tests run as root, and must reach their homes and storage in a var_dir below it.
+    """
+    if os.geteuid() == 0:
+        for folder in (tmp_path, *tmp_path.parents):
+            if folder == Path(tempfile.gettempdir()):
+                break
+            folder.chmod(folder.stat().st_mode | 0o001)
+    return tmp_path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _provider_doubles() -> Iterator[None]:
     """Make the provider doubles (tests.support.providers: "memory", "failing", …) choosable in

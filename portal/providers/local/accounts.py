@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from daaas.portal.providers.errors import LaunchFailed
 
@@ -102,6 +103,20 @@ def session_account(username: str, uid: int, gid: int, *,
         "and local_single_user_mode is off. Run the portal as root, or set "
         "local_single_user_mode = true on a one-person workstation (desktops then run as the "
         "portal's own account, not isolated).")
+
+
+def check_reachable(folder: Path) -> None:
+    """Check that other accounts may pass through every folder above ``folder`` (a session's
+    home, a user's storage): desktops run as their users' accounts and reach their homes
+    there. Returns None; raises LaunchFailed naming the first folder that shuts them out."""
+    for parent in folder.resolve().parents:
+        if not os.stat(parent).st_mode & 0o001:
+            raise LaunchFailed(
+                "Desktops cannot be started on this server; ask the facility's administrator.",
+                f"{parent} (above {folder}) does not let other accounts pass through (no o+x):"
+                " each desktop runs as its user's own account and must reach its home and "
+                "storage under var_dir. Put var_dir somewhere others can pass through (e.g. "
+                f"/var/lib/daaas) or run `chmod o+x {parent}`.")
 
 
 def ensure_account(username: str, uid: int, gid: int) -> SessionAccount:

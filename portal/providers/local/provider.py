@@ -33,6 +33,7 @@ from daaas.portal.providers.local import desktop as desk
 from daaas.portal.providers.local import session, start
 from daaas.portal.providers.local.accounts import (
     SessionAccount,
+    check_reachable,
     isolation_notice,
     session_account,
 )
@@ -90,6 +91,8 @@ class LocalProvider(Provider):
         with self._locked():
             account = session_account(spec.username, spec.uid, spec.gid,
                                       single_user_mode=self.single_user_mode)
+            if account.switch:
+                check_reachable(self.sessions_dir)
             state = SessionState.load(paths.state)
             if state is None or not state.alive("xvnc"):
                 self._cleanup(spec.machine_id, remove_home=False)

@@ -32,6 +32,7 @@ from daaas.portal.providers.errors import CapacityExhausted, LaunchFailed
 from daaas.portal.providers.local.accounts import SESSION_SHELL, SessionAccount
 from daaas.portal.providers.local.desktop import (
     attach,
+    mountpoints_below,
     write_desktop_config,
     write_folder_links,
     write_launchers,
@@ -170,9 +171,10 @@ def give_home(home: Path, account: SessionAccount) -> None:
     Raises OSError."""
     if not account.switch:
         return
+    mounted = set(mountpoints_below(home))  # bind mounts: os.path.ismount misses same-disk ones
     give(home, account.uid, account.gid)
     for folder, folders, files in os.walk(home):
-        folders[:] = [name for name in folders if not os.path.ismount(Path(folder) / name)]
+        folders[:] = [name for name in folders if Path(folder) / name not in mounted]
         for name in (*folders, *files):
             give(Path(folder) / name, account.uid, account.gid)
 
