@@ -2,7 +2,8 @@
 
 A blank disk stands in for the image: the host's cloud kernel starts and waits for a root
 filesystem that never comes, which keeps QEMU running, enough to test launch, idempotence,
-the forwarded VNC port, poll, delete and adoption. Skipped when QEMU is not installed.
+the forwarded VNC port (listening on 127.0.0.1 only), poll, delete and adoption. Skipped
+when QEMU is not installed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from daaas.portal.backends import BackendUnavailable
@@ -78,6 +80,8 @@ def test_launch_is_idempotent_forwards_vnc_and_delete_removes_everything(
     assert b"restrict=on" in netdev
     assert f"hostfwd=tcp:127.0.0.1:{target.vnc_port}-:5901".encode() in netdev
     assert b"guestfwd=tcp:10.0.2.100:80-cmd:" in netdev
+    # the VM's VNC is reachable from this host's loopback only: QEMU listens on nothing else
+    assert _listening(_pid(folder)) == {("127.0.0.1", target.vnc_port)}
 
     provider.delete(launch.machine_id)
     provider.delete(launch.machine_id)  # already gone is success
@@ -149,6 +153,18 @@ def _cmdline(pid: int) -> list[bytes]:
         assert time.monotonic() < deadline, f"pid {pid} shows no command line"
         time.sleep(0.01)
     return arguments.split(b"\0")
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """Return the (address, port) of every TCP socket the process listens on, waiting up to
+    5 s for the first (QEMU opens its forwards while it starts)."""
+    deadline = time.monotonic() + 5
+    while True:
+        found = {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN}
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def _pid(folder: Path) -> int:

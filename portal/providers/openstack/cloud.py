@@ -44,7 +44,8 @@ BAD_USER_DATA = ("The start-up configuration of this machine was refused by the 
                  "large or malformed). Tell the portal administrators; retrying will not help.")
 REDACTED = "<user_data redacted>"
 _ECHO = re.compile(r"(user_data\.?\s*Value:\s*).*", re.IGNORECASE | re.DOTALL)
-_QUOTA_WHAT = re.compile(r"Quota exceeded for ([a-z_, ]+?)[:.]", re.IGNORECASE)
+_QUOTA_WHAT = re.compile(r"Quota exceeded for (?:resources: \[([^\]]*)\]|([a-z_, ]+?)[:.])",
+                         re.IGNORECASE)  # Neutron names a list of resources, Nova a phrase
 
 
 def machine_tag(machine_id: str) -> str:
@@ -94,10 +95,10 @@ def translate(error: BaseException, action: str, secrets: Iterable[str | None] =
     if isinstance(error, ksa_exc.Unauthorized) or status == 401:
         return ProviderUnavailable("The portal's cloud credentials were refused. Tell the portal "
                                    "administrators (check clouds.yaml).", log)
-    if status == 403 and "quota exceeded" in message.lower():
+    if status in (403, 409) and "quota exceeded" in message.lower():  # Nova 403, Neutron 409
         found = _QUOTA_WHAT.search(message)
-        return CapacityExhausted(QUOTA.format(what=(found.group(1) if found else "resources")
-                                              .strip()), log)
+        what = (found.group(1) or found.group(2)).replace("'", "") if found else "resources"
+        return CapacityExhausted(QUOTA.format(what=what.strip()), log)
     if status == 400 and "user_data" in message:
         return LaunchFailed(BAD_USER_DATA, log)
     if isinstance(error, os_exc.SDKException):

@@ -5,6 +5,10 @@ metadata with the machine id and owner, so a restarted worker finds what it crea
 is idempotent) and an administrator can tell whose a server is. ``poll`` is ONE list call
 filtered by the portal's tag. Credentials live in clouds.yaml (a password or, better, an
 application credential), never in the portal's configuration.
+
+With ``vnc_proxy_cidrs`` (the setting ``openstack_vnc_proxy_cidr``) every server gets a security
+group of its own letting its VNC port in from those prefixes only (:mod:`.secgroups`): made
+before the server, deleted after it, swept with the orphans at start-up.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from daaas.portal.providers.errors import (
     ProviderError,
     ProviderUnavailable,
 )
+from daaas.portal.providers.openstack import secgroups
 from daaas.portal.providers.openstack.cloud import (
     GPU_KEY,
     MACHINE_KEY,
@@ -67,7 +72,7 @@ class OpenStackProvider(Provider):
                  access_mode: AccessMode = "direct", floating_network: str = "",
                  key_name: str = "", gpu_resource_class: str = "VGPU",
                  gpu_static_free: int = -1, server_tag: str = "daaas",
-                 delete_timeout: float = 120.0) -> None:
+                 delete_timeout: float = 120.0, vnc_proxy_cidrs: Sequence[str] = ()) -> None:
         if not cloud:
             raise ValueError("openstack_cloud must name a cloud in clouds.yaml")
         if access_mode not in ("direct", "floating", "proxy"):
@@ -77,6 +82,7 @@ class OpenStackProvider(Provider):
         self.floating_network, self.key_name = floating_network, key_name
         self.gpu_resource_class, self.gpu_static_free = gpu_resource_class, gpu_static_free
         self.server_tag, self.delete_timeout = server_tag, delete_timeout
+        self.vnc_proxy_cidrs = [] if network == "none" else list(vnc_proxy_cidrs)
         self._conn: Any = None
         self._lock = threading.Lock()
 
@@ -84,9 +90,12 @@ class OpenStackProvider(Provider):
     def from_settings(cls, settings: Settings) -> OpenStackProvider:
         """Return the provider of the ``openstack_*`` settings.
 
-        Raises ValueError when openstack_cloud is empty or the access mode is unknown.
+        Raises ValueError when openstack_cloud is empty, the access mode is unknown, or
+        openstack_vnc_proxy_cidr is empty (with a network) or no address prefix.
         """
         groups = [g.strip() for g in settings.openstack_security_groups.split(",") if g.strip()]
+        cidrs = secgroups.parse_cidrs(settings.openstack_vnc_proxy_cidr,
+                                      settings.openstack_network)
         return cls(cloud=settings.openstack_cloud, network=settings.openstack_network,
                    security_groups=groups,
                    access_mode=settings.openstack_access_mode,
@@ -94,7 +103,7 @@ class OpenStackProvider(Provider):
                    key_name=settings.openstack_key_name,
                    gpu_resource_class=settings.openstack_gpu_resource_class,
                    gpu_static_free=settings.openstack_gpu_static_free,
-                   server_tag=settings.openstack_server_tag)
+                   server_tag=settings.openstack_server_tag, vnc_proxy_cidrs=cidrs)
 
     @property
     def connection(self) -> Any:
@@ -112,9 +121,11 @@ class OpenStackProvider(Provider):
     def launch(self, spec: LaunchSpec) -> None:
         """Create the server for ``spec.machine_id`` unless one carrying its tag exists.
 
-        Returns once Nova accepted the request. Raises CapacityExhausted (no GPU free, quota),
-        LaunchFailed (image or flavor missing, user_data refused) or ProviderUnavailable (cloud
-        unreachable, credentials refused).
+        With proxy prefixes, its VNC security group is made first and attached; when Nova
+        refuses the server the group is deleted again (after an unanswered request it is kept
+        for the retry, and ``delete`` removes it). Returns once Nova accepted the request.
+        Raises CapacityExhausted (no GPU free, quota), LaunchFailed (image or flavor missing,
+        user_data refused) or ProviderUnavailable (cloud unreachable, credentials refused).
         """
         encoded = base64.b64encode(spec.user_data).decode() if spec.user_data else None
         with translated(f"launch {spec.machine_id}", [encoded]):
@@ -125,12 +136,22 @@ class OpenStackProvider(Provider):
             if gpu and self.capacity().gpus_free == 0:
                 raise CapacityExhausted(NO_GPU, f"openstack: launch {spec.machine_id}: "
                                                 "no free GPU units")
-            self.connection.compute.create_server(
-                name=f"daaas-{spec.machine_id}", image_id=self._image(spec), flavor_id=flavor.id,
-                networks=self._networks(), user_data=encoded, tags=self._tags(spec.machine_id),
-                metadata={MACHINE_KEY: spec.machine_id, OWNER_KEY: spec.username,
-                          GPU_KEY: "1" if gpu else "0"},
-                **self._optional_args())
+            image, networks = self._image(spec), self._networks()
+            group = secgroups.ensure(self.connection.network, self.server_tag, spec.machine_id,
+                                     self.vnc_proxy_cidrs, VNC_PORT) \
+                if self.vnc_proxy_cidrs else None
+            try:
+                self.connection.compute.create_server(
+                    name=f"daaas-{spec.machine_id}", image_id=image, flavor_id=flavor.id,
+                    networks=networks, user_data=encoded, tags=self._tags(spec.machine_id),
+                    metadata={MACHINE_KEY: spec.machine_id, OWNER_KEY: spec.username,
+                              GPU_KEY: "1" if gpu else "0"},
+                    **self._optional_args(group))
+            except os_exc.HttpException as error:
+                if group is not None and error.status_code is not None \
+                        and error.status_code < 500:
+                    secgroups.discard(self.connection.network, group)
+                raise
 
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
         """Return every asked id's status from ONE server list call; GONE for missing ids.
@@ -149,10 +170,12 @@ class OpenStackProvider(Provider):
         return {mid: found.get(mid) or ProviderStatus(ProviderState.GONE) for mid in wanted}
 
     def delete(self, machine_id: str) -> None:
-        """Delete the machine's servers (and floating IPs the portal made); gone is success.
+        """Delete the machine's servers (and the floating IPs and VNC security group the portal
+        made for it); gone is success.
 
-        Never touches volumes or shares. Returns once Nova no longer lists them. Raises
-        ProviderUnavailable, or ProviderError if a server is still there after the timeout.
+        Never touches volumes or shares. Returns once Nova no longer lists the servers and the
+        group is deleted. Raises ProviderUnavailable, or ProviderError if a server is still
+        there after the timeout or Neutron refuses to delete the group (retried next call).
         """
         with translated(f"delete {machine_id}"):
             servers = self._servers(machine_id)
@@ -169,6 +192,25 @@ class OpenStackProvider(Provider):
                                         "the cloud; an administrator has to delete it.",
                                         f"openstack: server {server.id} still exists after "
                                         f"{self.delete_timeout}s") from None
+            if self.vnc_proxy_cidrs:
+                secgroups.delete(self.connection.network, self.server_tag, machine_id)
+
+    def adopt_or_cleanup(self, known_ids: Collection[str]) -> set[str]:
+        """Keep the servers the portal knows and delete every other one (see Provider), then
+        delete the VNC security groups of machines the portal does not know (left by a crash
+        between making a group and its server, or a delete cut short).
+
+        Returns the adopted ids. Raises ProviderUnavailable, ProviderError.
+        """
+        adopted = super().adopt_or_cleanup(known_ids)
+        if self.vnc_proxy_cidrs:
+            known = set(known_ids)
+            with translated("sweep VNC security groups"):
+                network = self.connection.network
+                for machine_id, group in list(secgroups.portal_groups(network, self.server_tag)):
+                    if machine_id not in known:
+                        network.delete_security_group(group, ignore_missing=True)
+        return adopted
 
     def stop(self, machine_id: str) -> None:
         """Shelve the machine's server: Nova snapshots its disk and offloads it from the host,
@@ -299,10 +341,13 @@ class OpenStackProvider(Provider):
                                "administrators.", f"openstack: network {self.network!r} not found")
         return [{"uuid": net.id}]
 
-    def _optional_args(self) -> dict[str, Any]:
+    def _optional_args(self, vnc_group: Any = None) -> dict[str, Any]:
         args: dict[str, Any] = {}
-        if self.security_groups:
-            args["security_groups"] = [{"name": g} for g in self.security_groups]
+        groups = [{"name": g} for g in self.security_groups]
+        if vnc_group is not None:  # by id: Neutron does not keep names unique
+            groups.append({"name": vnc_group.id})
+        if groups:
+            args["security_groups"] = groups
         if self.key_name:
             args["key_name"] = self.key_name
         return args

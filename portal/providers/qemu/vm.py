@@ -5,7 +5,8 @@ configured image), ``seed.img`` (a NoCloud seed with the portal's user-data), ``
 (the serial console), ``qemu.log`` (QEMU's own messages) and ``state.json`` (pid, its start
 time and the forwarded VNC port). The guest's only network is QEMU's user-mode network with
 ``restrict=on``: it reaches the portal through one forwarded address, and the host reaches its
-VNC server through one forwarded port on 127.0.0.1.
+VNC server through one forwarded port on 127.0.0.1 (nothing beyond this host can reach it: the
+counterpart of the OpenStack provider's per-machine VNC security group).
 """
 
 from __future__ import annotations
