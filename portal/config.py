@@ -129,8 +129,6 @@ class Settings(BaseModel):
     openstack_server_tag: str = Field("daaas", description="Nova tag on the portal's servers.")
     openstack_vnc_proxy_cidr: str = Field("", description="Where the desktop proxy reaches VMs "
                                           "from (CIDRs); each VM's VNC group; none: no group.")
-    openstack_vnc_proxy_cidr: str = Field("", description="Where the desktop proxy reaches VMs "
-                                          "from (CIDRs); each VM's VNC group; none: no group.")
     # QEMU provider (real VMs on this host)
     qemu_image: str = Field("", description="Disk image every QEMU machine boots (qcow2/raw).")
     qemu_kernel: str = Field("", description="Kernel; empty: newest /boot/vmlinuz-*-cloud-amd64.")
