@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -27,15 +26,25 @@ from daaas.portal.providers import (
     ProviderState,
 )
 from daaas.portal.providers.local import LocalProvider
-from daaas.portal.providers.local.session import display_free
+from daaas.portal.providers.local.session import SessionPaths, display_free
 from daaas.portal.providers.local.start import (
-    VNC_BASE_PORT,
     managed_windows,
     root_property_length,
     window_manager_running,
 )
 from tests.support.environments import make_environment
-from tests.support.local import DESKTOP, PASSWORD, port_open, session_processes, spec, wait_state
+from tests.support.local import (
+    DESKTOP,
+    PASSWORD,
+    display_of,
+    rfb_greeting,
+    session_processes,
+    socket_open,
+    spec,
+    vnc_socket,
+    wait_state,
+    xauthority_of,
+)
 
 if shutil.which("Xvnc") is None and not os.environ.get("CI"):
     pytest.skip("Xvnc is not installed (apt-get install tigervnc-standalone-server "
@@ -64,9 +73,9 @@ def test_launch_becomes_ready_and_speaks_rfb(provider: LocalProvider) -> None:
     provider.launch(spec("m1"))
     print(f"READY after {wait_state(provider, 'm1', ProviderState.READY):.2f}s of polling")
     target = provider.connection_target("m1")
-    assert target.host == "127.0.0.1" and 5900 < target.vnc_port < 6000
-    with socket.create_connection((target.host, target.vnc_port), timeout=5) as vnc:
-        assert re.fullmatch(rb"RFB 003\.00\d\n", vnc.recv(12))
+    assert target.vnc_socket and (target.host, target.vnc_port) == ("", 0)
+    assert os.stat(target.vnc_socket).st_mode & 0o777 == 0o600
+    assert re.fullmatch(rb"RFB 003\.00\d\n", rfb_greeting(target.vnc_socket))
     names = set(session_processes(provider.sessions_dir, "m1").values())
     assert {"Xvnc", "openbox"} <= names
     assert DESKTOP == "none" or "pcmanfm" in names
@@ -76,13 +85,15 @@ def test_launch_becomes_ready_and_speaks_rfb(provider: LocalProvider) -> None:
 
 def test_python_xlib_reads_what_the_launch_waits_for(provider: LocalProvider) -> None:
     provider.launch(spec("m1"))
-    display = provider.connection_target("m1").vnc_port - VNC_BASE_PORT
-    assert window_manager_running(display)
-    managed = managed_windows(display)
+    display, cookie = display_of(provider, "m1"), xauthority_of(provider, "m1")
+    assert window_manager_running(display, cookie)
+    managed = managed_windows(display, cookie)
     assert managed >= 1 if DESKTOP == "pcmanfm" else managed == 0
-    assert root_property_length(display, "_DAAAS_NEVER_SET") == 0
+    assert root_property_length(display, cookie, "_DAAAS_NEVER_SET") == 0
     unused = next(number for number in range(99, 10, -1) if display_free(number))
-    assert not window_manager_running(unused) and managed_windows(unused) == 0
+    assert not window_manager_running(unused, cookie) and managed_windows(unused, cookie) == 0
+    assert not window_manager_running(display, provider.sessions_dir / "no-cookie"), \
+        "the display must refuse a client without the session's cookie"
 
 
 def test_session_folder_holds_icons_password_and_state(provider: LocalProvider) -> None:
@@ -92,7 +103,9 @@ def test_session_folder_holds_icons_password_and_state(provider: LocalProvider) 
     assert "Exec=/cvmfs/ccp4.example.org/bin/coot\n" in coot.read_text()
     assert os.stat(coot).st_mode & 0o111, "launchers must be executable to be trusted"
     assert (root / "home" / "Desktop" / "daaas-ccp4-shell.desktop").exists()
-    assert os.stat(root / "vncpasswd").st_mode & 0o777 == 0o600
+    password = SessionPaths.of(provider.sessions_dir, "m1").password
+    assert password.parent == Path(vnc_socket(provider, "m1")).parent
+    assert os.stat(password).st_mode & 0o777 == 0o600
     xvnc = next(pid for pid, name in session_processes(provider.sessions_dir).items()
                 if name == "Xvnc")
     environ = (Path("/proc") / str(xvnc) / "environ").read_bytes().split(b"\0")
@@ -114,7 +127,7 @@ def test_launching_the_same_id_twice_leaves_one_xvnc(provider: LocalProvider,
 
 def test_delete_removes_every_process_and_closes_the_port(provider: LocalProvider) -> None:
     provider.launch(spec("m1"))
-    port = provider.connection_target("m1").vnc_port
+    vnc = vnc_socket(provider, "m1")
     root = provider.sessions_dir / "m1"
     # an application the user started that left the session's process group
     env = {**os.environ, "DAAAS_MACHINE_ID": "m1", "DAAAS_SESSIONS_DIR": str(provider.sessions_dir)}
@@ -124,7 +137,7 @@ def test_delete_removes_every_process_and_closes_the_port(provider: LocalProvide
     print(f"delete took {time.monotonic() - started:.2f}s")
     assert session_processes(provider.sessions_dir, "m1") == {}
     assert escapee.wait(timeout=5) == -signal.SIGTERM
-    assert not port_open(port)
+    assert not socket_open(vnc) and not Path(vnc).parent.exists()
     assert not root.exists()
     assert provider.poll(["m1"])["m1"].state is ProviderState.GONE
     with pytest.raises(MachineGone):
@@ -159,7 +172,7 @@ def test_restarted_portal_adopts_live_sessions_and_cleans_dead_ones(
         assert session_processes(provider.sessions_dir, machine_id) == {}
         assert restarted.poll([machine_id])[machine_id].state is ProviderState.GONE
         assert (provider.sessions_dir / machine_id / "home" / "Desktop").is_dir()  # kept
-        assert not (provider.sessions_dir / machine_id / "vncpasswd").exists()
+        assert not SessionPaths.of(provider.sessions_dir, machine_id).password.exists()
     assert restarted.list_machine_ids() == {"alive"}
 
 
@@ -171,7 +184,8 @@ def test_capacity_limit_and_gpu_requests(provider: LocalProvider) -> None:
         provider.launch(spec("d"))
     provider.launch(spec("a"))  # an existing id is not a new session
     provider.delete("c")
-    gpu = LaunchSpec("g", "alice", 1, 1, make_environment(gpu="required"), PASSWORD)
+    gpu = LaunchSpec("g", "alice", 20000, 20000, make_environment(gpu="required"),
+                     PASSWORD)
     with pytest.raises(CapacityExhausted) as raised:
         provider.launch(gpu)
     assert "GPU" in raised.value.user_message
@@ -182,7 +196,7 @@ def test_bad_geometry_fails_without_leaving_processes(provider: LocalProvider) -
         provider.launch(spec("m1", geometry="huge"))
     assert "screen size" in raised.value.user_message
     assert session_processes(provider.sessions_dir) == {}
-    assert not (provider.sessions_dir / "m1" / "vncpasswd").exists()
+    assert not SessionPaths.of(provider.sessions_dir, "m1").password.exists()
     assert provider.poll(["m1"])["m1"].state is ProviderState.GONE
 
 
@@ -193,7 +207,7 @@ def test_xvnc_that_dies_at_start_is_a_readable_launch_failure(provider: LocalPro
     assert "Couldn't add screen" in raised.value.log_message
     assert PASSWORD not in raised.value.log_message
     assert session_processes(provider.sessions_dir) == {}
-    assert not (provider.sessions_dir / "m1" / "vncpasswd").exists()
+    assert not SessionPaths.of(provider.sessions_dir, "m1").password.exists()
 
 
 def test_concurrent_launches_from_separate_portals_get_separate_displays(
@@ -214,8 +228,9 @@ def test_concurrent_launches_from_separate_portals_get_separate_displays(
         for thread in threads:
             thread.join(timeout=60)
         assert errors == []
-        ports = {local.connection_target("same-id").vnc_port for local in providers}
-        assert len(ports) == 3
+        displays = {display_of(local, "same-id") for local in providers}
+        sockets = {vnc_socket(local, "same-id") for local in providers}
+        assert len(displays) == len(sockets) == 3
         for local in providers:
             wait_state(local, "same-id", ProviderState.READY)
     finally:

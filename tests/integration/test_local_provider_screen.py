@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from daaas.portal.providers import LaunchSpec, ProviderState
 from daaas.portal.providers.local import LocalProvider
 from tests.support.environments import make_environment
+from tests.support.local import vnc_socket
 
 PASSWORD = "Pw4-vnc!"
 APPS = [{"name": f"app{number}", "terminal": False,
@@ -56,9 +57,17 @@ def vnc_response(password: str, challenge: bytes) -> bytes:
     return encryptor.update(challenge) + encryptor.finalize()
 
 
-def screenshot(port: int, password: str) -> tuple[int, int, bytes]:
+def connect(path: str) -> socket.socket:
+    """Open the desktop's VNC Unix socket (local desktops listen on no TCP port)."""
+    vnc = socket.socket(socket.AF_UNIX)
+    vnc.settimeout(10)
+    vnc.connect(path)
+    return vnc
+
+
+def screenshot(path: str, password: str) -> tuple[int, int, bytes]:
     """Return (width, height, 32-bit pixels) of the whole screen. Raises AuthFailed."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as vnc:
+    with connect(path) as vnc:
         assert recv_exact(vnc, 12).startswith(b"RFB 003.")
         vnc.sendall(b"RFB 003.008\n")
         types = recv_exact(vnc, recv_exact(vnc, 1)[0])
@@ -100,12 +109,12 @@ def provider(tmp_path: Path) -> Iterator[LocalProvider]:
     assert local.list_machine_ids() == set()
 
 
-def launch(provider: LocalProvider, machine_id: str) -> int:
+def launch(provider: LocalProvider, machine_id: str) -> str:
     environment = make_environment(name="sw", title="Software desktop", applications=APPS)
     provider.launch(LaunchSpec(machine_id, "alice", 20000, 20000, environment, PASSWORD,
                                "800x600"))
     assert provider.poll([machine_id])[machine_id].state is ProviderState.READY
-    return provider.connection_target(machine_id).vnc_port
+    return vnc_socket(provider, machine_id)
 
 
 def test_vnc_accepts_the_portal_password_only(provider: LocalProvider) -> None:
@@ -139,9 +148,9 @@ def test_screenshot_shows_the_desktop_with_icons(provider: LocalProvider) -> Non
     assert len(icons) > 20, f"only {len(icons)} colours where the icons should be"
 
 
-def click(port: int, x: int, y: int, double: bool = True) -> None:
+def click(path: str, x: int, y: int, double: bool = True) -> None:
     """Move the pointer to (x, y) and (double-)click button 1 through VNC."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as vnc:
+    with connect(path) as vnc:
         recv_exact(vnc, 12)
         vnc.sendall(b"RFB 003.008\n")
         recv_exact(vnc, recv_exact(vnc, 1)[0])
@@ -182,8 +191,9 @@ def test_double_clicking_an_icon_starts_its_application(provider: LocalProvider,
     environment = make_environment(name="sw", applications=[
         {"name": "sleeper", "command": cvmfs_program, "terminal": False,
          "icon": "utilities-terminal", "category": "Utility"}])
-    provider.launch(LaunchSpec("m1", "alice", 1, 1, environment, PASSWORD, "800x600"))
-    port = provider.connection_target("m1").vnc_port
+    provider.launch(LaunchSpec("m1", "alice", 20000, 20000, environment, PASSWORD,
+                               "800x600"))
+    port = vnc_socket(provider, "m1")
     marker = b"DAAAS_MACHINE_ID=m1\0"
     deadline = time.monotonic() + 20
     while not (started := [pid for pid in os.listdir("/proc") if pid.isdigit()

@@ -6,7 +6,6 @@ Skipped (with the reason) only where Xvnc is not installed and CI is unset; in C
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,16 @@ from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.providers import LaunchFailed, MachineGone, ProviderState
 from daaas.portal.providers.local import LocalProvider
-from tests.support.local import DESKTOP, port_open, session_processes, spec, wait_state
+from daaas.portal.providers.local.session import SessionPaths
+from tests.support.local import (
+    DESKTOP,
+    rfb_greeting,
+    session_processes,
+    socket_open,
+    spec,
+    vnc_socket,
+    wait_state,
+)
 from tests.support.machines import launch, machine, reconciler
 
 
@@ -31,32 +39,31 @@ def local(tmp_path: Path) -> Iterator[LocalProvider]:
     assert session_processes(provider.sessions_dir) == {}, "a test left session processes behind"
 
 
-def speaks_rfb(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as vnc:
-        return re.fullmatch(rb"RFB 003\.00\d\n", vnc.recv(12)) is not None
+def speaks_rfb(path: str) -> bool:
+    return re.fullmatch(rb"RFB 003\.00\d\n", rfb_greeting(path)) is not None
 
 
 def test_stop_ends_the_processes_keeps_the_home_and_start_brings_the_desktop_back(
         local: LocalProvider) -> None:
     local.launch(spec("m1"))
     wait_state(local, "m1", ProviderState.READY)
-    port = local.connection_target("m1").vnc_port
+    vnc = vnc_socket(local, "m1")
     home = local.sessions_dir / "m1" / "home"
     (home / "results.txt").write_text("refined model, cycle 12\n")
 
     local.stop("m1")
     assert session_processes(local.sessions_dir, "m1") == {}
-    assert not port_open(port)
+    assert not socket_open(vnc)
     assert local.poll(["m1"])["m1"].state is ProviderState.STOPPED  # not GONE, not ERROR
     assert local.list_machine_ids() == set() and local.capacity().sessions_free == 3
     with pytest.raises(MachineGone):
         local.connection_target("m1")
-    assert not (local.sessions_dir / "m1" / "vncpasswd").exists()
+    assert not SessionPaths.of(local.sessions_dir, "m1").password.exists()
     local.stop("m1")  # already stopped: success
 
     local.start(spec("m1"))
     wait_state(local, "m1", ProviderState.READY)
-    assert speaks_rfb(local.connection_target("m1").vnc_port)
+    assert speaks_rfb(vnc_socket(local, "m1"))
     assert (home / "results.txt").read_text() == "refined model, cycle 12\n"
     assert (home / "Desktop" / "daaas-coot.desktop").exists()
     names = list(session_processes(local.sessions_dir, "m1").values())
@@ -115,6 +122,6 @@ def test_the_reconciler_stops_and_starts_a_real_desktop(app: Flask, local: Local
         if machine(app, machine_id).state == "ready":
             break
     assert machine(app, machine_id).state == "ready"
-    assert speaks_rfb(local.connection_target(machine_id).vnc_port)
+    assert speaks_rfb(vnc_socket(local, machine_id))
     assert (home / "notes.txt").read_text() == "kept"
     local.delete(machine_id)

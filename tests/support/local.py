@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -66,3 +67,36 @@ def port_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def vnc_socket(provider: LocalProvider, machine_id: str) -> str:
+    """The Unix socket on which the session's Xvnc serves VNC (its ConnectionTarget)."""
+    path = provider.connection_target(machine_id).vnc_socket
+    assert path, "a local desktop is reached through a Unix socket"
+    return path
+
+
+def socket_open(path: str) -> bool:
+    """True if something accepts connections on the Unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(path) == 0
+
+
+def rfb_greeting(path: str) -> bytes:
+    """The first 12 bytes a VNC server on the Unix socket ``path`` sends (its RFB version)."""
+    with socket.socket(socket.AF_UNIX) as vnc:
+        vnc.settimeout(5)
+        vnc.connect(path)
+        return vnc.recv(12)
+
+
+def display_of(provider: LocalProvider, machine_id: str) -> int:
+    """The X display number of a running session (from its state file)."""
+    state = json.loads((provider.sessions_dir / machine_id / "state.json").read_text())
+    return int(state["display"])
+
+
+def xauthority_of(provider: LocalProvider, machine_id: str) -> Path:
+    """The session's X cookie file (XAUTHORITY of its programs)."""
+    return Path(vnc_socket(provider, machine_id)).parent / "Xauthority"
