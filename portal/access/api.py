@@ -20,17 +20,18 @@ blueprint = Blueprint("access_api", __name__, url_prefix="/api/v1")
 
 @blueprint.post("/machines/<machine_id>/access")
 def access(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Return 201 with a one-time desktop token, the websocket URL and the VNC password.
+    """Return 201 with a one-time desktop token and the websocket URL that spends it.
 
-    The password travels only in this JSON body (never in a URL or a log line) and the answer
-    is marked not to be stored. Raises AuthenticationRequired, NotFound, Conflict (machine not
-    ready) or MachineGone, answered as JSON errors.
+    No VNC password: the desktop proxy signs in to the VNC server itself and offers the
+    browser only RFB security type None. The answer is marked not to be stored. Raises
+    AuthenticationRequired, NotFound, Conflict (machine not ready) or MachineGone, answered as
+    JSON errors.
     """
     rt = runtime()
     grant = issue_desktop_token(db(), rt.settings, rt.provider, require_user(), machine_id,
                                 request_host=request.host)
     body = DesktopAccess(token=grant.token, websocket_url=grant.websocket_url,
-                         password=grant.password, expires_at=grant.expires_at.isoformat())
+                         expires_at=grant.expires_at.isoformat())
     return dump(body), 201, {"Cache-Control": "no-store"}
 
 

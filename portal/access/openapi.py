@@ -13,7 +13,7 @@ WHY = {"_403": "Not allowed (CSRF)",
        "_409": "Not possible now; the message says why"}
 PATHS: dict[str, Any] = {
     "/machines/{machine_id}/access": {"parameters": [MACHINE_ID], "post": {
-        "summary": "A fresh one-time desktop token, the websocket URL and the VNC password",
+        "summary": "A fresh one-time desktop token and the websocket URL that spends it",
         "responses": {"201": content(DesktopAccess, "Created (single use, short-lived)"),
                       **errors(401, 403, 404, 409, **WHY)}}},
     "/machines/{machine_id}/rdp": {"parameters": [MACHINE_ID], "get": {

@@ -1,11 +1,12 @@
-"""Start and stop the one websockify proxy that carries every browser desktop.
+"""Start and stop the one desktop proxy (websockify) that carries every browser desktop.
 
-``daaas serve`` calls :func:`start_proxy` once. websockify runs as a child process in its own
-process group, routes each websocket by its one-time ``?token=`` through
-:class:`daaas.portal.access.tokenplugin.DatabaseTokens`, and logs to
-``<var_dir>/log/websockify.log``.
-The database URL reaches it through a mode-600 file, never the command line, and the file is
-removed as soon as websockify has read it. websockify exits by itself if the process that
+``daaas serve`` calls :func:`start_proxy` once. The proxy (:mod:`daaas.portal.access.rfbproxy`,
+websockify with an RFB security proxy) runs as a child process in its own process group,
+spends each websocket's one-time ``?token=``, signs in to the machine's VNC server itself and
+offers the browser only RFB security type None. It logs to ``<var_dir>/log/websockify.log``.
+The database URL and the secret key reach it through a mode-600 file, never the command line
+or the environment (``DAAAS_*`` and ``OS_*`` variables are left out of its environment), and
+the file is removed as soon as the proxy listens. The proxy exits by itself if the process that
 started it dies without calling ``stop()``.
 """
 
@@ -23,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daaas import package_path
-from daaas.portal.config import Settings
+from daaas.portal.access.tokenplugin import ProxySecrets
+from daaas.portal.config import Settings, resolve_secret_key
 
-PLUGIN = "daaas.portal.access.tokenplugin.DatabaseTokens"
+PROXY_MODULE = "daaas.portal.access.rfbproxy"
+#: Environment variables the proxy does not get: the portal's settings and cloud credentials.
+PRIVATE_ENV_PREFIXES = ("DAAAS_", "OS_")
 LAUNCHER_ENV = "WEBSOCKIFY_LAUNCHER_PID"  # not DAAAS_*: settings reject unknown DAAAS_ keys
 #: The folder that holds the ``daaas`` package (the checkout, or site-packages).
 PROJECT_ROOT = package_path("daaas").parent
@@ -69,7 +73,10 @@ class ProxyProcess:
 
 def start_proxy(settings: Settings, database_url: str, *,
                 timeout: float = START_TIMEOUT) -> ProxyProcess:
-    """Start websockify on ``settings.host:settings.websockify_port``; return once it listens.
+    """Start the desktop proxy on ``settings.host:settings.websockify_port``; return once it
+    listens.
+
+    The proxy gets ``database_url`` and the portal's secret key through a mode-600 file.
 
     Returns the running :class:`ProxyProcess`. Raises ProxyError when the port is already
     taken, or when websockify exits or does not listen within ``timeout`` seconds (the message
@@ -81,7 +88,8 @@ def start_proxy(settings: Settings, database_url: str, *,
         raise ProxyError(_port_taken(host, port))
     log_dir = settings.var_path / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    source = write_source(settings.var_path, database_url)
+    source = write_source(settings.var_path,
+                          ProxySecrets(database_url, resolve_secret_key(settings)))
     log_file = log_dir / "websockify.log"
     offset = log_file.stat().st_size if log_file.exists() else 0
     proxy = ProxyProcess(_spawn(host, port, source, log_file), host, port, source, log_file,
@@ -91,30 +99,40 @@ def start_proxy(settings: Settings, database_url: str, *,
     except ProxyError:
         proxy.stop()
         raise
-    source.unlink()  # websockify read it when it built the token plugin, before listening
+    source.unlink()  # the proxy read it before it started listening
     return proxy
 
 
-def write_source(var_dir: Path, database_url: str) -> Path:
-    """Write the database URL to a new mode-600 file under ``var_dir``; return its path.
+def write_source(var_dir: Path, secrets: ProxySecrets) -> Path:
+    """Write the proxy's secrets (JSON) to a new mode-600 file under ``var_dir``; return its
+    path.
 
     Raises OSError when ``var_dir`` cannot be created or written.
     """
     var_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="websockify-", suffix=".source", dir=var_dir)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp creates it mode 600
-        handle.write(database_url + "\n")
+        handle.write(secrets.to_json() + "\n")
     return Path(name)
+
+
+def proxy_environment() -> dict[str, str]:
+    """Return the proxy's environment: the portal's, without its settings and cloud
+    credentials (``DAAAS_*``, ``OS_*``), with the launcher's pid and the project on
+    PYTHONPATH. Raises nothing.
+    """
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(PRIVATE_ENV_PREFIXES)}
+    env[LAUNCHER_ENV] = str(os.getpid())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
+                                                       env.get("PYTHONPATH")]))
+    return env
 
 
 def _spawn(host: str, port: int, source: Path, log_file: Path) -> subprocess.Popen[bytes]:
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    command = [sys.executable, "-m", "websockify", "--token-plugin", PLUGIN,
-               "--token-source", str(source), listen]
-    env = dict(os.environ)
-    env[LAUNCHER_ENV] = str(os.getpid())
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                       env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", PROXY_MODULE, "--source", str(source), listen]
+    env = proxy_environment()
     with log_file.open("ab") as log:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT,

@@ -1,11 +1,12 @@
 """One-time desktop tokens: the portal issues them, the websockify proxy consumes them.
 
-A token is 32 random bytes shown once to the browser; only its SHA-256 is stored, with the
-machine's VNC host and port. The proxy's token plugin (:mod:`daaas.portal.access.tokenplugin`)
-turns a
-token into that host and port exactly once, within ``access_token_ttl_seconds``, and only while
-the machine is ready. The VNC password is derived from the portal's secret key
-(:func:`daaas.portal.machines.secrets.vnc_password`), never stored.
+A token is 32 random bytes shown once to the browser; only its SHA-256 is stored, with where
+the machine's VNC server listens (a host and port, or a Unix socket on the portal's host). The
+desktop proxy (:mod:`daaas.portal.access.rfbproxy`) turns a token into that
+:class:`DesktopTarget` exactly once, within ``access_token_ttl_seconds``, and only while the
+machine is ready. The browser never receives the VNC password: the proxy derives it from the
+portal's secret key (:func:`daaas.portal.machines.secrets.vnc_password`) and signs in to the
+VNC server itself.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from sqlalchemy.orm import Session
 from daaas.portal.access.connection import TokenStore, connection
 from daaas.portal.access.urls import websocket_url
 from daaas.portal.auth.models import User
-from daaas.portal.config import Settings, resolve_secret_key
+from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict
 from daaas.portal.machines.models import AccessToken, Machine
-from daaas.portal.machines.secrets import token_digest, vnc_password
+from daaas.portal.machines.secrets import token_digest
 from daaas.portal.machines.service import get_machine
 from daaas.portal.machines.states import State
 from daaas.portal.providers.base import Provider
@@ -36,12 +37,37 @@ KEEP_USED_TOKENS = timedelta(days=1)
 
 @dataclass(frozen=True)
 class DesktopAccess:
-    """What the browser needs to open one desktop connection (``password`` is left out of repr)."""
+    """What the browser needs to open one desktop connection (the token is left out of repr).
+
+    It holds no VNC password: the desktop proxy signs in to the VNC server itself.
+    """
 
     token: str = field(repr=False)
     websocket_url: str = field(repr=False)
-    password: str = field(repr=False)
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DesktopTarget:
+    """Where a spent token leads: the machine and its VNC server.
+
+    ``socket_path`` (a Unix socket on the portal's host) wins when set; otherwise the proxy
+    connects to ``host:port``.
+    """
+
+    machine_id: str
+    host: str
+    port: int
+    socket_path: str | None = None
+
+    def describe(self) -> str:
+        """Return where the VNC server listens, for log lines (``unix:/path`` or ``host:port``).
+
+        Raises nothing.
+        """
+        if self.socket_path:
+            return f"unix:{self.socket_path}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def not_ready_message(machine: Machine) -> str | None:
@@ -80,10 +106,11 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
                         machine_id: str, *, request_host: str = "") -> DesktopAccess:
     """Issue a fresh one-time token for the machine's desktop.
 
-    Returns the raw token (shown only now), the websocket URL to open (token included), the
-    VNC password and the expiry. ``request_host`` (the host the browser used) helps build the
-    URL when neither ``websockify_url`` nor ``public_url`` is configured. Raises NotFound,
-    Conflict (machine not ready) or MachineGone (the provider lost it).
+    Returns the raw token (shown only now), the websocket URL to open (token included) and the
+    expiry; where the VNC server listens (host and port, or Unix socket) is stored with the
+    token for the proxy. ``request_host`` (the host the browser used) helps build the URL when
+    neither ``websockify_url`` nor ``public_url`` is configured. Raises NotFound, Conflict
+    (machine not ready) or MachineGone (the provider lost it).
     """
     machine = ready_machine(db, user, machine_id)
     target = provider.connection_target(machine.id)
@@ -91,17 +118,16 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
     expires_at = now + timedelta(seconds=settings.access_token_ttl_seconds)
     db.execute(delete(AccessToken).where(AccessToken.expires_at < now - KEEP_USED_TOKENS))
     db.add(AccessToken(machine_id=machine.id, user_id=user.id, secret_hash=token_digest(token),
-                       host=target.host, port=target.vnc_port, created_at=now,
-                       expires_at=expires_at))
+                       host=target.host, port=target.vnc_port,
+                       socket_path=target.vnc_socket, created_at=now, expires_at=expires_at))
     db.flush()
     log.info("desktop token issued to %s for machine %s", user.username, machine.id)
     return DesktopAccess(token=token, websocket_url=websocket_url(settings, token, request_host),
-                         password=vnc_password(resolve_secret_key(settings), machine.id),
                          expires_at=expires_at)
 
 
-def consume_token(store: TokenStore, token: str) -> tuple[str, int] | None:
-    """Spend ``token`` once; return its machine's (host, VNC port), or None if refused.
+def consume_token(store: TokenStore, token: str) -> DesktopTarget | None:
+    """Spend ``token`` once; return its machine and VNC server, or None if refused.
 
     One conditional UPDATE marks the token used only if it is unused, unexpired and its machine
     is ready; of any number of concurrent callers exactly one sees rowcount 1 (SQLite serialises
@@ -116,17 +142,19 @@ def consume_token(store: TokenStore, token: str) -> tuple[str, int] | None:
             AccessToken.secret_hash == digest, AccessToken.used_at.is_(None),
             AccessToken.expires_at > now, AccessToken.machine_id.in_(ready),
         ).values(used_at=now))
-        row = conn.execute(select(AccessToken.host, AccessToken.port, AccessToken.machine_id,
-                                  AccessToken.used_at, AccessToken.expires_at)
+        row = conn.execute(select(AccessToken.host, AccessToken.port, AccessToken.socket_path,
+                                  AccessToken.machine_id, AccessToken.used_at,
+                                  AccessToken.expires_at)
                            .where(AccessToken.secret_hash == digest)).first()
     if spent.rowcount == 1 and row is not None:
         log.info("desktop token for machine %s accepted", row.machine_id)
-        return row.host, row.port
+        return DesktopTarget(machine_id=row.machine_id, host=row.host, port=row.port,
+                             socket_path=row.socket_path)
     log.warning("desktop token refused: %s", _refusal(row, now))
     return None
 
 
-def _refusal(row: Row[str, int, str, datetime | None, datetime] | None,
+def _refusal(row: Row[str, int, str | None, str, datetime | None, datetime] | None,
              now: datetime) -> str:
     if row is None:
         return "unknown token"

@@ -1,23 +1,21 @@
-"""The websockify token plugin: one-time desktop tokens looked up in the portal's database.
+"""What the desktop proxy reads at start and asks per connection: its secrets (from a mode-600
+source file) and the one-time desktop tokens (in the portal's database).
 
-websockify loads it by dotted path::
-
-    python -m websockify --token-plugin daaas.portal.access.tokenplugin.DatabaseTokens \\
-        --token-source /path/to/file 127.0.0.1:6080
-
-and calls ``DatabaseTokens(src).lookup(token)`` for every new connection. ``src`` is the path
-of a mode-600 file holding the database URL (written by :mod:`daaas.portal.access.proxy`), so the
-URL
-and its password never appear in the process list.
+:mod:`daaas.portal.access.proxy` writes the source file, a small JSON object with the database
+URL and the portal's secret key, and starts :mod:`daaas.portal.access.rfbproxy` with its path,
+so neither secret appears in the process list or the environment. The proxy reads it once
+(:func:`read_source`) before it listens; the portal removes it as soon as the proxy listens.
 
 websockify handles each connection in a forked child process, so no database connection is
-kept across lookups: each lookup opens one, spends the token, and closes it. When the launcher
-names itself in ``WEBSOCKIFY_LAUNCHER_PID``, websockify stops once that process is gone, so a
-portal killed without cleaning up leaves no proxy behind.
+kept across lookups: each :meth:`DatabaseTokens.lookup` opens one, spends the token, and closes
+it. When the launcher names itself in ``WEBSOCKIFY_LAUNCHER_PID``, the proxy stops once that
+process is gone (:func:`exit_with_launcher`), so a portal killed without cleaning up leaves no
+proxy behind.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -25,9 +23,10 @@ import signal
 import stat
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from daaas.portal.access.service import consume_token
+from daaas.portal.access.service import DesktopTarget, consume_token
 from daaas.portal.db import make_engine
 
 log = logging.getLogger("daaas.tokenplugin")
@@ -36,26 +35,30 @@ TOKEN_IN_TEXT = re.compile(r"(token=)[^&'\s]+|(Token ')[^']*(')", re.IGNORECASE)
 
 
 class SourceFileError(RuntimeError):
-    """The token source file is missing, unreadable, empty or readable by others."""
+    """The source file is missing, unreadable, incomplete or readable by others."""
+
+
+@dataclass(frozen=True)
+class ProxySecrets:
+    """What the desktop proxy needs and nobody else may read (left out of repr)."""
+
+    database_url: str = field(repr=False)
+    secret_key: str = field(repr=False)
+
+    def to_json(self) -> str:
+        """Return the JSON text of the source file. Raises nothing."""
+        return json.dumps({"database_url": self.database_url, "secret_key": self.secret_key})
 
 
 class DatabaseTokens:
-    """websockify token plugin: ``lookup(token)`` spends a one-time token once.
+    """``lookup(token)`` spends a one-time desktop token once, in the portal's database."""
 
-    Built with the token source path; raises SourceFileError when that file is unusable, which
-    stops websockify at start with the reason.
-    """
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
 
-    def __init__(self, src: str) -> None:
-        self.source = src
-        self.database_url = read_source(Path(src))
-        redact_websockify_logs()
-        launcher = os.environ.get(LAUNCHER_ENV, "")
-        if launcher.isdigit():
-            exit_with_launcher(int(launcher))
-
-    def lookup(self, token: str) -> tuple[str, int] | None:
-        """Return the (host, port) the token opens, or None (unknown, used, expired, not ready).
+    def lookup(self, token: str) -> DesktopTarget | None:
+        """Return the machine and VNC server the token opens, or None (unknown, used, expired,
+        not ready).
 
         Raises nothing: database errors are logged (without the token) and refuse the
         connection.
@@ -63,7 +66,7 @@ class DatabaseTokens:
         engine = make_engine(self.database_url)
         try:
             return consume_token(engine, token)
-        except Exception as error:  # any failure refuses the connection; websockify goes on
+        except Exception as error:  # any failure refuses the connection; the proxy goes on
             log.error("desktop token check failed: %s: %s", type(error).__name__,
                       str(error).splitlines()[0] if str(error) else "")
             return None
@@ -71,22 +74,31 @@ class DatabaseTokens:
             engine.dispose()
 
 
-def read_source(path: Path) -> str:
-    """Return the database URL stored in ``path``.
+def read_source(path: Path) -> ProxySecrets:
+    """Return the database URL and secret key stored in ``path`` (JSON).
 
-    Raises SourceFileError if the file is missing, empty, or readable by group or others.
+    Raises SourceFileError if the file is missing, readable by group or others, not a JSON
+    object with both values, or empty.
     """
     try:
         mode = path.stat().st_mode
-        url = path.read_text(encoding="utf-8").strip()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise SourceFileError(f"cannot read the token source {path}: {error.strerror}") from None
+        raise SourceFileError(f"cannot read the proxy's source file {path}: "
+                              f"{error.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SourceFileError(f"the token source {path} must be readable by its owner only "
-                              "(chmod 600): it holds the database URL")
-    if not url:
-        raise SourceFileError(f"the token source {path} is empty; it must hold the database URL")
-    return url
+        raise SourceFileError(f"the proxy's source file {path} must be readable by its owner "
+                              "only (chmod 600): it holds the database URL and the secret key")
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, dict) or not all(
+            isinstance(values.get(key), str) and values[key]
+            for key in ("database_url", "secret_key")):
+        raise SourceFileError(f"the proxy's source file {path} must be a JSON object with "
+                              "database_url and secret_key")
+    return ProxySecrets(database_url=values["database_url"], secret_key=values["secret_key"])
 
 
 class _RedactTokens(logging.Filter):

@@ -89,7 +89,11 @@ class MachineEvent(Base):
 
 
 class AccessToken(Base):
-    """A one-time token that lets the websockify proxy open one desktop connection."""
+    """A one-time token that lets the websockify proxy open one desktop connection.
+
+    The desktop is reached at ``socket_path`` (a Unix socket on the portal's host) when it is
+    set, else at ``host:port``.
+    """
 
     __tablename__ = "access_tokens"
 
@@ -100,6 +104,7 @@ class AccessToken(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer)
+    socket_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,6 +1,7 @@
 """One-time desktop tokens on SQLite and PostgreSQL: issued only for the user's ready machine,
 spent exactly once (also under concurrency), refused when expired or when the machine is no
-longer ready; and the JSON API that hands them to the browser."""
+longer ready, leading to the machine's VNC server (TCP or Unix socket); and the JSON API that
+hands them to the browser, which never carries a VNC password."""
 
 from __future__ import annotations
 
@@ -16,14 +17,21 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
-from daaas.portal.access.service import DesktopAccess, consume_token, issue_desktop_token
+from daaas.portal.access.service import (
+    DesktopAccess,
+    DesktopTarget,
+    consume_token,
+    issue_desktop_token,
+)
 from daaas.portal.api.openapi import openapi_document
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.errors import Conflict, NotFound
 from daaas.portal.machines.models import AccessToken
 from daaas.portal.machines.secrets import vnc_password
+from daaas.portal.providers import ConnectionTarget
 from tests.support.access import make_machine, set_state
+from tests.support.rfb import VncTarget
 from tests.support.web import sign_in
 
 
@@ -40,9 +48,9 @@ def issue(app: Flask, username: str, machine_id: str) -> DesktopAccess:
                                    machine_id)
 
 
-def target_of(app: Flask, machine_id: str) -> tuple[str, int]:
+def target_of(app: Flask, machine_id: str) -> DesktopTarget:
     target = app.extensions["daaas"].provider.connection_target(machine_id)
-    return target.host, target.vnc_port
+    return DesktopTarget(machine_id, target.host, target.vnc_port, target.vnc_socket)
 
 
 def test_a_token_opens_its_machine_once(app: Flask) -> None:
@@ -54,17 +62,32 @@ def test_a_token_opens_its_machine_once(app: Flask) -> None:
     assert consume_token(app.extensions["daaas"].engine, grant.token) is None
 
 
-def test_only_the_hash_is_stored_and_the_grant_carries_the_derived_password(app: Flask) -> None:
+def test_only_the_hash_is_stored_and_the_grant_carries_no_password(app: Flask) -> None:
     machine_id = make_machine(app, "scientist")
     grant = issue(app, "scientist", machine_id)
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         row = db.scalars(select(AccessToken).where(AccessToken.machine_id == machine_id)).one()
         assert row.secret_hash == hashlib.sha256(grant.token.encode()).hexdigest()
-        assert grant.token not in str([row.secret_hash, row.host, row.port])
+        assert grant.token not in str([row.secret_hash, row.host, row.port, row.socket_path])
+        assert row.socket_path is None
         assert timedelta(0) < row.expires_at - utcnow() <= timedelta(seconds=60)
-    assert grant.password == vnc_password("test-secret-key", machine_id)
+    assert not hasattr(grant, "password")
+    assert vnc_password("test-secret-key", machine_id) not in repr(grant)
     assert grant.websocket_url == f"ws://127.0.0.1:6080/?token={grant.token}"
-    assert grant.password not in repr(grant) and grant.token not in repr(grant)
+    assert grant.token not in repr(grant)
+
+
+def test_a_desktop_on_a_unix_socket_is_reached_there(app: Flask) -> None:
+    machine_id = make_machine(app, "scientist")
+    socket_path = "/var/lib/daaas/sessions/m1/vnc.sock"
+    provider = VncTarget(ConnectionTarget(host="", vnc_port=0, vnc_socket=socket_path))
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        grant = issue_desktop_token(db, rt.settings, provider, get_user(db, "scientist"),
+                                    machine_id)
+    target = consume_token(rt.engine, grant.token)
+    assert target == DesktopTarget(machine_id, "", 0, socket_path)
+    assert target is not None and target.describe() == f"unix:{socket_path}"
 
 
 def test_an_expired_token_is_refused(app: Flask) -> None:
@@ -117,10 +140,10 @@ def test_no_token_before_the_machine_is_ready(app: Flask, state: str) -> None:
     assert f"not ready yet ({state})" in refused.value.user_message
 
 
-def _race(engine: Engine, token: str, threads: int) -> list[tuple[str, int] | None]:
+def _race(engine: Engine, token: str, threads: int) -> list[DesktopTarget | None]:
     """Spend ``token`` from ``threads`` threads released at the same moment; return results."""
     start = threading.Barrier(threads)
-    results: list[tuple[str, int] | None] = []
+    results: list[DesktopTarget | None] = []
 
     def spend() -> None:
         start.wait()
@@ -155,7 +178,8 @@ def _access_schema() -> dict[str, Any]:
     return {"$ref": "#/components/schemas/DesktopAccess", "components": doc["components"]}
 
 
-def test_api_issues_a_token_to_the_owner(app: Flask, client: FlaskClient) -> None:
+def test_api_issues_a_token_to_the_owner_and_no_password(app: Flask,
+                                                        client: FlaskClient) -> None:
     machine_id = make_machine(app, "scientist")
     sign_in(client, "scientist", "scientist-demo")
     response = client.post(f"/api/v1/machines/{machine_id}/access",
@@ -163,7 +187,11 @@ def test_api_issues_a_token_to_the_owner(app: Flask, client: FlaskClient) -> Non
     assert response.status_code == 201
     body = response.get_json()
     jsonschema.validate(body, _access_schema())
-    assert body["password"] == vnc_password("test-secret-key", machine_id)
+    assert set(body) == {"token", "websocket_url", "expires_at"}
+    assert "password" not in response.get_data(as_text=True).lower()
+    assert vnc_password("test-secret-key", machine_id) not in response.get_data(as_text=True)
+    assert "password" not in _access_schema()["components"]["schemas"]["DesktopAccess"][
+        "properties"]
     assert body["websocket_url"].endswith(f"?token={body['token']}")
     assert "no-store" in response.headers["Cache-Control"]
     assert consume_token(app.extensions["daaas"].engine, body["token"]) == \

@@ -43,6 +43,8 @@ def test_desktop_script_fetches_a_token_and_drives_rfb(client: FlaskClient) -> N
                    '"disconnect"', "access.websocket_url"):
         assert needed in script, needed
     assert "?password" not in script and "console.log" not in script
+    # the page never has a VNC password: the proxy signs in to the desktop itself
+    assert "access.password" not in script and "sendCredentials" not in script
 
 
 def test_desktop_page_of_another_users_machine_is_not_found(app: Flask,

@@ -2,8 +2,8 @@
 //
 // Every connection spends a fresh one-time token, so "reconnect" means: ask the portal for a
 // NEW token (POST .../access with the page's CSRF token), then connect again, waiting longer
-// after each failure. The VNC password arrives only in that JSON response body and is kept in
-// memory here: it is never put in a URL query string and never written to the console or a log.
+// after each failure. This page never has a VNC password: the portal's desktop proxy signs in
+// to the desktop itself and offers this viewer only RFB security type "None".
 
 const screen = document.getElementById("screen");
 const statusLine = document.getElementById("status");
@@ -20,6 +20,8 @@ let attempts = 0;
 let retryTimer = null;
 let leaving = false;
 let reconnectAtOnce = false;
+let gaveUp = false;         // set when retrying cannot help; Reconnect clears it
+let failure = "";           // why the desktop refused this connection, shown on disconnect
 
 function say(text, kind = "") {
     statusLine.textContent = text;
@@ -38,7 +40,7 @@ async function requestAccess() {
         error.status = response.status;
         throw error;
     }
-    return body;  // {token, websocket_url, password, expires_at}
+    return body;  // {token, websocket_url, expires_at}
 }
 
 async function connect() {
@@ -62,8 +64,7 @@ async function connect() {
 }
 
 function open(access) {
-    const credentials = { password: access.password };
-    rfb = new RFB(screen, access.websocket_url, { credentials });
+    rfb = new RFB(screen, access.websocket_url);
     rfb.resizeSession = true;   // resize=remote: the desktop follows the window's size
     rfb.scaleViewport = false;
     rfb.addEventListener("connect", () => {
@@ -76,15 +77,23 @@ function open(access) {
         if (reconnectAtOnce) {
             reconnectAtOnce = false;
             connect();
-        } else if (!leaving) {
-            retryLater(event.detail.clean ? "The desktop connection closed."
-                                          : "The desktop connection was lost.");
+        } else if (!leaving && !gaveUp) {
+            const reason = failure || (event.detail.clean ? "The desktop connection closed."
+                                                          : "The desktop connection was lost.");
+            failure = "";
+            retryLater(reason);
         }
     });
-    rfb.addEventListener("credentialsrequired", () => rfb.sendCredentials(credentials));
+    rfb.addEventListener("credentialsrequired", () => {
+        // The proxy offers only "None"; a password request means something else answered.
+        say("The desktop asked for a password, which this page never has. Ask the "
+            + "administrator to check the desktop proxy.", "bad");
+        gaveUp = true;
+        rfb.disconnect();
+    });
     rfb.addEventListener("securityfailure", (event) => {
-        say(`The desktop refused the sign-in: ${event.detail.reason || "no reason given"}.`,
-            "bad");
+        failure = event.detail.reason || "The desktop refused the connection.";
+        say(failure, "bad");
     });
     rfb.addEventListener("clipboard", (event) => { clipboard.value = event.detail.text; });
 }
@@ -102,6 +111,7 @@ function retryLater(reason) {
 
 function reconnectNow() {
     attempts = 0;
+    gaveUp = false;
     if (rfb) {
         reconnectAtOnce = true;  // the disconnect handler fetches a new token and connects
         rfb.disconnect();
