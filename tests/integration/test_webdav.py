@@ -4,6 +4,7 @@ passwords, per-user confinement, quota, and paths that try to escape."""
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 from base64 import b64encode
 from collections.abc import Iterator
@@ -217,3 +218,27 @@ def test_webdav_can_be_switched_off(settings_override: dict[str, Any]) -> None:
     answer = app.test_client().open("/dav/", method="PROPFIND")
     assert answer.status_code in (403, 404, 405) and "DAV" not in answer.headers
     app.extensions["daaas"].engine.dispose()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners change only when the portal runs as root")
+def test_what_webdav_writes_belongs_to_the_storage_owner(app: Flask, server: str,
+                                                          var: Path) -> None:
+    """The user's desktops run as their own account: a PUT, a new folder and a copied folder
+    are theirs, never root's."""
+    _id, secret = app_password(app, "scientist")
+    client = dav(server, "scientist", secret)
+    client.mkdir("results")
+    requests.put(f"{server}/dav/results/model.pdb", data=b"ATOM", auth=("scientist", secret),
+                 timeout=10).raise_for_status()
+    for method, source, target in (("COPY", "results", "results-copy"),
+                                   ("MOVE", "results-copy/model.pdb", "moved.pdb")):
+        requests.request(method, f"{server}/dav/{source}", auth=("scientist", secret),
+                         headers={"Destination": f"{server}/dav/{target}", "Depth": "infinity"},
+                         timeout=10).raise_for_status()
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        user = get_user(db, "scientist")
+        owner = (user.uid, user.gid)
+    storage = var / "storage" / "scientist"
+    for path in ("results", "results/model.pdb", "results-copy", "moved.pdb"):
+        found = (storage / path).stat()
+        assert (found.st_uid, found.st_gid) == owner, path
