@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from daaas.portal import create_app
 from tests.support.web import sign_in
 
 DAAAS = Path(sys.executable).with_name("daaas")
@@ -141,3 +142,31 @@ def test_password_from_stdin(settings_override: dict[str, Any], client: FlaskCli
     assert changed.returncode == 0, changed.stderr
     assert sign_in(client, "carol", "carol password one").status_code == 401
     assert sign_in(client, "carol", "carol-password-two").status_code == 302
+
+
+def test_serve_refuses_a_secret_key_others_can_read(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    var.mkdir()
+    key = var / "secret_key"
+    key.write_text("a-key-someone-else-may-have-read\n")
+    key.chmod(0o644)
+    result = daaas("serve", cwd=tmp_path, DAAAS_VAR_DIR=str(var), DAAAS_LOG_LEVEL="WARNING",
+                   DAAAS_START_WEBSOCKIFY="false", DAAAS_EMBEDDED_WORKER="false")
+    assert_one_error_line(result, f"The secret key file {key} is open to other users (mode 644)")
+    assert f"chmod 600 {key}" in result.stderr
+    assert key.stat().st_mode & 0o777 == 0o644, "refused, not silently changed"
+
+
+def test_the_portal_closes_its_var_dir(settings_override: dict[str, Any]) -> None:
+    """var_dir 0711; its database, secret key, logs and experiment data the portal's alone."""
+    var = Path(settings_override["var_dir"])
+    for folder in ("log", "experiments", "storage", "sessions"):
+        (var / folder).mkdir(mode=0o755)
+    for name in ("secret_key", "daaas.sqlite", "daaas.sqlite-wal"):
+        (var / name).write_text("x")
+        (var / name).chmod(0o644)
+    create_app({**settings_override, "secret_key": ""})
+    modes = {path.name: path.stat().st_mode & 0o777 for path in var.iterdir()}
+    assert var.stat().st_mode & 0o777 == 0o711
+    assert modes == {"log": 0o700, "experiments": 0o700, "storage": 0o711, "sessions": 0o711,
+                     "secret_key": 0o600, "daaas.sqlite": 0o600, "daaas.sqlite-wal": 0o600}
