@@ -69,6 +69,12 @@ start_openstack() {   # real Keystone, Glance, Placement, Nova (fake GPU driver)
 if [ "$mode" = serve ]; then
   install_packages $RUN_PACKAGES
   make_venv .
+  # Desktops run as each user's own account and must pass through every folder above var_dir
+  # (o+x): a checkout under /root is closed to them, so the portal keeps its data elsewhere.
+  if [ -z "${DAAAS_VAR_DIR:-}" ] && [ "$(id -u)" = 0 ] && ! runuser -u nobody -- test -x "$PWD"; then
+    export DAAAS_VAR_DIR=/var/lib/daaas
+    echo "$PWD is closed to other accounts: the portal keeps its data in $DAAAS_VAR_DIR"
+  fi
   exec .venv/bin/daaas serve
 fi
 
