@@ -26,7 +26,7 @@ from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.demo import create_demo_users
 from daaas.portal.migrate import upgrade
 from tests.support.cloudinit import require_cloudinit_python
-from tests.support.paths import OUTPUT
+from tests.support.paths import OUTPUT, passable
 from tests.support.providers import register_doubles
 
 
@@ -44,17 +44,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def tmp_path(tmp_path: Path) -> Path:
-    """pytest's per-test folder, which other accounts may pass through (o+x, no listing).
-
-    pytest makes its folders 0700; local desktops run as their users' own accounts when the
-    tests run as root, and must reach their homes and storage in a var_dir below it.
-    """
-    if os.geteuid() == 0:
-        for folder in (tmp_path, *tmp_path.parents):
-            if folder == Path(tempfile.gettempdir()):
-                break
-            folder.chmod(folder.stat().st_mode | 0o001)
-    return tmp_path
+    """pytest's per-test folder, which other accounts may pass through (see
+    :func:`tests.support.paths.passable`)."""
+    return passable(tmp_path)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ import pytest
 
 from daaas.portal.providers.local.desktop import detach
 from tests.support.browser import free_port
-from tests.support.paths import ROOT
+from tests.support.paths import ROOT, passable
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`daaas serve` with its reconciler thread and websockify, on free ports."""
     if not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"):
         pytest.skip("TigerVNC (Xvnc) not installed")
-    var_dir = tmp_path_factory.mktemp("portal") / "var"
+    var_dir = passable(tmp_path_factory.mktemp("portal")) / "var"
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
            "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
