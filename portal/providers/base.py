@@ -165,6 +165,13 @@ class Provider(abc.ABC):
         Raises nothing."""
         return []
 
+    def unavailable_reason(self, environment: Environment) -> str | None:
+        """Return why ``environment`` cannot run on this provider's machines (for the person:
+        e.g. its software is not installed on this host), or None when it can. The portal
+        shows the reason on the environment's card and refuses its launch. Default: None.
+        Must be cheap (no cloud call): it is asked on page views. Raises nothing."""
+        return None
+
     @abc.abstractmethod
     def capacity(self) -> Capacity:
         """Return the room left for new machines. Raises ProviderUnavailable if unknowable."""
