@@ -38,12 +38,18 @@ def catalogue_group() -> None:
                    "env DAAAS_CVMFS_REGISTRY).")
 @click.option("--cloud", help="Also check each environment's image exists in this cloud's "
                               "Glance (a clouds.yaml entry).")
-def check(directory: Path | None, registry: Path | None, cloud: str | None = None) -> None:
+@click.option("--host", "on_host", is_flag=True,
+              help="Also say whether each environment can run on this host's local desktops "
+                   "(every launcher's program is there), and if not, why.")
+def check(directory: Path | None, registry: Path | None, cloud: str | None = None,
+          on_host: bool = False) -> None:
     """Check every environment file in DIRECTORY (default: the shipped catalogue).
 
     Prints one line per problem and a summary; exits with 1 if there is any problem (with
-    --cloud: also an environment whose image is missing in Glance). An unreadable registry
-    raises RegistryError (the ``daaas`` command prints it as one line).
+    --cloud: also an environment whose image is missing in Glance). With --host, one line per
+    environment says whether it runs on this host (an unavailable one is no problem: the
+    portal shows it as not available). An unreadable registry raises RegistryError (the
+    ``daaas`` command prints it as one line).
     """
     repositories = load_registry(registry or None).repositories
     catalogue = load_catalogue(directory or _default_directory(), repositories=repositories)
@@ -52,9 +58,26 @@ def check(directory: Path | None, registry: Path | None, cloud: str | None = Non
     valid = len(catalogue.environments) + len(catalogue.abstract)
     abstract = f" ({len(catalogue.abstract)} abstract)" if catalogue.abstract else ""
     click.echo(f"{_count(valid, 'environment')} valid{abstract}, {len(catalogue.invalid)} invalid")
+    if on_host:
+        _host_report(catalogue)
     # -- images in Glance (vm_images): `check --cloud CLOUD` --
     missing = _missing_images(catalogue, cloud) if cloud else []
     raise SystemExit(1 if catalogue.problems or missing else 0)
+
+
+def _host_report(catalogue: Catalogue) -> None:
+    """Print whether each environment can run on this host's local desktops, with the
+    reason when not, then a summary."""
+    from daaas.portal.providers.local.software import unavailable_reason
+
+    available = 0
+    for name, environment in sorted(catalogue.environments.items()):
+        reason = unavailable_reason(environment)
+        available += reason is None
+        click.echo(f"{name}: " + ("runs on this host" if reason is None else
+                                  f"not available on this host: {reason}"))
+    click.echo(f"on this host: {available} available, "
+               f"{len(catalogue.environments) - available} not available")
 
 
 def _missing_images(catalogue: Catalogue, cloud: str) -> list[str]:

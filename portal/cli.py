@@ -88,6 +88,7 @@ def serve(host: str | None, port: int | None) -> None:
     check_secret_key_private(settings)
     secure_var_dir(settings)
     _warn_single_user(settings)
+    _provide_software(settings)
     migrate.upgrade(make_engine(settings.effective_database_url))
     with unit_of_work(_factory(settings)) as db:
         created = create_demo_users(db, settings) if settings.demo_data else []
@@ -123,6 +124,30 @@ def _warn_single_user(settings: Settings) -> None:
         click.echo(f"WARNING: {notice}", err=True)
 
 
+def _provide_software(settings: Settings) -> None:
+    """Local provider, as root: build the software source from Debian packages and show it at
+    /cvmfs/<repository> (see :mod:`daaas.cvmfs.local_source`). Says on stderr what is missing
+    or left alone; a failure leaves the environments that need it unavailable, never stops
+    the start."""
+    if settings.provider != "local" or not settings.local_software_dir or os.geteuid() != 0:
+        return
+    from pathlib import Path
+
+    from daaas.cvmfs.local_source import SourceError, provide
+
+    try:
+        built, mounts = provide(Path(settings.local_software_dir))
+    except (SourceError, OSError) as error:
+        click.echo(f"WARNING: the local software source could not be built: {error}", err=True)
+        return
+    for program in built.missing:
+        click.echo(f"WARNING: {program.cvmfs_path} is not available: install the Debian "
+                   f"package {program.package}", err=True)
+    for name, outcome in mounts.items():
+        if outcome not in ("mounted", "already mounted"):
+            click.echo(f"NOTE: /cvmfs/{name}: {outcome}", err=True)
+
+
 @main.command()
 def worker() -> None:
     """Run the reconciler in the foreground (several may run against PostgreSQL)."""
@@ -136,6 +161,7 @@ def worker() -> None:
     settings = _settings()
     _configure_logging(settings)
     check_secret_key_private(settings)
+    _provide_software(settings)
     thread = WorkerThread(runtime(_create_app(create_app, {})))
     signal.signal(signal.SIGTERM, lambda *_: thread.stop_event.set())
     thread.start()

@@ -106,6 +106,10 @@ class Settings(BaseModel):
         False, description="Local provider, portal not running as root: run every desktop as "
         "the portal's own account (no isolation; a one-person workstation only). Off: such a "
         "portal refuses local launches.")
+    local_software_dir: str = Field(
+        "/var/lib/daaas/cvmfs", description="Local provider, portal running as root: where "
+        "`daaas serve` builds the software source (cvmfs/local-source.yaml) it shows read-only "
+        "at /cvmfs/<repository>; empty: build nothing.")
     max_machines_per_user: int = Field(3, ge=1, description="Machines one user may have.")
     machine_ready_timeout_seconds: int = Field(600, ge=5, description="Give up on a launch.")
     reconcile_interval_seconds: float = Field(2.0, gt=0, description="Reconciler cycle pause.")

@@ -179,7 +179,7 @@ def test_check_command_exits_0_on_the_shipped_catalogue() -> None:
     result = CliRunner().invoke(catalogue_group, ["check"])
 
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == ["6 environments valid, 0 invalid"]
+    assert result.output.splitlines() == ["7 environments valid, 0 invalid"]
 
 
 def test_missing_folder_is_a_problem_not_an_exception(tmp_path: Path) -> None:

@@ -43,9 +43,11 @@ from daaas.portal.providers.local.session import (
     SessionState,
     remove_stale_x_files,
 )
+from daaas.portal.providers.local.software import AvailabilityCache
 from daaas.portal.providers.processes import stop as stop_processes
 
 if TYPE_CHECKING:
+    from daaas.catalogue import Environment
     from daaas.portal.config import Settings
 
 
@@ -67,6 +69,7 @@ class LocalProvider(Provider):
         self.displays = range(first_display, last_display + 1)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
+        self._availability = AvailabilityCache()
         self._lock = threading.RLock()
 
     @classmethod
@@ -149,6 +152,13 @@ class LocalProvider(Provider):
             recorded = session.recorded_ids(self.sessions_dir)
             running = {mid for mid in recorded if session.alive(self.sessions_dir, mid)}
             return running | session.marked_ids(self.sessions_dir)
+
+    def unavailable_reason(self, environment: Environment) -> str | None:
+        """Return which of the environment's programs are not on this host (for a person), or
+        None when every launcher's command exists and others may run it. Kept 30 s per
+        environment; one ``stat`` per command (see
+        :mod:`daaas.portal.providers.local.software`). Raises nothing."""
+        return self._availability.reason(environment)
 
     def notices(self) -> list[str]:
         """Return the single-user or refusal notice when the portal does not run as root."""
