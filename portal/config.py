@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,16 @@ DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templat
 SECRET_KEYS = {"secret_key", "database_url"}
 ENV_PREFIX = "DAAAS_"
 _PARTITION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+#: The flavours of the shipped catalogue, described as a typical OpenStack site has them.
+DEFAULT_FLAVOR_SIZES = ("m1.medium: 2 cores, 8 GiB; m1.large: 4 cores, 16 GiB; "
+                        "m1.xlarge: 8 cores, 32 GiB; m1.2xlarge: 16 cores, 64 GiB; "
+                        "g1.l40s-1: 8 cores, 64 GiB, 1 NVIDIA L40S; "
+                        "g1.a100-1: 8 cores, 64 GiB, 1 NVIDIA A100; "
+                        "g1.a100-2: 16 cores, 128 GiB, 2 NVIDIA A100")
+_CORES_RE = re.compile(r"^(\d+)\s+cores?$")
+_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s+GiB$")
+_GPUS_RE = re.compile(r"^(\d+)\s+(\S.*)$")
+_FLAVOR_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 class ConfigError(Exception):
@@ -111,6 +122,8 @@ class Settings(BaseModel):
         "`daaas serve` builds the software source (cvmfs/local-source.yaml) it shows read-only "
         "at /cvmfs/<repository>; empty: build nothing.")
     max_machines_per_user: int = Field(3, ge=1, description="Machines one user may have.")
+    flavor_sizes: str = Field(DEFAULT_FLAVOR_SIZES, description="What each flavor is, shown "
+                              "on the cards: 'name: N cores, M GiB[, K GPU model]; ...'.")
     machine_ready_timeout_seconds: int = Field(600, ge=5, description="Give up on a launch.")
     reconcile_interval_seconds: float = Field(2.0, gt=0, description="Reconciler cycle pause.")
     embedded_worker: bool = Field(True, description="`daaas serve` runs the reconciler too.")
@@ -161,6 +174,12 @@ class Settings(BaseModel):
         parse_partitions(value)
         return value
 
+    @field_validator("flavor_sizes")
+    @classmethod
+    def _flavor_sizes(cls, value: str) -> str:
+        parse_flavor_sizes(value)
+        return value
+
     @field_validator("hpc_work_dir")
     @classmethod
     def _hpc_work_dir(cls, value: str) -> str:
@@ -204,6 +223,53 @@ def parse_partitions(value: str) -> tuple[str, ...]:
         if not _PARTITION_RE.match(name):
             raise ValueError(f"'{name}' is not a partition name (letters, digits, . _ -)")
     return names
+
+
+@dataclass(frozen=True)
+class FlavorSize:
+    """One flavour's cores, memory (GiB) and GPUs (how many, which model), as the site's
+    ``flavor_sizes`` setting describes it."""
+
+    name: str
+    cores: int
+    memory_gib: float
+    gpus: int = 0
+    gpu_model: str = ""
+
+    @property
+    def label(self) -> str:
+        """Return "4 cores · 16 GiB" or "8 cores · 64 GiB · NVIDIA A100" (a count and a
+        multiplication sign before the model for two GPUs or more). Raises nothing."""
+        parts = [f"{self.cores} core{'s' if self.cores != 1 else ''}", f"{self.memory_gib:g} GiB"]
+        if self.gpus:
+            times = f"{self.gpus} \N{MULTIPLICATION SIGN} " if self.gpus > 1 else ""
+            parts.append(times + self.gpu_model)
+        return " · ".join(parts)
+
+
+def parse_flavor_sizes(value: str) -> dict[str, FlavorSize]:
+    """Return the flavours a ``flavor_sizes`` setting describes, by name.
+
+    Entries are separated by ``;``, each ``name: N cores, M GiB`` or ``name: N cores, M GiB,
+    K GPU model`` (``g1.a100-1: 8 cores, 64 GiB, 1 NVIDIA A100``). Raises ValueError naming the
+    entry that does not fit.
+    """
+    sizes: dict[str, FlavorSize] = {}
+    for entry in (part.strip() for part in value.split(";") if part.strip()):
+        name, colon, rest = (text.strip() for text in entry.partition(":"))
+        fields = [field.strip() for field in rest.split(",")]
+        cores = _CORES_RE.match(fields[0])
+        memory = _MEMORY_RE.match(fields[1]) if len(fields) > 1 else None
+        gpus = _GPUS_RE.match(fields[2]) if len(fields) == 3 else None
+        if not colon or not _FLAVOR_RE.match(name) or not cores or not memory \
+                or len(fields) > 3 or (len(fields) == 3 and not gpus):
+            raise ValueError(f"'{entry}' is not 'flavor: N cores, M GiB' or 'flavor: N cores, "
+                             "M GiB, K GPU model' (e.g. 'g1.a100-1: 8 cores, 64 GiB, 1 NVIDIA "
+                             "A100')")
+        sizes[name] = FlavorSize(name, int(cores.group(1)), float(memory.group(1)),
+                                 int(gpus.group(1)) if gpus else 0,
+                                 gpus.group(2).strip() if gpus else "")
+    return sizes
 
 
 def parse_group_map(value: str) -> dict[str, str]:

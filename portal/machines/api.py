@@ -30,7 +30,8 @@ def launch() -> tuple[dict[str, Any], int]:
     body = parse_body(schemas.LaunchRequest)
     experiment = experiment_for_launch(rt, user, body.environment, body.experiment)
     machine = service.request_launch(db(), rt.settings, rt.catalogue, user, body.environment,
-                                     body.flavor, experiment=experiment)
+                                     body.flavor, experiment=experiment,
+                                     provider=rt.provider)
     return reply(machine, with_events=True), 202
 
 

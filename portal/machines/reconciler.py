@@ -30,6 +30,7 @@ from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
+from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
@@ -79,6 +80,10 @@ class Reconciler:
         self.ready_timeout = ready_timeout_seconds
         self.clock = clock
         self.settings = settings
+        #: Where the pages read the provider's capacity (written every REFRESH_SECONDS); only
+        #: with settings (a reconciler made without them keeps none).
+        self.capacity_file = capacity_path(settings) if settings is not None else None
+        self._capacity_read_at: datetime | None = None
 
     def adopt(self) -> set[str]:
         """At start-up: keep provider machines the database expects, remove all others.
@@ -102,6 +107,7 @@ class Reconciler:
         self._expire(report)
         self._delete_requested(report)
         self._clean_up_errors(report)
+        self._refresh_capacity()
         return report
 
     def run_forever(self, stop: threading.Event, interval: float) -> None:
@@ -112,6 +118,25 @@ class Reconciler:
             except Exception:  # keep the loop alive; the next cycle retries
                 log.exception("reconcile cycle failed")
             stop.wait(interval)
+
+    def _refresh_capacity(self) -> None:
+        """Read the provider's capacity for the pages, at most every REFRESH_SECONDS.
+
+        A provider that cannot tell now is asked again next cycle; the pages keep the last
+        reading until it is stale. Never raises: the cycle's real work is done already.
+        """
+        now = self.clock()
+        if self.capacity_file is None or (
+                self._capacity_read_at is not None
+                and (now - self._capacity_read_at).total_seconds() < REFRESH_SECONDS):
+            return
+        try:
+            write_capacity(self.capacity_file, self.provider.capacity(), now)
+            self._capacity_read_at = now
+        except ProviderError as exc:
+            log.warning("capacity not read: %s", exc.log_message)
+        except Exception:  # a page's hint is not worth a failed cycle
+            log.exception("capacity not recorded")
 
     # -- a launch: claim (2), context (3) and provider launch (4); ready (6) in the poll ------
 

@@ -18,6 +18,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from daaas.portal.machines.capacity import launch_gpu_reason
 from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.states import FINAL, State, can_move
 from daaas.portal.providers import Provider, StopNotSupported
@@ -47,19 +48,29 @@ def transition(db: Session, machine: Machine, target: State, message: str = "") 
 
 def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
                    environment_name: str, flavor: str | None = None, *,
-                   experiment: dict[str, Any] | None = None) -> Machine:
+                   experiment: dict[str, Any] | None = None,
+                   provider: Provider | None = None) -> Machine:
     """Record the user's wish for a machine of this environment; returns it in 'requested'.
 
     ``experiment`` is the investigation the session is bound to (already checked by
-    :func:`daaas.portal.experiments.service.check_binding`), recorded with the machine. The
-    reconciler does the rest. Raises NotFound for an environment the user may not use,
-    InvalidInput for a flavor the environment does not allow, and Conflict when the user
-    already has as many machines as the site allows.
+    :func:`daaas.portal.experiments.service.check_binding`), recorded with the machine.
+    ``provider`` is the running provider (pages and the API pass it): an environment it gives
+    a reason against (:meth:`Provider.unavailable_reason`) is refused, and so is a GPU flavor
+    when the capacity the reconciler last read has no GPU free. The reconciler does the rest.
+    Raises NotFound for an environment the user may not use, InvalidInput for a flavor the
+    environment does not allow, and Conflict when the environment cannot run here, no GPU is
+    free, or the user already has as many machines as the site allows.
     """
     env = get_environment(catalogue, user, environment_name)
     chosen = _choose_flavor(env, flavor)
-    _check_quota(db, settings, user)
     now = utcnow()
+    reason = provider.unavailable_reason(env) if provider is not None else None
+    if reason:
+        raise Conflict(f"{env.title} is not available on this portal: {reason}")
+    gpu = launch_gpu_reason(settings, env, chosen, now) if provider is not None else None
+    if gpu:
+        raise Conflict(f"{env.title} cannot start on {chosen} now: {gpu}")
+    _check_quota(db, settings, user)
     machine = Machine(id=uuid.uuid4().hex, user=user, environment_name=env.name,
                       environment=env, flavor=chosen, provider=settings.provider,
                       state=State.REQUESTED.value, created_at=now, state_changed_at=now,
@@ -84,13 +95,32 @@ def _choose_flavor(env: Environment, flavor: str | None) -> str:
     return flavor
 
 
+#: States that do not count against a user's machine limit: gone or going, and failed (a
+#: machine that failed holds nothing at the provider once cleaned up).
+NOT_COUNTED = (State.DELETED.value, State.DELETING.value, State.ERROR.value)
+
+
+def counted_machines(db: Session, user: User) -> int:
+    """Return how many of the user's machines count against ``max_machines_per_user`` (all
+    but deleted, deleting and failed ones). Raises nothing beyond database errors."""
+    return db.scalar(select(func.count(Machine.id)).where(
+        Machine.user_id == user.id, Machine.state.not_in(NOT_COUNTED))) or 0
+
+
+def limit_reason(db: Session, settings: Settings, user: User) -> str | None:
+    """Return why the user may not launch another machine now (the limit is reached), or None.
+    Raises nothing beyond database errors."""
+    active = counted_machines(db, user)
+    if active < settings.max_machines_per_user:
+        return None
+    return (f"You already have {active} machine{'s' if active != 1 else ''}, the most this "
+            "site allows. Delete one you no longer need, then launch again.")
+
+
 def _check_quota(db: Session, settings: Settings, user: User) -> None:
-    active = db.scalar(select(func.count(Machine.id)).where(
-        Machine.user_id == user.id,
-        Machine.state.not_in([State.DELETED.value, State.DELETING.value])))
-    if (active or 0) >= settings.max_machines_per_user:
-        raise Conflict(f"You already have {active} machines, the most this site allows. "
-                       "Delete one you no longer need, then launch again.")
+    reason = limit_reason(db, settings, user)
+    if reason:
+        raise Conflict(reason)
 
 
 MAX_PAGE = 500

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from daaas.contextualisation import ContextualisationError
 from daaas.portal.access.rdp import rdp_unavailable_reason
+from daaas.portal.analysis.views import analysis_page
 from daaas.portal.auth.current import require_user
 from daaas.portal.bootstrap.userdata import inspectable_user_data
+from daaas.portal.errors import Conflict, Forbidden, InvalidInput
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.hpc.service import recorded_jobs
-from daaas.portal.lifecycle import db
+from daaas.portal.lifecycle import db, wants_json
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.states import State
@@ -23,13 +26,27 @@ blueprint = Blueprint("machines", __name__)
 
 
 @blueprint.post("/machines")
-def launch() -> Response:
-    """Record a launch request from an Analysis card, then show the machine."""
+def launch() -> ResponseReturnValue:
+    """Record a launch request from an Analysis card, then show the machine.
+
+    A refused launch (the machine limit, an environment not available here, no GPU free, a
+    bad size or experiment) shows the Analysis page again with the reason next to that card's
+    Launch button and the choices kept, with the error's status; a JSON caller gets the JSON
+    error instead.
+    """
     rt, user = runtime(), require_user()
     environment = request.form.get("environment", "")
-    experiment = experiment_for_launch(rt, user, environment, request.form.get("experiment"))
-    machine = service.request_launch(db(), rt.settings, rt.catalogue, user, environment,
-                                     request.form.get("flavor") or None, experiment=experiment)
+    try:
+        experiment = experiment_for_launch(rt, user, environment,
+                                           request.form.get("experiment"))
+        machine = service.request_launch(db(), rt.settings, rt.catalogue, user, environment,
+                                         request.form.get("flavor") or None,
+                                         experiment=experiment, provider=rt.provider)
+    except (Conflict, InvalidInput, Forbidden) as exc:
+        if wants_json():
+            raise
+        db().rollback()
+        return analysis_page((environment, exc.user_message), request.form), exc.status_code
     return redirect(url_for("machines.page", machine_id=machine.id), code=303)
 
 

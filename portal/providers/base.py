@@ -82,11 +82,16 @@ class LaunchSpec:
 
 @dataclass(frozen=True)
 class Capacity:
-    """Room left at the provider; ``gpus_free`` is None when the provider cannot tell."""
+    """Room left at the provider; ``gpus_free`` is None when the provider cannot tell.
+
+    ``gpus_total`` is how many GPUs the provider has in all (free or not), None when it cannot
+    tell; 0 means it has none.
+    """
 
     gpus_free: int | None
     sessions_free: int
     sessions_total: int
+    gpus_total: int | None = None
 
 
 @dataclass(frozen=True)

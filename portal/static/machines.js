@@ -94,7 +94,12 @@ function render(machines) {
     row.dataset.state = machine.state;
     const state = cell(machine.state);
     state.className = `state state-${machine.state}`;
-    row.append(cell(machine.environment.title), state, progress(machine), actions(machine));
+    const title = cell(machine.environment.title);
+    title.className = "name";
+    title.title = machine.environment.title;
+    row.append(title, state, progress(machine), actions(machine));
+    const labels = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+    [...row.children].forEach((td, index) => { td.dataset.label = labels[index]; });
     return row;
   }));
   document.getElementById("no-machines").hidden = machines.length > 0;
@@ -104,7 +109,12 @@ function render(machines) {
 async function refresh() {
   try {
     const response = await fetch("/api/v1/machines", {headers: {Accept: "application/json"}});
-    if (response.ok) render((await response.json()).machines);
+    if (response.ok) {
+      const machines = (await response.json()).machines;
+      render(machines);
+      // launch.js disables Launch at the machine limit from the same list
+      document.dispatchEvent(new CustomEvent("machines:refreshed", {detail: machines}));
+    }
   } catch (error) {
     console.warn("machine list refresh failed", error);
   }

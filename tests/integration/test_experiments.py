@@ -24,6 +24,14 @@ from daaas.portal.experiments.importer import import_experiments, read_file
 from tests.support.web import assert_matches, bearer, csrf_from, sign_in
 
 
+@pytest.fixture
+def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
+    """The conftest's settings on the in-memory provider: these tests launch environments
+    (CCP4, Mantid) whose software a local desktop on this host lacks, and the local provider
+    refuses those launches (Provider.unavailable_reason)."""
+    return {**settings_override, "provider": "memory"}
+
+
 def my_experiments(app: Flask, client: FlaskClient, username: str) -> list[dict[str, object]]:
     body = client.get("/api/v1/experiments", headers=bearer(app, username)).get_json()
     assert_matches(body, "ExperimentList")

@@ -29,6 +29,14 @@ from tests.support.hpc import hpc_settings, portal_user, slurm_cluster
 from tests.support.web import api_token, sign_in
 
 
+@pytest.fixture
+def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
+    """The conftest's settings on the in-memory provider: these tests launch environments
+    (CCP4, Mantid) whose software a local desktop on this host lacks, and the local provider
+    refuses those launches (Provider.unavailable_reason)."""
+    return {**settings_override, "provider": "memory"}
+
+
 def _bearer(app: Flask, username: str = "scientist") -> dict[str, str]:
     return {"Authorization": f"Bearer {api_token(app, username)}"}
 

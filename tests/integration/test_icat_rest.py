@@ -32,6 +32,14 @@ DLS = entity(1, name="DLS", fullName="Diamond Light Source")
 MX_ID, OLD_ID, WISH_ID, DARCY_ID = 4101, 4102, 4103, 4104
 
 
+@pytest.fixture
+def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
+    """The conftest's settings on the in-memory provider: these tests launch environments
+    (CCP4, Mantid) whose software a local desktop on this host lacks, and the local provider
+    refuses those launches (Provider.unavailable_reason)."""
+    return {**settings_override, "provider": "memory"}
+
+
 def icat_date(moment: datetime, offset_hours: int = 0) -> str:
     """A date as ICAT writes it (yyyy-MM-dd'T'HH:mm:ss.SSSXXX) in a zone ``offset_hours`` east."""
     local = moment.astimezone(UTC) + timedelta(hours=offset_hours)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from daaas.portal.machines.reconciler import Reconciler
 from tests.support.providers import InMemoryProvider
 from tests.support.web import assert_matches, bearer, csrf_from, sign_in
+
+
+@pytest.fixture
+def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
+    """The conftest's settings on the in-memory provider: these tests launch environments
+    (CCP4, Mantid) whose software a local desktop on this host lacks, and the local provider
+    refuses those launches (Provider.unavailable_reason)."""
+    return {**settings_override, "provider": "memory"}
 
 
 def reconcile(app: Flask, provider: InMemoryProvider) -> None:

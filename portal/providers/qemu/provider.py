@@ -134,7 +134,7 @@ class QemuProvider(Provider):
         """Return free VM slots out of ``max_machines``; no GPUs (0)."""
         used = len(self.list_machine_ids())
         return Capacity(gpus_free=0, sessions_free=max(0, self.max_machines - used),
-                        sessions_total=self.max_machines)
+                        sessions_total=self.max_machines, gpus_total=0)
 
     def connection_target(self, machine_id: str) -> ConnectionTarget:
         """Return 127.0.0.1 and the host port forwarded to the VM's 5901. Raises MachineGone."""
