@@ -51,14 +51,28 @@ class Card:
     gpu_note: str
 
     @property
+    def no_size(self) -> str | None:
+        """Return why none of the sizes can start (no GPU for a GPU-only environment), or
+        None when one can."""
+        if self.sizes and all(size.disabled_reason for size in self.sizes):
+            return self.sizes[0].disabled_reason
+        return None
+
+    @property
+    def size_note(self) -> str:
+        """Return what the card says under Launch about its sizes: why none can start, or
+        why its GPU sizes cannot ("" when every size can)."""
+        off = [size for size in self.sizes if size.disabled_reason]
+        if not off:
+            return ""
+        reason = off[0].disabled_reason or ""
+        return reason if len(off) == len(self.sizes) else f"GPU sizes cannot be chosen: {reason}"
+
+    @property
     def launch_blocked(self) -> str | None:
         """Return why Launch is disabled for this card's own sake (not the machine limit):
         not available here, or no size can start. None when it can launch."""
-        if self.unavailable:
-            return self.unavailable
-        if all(size.disabled_reason for size in self.sizes):
-            return self.sizes[0].disabled_reason
-        return None
+        return self.unavailable or self.no_size
 
 
 def cards(settings: Settings, provider: Provider, environments: list[Environment],

@@ -120,6 +120,7 @@ def test_no_gpu_disables_gpu_sizes_and_gpu_environments(app: Flask, client: Flas
     assert "(not available)" in ccp4 and 'selected' in re.search(
         r'<option value="m1.xlarge"[^>]*>', ccp4).group(0)  # type: ignore[union-attr]
     assert "disabled" not in ccp4.split("<button", 1)[1].split(">", 1)[0]
+    assert "GPU sizes cannot be chosen: This portal&#39;s machines have no GPU." in ccp4
 
     headers = bearer(app, "scientist")
     refused = client.post("/api/v1/machines", json={"environment": "tomography-gpu"},
@@ -258,3 +259,15 @@ def test_capacity_file_is_written_by_the_reconciler(app: Flask) -> None:
     host(app, free=3, total=None)
     recorded = Path(app.extensions["daaas"].settings.var_dir) / "capacity.json"
     assert '"gpus_free": 3' in recorded.read_text()
+
+
+def test_a_cloud_tells_its_gpus_in_all() -> None:
+    """OpenStack: the total comes from Placement (the test cloud's host has 2 VGPU), and is
+    unknown where Placement is closed to the portal's credential."""
+    from tests.openstack import support
+
+    capacity = support.new_provider().capacity()
+    assert capacity.gpus_total == 2 and capacity.gpus_free is not None
+    assert 0 <= capacity.gpus_free <= 2
+    closed = support.new_provider(f"{support.cloud_name()}-quota", gpu_static_free=3)
+    assert (closed.capacity().gpus_free, closed.capacity().gpus_total) == (3, None)

@@ -49,8 +49,8 @@ from daaas.portal.providers.openstack.cloud import (
 from daaas.portal.providers.openstack.servers import (
     address_for,
     flavor_wants_gpu,
-    free_units,
     status_of,
+    units,
 )
 
 if TYPE_CHECKING:
@@ -258,21 +258,26 @@ class OpenStackProvider(Provider):
             return {mid for s in servers if (mid := machine_id_of(s)) and s.status != "DELETED"}
 
     def capacity(self) -> Capacity:
-        """Return free GPU units (Placement, else the static figure) and free instance quota.
+        """Return free GPU units (Placement, else the static figure), all GPU units
+        (Placement only) and free instance quota.
 
-        ``gpus_free`` is None when neither Placement nor a static figure can tell. Raises
+        ``gpus_free`` is None when neither Placement nor a static figure can tell,
+        ``gpus_total`` when Placement cannot. Raises
         ProviderUnavailable when the cloud cannot be asked.
         """
         with translated("read capacity"):
-            gpus = free_units(self.connection, self.gpu_resource_class)
+            counted = units(self.connection, self.gpu_resource_class)
             limits = self.connection.compute.get_limits().absolute
+        gpus, gpus_total = counted if counted is not None else (None, None)
         if gpus is None:
             gpus = self.gpu_static_free if self.gpu_static_free >= 0 else None
         total = int(limits.instances)
         used = int(limits.instances_used)
         if total < 0:
-            return Capacity(gpus_free=gpus, sessions_free=1_000_000, sessions_total=1_000_000)
-        return Capacity(gpus_free=gpus, sessions_free=max(0, total - used), sessions_total=total)
+            return Capacity(gpus_free=gpus, sessions_free=1_000_000, sessions_total=1_000_000,
+                            gpus_total=gpus_total)
+        return Capacity(gpus_free=gpus, sessions_free=max(0, total - used), sessions_total=total,
+                        gpus_total=gpus_total)
 
     def connection_target(self, machine_id: str) -> ConnectionTarget:
         """Return the address the access proxies use for this machine, per ``access_mode``.

@@ -132,10 +132,21 @@ def flavor_wants_gpu(extra_specs: dict[str, Any] | None, resource_class: str) ->
 def free_units(conn: Any, resource_class: str) -> int | None:
     """Return the free units of ``resource_class`` over all providers, or None if unreadable.
 
+    As :func:`units` (the free part of its answer).
+    """
+    counted = units(conn, resource_class)
+    return counted[0] if counted is not None else None
+
+
+def units(conn: Any, resource_class: str) -> tuple[int, int] | None:
+    """Return (free, total) units of ``resource_class`` over all providers, or None if
+    unreadable.
+
     Asks Placement through openstacksdk's placement proxy: the providers having the class,
-    then each one's inventory and usages. None means Placement refused (401/403) or has no
-    endpoint for this credential; other errors propagate as openstacksdk exceptions for the
-    caller to translate.
+    then each one's inventory and usages (total: what can be allocated, after the reserved
+    part and the allocation ratio). None means Placement refused (401/403) or has no endpoint
+    for this credential; other errors propagate as openstacksdk exceptions for the caller to
+    translate.
     """
     placement = conn.placement
     try:
@@ -146,15 +157,16 @@ def free_units(conn: Any, resource_class: str) -> int | None:
         if error.status_code in (401, 403):
             return None
         raise
-    return sum(_free_on(placement, provider, resource_class) for provider in providers)
+    counted = [_units_on(placement, provider, resource_class) for provider in providers]
+    return sum(free for free, _ in counted), sum(total for _, total in counted)
 
 
-def _free_on(placement: Any, provider: Any, resource_class: str) -> int:
+def _units_on(placement: Any, provider: Any, resource_class: str) -> tuple[int, int]:
     inventory = next((found for found in placement.resource_provider_inventories(provider)
                       if found.resource_class == resource_class), None)
     if inventory is None:
-        return 0
+        return 0, 0
     usages = placement.fetch_resource_provider_usages(provider).usages or {}
-    total = (int(inventory.total) - int(inventory.reserved or 0)) * float(
-        inventory.allocation_ratio or 1.0)
-    return max(0, math.floor(total) - int(usages.get(resource_class, 0)))
+    total = math.floor((int(inventory.total) - int(inventory.reserved or 0)) * float(
+        inventory.allocation_ratio or 1.0))
+    return max(0, total - int(usages.get(resource_class, 0))), total
