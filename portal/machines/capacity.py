@@ -56,11 +56,10 @@ def read_capacity(path: Path, now: datetime) -> KnownCapacity | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         read_at = datetime.fromisoformat(data.pop("read_at"))
         capacity = Capacity(**data)
+        stale = now - read_at > timedelta(seconds=STALE_SECONDS)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    if now - read_at > timedelta(seconds=STALE_SECONDS):
-        return None
-    return KnownCapacity(capacity, read_at)
+    return None if stale else KnownCapacity(capacity, read_at)
 
 
 def gpu_reason(capacity: Capacity | None, model: str = "") -> str | None:
