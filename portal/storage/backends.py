@@ -108,6 +108,9 @@ class LocalStorage(StorageBackend):
     def area(self, user: User) -> StorageArea:
         """Return the user's folder, creating it on first need. Raises OSError."""
         path = self.settings.var_path / "storage" / user.username
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True)
+            path.parent.chmod(0o711)  # each user's desktops pass through to their own folder
         ensure_folder(path, user)
         return StorageArea(path=path, used_bytes=usage(path), quota_bytes=self.quota_bytes())
 

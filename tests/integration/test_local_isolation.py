@@ -84,6 +84,7 @@ print(json.dumps(results))
 def portal(tmp_path: Path) -> Iterator[Flask]:
     """A portal set up as ``daaas serve`` does, on SQLite and a secret key file in var_dir."""
     settings = {"var_dir": str(tmp_path / "var")}
+    umask = os.umask(0o077)  # as `daaas serve` sets it: modes are given on purpose, not by luck
     loaded = load_settings(settings)
     secure_var_dir(loaded)
     migrate.upgrade(make_engine(loaded.effective_database_url))
@@ -91,8 +92,11 @@ def portal(tmp_path: Path) -> Iterator[Flask]:
         create_demo_users(db, loaded)
         create_demo_experiments(db, loaded)
     application = create_app(settings)
-    yield application
-    application.extensions["daaas"].engine.dispose()
+    try:
+        yield application
+    finally:
+        application.extensions["daaas"].engine.dispose()
+        os.umask(umask)
 
 
 def launch(app: Flask, username: str, experiment: dict[str, Any] | None = None) -> str:

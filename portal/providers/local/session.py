@@ -112,9 +112,9 @@ class SessionPaths:
         Raises OSError, also when RUNTIME_ROOT exists but is not a folder of this process's
         user closed to writes by others (a link, another owner, group- or world-writable).
         """
-        self.root.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
-        self.root.mkdir(mode=0o711, exist_ok=True)
-        self.logs.mkdir(mode=0o700, exist_ok=True)
+        for folder, mode in ((self.root.parent, 0o711), (self.root, 0o711), (self.logs, 0o700)):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, mode)  # exactly: mkdir's mode is cut by the umask (077 in serve)
         RUNTIME_ROOT.mkdir(mode=0o711, exist_ok=True)
         found = os.lstat(RUNTIME_ROOT)
         if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() \
