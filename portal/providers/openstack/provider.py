@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 AccessMode = Literal["direct", "floating", "proxy"]
 SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
 VNC_PORT, RDP_PORT, SSH_PORT = 5901, 3389, 22
+NO_CLOUD = "openstack_cloud must name a cloud in clouds.yaml"
 
 
 class OpenStackProvider(Provider):
@@ -74,7 +75,7 @@ class OpenStackProvider(Provider):
                  gpu_static_free: int = -1, server_tag: str = "daaas",
                  delete_timeout: float = 120.0, vnc_proxy_cidrs: Sequence[str] = ()) -> None:
         if not cloud:
-            raise ValueError("openstack_cloud must name a cloud in clouds.yaml")
+            raise ValueError(NO_CLOUD)
         if access_mode not in ("direct", "floating", "proxy"):
             raise ValueError(f"access mode must be direct, floating or proxy (got {access_mode!r})")
         self.cloud, self.network, self.access_mode = cloud, network, access_mode
@@ -93,6 +94,8 @@ class OpenStackProvider(Provider):
         Raises ValueError when openstack_cloud is empty, the access mode is unknown, or
         openstack_vnc_proxy_cidr is empty (with a network) or no address prefix.
         """
+        if not settings.openstack_cloud:
+            raise ValueError(NO_CLOUD)
         groups = [g.strip() for g in settings.openstack_security_groups.split(",") if g.strip()]
         cidrs = secgroups.parse_cidrs(settings.openstack_vnc_proxy_cidr,
                                       settings.openstack_network)
