@@ -55,8 +55,8 @@ def test_broken_application_entries_fail_the_launch(tmp_path: Path,
 
 
 def test_required_programs_per_desktop() -> None:
-    assert required_programs("pcmanfm") == ["Xvnc", "vncpasswd", "openbox", "pcmanfm"]
-    assert required_programs("none") == ["Xvnc", "vncpasswd", "openbox"]
+    assert required_programs("pcmanfm") == ["Xvnc", "vncpasswd", "xauth", "openbox", "pcmanfm"]
+    assert required_programs("none") == ["Xvnc", "vncpasswd", "xauth", "openbox"]
     with pytest.raises(ValueError, match="unknown desktop"):
         required_programs("kde")
 
@@ -68,8 +68,8 @@ def test_missing_programs_name_the_debian_packages(tmp_path: Path,
     spec = LaunchSpec("m1", "alice", 20000, 20000, make_environment(), "pw")
     with pytest.raises(MissingSystemPackages) as raised:
         provider.launch(spec)
-    assert raised.value.packages == ["tigervnc-standalone-server", "tigervnc-tools", "openbox",
-                                     "pcmanfm"]
+    assert raised.value.packages == ["tigervnc-standalone-server", "tigervnc-tools", "xauth",
+                                     "openbox", "pcmanfm"]
     assert "apt-get install tigervnc-standalone-server" in raised.value.user_message
     assert not (tmp_path / "sessions" / "m1").exists()
 
@@ -77,7 +77,8 @@ def test_missing_programs_name_the_debian_packages(tmp_path: Path,
 def test_unsafe_machine_ids_are_refused_or_gone(tmp_path: Path) -> None:
     provider = LocalProvider(tmp_path, desktop="none")
     with pytest.raises(LaunchFailed) as raised:
-        provider.launch(LaunchSpec("../evil", "alice", 1, 1, make_environment(), "pw"))
+        provider.launch(LaunchSpec("../evil", "alice", 20000, 20000, make_environment(),
+                                   "pw"))
     assert "invalid identifier" in raised.value.user_message
     assert provider.poll(["../evil", "unknown"])["../evil"].state.value == "gone"
     provider.delete("../evil")  # nothing to do, no error
@@ -86,8 +87,8 @@ def test_unsafe_machine_ids_are_refused_or_gone(tmp_path: Path) -> None:
 
 def test_state_file_round_trip_and_corrupt_file(tmp_path: Path) -> None:
     paths = SessionPaths.of(tmp_path, "m1")
-    paths.prepare()
-    state = SessionState("m1", 12, 5912, "none", {"xvnc": ProcRef(1, 2)})
+    paths.prepare(os.getuid(), os.getgid())
+    state = SessionState("m1", 12, str(paths.vnc_socket), "none", {"xvnc": ProcRef(1, 2)})
     state.save(paths.state)
     assert SessionState.load(paths.state) == state
     paths.state.write_text("{not json")
@@ -97,11 +98,13 @@ def test_state_file_round_trip_and_corrupt_file(tmp_path: Path) -> None:
 
 def test_runtime_folder_is_short_private_and_per_session(tmp_path: Path) -> None:
     deep = SessionPaths.of(tmp_path / ("d" * 150) / "sessions", "a" * 32)
-    deep.prepare()
+    deep.prepare(os.getuid(), os.getgid())
     try:
         assert len(str(deep.run / "pcmanfm-socket--99-a-long-user-name")) < 108
+        assert len(str(deep.vnc_socket)) < 108
         assert stat.S_IMODE(deep.run.stat().st_mode) == 0o700
-        assert stat.S_IMODE(RUNTIME_ROOT.stat().st_mode) == 0o700
+        # the sessions' accounts pass through to their own folders, never list the others
+        assert stat.S_IMODE(RUNTIME_ROOT.stat().st_mode) == 0o711
         assert deep.run != SessionPaths.of(tmp_path / "other", "a" * 32).run
     finally:
         shutil.rmtree(deep.run)

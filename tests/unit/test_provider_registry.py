@@ -66,12 +66,14 @@ def test_settings_build_the_openstack_provider() -> None:
     settings = load_settings({"provider": "openstack", "openstack_cloud": "site",
                               "openstack_security_groups": "vnc, ssh,,",
                               "openstack_access_mode": "floating",
-                              "openstack_server_tag": "daaas-x"}, environ={})
+                              "openstack_server_tag": "daaas-x",
+                              "openstack_vnc_proxy_cidr": "192.0.2.10"}, environ={})
     provider = PROVIDERS.build(settings)
     assert isinstance(provider, OpenStackProvider)
     assert (provider.cloud, provider.access_mode, provider.server_tag) == (
         "site", "floating", "daaas-x")
     assert provider.security_groups == ["vnc", "ssh"]
+    assert provider.vnc_proxy_cidrs == ["192.0.2.10/32"]
 
 
 def test_a_test_double_is_chosen_by_name_in_settings() -> None:
