@@ -97,11 +97,11 @@ def test_gpu_environment_disabled_with_its_reason(portal_url: str, browser: Any)
 
 def test_analysis_page_at_phone_width(portal_url: str, browser: Any) -> None:
     page = signed_in_page(browser, portal_url)
-    created = api(page, "POST", "/api/v1/machines", {"environment": "base-desktop"})
-    assert created["status"] == 202, created
-    machine_id = created["body"]["id"]
+    page.set_viewport_size(PHONE)
+    page.click('li.card[data-environment="base-desktop"] button.launch-button')
+    page.wait_for_url("**/machines/*")  # launch.js follows the portal to the machine's page
+    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
     try:
-        page.set_viewport_size(PHONE)
         page.goto(portal_url + "/analysis")
         row = page.locator(f'tr[data-machine="{machine_id}"]')
         row.wait_for()
