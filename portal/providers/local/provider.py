@@ -168,7 +168,7 @@ class LocalProvider(Provider):
     def capacity(self) -> Capacity:
         """Return free session slots out of ``max_sessions``; no GPUs here (0)."""
         used = len(self.list_machine_ids())
-        return Capacity(gpus_free=0, sessions_free=max(0, self.max_sessions - used),
+        return Capacity(gpus_free=0, gpus_total=0, sessions_free=max(0, self.max_sessions - used),
                         sessions_total=self.max_sessions)
 
     def connection_target(self, machine_id: str) -> ConnectionTarget:
