@@ -54,6 +54,9 @@ from daaas.portal.machines.secrets import vnc_password
 log = logging.getLogger("daaas.rfbproxy")
 HANDSHAKE_TIMEOUT = 10.0
 UNREACHABLE = "The desktop cannot be reached right now. Try again in a moment."
+#: TLS is terminated in front of the proxy (docs/admin.md); websockify turns its own TLS on
+#: when its certificate file exists, and this path never can.
+NO_TLS_CERT = "/dev/null/no-tls-here.pem"
 
 
 class Role(Enum):
@@ -269,7 +272,7 @@ class RfbProxyServer(WebSocketProxy):  # type: ignore[misc]  # websockify has no
     def __init__(self, tokens: DatabaseTokens, secret_key: str, **options: Any) -> None:
         self.tokens = tokens
         self.secret_key = secret_key
-        super().__init__(RequestHandlerClass=RfbProxyHandler, **options)
+        super().__init__(RequestHandlerClass=RfbProxyHandler, **{"cert": NO_TLS_CERT, **options})
 
     def started(self) -> None:
         """Log where the proxy listens (websockify calls this once it does). Raises nothing."""

@@ -71,6 +71,8 @@ def vnc_server(types: bytes, *, version: bytes = b"RFB 003.008\n", password: str
         choice = read(sock, 1)[0]
         if seen is not None:
             seen.append(bytes([choice]))
+        if choice == SecurityType.INVALID:  # the client gave up; it has closed
+            return
         if choice == SecurityType.VNC_AUTH:
             sock.sendall(CHALLENGE)
             ok = read(sock, 16) == vnc_auth_response(password, CHALLENGE)
