@@ -261,7 +261,7 @@ def test_app_passwords_are_created_shown_once_and_revoked(signed_in: FlaskClient
     created = post(signed_in, "app-passwords", name="work laptop")
     page = created.get_data(as_text=True)
     assert created.status_code == 201 and "shown only this once" in page
-    secret = re.search(r'<code class="secret">(dav_[^<]+)</code>', page)
+    secret = re.search(r'<code class="secret"[^>]*>(dav_[^<]+)</code>', page)
     assert secret and "work laptop" in page
     again = signed_in.get("/my-data/").get_data(as_text=True)
     assert "work laptop" in again and secret.group(1) not in again
