@@ -187,13 +187,15 @@ class RfbOverWebSocket:
             return []
         return list(self.recv_exactly(count))
 
-    def open_with_none(self) -> ServerInit:
+    def open_with_none(self, *, one_frame: bool = False) -> ServerInit:
         """After :meth:`security_types`: pick None, check SecurityResult OK, send ClientInit
-        (shared) and return the ServerInit."""
-        self.send(bytes([1]))
+        (shared) and return the ServerInit. With ``one_frame`` the choice and ClientInit go
+        in one websocket frame, before the SecurityResult is read."""
+        self.send(bytes([1, 1]) if one_frame else bytes([1]))
         result = struct.unpack("!I", self.recv_exactly(4))[0]
         assert result == 0, f"SecurityResult {result}"
-        self.send(bytes([1]))
+        if not one_frame:
+            self.send(bytes([1]))
         width, height = struct.unpack("!HH", self.recv_exactly(4))
         self.recv_exactly(16)  # pixel format
         length = struct.unpack("!I", self.recv_exactly(4))[0]
