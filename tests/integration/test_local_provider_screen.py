@@ -1,4 +1,5 @@
-"""A LocalProvider desktop seen through VNC: the portal's password works, the screen is drawn.
+"""A LocalProvider desktop seen through VNC: the portal's password works, the screen is drawn,
+and every icon of every environment the embedded default offers opens its application.
 
 A minimal RFB 3.8 client (VNC authentication, raw encoding) reads a real framebuffer from
 Xvnc, the same path noVNC takes behind websockify.
@@ -19,10 +20,20 @@ import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
+from daaas.catalogue import DEFAULT_DIRECTORY, Environment, load_catalogue
+from daaas.cvmfs.local_source import load_source
 from daaas.portal.providers import LaunchSpec, ProviderState
 from daaas.portal.providers.local import LocalProvider
 from tests.support.environments import make_environment
-from tests.support.local import vnc_socket
+from tests.support.local import display_of, session_processes, vnc_socket, xauthority_of
+from tests.support.software import (
+    appeared,
+    client_windows,
+    close_window,
+    closed,
+    local_software,
+    wait_for_windows,
+)
 
 PASSWORD = "Pw4-vnc!"
 APPS = [{"name": f"app{number}", "terminal": False,
@@ -168,46 +179,84 @@ def click(path: str, x: int, y: int, double: bool = True) -> None:
 
 
 @pytest.fixture
-def cvmfs_program() -> Iterator[str]:
-    """A program under /cvmfs/<repository>/ (launchers only point there): a stand-in
-    repository folder on this host, removed afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("creating a stand-in /cvmfs repository needs root")
-    repository = Path("/cvmfs/daaas-test.example.org")
-    created_root = not repository.parent.exists()
-    program = repository / "bin" / "sleeper"
-    program.parent.mkdir(parents=True, exist_ok=True)
-    program.write_text("#!/bin/sh\nexec sleep 3217\n")
-    program.chmod(0o755)
-    yield str(program)
-    shutil.rmtree(repository)
-    if created_root:
-        repository.parent.rmdir()
+def software() -> Iterator[None]:
+    """The embedded default's software source at /cvmfs, as ``daaas serve`` provides it."""
+    with local_software():
+        yield
+
+
+def launch_environment(provider: LocalProvider, machine_id: str,
+                       environment: Environment) -> tuple[str, int, Path]:
+    """Launch a desktop of ``environment``; return its VNC socket, X display and X cookie."""
+    provider.launch(LaunchSpec(machine_id, "alice", 20000, 20000, environment, PASSWORD,
+                               "800x600"))
+    return (vnc_socket(provider, machine_id), display_of(provider, machine_id),
+            xauthority_of(provider, machine_id))
+
+
+def icon_centres(path: str, count: int, timeout: float = 20.0) -> list[tuple[int, int]]:
+    """Return the centre of each desktop icon's picture, top to bottom, once ``count`` are drawn.
+
+    pcmanfm lays the icons out in a column at the left; an icon (picture, then its label) is a
+    band of rows that differ from the background, the next icon after a gap.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        width, height, frame = screenshot(path, PASSWORD)
+        background = Counter(frame[i:i + 3] for i in range(0, len(frame), 4)).most_common(1)[0][0]
+        drawn = [any(frame[(y * width + x) * 4:(y * width + x) * 4 + 3] != background
+                     for x in range(0, 120, 2)) for y in range(height)]
+        bands: list[list[int]] = []
+        for y, busy in enumerate(drawn):
+            if busy and bands and y - bands[-1][1] <= 24:  # picture to label: ~11 px
+                bands[-1][1] = y
+            elif busy:
+                bands.append([y, y])
+        if len(bands) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert len(bands) == count, f"{len(bands)} icons drawn at rows {bands}, {count} expected"
+    xs = [x for x in range(0, 120) if frame[(bands[0][0] + 20) * width * 4 + x * 4:
+                                            (bands[0][0] + 20) * width * 4 + x * 4 + 3]
+          != background]
+    centre_x = (xs[0] + xs[-1]) // 2 if xs else 60
+    return [(centre_x, top + 20) for top, _ in bands]
+
+
+def offered_environments(provider: LocalProvider) -> dict[str, Environment]:
+    """The shipped environments this host can run (what the Analysis page offers)."""
+    catalogue = load_catalogue(DEFAULT_DIRECTORY)
+    return {name: environment for name, environment in sorted(catalogue.environments.items())
+            if provider.unavailable_reason(environment) is None}
 
 
 @needs_desktop
-def test_double_clicking_an_icon_starts_its_application(provider: LocalProvider,
-                                                        cvmfs_program: str) -> None:
-    environment = make_environment(name="sw", applications=[
-        {"name": "sleeper", "command": cvmfs_program, "terminal": False,
-         "icon": "utilities-terminal", "category": "Utility"}])
-    provider.launch(LaunchSpec("m1", "alice", 20000, 20000, environment, PASSWORD,
-                               "800x600"))
-    port = vnc_socket(provider, "m1")
-    marker = b"DAAAS_MACHINE_ID=m1\0"
-    deadline = time.monotonic() + 20
-    while not (started := [pid for pid in os.listdir("/proc") if pid.isdigit()
-                           and _cmdline(pid) == b"sleep\x003217\x00"]):
-        assert time.monotonic() < deadline, "the launcher did not start its application"
-        click(port, 60, 30)  # the first icon of pcmanfm's column; no "trust this?" dialog
-        time.sleep(1)
-    assert marker in Path(f"/proc/{started[0]}/environ").read_bytes()
-    provider.delete("m1")
-    assert not Path(f"/proc/{started[0]}/cmdline").exists() or _cmdline(started[0]) == b""
-
-
-def _cmdline(pid: str) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+def test_every_icon_of_every_offered_environment_opens_its_window(
+        provider: LocalProvider, software: None) -> None:
+    """What a person does: double-click each icon, see the application's window, close it."""
+    windows = {program.cvmfs_path: program.window for program in load_source()}
+    offered = offered_environments(provider)
+    assert {"base-desktop", "hdf5-viewers"} <= set(offered), offered
+    for number, (name, environment) in enumerate(offered.items()):
+        machine_id = f"icons{number}"
+        path, display, cookie = launch_environment(provider, machine_id, environment)
+        expected = sorted(windows[app.command] for app in environment.applications)
+        opened: list[str] = []
+        for x, y in icon_centres(path, len(environment.applications)):
+            before = client_windows(display, cookie)
+            click(path, x, y)
+            after = wait_for_windows(display, cookie, appeared(before), timeout=25)
+            new = {wid: cls for wid, cls in after.items() if wid not in before}
+            assert new, f"{name}: double-clicking the icon at ({x}, {y}) opened no window"
+            opened.extend(new.values())
+            time.sleep(0.5)  # a person sees the window before closing it
+            for _ in range(5):  # and clicks the close button again if it was still starting
+                for window_id in new:
+                    close_window(display, cookie, window_id)
+                gone = wait_for_windows(display, cookie, closed(new), timeout=2)
+                if closed(new)(gone):
+                    break
+            assert not set(new) & set(gone), f"{name}: {new} did not close"
+        assert sorted(opened) == expected, name
+        provider.delete(machine_id)  # nothing an icon started outlives the desktop
+        assert session_processes(provider.sessions_dir, machine_id) == {}

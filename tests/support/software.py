@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from Xlib import X, protocol
+from Xlib import error as xerror
 from Xlib.xobject.drawable import Window
 
 from daaas.cvmfs.local_source import Built, provide, unmount
@@ -36,8 +37,8 @@ def local_software() -> Iterator[Built]:
 
 
 def client_windows(display: int, xauthority: Path) -> dict[int, str]:
-    """Return {window id: WM_CLASS class, or the title when it sets no class} of every window
-    the window manager manages."""
+    """Return {window id: WM_CLASS class, or the title when it sets no class, "" while it has
+    neither} of every window the window manager manages."""
     with x_display(display, xauthority) as connection:
         root = connection.screen().root
         listed = root.get_full_property(connection.intern_atom("_NET_CLIENT_LIST"),
@@ -45,8 +46,12 @@ def client_windows(display: int, xauthority: Path) -> dict[int, str]:
         windows = {}
         for window_id in (listed.value if listed else []):
             window = connection.create_resource_object("window", window_id)
-            wm_class = window.get_wm_class()
-            windows[int(window_id)] = wm_class[1] if wm_class else str(window.get_wm_name())
+            try:
+                wm_class = window.get_wm_class()
+                windows[int(window_id)] = wm_class[1] if wm_class else \
+                    str(window.get_wm_name() or "")
+            except xerror.BadWindow:
+                continue  # closed since the list was read
         return windows
 
 
@@ -76,8 +81,10 @@ def wait_for_windows(display: int, xauthority: Path, condition: Callable[[dict[i
 
 
 def appeared(before: dict[int, str]) -> Callable[[dict[int, str]], bool]:
-    """A condition for :func:`wait_for_windows`: a window not in ``before`` is there."""
-    return lambda now: bool(set(now) - set(before))
+    """A condition for :func:`wait_for_windows`: a window not in ``before`` is there, and
+    every such window has a class or title by which it is known."""
+    return lambda now: bool(set(now) - set(before)) and all(
+        name for window, name in now.items() if window not in before)
 
 
 def closed(shown: dict[int, str]) -> Callable[[dict[int, str]], bool]:
