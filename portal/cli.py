@@ -126,9 +126,9 @@ def _warn_single_user(settings: Settings) -> None:
 
 def _provide_software(settings: Settings) -> None:
     """Local provider, as root: build the software source from Debian packages and show it at
-    /cvmfs/<repository> (see :mod:`daaas.cvmfs.local_source`). Says on stderr what is missing
-    or left alone; a failure leaves the environments that need it unavailable, never stops
-    the start."""
+    /cvmfs/<repository> (see :mod:`daaas.cvmfs.local_source`, which logs a missing package as a
+    warning and what it mounted or left alone). A failure leaves the environments that need it
+    unavailable and never stops the start."""
     if settings.provider != "local" or not settings.local_software_dir or os.geteuid() != 0:
         return
     from pathlib import Path
@@ -136,16 +136,10 @@ def _provide_software(settings: Settings) -> None:
     from daaas.cvmfs.local_source import SourceError, provide
 
     try:
-        built, mounts = provide(Path(settings.local_software_dir))
+        provide(Path(settings.local_software_dir))
     except (SourceError, OSError) as error:
-        click.echo(f"WARNING: the local software source could not be built: {error}", err=True)
-        return
-    for program in built.missing:
-        click.echo(f"WARNING: {program.cvmfs_path} is not available: install the Debian "
-                   f"package {program.package}", err=True)
-    for name, outcome in mounts.items():
-        if outcome not in ("mounted", "already mounted"):
-            click.echo(f"NOTE: /cvmfs/{name}: {outcome}", err=True)
+        logging.getLogger("daaas.portal").warning(
+            "the local software source could not be built: %s", error)
 
 
 @main.command()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +110,31 @@ def test_an_environment_runs_here_only_if_every_launcher_points_at_a_program(
         reason = provider.unavailable_reason(shipped("dawn"))
         assert reason is not None and reason.startswith(
             "DAWN and silx view are not installed on this server")
+
+
+def test_serve_builds_the_source_and_leaves_a_mount_not_its_own_alone(tmp_path: Path) -> None:
+    """`daaas serve` as root builds the source before it listens (here it stops there: the
+    port is taken); /cvmfs already shows another folder, so it mounts nothing over it."""
+    software = tmp_path / "software"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DAAAS_")}
+    env.update(DAAAS_VAR_DIR=str(tmp_path / "var"), DAAAS_LOCAL_SOFTWARE_DIR=str(software),
+               DAAAS_START_WEBSOCKIFY="false", DAAAS_EMBEDDED_WORKER="false",
+               DAAAS_LOG_LEVEL="WARNING")
+    with local_software(), socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        before = Path("/proc/self/mountinfo").read_text()
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("daaas")), "serve", "--port",
+             str(taken.getsockname()[1])], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=120, check=False)
+        assert Path("/proc/self/mountinfo").read_text() == before
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, \
+        result.stderr
+    terminal = software / "desktop.daaas.ac.uk" / "launchers" / "terminal"
+    assert terminal.read_text().endswith('exec /usr/bin/xterm "$@"\n')
+    assert stat_mode(software / "dawn.diamond.ac.uk" / "silx" / "bin" / "silx") == 0o755
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
