@@ -16,12 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from daaas.catalogue import Environment
 from daaas.cvmfs.local_source import build, load_source, mount, ours, repositories, unmount
 from daaas.portal.providers.local import LocalProvider
 from tests.support.environments import make_environment, shipped
 from tests.support.software import local_software
+from tests.support.web import bearer
 
 if os.geteuid() != 0:
     pytest.skip("bind mounts need root", allow_module_level=True)
@@ -138,3 +141,17 @@ def test_serve_builds_the_source_and_leaves_a_mount_not_its_own_alone(tmp_path: 
 
 def stat_mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
+
+
+def test_the_demo_experiment_has_a_real_nexus_file_for_silx(app: Flask,
+                                                            client: FlaskClient) -> None:
+    experiments = client.get("/api/v1/experiments", headers=bearer(app, "scientist")).get_json()
+    mx = next(e for e in experiments["experiments"] if e["visit_id"] == "MX31850-12")
+    sample = Path(mx["data_path"]) / "xtal1" / "xtal1_master.nxs"
+    assert sample.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    assert stat_mode(sample) == 0o644
+    read = subprocess.run(  # with the h5py silx view uses
+        ["/usr/bin/python3", "-c", "import sys, h5py; f = h5py.File(sys.argv[1]); "
+         "print(f['entry'].attrs['NX_class'], f['entry/data/data'].shape)", str(sample)],
+        capture_output=True, text=True, check=True)
+    assert read.stdout.strip() == "NXentry (4, 64, 64)"
