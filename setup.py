@@ -45,6 +45,7 @@ setup(
         "WsgiDAV>=4.3",
         "python-xlib>=0.33",
         "psutil>=6",
+        "cryptography>=43",
     ],
     extras_require={
         "test": [

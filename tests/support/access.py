@@ -1,5 +1,5 @@
 """Helpers for the desktop-access tests: machines in the database, a raw websocket client and
-a tiny RFB-speaking TCP server (the stand-in for a VNC server at the far end of the proxy)."""
+a provider whose machines all listen on one given address."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import hashlib
 import os
 import socket
 import struct
-import threading
 import uuid
 from datetime import timedelta
 
@@ -21,7 +20,6 @@ from daaas.portal.providers import ConnectionTarget, LaunchSpec
 from tests.support.environments import make_environment
 from tests.support.providers import InMemoryProvider
 
-RFB_GREETING = b"RFB 003.008\n"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -64,35 +62,6 @@ class FixedTarget(InMemoryProvider):
 
     def connection_target(self, machine_id: str) -> ConnectionTarget:
         return self.target
-
-
-class RfbServer:
-    """A TCP server on 127.0.0.1 that greets like a VNC server, then echoes what it gets."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._greet_and_echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _greet_and_echo(conn: socket.socket) -> None:
-        with conn:
-            conn.sendall(RFB_GREETING)
-            while data := conn.recv(4096):
-                conn.sendall(data)
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 class WebSocketClient:
