@@ -85,3 +85,17 @@ def test_broken_entries_are_left_out_and_shown_to_admins(tmp_path: Path,
     assert {"no-image", "wrong-type", "orphan", "loop-a", "loop-b", "bad-yaml"} <= invalid
     assert "no-such-parent" in page and "max_lifetime_hours" in page
     assert "loop-a -&gt; loop-b -&gt; loop-a" in page or "loop-b -&gt; loop-a -&gt; loop-b" in page
+
+
+def test_admins_are_told_when_desktops_are_not_isolated(
+        settings_override: dict[str, Any]) -> None:
+    """What the provider says about itself (a non-root local portal: single-user mode or
+    refused launches) is on the admin's machines page, and only there."""
+    app = create_app({**settings_override, "provider": "unisolated"})
+    client = app.test_client()
+    sign_in(client, "admin", "admin-demo-pass")
+    page = client.get("/admin/machines").get_data(as_text=True)
+    assert re.search(r'data-notice="provider">\s*Local desktops run in single-user mode', page)
+    user = app.test_client()
+    sign_in(user, "scientist", "scientist-demo")
+    assert "single-user mode" not in user.get("/analysis").get_data(as_text=True)

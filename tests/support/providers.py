@@ -7,7 +7,8 @@ each method's calls, e.g. ``provider.calls["poll"]``.
 
 tests/conftest.py registers each under its ``name`` in
 :data:`daaas.portal.providers.PROVIDERS` for the whole test session (:func:`register_doubles`),
-so ``provider = "memory"`` (or "slow", "never-ready", "unstoppable", "failing") works in a
+so ``provider = "memory"`` (or "slow", "never-ready", "unstoppable", "failing",
+"unisolated") works in a
 test's settings; the portal itself never knows them.
 """
 
@@ -258,9 +259,20 @@ class FailingProvider(InMemoryProvider):
         super().delete(machine_id)
 
 
+class UnisolatedProvider(InMemoryProvider):
+    """Says, as a non-root local provider does, that its desktops are not isolated."""
+
+    name = "unisolated"
+    NOTICE = "Local desktops run in single-user mode: desktops are not isolated."
+
+    def notices(self) -> list[str]:
+        """Return :data:`NOTICE`."""
+        return [self.NOTICE]
+
+
 DOUBLES: tuple[type[InMemoryProvider], ...] = (InMemoryProvider, SlowProvider,
                                                NeverReadyProvider, UnstoppableProvider,
-                                               FailingProvider)
+                                               FailingProvider, UnisolatedProvider)
 
 
 @contextmanager
