@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import free_port
 from tests.support.paths import ROOT
 
 pytestmark = [
@@ -87,3 +88,31 @@ def test_single_user_mode_runs_every_desktop_as_the_portal_and_says_so(tmp_path:
     assert len(outcome["notices"]) == 1
     assert outcome["notices"][0].startswith("Local desktops run in single-user mode: every "
                                             "desktop runs as the portal's own account (nobody)")
+
+
+@pytest.mark.parametrize(("mode", "says"), [
+    ("false", "WARNING: Local desktops are refused: the portal runs as nobody, not root"),
+    ("true", "WARNING: Local desktops run in single-user mode: every desktop runs as the "
+             "portal's own account (nobody)")])
+def test_serve_says_so_at_start(tmp_path: Path, mode: str, says: str) -> None:
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    os.chown(var_dir, NOBODY, NOBODY)
+    env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "DAAAS_VAR_DIR": str(var_dir),
+           "DAAAS_PORT": str(free_port()), "DAAAS_START_WEBSOCKIFY": "false",
+           "DAAAS_EMBEDDED_WORKER": "false", "DAAAS_LOCAL_SINGLE_USER_MODE": mode}
+    serve = subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
+         str(Path(sys.executable).with_name("daaas")), "serve"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert serve.stdout is not None
+        seen = []
+        for line in serve.stdout:
+            seen.append(line)
+            if line.startswith("WARNING:") or "daaas portal:" in line:
+                break
+        assert any(line.startswith(says) for line in seen), "".join(seen)
+    finally:
+        serve.terminate()
+        serve.wait(30)
