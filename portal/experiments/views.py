@@ -9,6 +9,7 @@ from daaas.portal.auth.current import require_user
 from daaas.portal.experiments.service import sessions_of, visible_investigation
 from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.lifecycle import db
+from daaas.portal.machines.naming import experiment_on_desktop
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("experiments", __name__)
@@ -28,7 +29,7 @@ def page(investigation_id: int) -> str:
     rt, user = runtime(), require_user()
     investigation = visible_investigation(rt.experiments, user, investigation_id)
     return render_template("experiments/page.html", investigation=investigation,
-                           data_path=investigation.data_path(
-                               rt.settings.experiment_data_path_template),
+                           desktop_path=experiment_on_desktop(rt.settings.provider,
+                                                              investigation.visit_id),
                            sessions=sessions_of(db(), investigation_id),
                            hpc_jobs=recorded_jobs(db(), user, experiment_id=investigation_id))

@@ -69,6 +69,18 @@ def get_machine(machine_id: str) -> dict[str, Any]:
     return reply(service.get_machine(db(), require_user(), machine_id), with_events=True)
 
 
+@blueprint.patch("/machines/<machine_id>")
+def rename_machine(machine_id: str) -> dict[str, Any]:
+    """Rename the user's machine; 200 with the machine.
+
+    Raises InvalidInput for a body that is not a :class:`~schemas.RenameRequest` or a name
+    :func:`service.rename_machine` refuses, and what it raises (NotFound, Forbidden, Conflict).
+    """
+    body = parse_body(schemas.RenameRequest)
+    return reply(service.rename_machine(db(), require_user(), machine_id, body.name),
+                 with_events=True)
+
+
 @blueprint.delete("/machines/<machine_id>")
 def delete_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the machine to be deleted; 202 with the machine in 'deleting'."""

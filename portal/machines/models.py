@@ -48,12 +48,14 @@ def parse_snapshot(text: str) -> Environment:
 
 
 class Machine(Base):
-    """One analysis machine. Its ``id`` is also its identity at the provider."""
+    """One analysis machine. Its ``id`` is also its identity at the provider; its ``name`` is
+    what its owner calls it (see :mod:`daaas.portal.machines.naming`)."""
 
     __tablename__ = "machines"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80), default="")
     environment_name: Mapped[str] = mapped_column(String(64))
     environment: Mapped[Environment] = mapped_column(EnvironmentSnapshot)
     flavor: Mapped[str] = mapped_column(String(100))

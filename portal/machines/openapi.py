@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from daaas.portal.api.schema import content, errors, request_body
-from daaas.portal.machines.schemas import LaunchRequest, Machine, MachineList
+from daaas.portal.machines.schemas import LaunchRequest, Machine, MachineList, RenameRequest
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
 PAGE = [{"name": "all", "in": "query", "schema": {"type": "string"},
@@ -36,6 +36,11 @@ PATHS: dict[str, Any] = {
         "parameters": [MACHINE_ID],
         "get": {"summary": "One machine with its events",
                 "responses": {"200": content(Machine, "OK"), **errors(401, 404)}},
+        "patch": {"summary": "Rename a machine (its owner only; 1 to 80 printable "
+                           "characters, unlike the owner's other machines' names)",
+                  "requestBody": request_body(RenameRequest),
+                  "responses": {"200": content(Machine, "Renamed"),
+                                **errors(400, 401, 403, 404, 409)}},
         "delete": {"summary": "Delete a machine (answers at once)",
                    "responses": {"202": content(Machine, "Deleting"), **errors(401, 403, 404)}},
     },

@@ -20,6 +20,17 @@ class LaunchRequest(Body):
     experiment: int | None = Field(None, description="Bind to this investigation (its id).")
 
 
+class RenameRequest(Body):
+    """A machine's new name."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "Refinement of crystal 1"}]})
+
+    name: str = Field(description="1 to 80 printable characters (no line breaks, tabs or "
+                                  "control characters); outer spaces are removed. It must "
+                                  "differ from the names of the owner's other machines.")
+
+
 class MachineEnvironment(Reply):
     """The environment a machine runs."""
 
@@ -44,6 +55,7 @@ class MachineLinks(Reply):
     rdp: str
     stop: str
     start: str
+    rename: str
 
 
 class MachineExperiment(Reply):
@@ -60,6 +72,16 @@ class MachineExperiment(Reply):
     instruments: list[str] = []
 
 
+class MachineFolders(Reply):
+    """Where the machine's desktop shows the user's folders, as the user sees them there."""
+
+    storage: str | None = Field(description="'~/storage', or null when this machine does not "
+                                            "get the user's storage.")
+    experiment: str | None = Field(description="'~/experiment-MX31850-12' (read-only), or "
+                                               "null without an experiment or when this "
+                                               "machine does not get its data.")
+
+
 class MachineEvent(Reply):
     """One state change of a machine."""
 
@@ -73,9 +95,14 @@ class Machine(Reply):
     """A machine; ``events`` only on the routes for one machine."""
 
     id: str
+    name: str = Field(description="What its owner calls it; new machines are named after "
+                                  "their environment, experiment and launch day "
+                                  "('Analysis desktop · MX31850-12 · 3 Dec').")
     owner: str
     environment: MachineEnvironment
     flavor: str
+    size: str = Field(description="What its flavor is ('4 cores · 16 GiB'), or the flavor's "
+                                  "name where the site does not describe it.")
     state: State
     error_reason: str
     created_at: Timestamp
@@ -83,6 +110,7 @@ class Machine(Reply):
     expires_at: Timestamp
     phases: Phases
     experiment: MachineExperiment | None
+    folders: MachineFolders
     can_stop: bool = Field(description="Its provider can stop and start it.")
     links: MachineLinks
     events: list[MachineEvent] = []
@@ -97,5 +125,5 @@ class MachineList(Reply):
     offset: int
 
 
-REQUESTS = (LaunchRequest,)
+REQUESTS = (LaunchRequest, RenameRequest)
 REPLIES = (Machine, MachineList)

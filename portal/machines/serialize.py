@@ -7,18 +7,23 @@ from typing import Any
 from flask import url_for
 
 from daaas.portal.machines.models import Machine
+from daaas.portal.machines.naming import experiment_on_desktop, size_label, storage_on_desktop
 from daaas.portal.machines.timings import phase_timings
 from daaas.portal.runtime import runtime
 
 
 def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
     """Return the machine's public fields, phase timings and links (events if asked)."""
+    rt = runtime()
+    visit = str(machine.experiment.get("visit_id", "")) if machine.experiment else ""
     body: dict[str, Any] = {
         "id": machine.id,
+        "name": machine.name,
         "owner": machine.user.username,
         "environment": {"name": machine.environment_name,
                         "title": machine.environment.title},
         "flavor": machine.flavor,
+        "size": size_label(rt.settings, machine.flavor),
         "state": machine.state,
         "error_reason": machine.error_reason,
         "created_at": machine.created_at.isoformat(),
@@ -26,12 +31,16 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "expires_at": machine.expires_at.isoformat(),
         "phases": phase_timings(machine).as_dict(),
         "experiment": machine.experiment,
-        "can_stop": runtime().provider.supports_stop,
+        "folders": {"storage": storage_on_desktop(rt.settings, machine.provider),
+                    "experiment": experiment_on_desktop(machine.provider, visit)
+                    if visit else None},
+        "can_stop": rt.provider.supports_stop,
         "links": {"page": url_for("machines.page", machine_id=machine.id),
                   "desktop": url_for("access.desktop", machine_id=machine.id),
                   "rdp": url_for("access.rdp", machine_id=machine.id),
                   "stop": url_for("machines_api.stop_machine", machine_id=machine.id),
-                  "start": url_for("machines_api.start_machine", machine_id=machine.id)},
+                  "start": url_for("machines_api.start_machine", machine_id=machine.id),
+                  "rename": url_for("machines_api.rename_machine", machine_id=machine.id)},
     }
     if with_events:
         body["events"] = [{"from": e.from_state, "to": e.to_state, "at": e.at.isoformat(),

@@ -20,6 +20,7 @@ from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from daaas.portal.machines.capacity import launch_gpu_reason
 from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.naming import clean_name, default_name, unique_name
 from daaas.portal.machines.states import FINAL, State, can_move
 from daaas.portal.providers import Provider, StopNotSupported
 
@@ -71,7 +72,9 @@ def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: 
     if gpu:
         raise Conflict(f"{env.title} cannot start on {chosen} now: {gpu}")
     _check_quota(db, settings, user)
-    machine = Machine(id=uuid.uuid4().hex, user=user, environment_name=env.name,
+    name = unique_name(default_name(env.title, experiment["visit_id"] if experiment else None,
+                                    now), _names_in_use(db, user))
+    machine = Machine(id=uuid.uuid4().hex, user=user, name=name, environment_name=env.name,
                       environment=env, flavor=chosen, provider=settings.provider,
                       state=State.REQUESTED.value, created_at=now, state_changed_at=now,
                       expires_at=now + timedelta(hours=env.limits.max_lifetime_hours),
@@ -83,6 +86,37 @@ def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: 
                         + (f" for experiment {experiment['visit_id']}" if experiment else ""),
                         at=now))
     db.flush()
+    return machine
+
+
+def _names_in_use(db: Session, user: User, *, but: str | None = None) -> set[str]:
+    """The names of the user's machines that are not deleted (all but machine ``but``)."""
+    query = select(Machine.name).where(Machine.user_id == user.id,
+                                       Machine.state != State.DELETED.value)
+    if but is not None:
+        query = query.where(Machine.id != but)
+    return set(db.scalars(query))
+
+
+def rename_machine(db: Session, user: User, machine_id: str, raw_name: object) -> Machine:
+    """Give the user's machine the name they typed (outer spaces removed); returns it.
+
+    Only the owner renames a machine. Raises NotFound as :func:`get_machine` does, Forbidden
+    when an administrator tries to rename someone else's, Conflict for a deleted machine or a
+    name another of the owner's machines has, and InvalidInput (from
+    :func:`~daaas.portal.machines.naming.clean_name`) for a name that is empty, longer than 80
+    characters or holds control characters.
+    """
+    machine = get_machine(db, user, machine_id, lock=True)
+    if machine.user_id != user.id:
+        raise Forbidden("Only its owner can rename a machine.")
+    name = clean_name(raw_name)
+    if machine.state == State.DELETED.value:
+        raise Conflict("This machine has been deleted; it can no longer be renamed.")
+    if name != machine.name and name in _names_in_use(db, user, but=machine.id):
+        raise Conflict(f"You already have a machine called '{name}'; choose another name so "
+                       "you can tell them apart.")
+    machine.name = name
     return machine
 
 

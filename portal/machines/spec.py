@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from daaas.portal.config import Settings
 from daaas.portal.machines.models import Machine
+from daaas.portal.machines.naming import STORAGE_FOLDER, experiment_folder
 from daaas.portal.machines.secrets import vnc_password
 from daaas.portal.providers import LaunchSpec, SessionMount
 from daaas.portal.storage.service import storage_area
@@ -35,11 +36,12 @@ def session_mounts(settings: Settings, machine: Machine) -> tuple[SessionMount, 
 
     Raises OSError when the user's storage cannot be created.
     """
-    mounts = [SessionMount(name="storage", source=str(storage_area(settings, machine.user).path),
-                           read_only=False, description="your storage")]
+    storage = storage_area(settings, machine.user).path
+    mounts = [SessionMount(name=STORAGE_FOLDER, source=str(storage), read_only=False,
+                           description="your storage")]
     experiment = machine.experiment
     if experiment:
-        mounts.append(SessionMount(name=f"experiment-{experiment['visit_id']}",
+        mounts.append(SessionMount(name=experiment_folder(str(experiment["visit_id"])),
                                    source=str(experiment["data_path"]), read_only=True,
                                    description=f"experiment {experiment['visit_id']}"))
     return tuple(mounts)

@@ -17,10 +17,19 @@ from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.lifecycle import db, wants_json
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
+from daaas.portal.machines.naming import (
+    MAX_NAME,
+    experiment_on_desktop,
+    size_label,
+    storage_on_desktop,
+    when_text,
+)
 from daaas.portal.machines.states import State
 from daaas.portal.machines.timings import phase_timings
 from daaas.portal.providers import ConnectionTarget, ProviderError
 from daaas.portal.runtime import runtime
+from daaas.portal.storage.files import human_size
+from daaas.portal.storage.service import StorageArea, storage_area
 
 blueprint = Blueprint("machines", __name__)
 
@@ -52,15 +61,62 @@ def launch() -> ResponseReturnValue:
 
 @blueprint.get("/machines/<machine_id>")
 def page(machine_id: str) -> str:
-    """Show one machine: state, phase timings, events and access."""
+    """Show one machine: its name, what it is, state, phase timings, events and access."""
     user = require_user()
-    machine = service.get_machine(db(), user, machine_id)
+    return machine_page(service.get_machine(db(), user, machine_id))
+
+
+def machine_page(machine: Machine, rename_error: str = "", typed_name: str | None = None) -> str:
+    """Render the machine page; ``rename_error`` is why the name ``typed_name`` was refused,
+    shown next to the name field with what was typed kept. Raises NotSignedIn when nobody is
+    signed in."""
+    user, rt = require_user(), runtime()
+    visit = str(machine.experiment.get("visit_id", "")) if machine.experiment else ""
+    storage_path = storage_on_desktop(rt.settings, machine.provider)
     return render_template("machines/page.html", machine=machine,
                            timings=phase_timings(machine),
                            rdp_reason=rdp_unavailable_reason(machine, _target(machine)),
-                           can_stop=runtime().provider.supports_stop,
+                           can_stop=rt.provider.supports_stop,
                            user_data=_user_data_for_admin(machine) if user.is_admin else None,
-                           hpc_jobs=recorded_jobs(db(), user, machine_id=machine.id))
+                           hpc_jobs=recorded_jobs(db(), user, machine_id=machine.id),
+                           size=size_label(rt.settings, machine.flavor),
+                           is_owner=machine.user_id == user.id, max_name=MAX_NAME,
+                           rename_error=rename_error,
+                           typed_name=machine.name if typed_name is None else typed_name,
+                           storage_path=storage_path,
+                           storage=_storage_of(machine) if storage_path else None,
+                           experiment_path=experiment_on_desktop(machine.provider, visit)
+                           if visit else None,
+                           when_text=when_text, human_size=human_size)
+
+
+def _storage_of(machine: Machine) -> StorageArea | None:
+    """The owner's storage use and quota, or None when it cannot be measured now."""
+    try:
+        area = storage_area(runtime().settings, machine.user)
+    except (OSError, ProviderError):
+        return None
+    return area if area.used_known else None
+
+
+@blueprint.post("/machines/<machine_id>/rename")
+def rename(machine_id: str) -> ResponseReturnValue:
+    """Rename the machine from its page's form and show it again.
+
+    A refused name is shown next to the field with what was typed kept, with the error's
+    status; a JSON caller gets the JSON error instead.
+    """
+    user = require_user()
+    typed = request.form.get("name", "")
+    try:
+        service.rename_machine(db(), user, machine_id, typed)
+    except (Conflict, InvalidInput) as exc:
+        if wants_json():
+            raise
+        db().rollback()
+        machine = service.get_machine(db(), user, machine_id)
+        return machine_page(machine, exc.user_message, typed), exc.status_code
+    return redirect(url_for("machines.page", machine_id=machine_id), code=303)
 
 
 def _user_data_for_admin(machine: Machine) -> str:

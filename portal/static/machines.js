@@ -1,13 +1,99 @@
-// "My machines" on the Analysis page: refreshed from the JSON API every two seconds, so the
-// state and launch progress move without reloading the page.
+// "My machines" on the Analysis page: one card per machine (its name, environment, experiment,
+// size, start time and age), refreshed from the JSON API every two seconds, so the state and
+// launch progress move without reloading the page. Its owner renames a machine in place; a
+// card whose name is being edited is kept as it is until the edit ends.
 const table = document.getElementById("my-machines");
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const STEPS = ["requested", "provisioning", "contextualising", "ready"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MAX_NAME = 80;
 
 function cell(text) {
   const td = document.createElement("td");
   td.textContent = text;
   return td;
+}
+
+function startedText(iso) {
+  const when = new Date(iso);
+  const time = `${String(when.getUTCHours()).padStart(2, "0")}:${String(when.getUTCMinutes()).padStart(2, "0")}`;
+  return `Started ${when.getUTCDate()} ${MONTHS[when.getUTCMonth()]}, ${time} UTC`;
+}
+
+function fact(name, text, title) {
+  const item = document.createElement("li");
+  item.dataset.fact = name;
+  item.textContent = text;
+  if (title) item.title = title;
+  return item;
+}
+
+// The card's head: the machine's name (with Rename) and what tells it apart from the others.
+function identity(machine) {
+  const td = document.createElement("td");
+  td.className = "name";
+  const name = document.createElement("h3");
+  name.className = "machine-name";
+  name.textContent = machine.name;
+  name.title = machine.name;
+  const rename = document.createElement("button");
+  rename.type = "button";
+  rename.className = "link-button rename-button";
+  rename.textContent = "Rename";
+  rename.setAttribute("aria-label", `Rename ${machine.name}`);
+  rename.addEventListener("click", () => startRename(td, machine));
+  const head = document.createElement("div");
+  head.className = "machine-name-row";
+  head.append(name);
+  if (!["deleting", "deleted"].includes(machine.state)) head.append(rename);
+  const facts = document.createElement("ul");
+  facts.className = "facts";
+  facts.append(fact("environment", machine.environment.title));
+  if (machine.experiment) facts.append(fact("experiment", `Experiment ${machine.experiment.visit_id}`));
+  facts.append(fact("size", machine.size, `flavor ${machine.flavor}`));
+  const started = fact("started", startedText(machine.created_at));
+  const age = document.createElement("span");
+  age.className = "age";
+  age.textContent = ` (${window.daaasAge ? window.daaasAge(machine.created_at) : ""})`;
+  started.append(age);
+  facts.append(started);
+  td.append(head, facts);
+  return td;
+}
+
+function startRename(td, machine) {
+  const row = td.closest("tr");
+  row.dataset.editing = "1";
+  const form = document.createElement("form");
+  form.className = "rename-form inline-form";
+  form.noValidate = true;
+  const id = `rename-${machine.id}`;
+  form.innerHTML = `<label class="sr-label" for="${id}">New name</label>`
+    + `<input id="${id}" name="name" maxlength="${MAX_NAME}" required aria-describedby="${id}-note">`
+    + '<button type="submit" class="button primary">Save</button>'
+    + '<button type="button" class="button cancel">Cancel</button>'
+    + `<p class="field-note" id="${id}-note">1 to ${MAX_NAME} characters.</p>`;
+  const input = form.querySelector("input");
+  input.value = machine.name;
+  const note = form.querySelector(".field-note");
+  const done = () => { delete row.dataset.editing; refresh(); };
+  form.querySelector(".cancel").addEventListener("click", done);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const response = await fetch(machine.links.rename, {
+      method: "PATCH", body: JSON.stringify({name: input.value}),
+      headers: {"Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf}});
+    if (response.ok) { done(); return; }
+    const body = await response.json().catch(() => null);
+    note.textContent = body?.error?.message || `The name was not saved (HTTP ${response.status}).`;
+    note.classList.add("error");
+    note.setAttribute("role", "alert");
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  });
+  td.querySelector(".machine-name-row").replaceWith(form);
+  input.focus();
+  input.select();
 }
 
 function progress(machine) {
@@ -48,7 +134,7 @@ function actions(machine) {
   td.append(details);
   if (machine.can_stop && machine.state === "ready") {
     td.append(actionButton("Stop", machine.links.stop, machine,
-      `Stop ${machine.environment.title}? Its programs end; its disk and your storage are kept.`));
+      `Stop ${machine.name}? Its programs end; its disk and your storage are kept.`));
   }
   if (machine.can_stop && machine.state === "stopped") {
     td.append(actionButton("Start", machine.links.start, machine, null));
@@ -81,23 +167,23 @@ function actionButton(label, url, machine, question) {
 }
 
 async function deleteMachine(machine) {
-  if (!window.confirm(`Delete ${machine.environment.title}? Anything not saved in your storage is lost.`)) return;
+  if (!window.confirm(`Delete ${machine.name}? Anything not saved in your storage is lost.`)) return;
   await fetch(`/api/v1/machines/${machine.id}`, {method: "DELETE", headers: {"X-CSRF-Token": csrf}});
   refresh();
 }
 
 function render(machines) {
   const body = table.querySelector("tbody");
+  const editing = new Map([...body.querySelectorAll("tr[data-editing]")].map((row) => [row.dataset.machine, row]));
   body.replaceChildren(...machines.map((machine) => {
+    if (editing.has(machine.id)) return editing.get(machine.id);
     const row = document.createElement("tr");
     row.dataset.machine = machine.id;
     row.dataset.state = machine.state;
+    row.setAttribute("aria-label", machine.name);
     const state = cell(machine.state);
     state.className = `state state-${machine.state}`;
-    const title = cell(machine.environment.title);
-    title.className = "name";
-    title.title = machine.environment.title;
-    row.append(title, state, progress(machine), actions(machine));
+    row.append(identity(machine), state, progress(machine), actions(machine));
     const labels = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
     [...row.children].forEach((td, index) => { td.dataset.label = labels[index]; });
     return row;

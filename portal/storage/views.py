@@ -20,7 +20,9 @@ from werkzeug.wrappers import Response
 from daaas.portal.auth.current import require_user
 from daaas.portal.auth.models import User
 from daaas.portal.errors import InvalidInput
+from daaas.portal.experiments.backends import InvestigationInfo
 from daaas.portal.lifecycle import db
+from daaas.portal.machines.naming import experiment_on_desktop, storage_on_desktop
 from daaas.portal.runtime import runtime
 from daaas.portal.storage import files
 from daaas.portal.storage.app_passwords import (
@@ -28,7 +30,13 @@ from daaas.portal.storage.app_passwords import (
     create_app_password,
     revoke_app_password,
 )
-from daaas.portal.storage.roots import STORAGE_KEY, experiments_of, own_storage, root_for
+from daaas.portal.storage.roots import (
+    EXPERIMENT_PREFIX,
+    STORAGE_KEY,
+    experiments_of,
+    own_storage,
+    root_for,
+)
 
 blueprint = Blueprint("storage", __name__, url_prefix="/my-data")
 FORM_TYPES = {"multipart/form-data", "application/x-www-form-urlencoded"}
@@ -77,7 +85,21 @@ def _page(user: User, root: files.Root, subpath: str, **extra: Any) -> str:
                            human_size=files.human_size, investigations=investigations,
                            experiments_problem=experiments_problem, storage=storage,
                            passwords=app_passwords(db(), user), dav_url=_dav_url(),
-                           webdav_enabled=rt.settings.webdav_enabled, **extra)
+                           webdav_enabled=rt.settings.webdav_enabled,
+                           desktop_path=_desktop_path(root, clean, investigations), **extra)
+
+
+def _desktop_path(root: files.Root, clean: str, investigations: list[InvestigationInfo]
+                  ) -> str | None:
+    """Where the folder shown is on the user's desktops (``~/storage/results``), or None
+    when desktops of this portal do not get it."""
+    settings = runtime().settings
+    if root.key == STORAGE_KEY:
+        top = storage_on_desktop(settings, settings.provider)
+    else:
+        visits = [i.visit_id for i in investigations if f"{EXPERIMENT_PREFIX}{i.id}" == root.key]
+        top = experiment_on_desktop(settings.provider, visits[0]) if visits else None
+    return f"{top}/{clean}" if top and clean else top
 
 
 def _dav_url() -> str:

@@ -142,7 +142,8 @@ def _body_routes() -> list[tuple[str, str]]:
 def test_every_body_route_is_known_to_the_tests() -> None:
     assert sorted(_body_routes()) == [
         ("/context/m-none/bootstrap", "post"), ("/context/m-none/status", "post"),
-        ("/jobs", "post"), ("/machines", "post"), ("/tokens", "post")]
+        ("/jobs", "post"), ("/machines", "post"), ("/machines/m-none", "patch"),
+        ("/tokens", "post")]
 
 
 @pytest.mark.parametrize("raw", [b"\x00", b"[]", b"\"ccp4\"", b"{\"environment\": ", b"\xff{}"])
