@@ -198,7 +198,8 @@ def test_migration_names_existing_machines(database_url: str) -> None:
                  "exp": json.dumps(experiment) if experiment else None})
     upgrade(engine)
     with engine.connect() as connection:
-        names: dict[str, str] = dict(connection.execute(sa.text("SELECT id, name FROM machines")).all())
+        rows = connection.execute(sa.text("SELECT id, name FROM machines")).all()
+    names: dict[str, str] = {row[0]: row[1] for row in rows}
     engine.dispose()
     assert names == {"a1": "Analysis desktop · MX31850-12 · 3 Dec",
                      "a2": "Analysis desktop · MX31850-12 · 3 Dec (2)",
