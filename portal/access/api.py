@@ -7,8 +7,8 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from daaas.portal.access.rdp import rdp_download
-from daaas.portal.access.schemas import DesktopAccess
-from daaas.portal.access.service import issue_desktop_token
+from daaas.portal.access.schemas import DesktopAccess, DesktopOpening, DesktopStatus
+from daaas.portal.access.service import desktop_status, issue_desktop_token
 from daaas.portal.access.views import rdp_response
 from daaas.portal.api.schema import dump
 from daaas.portal.auth.current import require_user
@@ -33,6 +33,21 @@ def access(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     body = DesktopAccess(token=grant.token, websocket_url=grant.websocket_url,
                          expires_at=grant.expires_at.isoformat())
     return dump(body), 201, {"Cache-Control": "no-store"}
+
+
+@blueprint.get("/machines/<machine_id>/desktop-status")
+def status(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Return 200 with the machine's :class:`~schemas.DesktopStatus`: its state, why the
+    desktop cannot be opened now, whether it can be started, whether it has ended, and the
+    administrators who opened it. Raises AuthenticationRequired or NotFound, answered as JSON
+    errors.
+    """
+    found = desktop_status(db(), runtime().provider, require_user(), machine_id)
+    body = DesktopStatus(state=found.state, message=found.message, can_start=found.can_start,
+                         ended=found.ended,
+                         openings=[DesktopOpening(who=o.who, at=o.at.isoformat())
+                                   for o in found.openings])
+    return dump(body), 200, {"Cache-Control": "no-store"}
 
 
 @blueprint.get("/machines/<machine_id>/rdp")

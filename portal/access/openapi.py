@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daaas.portal.access.schemas import DesktopAccess
+from daaas.portal.access.schemas import DesktopAccess, DesktopStatus
 from daaas.portal.api.schema import content, errors
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -16,6 +16,12 @@ PATHS: dict[str, Any] = {
         "summary": "A fresh one-time desktop token and the websocket URL that spends it",
         "responses": {"201": content(DesktopAccess, "Created (single use, short-lived)"),
                       **errors(401, 403, 404, 409, **WHY)}}},
+    "/machines/{machine_id}/desktop-status": {"parameters": [MACHINE_ID], "get": {
+        "summary": "What the desktop page shows: the machine's state, why its desktop cannot "
+                   "be opened now, whether it can be started or has ended, and the "
+                   "administrators who opened it",
+        "responses": {"200": content(DesktopStatus, "The desktop's status"),
+                      **errors(401, 404, **WHY)}}},
     "/machines/{machine_id}/rdp": {"parameters": [MACHINE_ID], "get": {
         "summary": "A .rdp file for a native RDP client, where the environment and provider "
                    "offer RDP",

@@ -23,5 +23,27 @@ class DesktopAccess(Reply):
     expires_at: Timestamp = Field(description="The token is refused after this time.")
 
 
+class DesktopOpening(Reply):
+    """An administrator (not the one asking) opened this desktop."""
+
+    who: str = Field(description="The administrator: 'Facility Admin (admin)'.")
+    at: Timestamp = Field(description="When they last asked for a desktop token.")
+
+
+class DesktopStatus(Reply):
+    """What the desktop page shows between connections, and who else opened the desktop."""
+
+    state: str = Field(description="The machine's state, as in the machines API.")
+    message: str | None = Field(description="Why the desktop cannot be opened now; null when "
+                                            "the machine is ready.")
+    can_start: bool = Field(description="The machine is stopped and can be started "
+                                        "(POST /machines/{id}/start).")
+    ended: bool = Field(description="The desktop will not come back (the machine failed or "
+                                    "is deleted): stop retrying.")
+    openings: list[DesktopOpening] = Field(
+        description="Administrators other than the caller who opened this desktop in the "
+                    "last day, latest first.")
+
+
 REQUESTS: tuple[type[BaseModel], ...] = ()
-REPLIES = (DesktopAccess,)
+REPLIES = (DesktopAccess, DesktopStatus, DesktopOpening)

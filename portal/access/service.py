@@ -7,6 +7,10 @@ desktop proxy (:mod:`daaas.portal.access.rfbproxy`) turns a token into that
 machine is ready. The browser never receives the VNC password: the proxy derives it from the
 portal's secret key (:func:`daaas.portal.machines.secrets.vnc_password`) and signs in to the
 VNC server itself.
+
+An administrator may open anyone's desktop, never silently: the machine gets an event naming
+the administrator (:func:`record_admin_opening`), and the owner's desktop page shows a notice
+(:func:`desktop_status` lists who else opened the desktop).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from daaas.portal.access.connection import TokenStore, connection
@@ -25,7 +29,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict
-from daaas.portal.machines.models import AccessToken, Machine
+from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.machines.secrets import token_digest
 from daaas.portal.machines.service import get_machine
 from daaas.portal.machines.states import State
@@ -33,6 +37,11 @@ from daaas.portal.providers.base import Provider
 
 log = logging.getLogger(__name__)
 KEEP_USED_TOKENS = timedelta(days=1)
+#: An administrator's further tokens within this time after an opening record no new event
+#: (a reconnect is not a new opening); the owner's notice still shows the latest time.
+ADMIN_EVENT_WINDOW = timedelta(minutes=10)
+#: The machine states whose desktop will not come back: the page stops trying.
+END_STATES = frozenset({State.ERROR, State.DELETING, State.DELETED})
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,11 @@ def not_ready_message(machine: Machine) -> str | None:
     if state is State.ERROR:
         return (f"This machine failed: {machine.error_reason or 'no reason was recorded'}. "
                 "Delete it and launch a new one from the Analysis page.")
+    if state is State.STOPPED:
+        return ("This machine is stopped (its disk is kept). Start it to open its desktop "
+                "again.")
+    if state is State.STOPPING:
+        return "This machine is stopping. Once it has stopped you can start it again."
     if state in {State.DELETING, State.DELETED}:
         return ("This machine is being deleted or has been deleted. Launch a new one from the "
                 "Analysis page.")
@@ -117,6 +131,8 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
     token, now = secrets.token_urlsafe(32), utcnow()
     expires_at = now + timedelta(seconds=settings.access_token_ttl_seconds)
     db.execute(delete(AccessToken).where(AccessToken.expires_at < now - KEEP_USED_TOKENS))
+    if machine.user_id != user.id:
+        record_admin_opening(db, machine, user, now)
     db.add(AccessToken(machine_id=machine.id, user_id=user.id, secret_hash=token_digest(token),
                        host=target.host, port=target.vnc_port,
                        socket_path=target.vnc_socket, created_at=now, expires_at=expires_at))
@@ -124,6 +140,78 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
     log.info("desktop token issued to %s for machine %s", user.username, machine.id)
     return DesktopAccess(token=token, websocket_url=websocket_url(settings, token, request_host),
                          expires_at=expires_at)
+
+
+def admin_label(user: User) -> str:
+    """Return how an administrator is named to a machine's owner: "Facility Admin (admin)", or
+    the username alone when there is no display name. Raises nothing."""
+    name = user.display_name.strip()
+    return f"{name} ({user.username})" if name and name != user.username else user.username
+
+
+def record_admin_opening(db: Session, machine: Machine, admin: User, now: datetime) -> bool:
+    """Record on ``machine`` (not ``admin``'s) that ``admin`` opened its desktop at ``now``.
+
+    The event keeps the machine's state (from = to) and names the administrator. A further
+    token of the same administrator within :data:`ADMIN_EVENT_WINDOW` of an earlier one (a
+    reconnect) records nothing. Call it before the new token is added. Returns whether an event
+    was recorded. Raises SQLAlchemy errors only.
+    """
+    recent = db.scalar(select(AccessToken.id).where(
+        AccessToken.machine_id == machine.id, AccessToken.user_id == admin.id,
+        AccessToken.created_at > now - ADMIN_EVENT_WINDOW).limit(1))
+    if recent is not None:
+        return False
+    db.add(MachineEvent(machine_id=machine.id, from_state=machine.state, to_state=machine.state,
+                        message=f"desktop opened by administrator {admin_label(admin)}", at=now))
+    log.warning("administrator %s opened the desktop of machine %s (owner id %s)",
+                admin.username, machine.id, machine.user_id)
+    return True
+
+
+@dataclass(frozen=True)
+class Opening:
+    """Someone other than the owner opened the desktop (their latest token)."""
+
+    who: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DesktopStatus:
+    """What the desktop page needs between connections.
+
+    ``message`` says why the desktop cannot be opened now (None when ready); ``can_start``: a
+    stopped machine the provider can start; ``ended``: the desktop will not come back (failed,
+    being deleted or deleted); ``openings``: administrators other than the viewer who opened
+    this desktop within the last day, latest first.
+    """
+
+    state: str
+    message: str | None
+    can_start: bool
+    ended: bool
+    openings: list[Opening]
+
+
+def desktop_status(db: Session, provider: Provider, user: User, machine_id: str) -> DesktopStatus:
+    """Return the machine's :class:`DesktopStatus` as ``user`` (its owner or an admin) sees it.
+
+    Raises NotFound (not the user's machine).
+    """
+    machine = get_machine(db, user, machine_id)
+    state = State(machine.state)
+    since = utcnow() - KEEP_USED_TOKENS
+    rows = db.execute(
+        select(User, func.max(AccessToken.created_at).label("latest"))
+        .join(AccessToken, AccessToken.user_id == User.id)
+        .where(AccessToken.machine_id == machine.id, AccessToken.created_at > since,
+               User.id != machine.user_id, User.id != user.id)
+        .group_by(User.id).order_by(func.max(AccessToken.created_at).desc())).all()
+    return DesktopStatus(state=state.value, message=not_ready_message(machine),
+                         can_start=state is State.STOPPED and provider.supports_stop,
+                         ended=state in END_STATES,
+                         openings=[Opening(admin_label(row[0]), row[1]) for row in rows])
 
 
 def consume_token(store: TokenStore, token: str) -> DesktopTarget | None:
