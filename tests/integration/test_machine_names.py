@@ -109,6 +109,18 @@ class TestOnTheMemoryProvider:
         assert client.patch(url, json={"name": "gone"},
                             headers=bearer(app, "scientist")).status_code == 200  # deleting
 
+    def test_administrators_see_names_in_the_list_of_all_machines(
+            self, app: Flask, client: FlaskClient) -> None:
+        headers = bearer(app, "scientist")
+        machine = launch(client, headers, environment="base-desktop")
+        client.patch(f"/api/v1/machines/{machine['id']}", json={"name": "Tomo <b>run</b>"},
+                     headers=headers)
+        sign_in(client, "admin", "admin-demo-pass")
+        page = client.get("/admin/machines").get_data(as_text=True)
+        row = re.search(rf'<tr data-machine="{machine["id"]}">.*?</tr>', page, re.S)
+        assert row and "Tomo &lt;b&gt;run&lt;/b&gt;</a>" in row.group(0)
+        assert '<span class="muted">Analysis desktop</span>' in row.group(0)
+
     def test_rename_on_the_machine_page_shows_the_error_next_to_the_field(
             self, app: Flask, client: FlaskClient) -> None:
         machine = launch(client, bearer(app, "scientist"), environment="base-desktop")
@@ -162,8 +174,11 @@ def test_pages_show_desktop_paths_never_the_hosts(app: Flask, client: FlaskClien
     assert "<code>~/experiment-MX31850-12</code>: the data of experiment" in machine
     assert re.search(r"<code>~/storage</code>: your storage.*?<span id=\"storage-quota\">"
                      r"0 bytes of your 100.0 GiB quota used, 100.0 GiB left</span>", machine)
-    assert "<code>~/experiment-MX31850-12</code> in desktops launched" in \
-        pages[f"/experiments/{mx}"].get_data(as_text=True)
+    experiment_page = pages[f"/experiments/{mx}"].get_data(as_text=True)
+    assert "<code>~/experiment-MX31850-12</code> in desktops launched" in experiment_page
+    name = f"Analysis desktop · MX31850-12 · {short_date(utcnow())}"
+    assert f'{machine_id}">{name}</a><br><span class="muted">Analysis desktop</span>' in \
+        experiment_page  # the sessions that used it, by name
     my_data = pages["/my-data/"].get_data(as_text=True)
     assert 'On your desktops: <code>~/storage</code>' in my_data
     assert "0 bytes of 100.0 GiB · 100.0 GiB left" in my_data
