@@ -41,7 +41,7 @@ def facts(card: Any) -> dict[str, str]:
 
 def test_two_machines_of_one_environment_told_apart(portal_url: str, browser: Any) -> None:
     page = signed_in_page(browser, portal_url)
-    page.set_viewport_size({"width": 1280, "height": 900})
+    page.set_viewport_size({"width": 1280, "height": 860})
     experiments = api(page, "GET", "/api/v1/experiments")["body"]["experiments"]
     mx = next(e["id"] for e in experiments if e["visit_id"] == "MX31850-12")
     ids: list[str] = []
@@ -99,6 +99,8 @@ def test_two_machines_of_one_environment_told_apart(portal_url: str, browser: An
                    "the new name on the card")
         page.wait_for_timeout(300)
         section.screenshot(path=str(OUTPUT / "analysis-two-machines-renamed.png"))
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(OUTPUT / "analysis-two-machines-page.png"))  # the README's
         assert cards[0].locator(".machine-name").inner_text() == name
         assert api(page, "GET", f"/api/v1/machines/{ids[1]}")["body"]["name"] == \
             "Crystal 2 refinement"
