@@ -58,7 +58,7 @@ def test_clean_name_keeps_printable_text() -> None:
 
 
 def test_desktop_paths_and_sizes() -> None:
-    settings = Settings(secret_key="k")
+    settings = Settings.model_validate({"secret_key": "k"})
     assert experiment_on_desktop("local", "MX31850-12") == "~/experiment-MX31850-12"
     assert experiment_on_desktop("openstack", "MX31850-12") is None
     assert storage_on_desktop(settings, "local") == "~/storage"
