@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 
-from daaas.portal import lifecycle
+from daaas.portal import lifecycle, security
 from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.auth import csrf
 from daaas.portal.auth.backends import IDENTITY_BACKENDS
@@ -60,6 +60,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(my_data)
     if settings.webdav_enabled:
         mount_webdav(app)
+    security.install(app, settings)  # last: its WSGI wrappers go round WebDAV too
     return app
 
 

@@ -282,7 +282,7 @@ def users_list() -> None:
     """List accounts."""
     with unit_of_work(_factory(_settings())) as session:
         for user in session.scalars(select(User).order_by(User.username)):
-            flags = " admin" if user.is_admin else ""
+            flags = (" admin" if user.is_admin else "") + ("" if user.is_active else " disabled")
             click.echo(f"{user.username}\tuid={user.uid}\tgroups={','.join(user.groups)}"
                        f"\tinstruments={','.join(user.instruments)}{flags}")
 
@@ -296,6 +296,26 @@ def users_set_password(username: str, password: str) -> None:
         _require_user(session, username)
         auth_service.set_password(session, username, password)
     click.echo(f"Password of {username} changed.")
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Disable an account: it can no longer sign in, and every browser session it has ends."""
+    with unit_of_work(_factory(_settings())) as session:
+        _require_user(session, username)
+        auth_service.set_active(session, username, False)
+    click.echo(f"{username} is disabled and signed out everywhere.")
+
+
+@users.command("enable")
+@click.argument("username")
+def users_enable(username: str) -> None:
+    """Let a disabled account sign in again."""
+    with unit_of_work(_factory(_settings())) as session:
+        _require_user(session, username)
+        auth_service.set_active(session, username, True)
+    click.echo(f"{username} may sign in again.")
 
 
 @main.group()

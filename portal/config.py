@@ -23,7 +23,14 @@ from daaas import package_path
 
 DEFAULT_CATALOGUE_DIR = str(package_path("daaas.catalogue", "environments"))
 DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templates"))
-SECRET_KEYS = {"secret_key", "database_url"}
+#: Settings shown only as '***' by ``config show``; every other text is masked by
+#: :func:`mask_secrets` (passwords in URLs and in secret-looking parameters).
+SECRET_KEYS = {"secret_key"}
+#: A URL up to white space or the next URL (``http://a|http://b``, CVMFS's proxy lists).
+_URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\S*?)(?=\s|[A-Za-z][A-Za-z0-9+.-]*://|$)")
+_SECRET_PARAM_RE = re.compile(
+    r"(?i)(?<![^?&;#])([^=&;#]*(?:passw|pwd|secret|token|key|credential|auth|sig)[^=&;#]*)"
+    r"=([^&;#]*)")
 ENV_PREFIX = "DAAAS_"
 _PARTITION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: The flavours of the shipped catalogue, described as a typical OpenStack site has them.
@@ -102,10 +109,23 @@ class Settings(BaseModel):
         "groups ({project}, {role} allowed); empty: project names are the groups.")
     keystone_cloud: str = Field("", description="clouds.yaml entry of the portal's Keystone "
                                 "reader (role assignments); empty: the user's scoped tokens.")
-    session_cookie_secure: bool = Field(False, description="Cookie over HTTPS only.")
-    session_lifetime_minutes: int = Field(480, ge=5, description="Sign-in lasts this long.")
-    login_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per window.")
-    login_failure_window_seconds: int = Field(300, ge=1, description="Rate-limit window.")
+    session_cookie_secure: bool = Field(False, description="Cookie over HTTPS only (always "
+                                        "when public_url is https).")
+    session_lifetime_minutes: int = Field(480, ge=5, description="A sign-in ends this long "
+                                          "after it began (absolute).")
+    session_idle_minutes: int = Field(60, ge=1, description="A sign-in ends after this long "
+                                      "without a request.")
+    trusted_proxies: int = Field(0, ge=0, le=5, description="Reverse proxies in front whose "
+                                 "X-Forwarded-For/-Proto/-Host/-Port are believed.")
+    login_max_failures: int = Field(5, ge=1, description="Failed sign-ins per account and "
+                                    "address before the backoff starts.")
+    login_backoff_seconds: int = Field(30, ge=1, description="First wait after that; doubles "
+                                       "with each further failure.")
+    login_backoff_max_seconds: int = Field(900, ge=1, description="Longest backoff wait.")
+    login_address_max_failures: int = Field(50, ge=1, description="Failed sign-ins from one "
+                                            "address, all accounts, per window.")
+    login_failure_window_seconds: int = Field(3600, ge=1, description="Failures older than "
+                                              "this are forgotten.")
     api_token_lifetime_days: int = Field(90, ge=1, description="Default life of an API token.")
     first_uid: int = Field(20000, ge=1000, description="First POSIX uid/gid for local accounts.")
     demo_data: bool = Field(True, description="Create demo users on an empty embedded start.")
@@ -205,11 +225,14 @@ class Settings(BaseModel):
         return self.database_url or f"sqlite:///{self.var_path / 'daaas.sqlite'}"
 
     def masked(self) -> dict[str, Any]:
-        """Return the settings as a dict with secrets replaced by '***'."""
+        """Return the settings as a dict with every secret replaced by '***': the values of
+        :data:`SECRET_KEYS`, and in every other text the user-info of any URL in it
+        (``scheme://***@host``) and the value of any secret-looking parameter
+        (``?password=***``, ``token=***``). Raises nothing."""
         values = self.model_dump()
-        for key in SECRET_KEYS:
-            if values.get(key):
-                values[key] = _mask(key, str(values[key]))
+        for key, value in values.items():
+            if isinstance(value, str) and value:
+                values[key] = "***" if key in SECRET_KEYS else mask_secrets(value)
         return values
 
 
@@ -295,11 +318,23 @@ def parse_group_map(value: str) -> dict[str, str]:
     return rules
 
 
-def _mask(key: str, value: str) -> str:
-    if key == "database_url" and "@" in value and "://" in value:
-        scheme, rest = value.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return value if key == "database_url" else "***"
+def mask_secrets(text: str) -> str:
+    """Return ``text`` with every URL in it masked: its user-info replaced by ``***``
+    (``postgresql://***@db/daaas``) and the value of each secret-looking parameter of its
+    query string (password, passwd, pwd, secret, token, key, credential, auth, sig…) by ``***``
+    (``?sslpassword=***``). Text outside URLs is left as it is. Raises nothing."""
+    return _URL_RE.sub(_mask_url, text)
+
+
+def _mask_url(match: re.Match[str]) -> str:
+    scheme, rest = match.group(1), match.group(2)
+    if "@" in rest:  # up to the last '@': a password may hold '?', '/', ',' or '|' too
+        rest = "***@" + rest[rest.rindex("@") + 1:]
+    head, mark, query = rest.partition("?")
+    if not mark:
+        head, mark, query = rest.partition("#")
+    query = _SECRET_PARAM_RE.sub(lambda m: f"{m.group(1)}=***", query)
+    return f"{scheme}://{head}{mark}{query}"
 
 
 def load_settings(override: dict[str, Any] | None = None,

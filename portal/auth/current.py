@@ -11,8 +11,10 @@ from flask import g, request, session
 
 from daaas.portal.auth.models import User
 from daaas.portal.auth.service import user_for_token
+from daaas.portal.auth.sessions import close_session, open_session, session_user
 from daaas.portal.errors import AuthenticationRequired, Forbidden
 from daaas.portal.lifecycle import db
+from daaas.portal.runtime import runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,33 +38,33 @@ def _from_token() -> User | None:
 
 
 def _from_session() -> User | None:
-    user_id = session.get("user_id")
-    if user_id is None:
+    secret = session.get("sid")
+    if not isinstance(secret, str) or not secret:
+        if "user_id" in session:  # a cookie of the old kind, or a forged one: drop it
+            session.clear()
         return None
-    user = db().get(User, user_id)
-    if user is None or not user.is_active or session.get("auth_epoch") != _epoch(user):
+    user = session_user(db(), runtime().settings, secret)
+    if user is None:
         session.clear()
-        return None
     return user
 
 
-def _epoch(user: User) -> str:
-    """Changes when the password changes, ending sessions signed in with the old one."""
-    return (user.password_hash or user.identity_source)[-12:]
-
-
 def start_session(user: User) -> None:
-    """Sign ``user`` in on this browser: a fresh session and a fresh CSRF token."""
+    """Sign ``user`` in on this browser: a new server-side session (the cookie holds only its
+    random id) and a fresh CSRF token. Raises nothing beyond database errors."""
     session.clear()
     session.permanent = True
-    session["user_id"] = user.id
-    session["auth_epoch"] = _epoch(user)
+    session["sid"] = open_session(db(), runtime().settings, user, request.remote_addr or "")
     session["csrf"] = secrets.token_urlsafe(32)
     g.user = user
 
 
 def end_session() -> None:
-    """Sign out: forget everything in this browser's session."""
+    """Sign out: end this browser's session on the server (every copy of its cookie stops
+    working) and forget the cookie's contents. Raises nothing beyond database errors."""
+    secret = session.get("sid")
+    if isinstance(secret, str) and secret:
+        close_session(db(), secret)
     session.clear()
     g.user = None
 

@@ -61,3 +61,22 @@ class SignInAttempt(Base):
     remote_addr: Mapped[str] = mapped_column(String(64), index=True)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class BrowserSession(Base):
+    """One browser sign-in. The cookie carries a random id; only its SHA-256 is stored here.
+
+    A session is valid while ``ended_at`` is empty, its user is active, and neither the idle
+    nor the absolute lifetime has passed (see :mod:`daaas.portal.auth.sessions`).
+    """
+
+    __tablename__ = "browser_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[User] = relationship()

@@ -13,6 +13,7 @@ from werkzeug.security import generate_password_hash
 
 from daaas.portal.auth.backends import Identity, IdentityBackend
 from daaas.portal.auth.models import ApiToken, SignInAttempt, User
+from daaas.portal.auth.sessions import close_user_sessions
 from daaas.portal.config import Settings
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.errors import (
@@ -68,20 +69,37 @@ def get_user(db: Session, username: str) -> User:
 
 
 def set_password(db: Session, username: str, password: str) -> None:
-    """Replace the password of ``username``; raises NotFound or InvalidInput."""
-    get_user(db, username).password_hash = hash_password(password)
+    """Replace the password of ``username`` and end all of their browser sessions.
+
+    Raises NotFound or InvalidInput.
+    """
+    user = get_user(db, username)
+    user.password_hash = hash_password(password)
+    close_user_sessions(db, user)
+
+
+def set_active(db: Session, username: str, active: bool) -> User:
+    """Enable or disable the account ``username``; disabling ends all of their browser
+    sessions at once (API tokens and app passwords stop working while it is disabled).
+    Returns the user; raises NotFound."""
+    user = get_user(db, username)
+    user.is_active = active
+    if not active:
+        close_user_sessions(db, user)
+    return user
 
 
 def sign_in(db: Session, factory: sessionmaker[Session], backend: IdentityBackend,
             settings: Settings, username: str, password: str, remote_addr: str) -> User:
     """Check the credentials and return the signed-in user.
 
-    Raises RateLimited after too many recent failures for this name or address, and
-    SignInFailed for wrong credentials. Attempts are recorded in their own transaction so a
-    failure is counted even though the request itself rolls back.
+    Raises RateLimited while this account is in backoff from this address or the address has
+    spent its failure budget (:func:`check_throttle`), and SignInFailed for wrong
+    credentials. Attempts are recorded in their own transaction so a failure is counted even
+    though the request itself rolls back.
     """
-    username = username.strip().lower()
-    _check_rate_limit(db, settings, username, remote_addr)
+    username = username.strip().lower()[:64]
+    check_throttle(db, settings, username, remote_addr)
     try:
         identity = backend.authenticate(db, username, password)
     except Exception:
@@ -93,16 +111,57 @@ def sign_in(db: Session, factory: sessionmaker[Session], backend: IdentityBacken
     return user
 
 
-def _check_rate_limit(db: Session, settings: Settings, username: str, remote_addr: str) -> None:
-    since = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
-    failures = db.scalar(select(func.count(SignInAttempt.id)).where(
-        SignInAttempt.at >= since, SignInAttempt.succeeded.is_(False),
-        (SignInAttempt.username == username) | (SignInAttempt.remote_addr == remote_addr)))
-    if (failures or 0) >= settings.login_max_failures:
-        minutes = max(1, settings.login_failure_window_seconds // 60)
-        raise RateLimited(f"Too many failed sign-in attempts. Wait {minutes} minute(s) and try "
-                          "again, or ask an administrator to reset your password.",
-                          f"sign-in rate limit hit for {username!r} from {remote_addr}")
+def check_throttle(db: Session, settings: Settings, username: str, remote_addr: str) -> None:
+    """Refuse a sign-in attempt that the throttle holds back; returns None otherwise.
+
+    Two limits, over the failures of the last ``login_failure_window_seconds``:
+
+    - per (account, address): after ``login_max_failures`` failures since the pair's last
+      success, the pair waits ``login_backoff_seconds`` after its latest failure, doubled for
+      each further failure, at most ``login_backoff_max_seconds``. Other addresses are not
+      affected, so a guesser cannot lock the real user out;
+    - per address: ``login_address_max_failures`` failures across all accounts (password
+      spraying) refuse that address until they age out.
+
+    Raises RateLimited saying how long to wait.
+    """
+    now = utcnow()
+    since = now - timedelta(seconds=settings.login_failure_window_seconds)
+    failed = (SignInAttempt.at >= since) & SignInAttempt.succeeded.is_(False)
+    from_address = db.scalar(select(func.count(SignInAttempt.id)).where(
+        failed, SignInAttempt.remote_addr == remote_addr)) or 0
+    if from_address >= settings.login_address_max_failures:
+        oldest = db.scalar(select(func.min(SignInAttempt.at)).where(
+            failed, SignInAttempt.remote_addr == remote_addr)) or now
+        wait = oldest + timedelta(seconds=settings.login_failure_window_seconds) - now
+        raise RateLimited(_wait_message(wait),
+                          f"sign-in refused: {from_address} failures from {remote_addr} "
+                          f"(all accounts) within the window; tried {username!r}")
+    pair = (SignInAttempt.username == username) & (SignInAttempt.remote_addr == remote_addr)
+    last_success = db.scalar(select(func.max(SignInAttempt.at)).where(
+        pair, SignInAttempt.succeeded.is_(True), SignInAttempt.at >= since))
+    recent = failed & pair
+    if last_success is not None:
+        recent = recent & (SignInAttempt.at > last_success)
+    count, latest = db.execute(select(func.count(SignInAttempt.id),
+                                      func.max(SignInAttempt.at)).where(recent)).one()
+    if not count or count < settings.login_max_failures or latest is None:
+        return
+    doublings = min(count - settings.login_max_failures, 30)
+    backoff = min(settings.login_backoff_max_seconds,
+                  settings.login_backoff_seconds * 2 ** doublings)
+    wait = latest + timedelta(seconds=backoff) - now
+    if wait > timedelta(0):
+        raise RateLimited(_wait_message(wait),
+                          f"sign-in backoff for {username!r} from {remote_addr}: {count} "
+                          f"failures, {backoff} s after the latest")
+
+
+def _wait_message(wait: timedelta) -> str:
+    seconds = max(1, int(wait.total_seconds() + 0.999))
+    when = f"{seconds} seconds" if seconds < 120 else f"{(seconds + 59) // 60} minutes"
+    return (f"Too many failed sign-in attempts. Wait {when} and try again, or ask an "
+            "administrator to reset your password.")
 
 
 def _record_attempt(factory: sessionmaker[Session], username: str, remote_addr: str,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import unquote, urlsplit
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -45,8 +48,29 @@ def sign_out() -> Response:
 
 
 def _next_url() -> str:
-    target = request.values.get("next", "")
-    # Only local paths: never redirect off-site after sign-in.
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("analysis.index")
+    return safe_next(request.values.get("next", "")) or url_for("analysis.index")
+
+
+def safe_next(target: str) -> str | None:
+    """Return ``target`` when it is a path on this portal, else None (then the caller goes to
+    the Analysis page).
+
+    Refused: anything with a scheme or a host (``https:evil``, ``//evil``), any backslash
+    (some browsers read a slash and a backslash as two slashes), whitespace or control
+    characters (browsers drop a tab or newline, so slash, tab, slash becomes ``//``; and a
+    newline must never reach the Location header), anything not starting with one ``/``, and
+    anything that does one of these once percent-decoded. Raises nothing.
+    """
+    if not target or len(target) > 2048 or not target.startswith("/"):
+        return None
+    if any(char == "\\" or char.isspace() or unicodedata.category(char)[0] in "CZ"
+           for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    decoded = unquote(target)  # a proxy or browser decoding once must not make it leave either
+    if decoded.startswith("//") or "\\" in decoded[:2] or any(
+            char.isspace() or unicodedata.category(char)[0] in "CZ" for char in decoded[:3]):
+        return None
+    return target

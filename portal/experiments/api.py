@@ -32,7 +32,8 @@ def list_experiments() -> dict[str, Any]:
 def get_experiment(investigation_id: int) -> dict[str, Any]:
     """Return one experiment with the sessions that used it.
 
-    Raises NotFound (unknown) or Forbidden (not the user's), as :func:`visible_investigation`.
+    Raises NotFound for an unknown experiment and, the same, for one not the user's
+    (:func:`visible_investigation`).
     """
     investigation = visible_investigation(runtime().experiments, require_user(),
                                           investigation_id)

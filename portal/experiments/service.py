@@ -7,9 +7,12 @@ from sqlalchemy.orm import Session
 
 from daaas.catalogue import Environment
 from daaas.portal.auth.models import User
-from daaas.portal.errors import Forbidden, InvalidInput
+from daaas.portal.errors import Forbidden, InvalidInput, NotFound
 from daaas.portal.experiments.backends import ExperimentBackend, InvestigationInfo
 from daaas.portal.machines.models import Machine
+
+#: What an unknown experiment and one the user may not see both answer (the backends' words).
+NO_SUCH_EXPERIMENT = "There is no such experiment. Pick one of yours from the list."
 
 
 def serves(env: Environment, investigation: InvestigationInfo) -> bool:
@@ -71,9 +74,11 @@ def visible_investigation(backend: ExperimentBackend, user: User,
                           investigation_id: int) -> InvestigationInfo:
     """Return the investigation if the user is a member, instrument scientist or admin.
 
-    Raises NotFound for an unknown one and Forbidden for anyone else.
+    Raises NotFound for an unknown one and, with the same message, for one the user may not
+    see: the answer never tells an outsider that an experiment exists, nor names it.
     """
     investigation = backend.get(investigation_id)
     if not user.is_admin and not backend.may_use(user.username, investigation_id):
-        raise Forbidden(f"You are not a member of experiment {investigation.visit_id}.")
+        raise NotFound(NO_SUCH_EXPERIMENT,
+                       f"{user.username} is not a member of investigation {investigation_id}")
     return investigation

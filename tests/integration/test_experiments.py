@@ -81,7 +81,7 @@ def test_non_member_cannot_list_bind_or_see(app: Flask, client: FlaskClient) -> 
     mx = experiment_id(app, client, "scientist", "MX31850-12")
     headers = bearer(app, "neutron")
     assert all(e["id"] != mx for e in my_experiments(app, client, "neutron"))
-    assert client.get(f"/api/v1/experiments/{mx}", headers=headers).status_code == 403
+    assert client.get(f"/api/v1/experiments/{mx}", headers=headers).status_code == 404
     refused = client.post("/api/v1/machines", json={"environment": "mantid", "experiment": mx},
                           headers=headers)
     assert refused.status_code == 403
@@ -92,7 +92,7 @@ def test_non_member_cannot_list_bind_or_see(app: Flask, client: FlaskClient) -> 
     form = client.post("/machines", data={"environment": "mantid", "experiment": str(mx),
                                           "csrf_token": token})
     assert form.status_code == 403
-    assert client.get(f"/experiments/{mx}").status_code == 403
+    assert client.get(f"/experiments/{mx}").status_code == 404  # as for a missing one
 
 
 def test_environment_must_serve_the_instrument(app: Flask, client: FlaskClient) -> None:
