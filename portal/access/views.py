@@ -8,16 +8,14 @@ from flask import Blueprint, Response, render_template, send_from_directory
 
 from daaas.portal.access.rdp import RdpDownload, rdp_download
 from daaas.portal.auth.current import require_user
-from daaas.portal.config import Settings
 from daaas.portal.errors import PortalError
 from daaas.portal.lifecycle import db
+from daaas.portal.machines.naming import storage_on_desktop
 from daaas.portal.machines.service import get_machine
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("access", __name__)
 NOVNC_CACHE_SECONDS = 3600
-#: Providers whose sessions show the user's storage as ~/storage (as the machine pages say).
-MOUNTING_PROVIDERS = frozenset({"local"})
 
 
 class NoVncMissing(PortalError):
@@ -39,15 +37,6 @@ def desktop(machine_id: str) -> str:
     return render_template("access/desktop.html", machine=machine,
                            is_owner=machine.user_id == user.id,
                            storage_on_desktop=storage_on_desktop(settings, machine.provider))
-
-
-def storage_on_desktop(settings: Settings, provider: str) -> str | None:
-    """Return where a desktop of ``provider`` shows the user's storage ("~/storage"), or None
-    when its machines do not get it (cloud machines with the portal-local storage backend).
-    Raises nothing."""
-    if provider in MOUNTING_PROVIDERS or settings.storage_backend != "local":
-        return "~/storage"
-    return None
 
 
 @blueprint.get("/machines/<machine_id>/rdp")

@@ -14,7 +14,6 @@ const frame = document.getElementById("desktop");
 const screen = document.getElementById("screen");
 const statusLine = document.getElementById("status");
 const clipboard = document.getElementById("clipboard");
-const startButton = document.getElementById("start");
 const endCard = document.getElementById("end-card");
 const endStart = document.getElementById("end-start");
 const fullscreenButton = document.getElementById("fullscreen");
@@ -174,7 +173,6 @@ function end(title, message, canStart) {
     document.getElementById("end-title").textContent = title;
     document.getElementById("end-message").textContent = message || "";
     endStart.hidden = !canStart;
-    startButton.hidden = !canStart;
     endCard.hidden = false;
     document.getElementById("reconnect").hidden = true;  // Start, or nothing, is what helps
     say(canStart ? "Stopped." : "The desktop has ended.", "bad");
@@ -183,23 +181,22 @@ function end(title, message, canStart) {
 
 function hideEnd() {
     endCard.hidden = true;
-    startButton.hidden = true;
     document.getElementById("reconnect").hidden = false;
     delete frame.dataset.end;
 }
 
 async function startMachine() {
-    startButton.disabled = endStart.disabled = true;
+    endStart.disabled = true;
     say("Starting the machine…");
     try {
         await call(screen.dataset.startUrl, "POST");
     } catch (error) {
         say(error.message, "bad");
-        startButton.disabled = endStart.disabled = false;
+        endStart.disabled = false;
         return;
     }
     hideEnd();
-    startButton.disabled = endStart.disabled = false;
+    endStart.disabled = false;
     gaveUp = false;
     attempts = 0;
     followStatus("");
@@ -229,7 +226,8 @@ function showOpenings(openings) {
         return;
     }
     const when = new Date(latest.at);
-    const time = when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+    const time = when.toLocaleString([], { day: "numeric", month: "short", hour: "2-digit",
+                                           minute: "2-digit", timeZoneName: "short" });
     const others = openings.length > 1 ? ` (and ${openings.length - 1} other administrator`
         + `${openings.length > 2 ? "s" : ""})` : "";
     watchNotice.textContent = `Administrator ${latest.who} opened this desktop at ${time}`
@@ -416,7 +414,6 @@ function setUpSending() {
 // ---- start ---------------------------------------------------------------------------------
 
 document.getElementById("reconnect").addEventListener("click", reconnectNow);
-startButton.addEventListener("click", startMachine);
 endStart.addEventListener("click", startMachine);
 document.getElementById("clipboard-toggle").addEventListener(
     "click", () => toggle("clipboard-toggle", "clipboard-panel"));
