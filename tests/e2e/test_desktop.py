@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.pixels import desktop_checks, desktop_labels
 from tests.support.browser import (
@@ -31,8 +32,7 @@ def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
 
     row.locator("a", has_text="Desktop").click()
     page.wait_for_url(f"**/machines/{machine_id}/desktop")
-    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
-                           timeout=30_000)
+    expect(page.locator("#status")).to_have_text("Connected.", timeout=30_000)
     page.wait_for_timeout(2500)  # let the desktop paint its icons
     shot = OUTPUT / "desktop-novnc.png"
     page.locator("#screen canvas").screenshot(path=str(shot))
@@ -58,8 +58,7 @@ def test_launch_bound_to_experiment_shows_its_data_and_storage(portal_url: str,
     seen = watch_states(page.locator(f'tr[data-machine="{machine_id}"]'), "ready", 90)
     assert seen[-1] == "ready", seen
     page.goto(f"{portal_url}/machines/{machine_id}/desktop")
-    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
-                           timeout=30_000)
+    expect(page.locator("#status")).to_have_text("Connected.", timeout=30_000)
     page.wait_for_timeout(2500)
     shot = OUTPUT / "desktop-experiment.png"
     page.locator("#screen canvas").screenshot(path=str(shot))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.integration.process_scan import session_processes
 from tests.support.browser import launch_base_desktop, signed_in_page, wait_until, watch_states
@@ -32,8 +33,7 @@ def test_stop_and_start_from_my_machines(portal_url: str, browser: Any) -> None:
     assert seen[-1] == "ready", seen
     row.locator("a", has_text="Desktop").click()
     page.wait_for_url(f"**/machines/{machine_id}/desktop")
-    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
-                           timeout=30_000)
+    expect(page.locator("#status")).to_have_text("Connected.", timeout=30_000)
     page.goto(f"{portal_url}/machines/{machine_id}")
     page.click("form[data-confirm] button.danger")
     page.wait_for_url("**/analysis")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.support.paths import OUTPUT, ROOT
 from tests.vm import harness
@@ -62,8 +63,7 @@ def test_vm_boots_with_our_user_data_reports_ready_and_shows_its_desktop(
     console = _console(portal.console(machine_id))
 
     page.goto(f"{portal.url}/machines/{machine_id}/desktop")
-    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
-                           timeout=60_000)
+    expect(page.locator("#status")).to_have_text("Connected.", timeout=60_000)
     shot = OUTPUT / "vm-desktop.png"
     _wait_for_desktop(page, shot)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
