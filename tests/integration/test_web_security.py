@@ -69,6 +69,13 @@ def test_cookie_captured_before_sign_out_is_refused_after_it(app: Flask) -> None
     assert page.status_code == 302 and page.headers["Location"].startswith("/sign-in")
 
 
+def test_signing_out_one_browser_leaves_the_others_signed_in(app: Flask) -> None:
+    laptop, desktop = _signed_in(app), _signed_in(app)
+    laptop.post("/sign-out", data={"csrf_token": csrf_from(laptop, "/analysis")})
+    assert laptop.get("/api/v1/me").status_code == 401
+    assert desktop.get("/api/v1/me").status_code == 200
+
+
 def test_cookie_carries_no_part_of_the_password_hash(app: Flask) -> None:
     client = _signed_in(app)
     raw = _cookie(client)
