@@ -191,6 +191,24 @@ def test_trusted_proxy_gives_the_client_address(settings_override: dict[str, Any
     assert _addresses(app) == ["203.0.113.9"]  # the one the (one) trusted proxy saw
 
 
+FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
+             "X-Forwarded-Host": "analysis.example.org"}
+
+
+def _dav_url(client: FlaskClient) -> str:
+    page = client.get("/my-data/", headers=FORWARDED).get_data(as_text=True)
+    found = re.search(r'<code id="dav-url">([^<]+)</code>', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def test_trusted_proxy_gives_the_scheme_and_host(settings_override: dict[str, Any]) -> None:
+    app = create_app({**settings_override, "trusted_proxies": 1})
+    assert _dav_url(_signed_in(app)) == "https://analysis.example.org/dav/"
+    untrusted = create_app(settings_override)
+    assert _dav_url(_signed_in(untrusted)) == "http://localhost/dav/"
+
+
 def test_without_trusted_proxies_forwarded_headers_are_ignored(client: FlaskClient,
                                                                app: Flask) -> None:
     token = csrf_from(client)
