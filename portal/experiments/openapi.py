@@ -14,7 +14,8 @@ PATHS: dict[str, Any] = {
     "/experiments/{investigation_id}": {
         "parameters": [{"name": "investigation_id", "in": "path", "required": True,
                         "schema": {"type": "integer"}}],
-        "get": {"summary": "One experiment with every session that used it (provenance)",
+        "get": {"summary": "One experiment with every session that used it (provenance); "
+                           "404 alike for a missing experiment and one not the user's",
                 "responses": {"200": content(Experiment, "OK"),
-                              **errors(401, 403, 404, 503)}}},
+                              **errors(401, 404, 503)}}},
 }
