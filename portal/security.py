@@ -26,6 +26,9 @@ from daaas.portal.access.urls import websocket_base
 from daaas.portal.config import Settings
 
 HSTS = "max-age=31536000"
+#: ``app.config`` key: URLs whose origins forms may lead to (an identity provider's sign-in and
+#: sign-out pages, when a form's answer redirects there); empty by default.
+FORM_TARGETS_KEY = "DAAAS_CSP_FORM_TARGETS"
 _INLINE_TAG = re.compile(r"<(script|style)(?=[\s>])(?![^>]*\bnonce=)", re.IGNORECASE)
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -54,9 +57,13 @@ def is_https(settings: Settings) -> bool:
     return settings.public_url.lower().startswith("https:")
 
 
-def content_security_policy(settings: Settings, nonce: str, request_host: str) -> str:
-    """Return the Content-Security-Policy for one response. Raises nothing."""
+def content_security_policy(settings: Settings, nonce: str, request_host: str,
+                            form_targets: Iterable[str] = ()) -> str:
+    """Return the Content-Security-Policy for one response. ``form_targets`` are origins a
+    form may lead to besides the portal (browsers apply ``form-action`` to the redirects after
+    a form, e.g. to an identity provider at sign-in or sign-out). Raises nothing."""
     inline = f" 'nonce-{nonce}'" if nonce else ""
+    forms = " ".join(("'self'", *filter(None, map(_origin, form_targets))))
     sockets = _origin(websocket_base(settings, request_host))
     return "; ".join((
         "default-src 'self'",
@@ -67,7 +74,7 @@ def content_security_policy(settings: Settings, nonce: str, request_host: str) -
         f"connect-src 'self'{' ' + sockets if sockets else ''}",
         "object-src 'none'",
         "base-uri 'self'",
-        "form-action 'self'",
+        f"form-action {forms}",
         "frame-ancestors 'none'",
     ))
 
@@ -108,7 +115,7 @@ def install(app: Flask, settings: Settings) -> None:
     def _content_security_policy(response: Response) -> Response:
         nonce = str(g.csp_nonce) if "csp_nonce" in g else ""
         response.headers["Content-Security-Policy"] = content_security_policy(
-            settings, nonce, request.host)
+            settings, nonce, request.host, app.config.get(FORM_TARGETS_KEY, ()))
         return response
 
     app.wsgi_app = _with_headers(  # type: ignore[method-assign,assignment]

@@ -248,6 +248,15 @@ def test_csp_allows_the_desktop_proxy_websocket(settings_override: dict[str, Any
     assert default["connect-src"] == "connect-src 'self' ws://localhost:6080"
 
 
+def test_forms_lead_only_to_the_portal_unless_an_origin_is_added(app: Flask) -> None:
+    from daaas.portal.security import FORM_TARGETS_KEY
+
+    assert _csp(app.test_client().get("/sign-in"))["form-action"] == "form-action 'self'"
+    app.config[FORM_TARGETS_KEY] = ["https://idp.example.org/realms/x/protocol/openid-connect"]
+    assert _csp(app.test_client().get("/sign-in"))["form-action"] == \
+        "form-action 'self' https://idp.example.org"
+
+
 def test_only_the_templates_own_inline_scripts_get_the_nonce(app: Flask) -> None:
     with app.test_request_context("/"):
         html = render_template_string(
