@@ -123,7 +123,7 @@ def check_throttle(db: Session, settings: Settings, username: str, remote_addr: 
     - per address: ``login_address_max_failures`` failures across all accounts (password
       spraying) refuse that address until they age out.
 
-    Raises RateLimited saying how long to wait.
+    Raises SignInThrottled (a RateLimited) saying how long to wait.
     """
     now = utcnow()
     since = now - timedelta(seconds=settings.login_failure_window_seconds)
@@ -134,9 +134,9 @@ def check_throttle(db: Session, settings: Settings, username: str, remote_addr: 
         oldest = db.scalar(select(func.min(SignInAttempt.at)).where(
             failed, SignInAttempt.remote_addr == remote_addr)) or now
         wait = oldest + timedelta(seconds=settings.login_failure_window_seconds) - now
-        raise RateLimited(_wait_message(wait),
-                          f"sign-in refused: {from_address} failures from {remote_addr} "
-                          f"(all accounts) within the window; tried {username!r}")
+        raise SignInThrottled(wait, f"sign-in refused: {from_address} failures from "
+                              f"{remote_addr} (all accounts) within the window; tried "
+                              f"{username!r}")
     pair = (SignInAttempt.username == username) & (SignInAttempt.remote_addr == remote_addr)
     last_success = db.scalar(select(func.max(SignInAttempt.at)).where(
         pair, SignInAttempt.succeeded.is_(True), SignInAttempt.at >= since))
@@ -152,16 +152,19 @@ def check_throttle(db: Session, settings: Settings, username: str, remote_addr: 
                   settings.login_backoff_seconds * 2 ** doublings)
     wait = latest + timedelta(seconds=backoff) - now
     if wait > timedelta(0):
-        raise RateLimited(_wait_message(wait),
-                          f"sign-in backoff for {username!r} from {remote_addr}: {count} "
-                          f"failures, {backoff} s after the latest")
+        raise SignInThrottled(wait, f"sign-in backoff for {username!r} from {remote_addr}: "
+                              f"{count} failures, {backoff} s after the latest")
 
 
-def _wait_message(wait: timedelta) -> str:
-    seconds = max(1, int(wait.total_seconds() + 0.999))
-    when = f"{seconds} seconds" if seconds < 120 else f"{(seconds + 59) // 60} minutes"
-    return (f"Too many failed sign-in attempts. Wait {when} and try again, or ask an "
-            "administrator to reset your password.")
+class SignInThrottled(RateLimited):
+    """A sign-in held back by the throttle; ``retry_after`` is the wait in whole seconds."""
+
+    def __init__(self, wait: timedelta, log_message: str) -> None:
+        self.retry_after = max(1, int(wait.total_seconds() + 0.999))
+        seconds = self.retry_after
+        when = f"{seconds} seconds" if seconds < 120 else f"{(seconds + 59) // 60} minutes"
+        super().__init__(f"Too many failed sign-in attempts. Wait {when} and try again, or ask "
+                         "an administrator to reset your password.", log_message)
 
 
 def _record_attempt(factory: sessionmaker[Session], username: str, remote_addr: str,

@@ -26,7 +26,7 @@ def sign_in_form() -> str | Response:
 
 
 @blueprint.post("/sign-in")
-def sign_in() -> tuple[str, int] | Response:
+def sign_in() -> tuple[str, int] | tuple[str, int, dict[str, str]] | Response:
     """Check the credentials; on success start a session and go on."""
     rt = runtime()
     username = request.form.get("username", "")
@@ -34,8 +34,11 @@ def sign_in() -> tuple[str, int] | Response:
         user = service.sign_in(db(), rt.session_factory, rt.identity, rt.settings, username,
                                request.form.get("password", ""), request.remote_addr or "")
     except (SignInFailed, RateLimited) as exc:
-        return render_template("auth/sign_in.html", next=_next_url(), username=username,
-                               error=exc.user_message), exc.status_code
+        page = render_template("auth/sign_in.html", next=_next_url(), username=username,
+                               error=exc.user_message)
+        if isinstance(exc, service.SignInThrottled):
+            return page, exc.status_code, {"Retry-After": str(exc.retry_after)}
+        return page, exc.status_code
     start_session(user)
     return redirect(_next_url())
 

@@ -355,6 +355,7 @@ def test_guessing_from_one_address_does_not_lock_out_the_owner(proxied: Flask) -
     held = _attempt(proxied, "scientist", "scientist-demo", GUESSER)
     assert held.status_code == 429  # even the right password waits at the guesser's address
     assert "Wait 30 seconds" in held.get_data(as_text=True)
+    assert 28 <= int(held.headers["Retry-After"]) <= 30
     assert _attempt(proxied, "scientist", "scientist-demo", OWNER).status_code == 302
     # ... and the guesser's address may still sign in to other accounts.
     assert _attempt(proxied, "neutron", "neutron-demo", GUESSER).status_code == 302
