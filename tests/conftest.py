@@ -42,6 +42,16 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(autouse=True)
+def _keep_umask() -> Iterator[None]:
+    """Give every test the umask it started with: `daaas serve` run in-process (CliRunner)
+    sets 077 for the whole process."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
+
+
 @pytest.fixture
 def tmp_path(tmp_path: Path) -> Path:
     """pytest's per-test folder, which other accounts may pass through (see

@@ -219,8 +219,11 @@ class LocalProvider(Provider):
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise launches/deletes across threads and across processes on one var dir."""
-        self.sessions_dir.mkdir(parents=True, exist_ok=True)
-        self.sessions_dir.chmod(0o711)  # each session's account passes to its own home
+        for folder in (self.sessions_dir.parent, self.sessions_dir):
+            if not folder.is_dir():  # made here: each session's account passes to its home
+                folder.mkdir(parents=True)
+                folder.chmod(0o711)
+        self.sessions_dir.chmod(0o711)
         with self._lock, open(self.sessions_dir / ".lock", "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             yield
