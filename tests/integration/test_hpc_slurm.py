@@ -48,8 +48,9 @@ def cluster() -> SlurmCluster:
 
 @pytest.fixture
 def settings_override(settings_override: dict[str, Any], cluster: SlurmCluster) -> dict[str, Any]:
-    """The conftest's settings, pointed at the test cluster."""
-    return hpc_settings(settings_override, cluster)
+    """The conftest's settings, pointed at the test cluster, on the in-memory provider (a Mantid
+    machine's software is not on this host, and the local provider refuses it)."""
+    return {**hpc_settings(settings_override, cluster), "provider": "memory"}
 
 
 @pytest.fixture
