@@ -12,23 +12,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import signed_in_page, wait_until
+from tests.support.browser import api, signed_in_page, wait_until
 from tests.support.paths import OUTPUT
 
 pytestmark = pytest.mark.e2e
 H5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def api(page: Any, method: str, path: str, body: Any = None) -> Any:
-    """Call the portal's API from ``page`` (signed in, with the page's CSRF token)."""
-    return page.evaluate("""async ([method, path, body]) => {
-        const token = document.querySelector('meta[name="csrf-token"]').content;
-        const response = await fetch(path, {method, credentials: "same-origin",
-            headers: {"X-CSRF-Token": token, "Accept": "application/json",
-                      "Content-Type": "application/json"},
-            body: body === null ? undefined : JSON.stringify(body)});
-        return {status: response.status, body: await response.json().catch(() => null)};
-    }""", [method, path, body])
 
 
 def wait_connected(page: Any, timeout: float) -> None:

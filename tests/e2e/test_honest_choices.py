@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import signed_in_page, wait_until
+from tests.support.browser import api, signed_in_page, wait_until
 from tests.support.paths import OUTPUT
 
 pytestmark = pytest.mark.e2e
@@ -26,16 +26,6 @@ NO_GPU = ("This portal's machines have no GPU.", "No GPU is free on this portal'
 LONG_NAME = ("beamtime-2026-11-MX31850-12-" * 10)[:255]
 
 
-def api(page: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """Call the portal's API from the signed-in page (its cookie and CSRF token)."""
-    return page.evaluate(
-        """async ([method, path, body]) => {
-             const csrf = document.querySelector('meta[name="csrf-token"]').content;
-             const response = await fetch(path, {method, headers: {"X-CSRF-Token": csrf,
-               "Content-Type": "application/json", Accept: "application/json"},
-               body: body ? JSON.stringify(body) : undefined});
-             return {status: response.status, body: await response.json().catch(() => null)};
-           }""", [method, path, body])
 
 
 def no_wider_than_screen(page: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from daaas.portal.db import utcnow
 from daaas.portal.machines.naming import short_date
-from tests.support.browser import signed_in_page, wait_until
+from tests.support.browser import api, signed_in_page, wait_until
 from tests.support.paths import OUTPUT
 
 pytestmark = pytest.mark.e2e
@@ -22,16 +22,6 @@ pytestmark = pytest.mark.e2e
 STARTED = re.compile(r"^Started \d{1,2} [A-Z][a-z]{2}, \d\d:\d\d UTC \((just now|\d+ min ago)\)$")
 
 
-def api(page: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """Call the portal's API from the signed-in page (its cookie and CSRF token)."""
-    return page.evaluate(
-        """async ([method, path, body]) => {
-             const csrf = document.querySelector('meta[name="csrf-token"]').content;
-             const response = await fetch(path, {method, headers: {"X-CSRF-Token": csrf,
-               "Content-Type": "application/json", Accept: "application/json"},
-               body: body ? JSON.stringify(body) : undefined});
-             return {status: response.status, body: await response.json().catch(() => null)};
-           }""", [method, path, body])
 
 
 def facts(card: Any) -> dict[str, str]:

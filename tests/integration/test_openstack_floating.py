@@ -11,10 +11,8 @@ endpoint overrides).
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +21,7 @@ import pytest
 
 from daaas.portal.providers.openstack import OpenStackProvider
 from daaas.portal.providers.openstack.cloud import MACHINE_KEY, machine_tag
+from tests.support.fake_cloud import JsonHandler, fake_cloud
 
 MACHINE = uuid.uuid4().hex
 FIXED, FLOATING = "10.0.0.5", "203.0.113.10"
@@ -46,19 +45,8 @@ class Cloud:
         self.requests: list[str] = []
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     cloud: Cloud
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-    def _answer(self, status: int, body: Any = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -134,35 +122,12 @@ class Handler(BaseHTTPRequestHandler):
                 {"version": 4, "addr": FLOATING, "OS-EXT-IPS:type": "floating"})
         self._answer(201, {"floatingip": ip})
 
-    def do_GET(self) -> None:
-        self._route("GET")
-
-    def do_POST(self) -> None:
-        self._route("POST")
-
-    def do_DELETE(self) -> None:
-        self._route("DELETE")
-
 
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     state = Cloud()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (Handler,), {"cloud": state}))
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    clouds = tmp_path / "clouds.yaml"
-    clouds.write_text(
-        "clouds:\n  fake:\n    auth_type: none\n    auth:\n"
-        f"      endpoint: {base}/compute/v2.1\n"
-        f"    compute_endpoint_override: {base}/compute/v2.1\n"
-        f"    network_endpoint_override: {base}/network/\n"
-        "    region_name: RegionOne\n", encoding="utf-8")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))  # openstacksdk's own variable
-    try:
+    with fake_cloud(Handler, state, tmp_path, monkeypatch, ("compute", "network")):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_floating_ip_is_allocated_once_and_released_with_the_machine(cloud: Cloud) -> None:

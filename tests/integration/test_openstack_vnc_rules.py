@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +30,7 @@ from daaas.portal.providers import PROVIDERS, CapacityExhausted, LaunchSpec
 from daaas.portal.providers.openstack import OpenStackProvider
 from daaas.portal.providers.openstack.cloud import MACHINE_KEY
 from tests.support.environments import make_environment
+from tests.support.fake_cloud import JsonHandler, fake_cloud
 
 PROJECT = uuid.uuid4().hex
 FIXED, PROXY = "10.0.0.5", "192.0.2.10"
@@ -87,19 +86,8 @@ def _rule(group_id: str, **fields: Any) -> dict[str, Any]:
     return rule
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     cloud: Cloud
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-    def _answer(self, status: int, body: Any = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -248,36 +236,12 @@ class Handler(BaseHTTPRequestHandler):
     def _neutron_error(self, status: int, kind: str, message: str) -> None:
         self._answer(status, {"NeutronError": {"type": kind, "message": message, "detail": ""}})
 
-    def do_GET(self) -> None:
-        self._route("GET")
-
-    def do_POST(self) -> None:
-        self._route("POST")
-
-    def do_DELETE(self) -> None:
-        self._route("DELETE")
-
 
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     state = Cloud()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (Handler,), {"cloud": state}))
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    clouds = tmp_path / "clouds.yaml"
-    clouds.write_text(
-        "clouds:\n  fake:\n    auth_type: none\n    auth:\n"
-        f"      endpoint: {base}/compute/v2.1\n"
-        f"    compute_endpoint_override: {base}/compute/v2.1\n"
-        f"    image_endpoint_override: {base}/image/\n"
-        f"    network_endpoint_override: {base}/network/\n"
-        "    region_name: RegionOne\n", encoding="utf-8")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))  # openstacksdk's own variable
-    try:
+    with fake_cloud(Handler, state, tmp_path, monkeypatch, ("compute", "image", "network")):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def provider(**settings: Any) -> OpenStackProvider:

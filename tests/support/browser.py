@@ -25,6 +25,19 @@ def free_port() -> int:
         return port
 
 
+def api(page: Any, method: str, path: str, body: Any = None) -> Any:
+    """Call the portal's API from the signed-in ``page`` (its cookie and CSRF token); return
+    ``{"status": ..., "body": <JSON or None>}``."""
+    return page.evaluate("""async ([method, path, body]) => {
+        const token = document.querySelector('meta[name="csrf-token"]').content;
+        const response = await fetch(path, {method, credentials: "same-origin",
+            headers: {"X-CSRF-Token": token, "Accept": "application/json",
+                      "Content-Type": "application/json"},
+            body: body === null ? undefined : JSON.stringify(body)});
+        return {status: response.status, body: await response.json().catch(() => null)};
+    }""", [method, path, body])
+
+
 def signed_in_page(browser: Any, portal_url: str, username: str = "scientist",
                    password: str = "scientist-demo") -> Any:
     """Return a new page signed in to ``portal_url`` as ``username``, on the Analysis page.
