@@ -62,6 +62,7 @@ setup(
             "pillow>=10",
             "cryptography",
             "webdavclient3>=3.14",
+            "schemathesis>=4,<5",
         ],
     },
     entry_points={"console_scripts": ["daaas=daaas.portal.cli:main"]},

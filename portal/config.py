@@ -127,6 +127,10 @@ class Settings(BaseModel):
     login_failure_window_seconds: int = Field(3600, ge=1, description="Failures older than "
                                               "this are forgotten.")
     api_token_lifetime_days: int = Field(90, ge=1, description="Default life of an API token.")
+    api_token_max_lifetime_days: int = Field(365, ge=1, le=3650, description="Longest life "
+                                             "a user may give an API token.")
+    api_tokens_per_user: int = Field(20, ge=1, le=1000, description="API tokens one user may "
+                                     "hold at once (expired ones do not count).")
     first_uid: int = Field(20000, ge=1000, description="First POSIX uid/gid for local accounts.")
     demo_data: bool = Field(True, description="Create demo users on an empty embedded start.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
