@@ -25,7 +25,7 @@ DEFAULT_CATALOGUE_DIR = str(package_path("daaas.catalogue", "environments"))
 DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templates"))
 #: Settings shown only as '***' by ``config show``; every other text is masked by
 #: :func:`mask_secrets` (passwords in URLs and in secret-looking parameters).
-SECRET_KEYS = {"secret_key"}
+SECRET_KEYS = {"secret_key", "oidc_client_secret"}
 #: A URL up to white space or the next URL (``http://a|http://b``, CVMFS's proxy lists).
 _URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\S*?)(?=\s|[A-Za-z][A-Za-z0-9+.-]*://|$)")
 _SECRET_PARAM_RE = re.compile(
@@ -109,6 +109,32 @@ class Settings(BaseModel):
         "groups ({project}, {role} allowed); empty: project names are the groups.")
     keystone_cloud: str = Field("", description="clouds.yaml entry of the portal's Keystone "
                                 "reader (role assignments); empty: the user's scoped tokens.")
+    # OpenID Connect sign-in (identity_backend = "oidc", portal/auth/oidc.py)
+    oidc_issuer: str = Field("", description="OpenID provider's issuer URL (its "
+                             "/.well-known/openid-configuration is read).")
+    oidc_client_id: str = Field("", description="The portal's client id at the provider.")
+    oidc_client_secret: str = Field("", description="The client's secret (confidential "
+                                    "client); shown as *** by `config show`, never logged.")
+    oidc_scopes: str = Field("openid profile email", description="Scopes asked for, "
+                             "space-separated (openid is always added).")
+    oidc_provider_name: str = Field("your institution", description="Shown on the button: "
+                                    "'Sign in with <name>'.")
+    oidc_username_claim: str = Field("preferred_username", description="Claim naming the "
+                                     "portal (POSIX) user name, taken at the first sign-in.")
+    oidc_display_name_claim: str = Field("name", description="Claim with the display name.")
+    oidc_email_claim: str = Field("email", description="Claim with the e-mail address.")
+    oidc_groups_claim: str = Field("groups", description="Claim with the groups (a list); "
+                                   "empty: none. Updated at every sign-in.")
+    oidc_instruments_claim: str = Field("", description="Claim with the instruments (a list); "
+                                        "empty: not mapped. Updated at every sign-in.")
+    oidc_uid_claim: str = Field("", description="Claim with the POSIX uid; empty: allocated "
+                                "from first_uid at the first sign-in and kept per subject.")
+    oidc_gid_claim: str = Field("", description="Claim with the POSIX gid; empty: the uid.")
+    oidc_admin_group: str = Field("", description="Members of this group (groups claim) are "
+                                  "portal administrators; empty: none through OIDC.")
+    oidc_local_sign_in: bool = Field(True, description="Also offer the local user-name and "
+                                     "password form (break-glass administrators).")
+    oidc_timeout_seconds: float = Field(10.0, gt=0, description="Requests to the provider.")
     session_cookie_secure: bool = Field(False, description="Cookie over HTTPS only (always "
                                         "when public_url is https).")
     session_lifetime_minutes: int = Field(480, ge=5, description="A sign-in ends this long "
