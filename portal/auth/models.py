@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from daaas.portal.db import Base, UTCDateTime, utcnow
@@ -80,3 +80,45 @@ class BrowserSession(Base):
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
 
     user: Mapped[User] = relationship()
+
+
+class IdentityLink(Base):
+    """An account's identity at an OpenID provider: (issuer, subject) is who the person is,
+    whatever user name the provider sends later (see :mod:`daaas.portal.auth.oidc`)."""
+
+    __tablename__ = "identity_links"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship()
+
+
+class OidcLogin(Base):
+    """A sign-in at the OpenID provider that has begun and not yet come back: what the
+    callback needs and the browser must never see (the PKCE verifier). Found by the SHA-256
+    of its ``state``; used once."""
+
+    __tablename__ = "oidc_logins"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(64))
+    next_url: Mapped[str] = mapped_column(String(2048), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class OidcSession(Base):
+    """The ID token a browser session signed in with, kept for RP-initiated logout
+    (``id_token_hint``); goes when the session row goes."""
+
+    __tablename__ = "oidc_sessions"
+
+    session_id_hash: Mapped[str] = mapped_column(
+        ForeignKey("browser_sessions.id_hash", ondelete="CASCADE"), primary_key=True)
+    id_token: Mapped[str] = mapped_column(Text)
