@@ -67,12 +67,22 @@ def check(directory: Path | None, registry: Path | None, cloud: str | None = Non
 
 def _host_report(catalogue: Catalogue) -> None:
     """Print whether each environment can run on this host's local desktops, with the
-    reason when not, then a summary."""
+    reason when not, then a summary. Programs are looked for as the portal's desktops look
+    for them: at /cvmfs, then in the software roots of the portal's settings (environment and
+    DAAAS_CONFIG); unreadable settings count as no roots."""
+    from daaas.portal.config import ConfigError, load_settings
+    from daaas.portal.providers.local.roots import site_roots
     from daaas.portal.providers.local.software import unavailable_reason
 
+    try:
+        settings = load_settings()
+        roots = site_roots(settings.software_roots, settings.local_software_dir,
+                           as_root=os.geteuid() == 0)
+    except (ConfigError, ValueError):
+        roots = ()
     available = 0
     for name, environment in sorted(catalogue.environments.items()):
-        reason = unavailable_reason(environment)
+        reason = unavailable_reason(environment, roots=roots)
         available += reason is None
         click.echo(f"{name}: " + ("runs on this host" if reason is None else
                                   f"not available on this host: {reason}"))

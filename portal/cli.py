@@ -125,18 +125,23 @@ def _warn_single_user(settings: Settings) -> None:
 
 
 def _provide_software(settings: Settings) -> None:
-    """Local provider, as root: build the software source from Debian packages and show it at
-    /cvmfs/<repository> (see :mod:`daaas.cvmfs.local_source`, which logs a missing package as a
-    warning and what it mounted or left alone). A failure leaves the environments that need it
-    unavailable and never stops the start."""
-    if settings.provider != "local" or not settings.local_software_dir or os.geteuid() != 0:
+    """Local provider: build the software source from Debian packages in local_software_dir;
+    as root, also show it at /cvmfs/<repository> (see :mod:`daaas.cvmfs.local_source`, which
+    logs a missing package as a warning and what it mounted or left alone). Not root (no mount
+    possible), desktops find it through the software roots
+    (:func:`daaas.portal.providers.local.roots.site_roots`). A failure leaves the environments
+    that need it unavailable and never stops the start."""
+    if settings.provider != "local" or not settings.local_software_dir:
         return
     from pathlib import Path
 
-    from daaas.cvmfs.local_source import SourceError, provide
+    from daaas.cvmfs.local_source import SourceError, build, load_source, provide
 
     try:
-        provide(Path(settings.local_software_dir))
+        if os.geteuid() == 0:
+            provide(Path(settings.local_software_dir))
+        else:
+            build(Path(settings.local_software_dir), load_source())
     except (SourceError, OSError) as error:
         logging.getLogger("daaas.portal").warning(
             "the local software source could not be built: %s", error)

@@ -33,6 +33,7 @@ _SECRET_PARAM_RE = re.compile(
     r"=([^&;#]*)")
 ENV_PREFIX = "DAAAS_"
 _PARTITION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SOFTWARE_ROOT_RE = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 #: The flavours of the shipped catalogue, described as a typical OpenStack site has them.
 DEFAULT_FLAVOR_SIZES = ("m1.medium: 2 cores, 8 GiB; m1.large: 4 cores, 16 GiB; "
                         "m1.xlarge: 8 cores, 32 GiB; m1.2xlarge: 16 cores, 64 GiB; "
@@ -171,6 +172,11 @@ class Settings(BaseModel):
         "/var/lib/daaas/cvmfs", description="Local provider, portal running as root: where "
         "`daaas serve` builds the software source (cvmfs/local-source.yaml) it shows read-only "
         "at /cvmfs/<repository>; empty: build nothing.")
+    software_roots: str = Field(
+        "", description="Local provider: folders laid out like /cvmfs (<root>/<repository>/…), "
+        "':'-separated, where a launcher's /cvmfs/<repository>/<path> is found when no "
+        "/cvmfs/<repository> is on this host (a portal not running as root cannot mount one; "
+        "it also searches local_software_dir, last).")
     max_machines_per_user: int = Field(3, ge=1, description="Machines one user may have.")
     flavor_sizes: str = Field(DEFAULT_FLAVOR_SIZES, description="What each flavor is, shown "
                               "on the cards: 'name: N cores, M GiB[, K GPU model]; ...'.")
@@ -230,6 +236,12 @@ class Settings(BaseModel):
         parse_flavor_sizes(value)
         return value
 
+    @field_validator("software_roots")
+    @classmethod
+    def _software_roots(cls, value: str) -> str:
+        parse_software_roots(value)
+        return value
+
     @field_validator("hpc_work_dir")
     @classmethod
     def _hpc_work_dir(cls, value: str) -> str:
@@ -276,6 +288,23 @@ def parse_partitions(value: str) -> tuple[str, ...]:
         if not _PARTITION_RE.match(name):
             raise ValueError(f"'{name}' is not a partition name (letters, digits, . _ -)")
     return names
+
+
+def parse_software_roots(value: str) -> tuple[Path, ...]:
+    """Return the folders of a ``software_roots`` value (``/opt/sw:/srv/cvmfs-copy``), in order.
+
+    Raises ValueError naming a root that is not an absolute path of plain characters (letters,
+    digits, ``._/+-``, no ``..``), which a launcher's Exec line could not hold unquoted.
+    """
+    roots = []
+    for part in (item.strip() for item in value.split(":")):
+        if not part:
+            continue
+        if not _SOFTWARE_ROOT_RE.match(part) or ".." in part.split("/"):
+            raise ValueError(f"software root {part!r} must be an absolute path of letters, "
+                             "digits and ._/+- only")
+        roots.append(Path(os.path.normpath(part)))
+    return tuple(roots)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import psutil
@@ -28,6 +28,7 @@ from daaas.contextualisation.builder import launchers
 from daaas.contextualisation.files import desktop_entries
 from daaas.portal.providers.base import SessionMount
 from daaas.portal.providers.errors import LaunchFailed, MissingSystemPackages, ProviderError
+from daaas.portal.providers.local.roots import resolve_entry
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,15 @@ def check_programs(programs: Iterable[str]) -> dict[str, str]:
     return {name: str(path) for name, path in found.items()}
 
 
-def write_launchers(home: Path, environment: Environment) -> list[Path]:
+def write_launchers(home: Path, environment: Environment,
+                    roots: Sequence[Path] = ()) -> list[Path]:
     """Write the environment's launchers, executable (so: trusted), into ``home/Desktop``.
 
     The entries come from daaas.contextualisation's renderer, the same one that writes them on
-    cloud VMs, so both providers show one description of the session. Returns the files
-    written. Raises LaunchFailed for a broken application entry.
+    cloud VMs, so both providers show one description of the session; a program whose
+    ``/cvmfs/<repository>`` is not on this host is named where the software ``roots`` hold it
+    (:mod:`daaas.portal.providers.local.roots`). Returns the files written. Raises LaunchFailed
+    for a broken application entry.
     """
     try:
         entries = desktop_entries(environment.name,
@@ -99,7 +103,7 @@ def write_launchers(home: Path, environment: Environment) -> list[Path]:
     written = []
     for name, text in entries:
         path = desktop_dir / name
-        path.write_text(text, encoding="utf-8")
+        path.write_text(resolve_entry(text, roots), encoding="utf-8")
         path.chmod(0o755)
         written.append(path)
     return written

@@ -9,9 +9,10 @@ account (``LaunchSpec.username``/``uid``/``gid``; see
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ from daaas.portal.providers.local.accounts import (
     session_account,
 )
 from daaas.portal.providers.local.desktop import detach
+from daaas.portal.providers.local.roots import site_roots
 from daaas.portal.providers.local.session import (
     SessionPaths,
     SessionState,
@@ -60,8 +62,9 @@ class LocalProvider(Provider):
     def __init__(self, var_dir: str | Path = "var", max_sessions: int = 8,
                  desktop: str = "pcmanfm", first_display: int = 10, last_display: int = 99,
                  start_timeout: float = 15.0, stop_grace: float = 3.0,
-                 single_user_mode: bool = False) -> None:
+                 single_user_mode: bool = False, software_roots: Sequence[Path] = ()) -> None:
         self.sessions_dir = Path(var_dir).resolve() / "sessions"
+        self.software_roots = tuple(software_roots)
         self.single_user_mode = single_user_mode
         self.max_sessions = max_sessions
         self.desktop = desktop
@@ -69,15 +72,19 @@ class LocalProvider(Provider):
         self.displays = range(first_display, last_display + 1)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
-        self._availability = AvailabilityCache()
+        self._availability = AvailabilityCache(roots=self.software_roots)
         self._lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalProvider:
-        """Return the provider of ``var_dir``, ``local_max_sessions`` and
-        ``local_single_user_mode``. Raises nothing."""
+        """Return the provider of ``var_dir``, ``local_max_sessions``,
+        ``local_single_user_mode`` and the software roots (``software_roots``, and
+        ``local_software_dir`` when not root: see :func:`~.roots.site_roots`). Raises
+        ValueError for a bad software root (the settings check it first)."""
+        roots = site_roots(settings.software_roots, settings.local_software_dir,
+                           as_root=os.geteuid() == 0)
         return cls(var_dir=settings.var_dir, max_sessions=settings.local_max_sessions,
-                   single_user_mode=settings.local_single_user_mode)
+                   single_user_mode=settings.local_single_user_mode, software_roots=roots)
 
     def launch(self, spec: LaunchSpec) -> None:
         """Start the session, or finish/keep the one already there under this id.
@@ -237,7 +244,7 @@ class LocalProvider(Provider):
                 "All desktop slots on this server are in use; try again when one is free.",
                 f"local: {self.max_sessions} sessions running")
         try:
-            start.prepare_files(paths, spec, found["vncpasswd"], account)
+            start.prepare_files(paths, spec, found["vncpasswd"], account, self.software_roots)
             display, xvnc = start.start_xvnc(
                 paths, self.sessions_dir, spec.machine_id, xvnc=found["Xvnc"],
                 xauth=found["xauth"], account=account,

@@ -15,12 +15,13 @@ import shutil
 import stat
 import threading
 import time
-from pathlib import Path, PurePosixPath
+from collections.abc import Sequence
+from pathlib import Path
 
 from daaas.catalogue import Environment
+from daaas.portal.providers.local.roots import repository_of, repository_present, resolve
 from daaas.portal.providers.local.start import DEFAULT_PATH
 
-CVMFS_ROOT = "/cvmfs"
 CACHE_SECONDS = 30.0
 
 
@@ -41,37 +42,41 @@ def runnable(command: str, any_account: bool) -> bool:
     return os.access(path, os.X_OK)
 
 
-def missing_applications(environment: Environment,
-                         any_account: bool | None = None) -> list[tuple[str, str]]:
+def missing_applications(environment: Environment, any_account: bool | None = None,
+                         roots: Sequence[Path] = ()) -> list[tuple[str, str]]:
     """Return (application name, command) for each application whose program cannot run here.
 
-    Terminal applications also need xterm (the desktop's terminal). ``any_account`` defaults
-    to whether the portal runs as root (then desktops run as other accounts). Raises nothing.
+    A ``/cvmfs/<repository>/…`` program is looked for through the software ``roots`` when no
+    ``/cvmfs/<repository>`` is here (:mod:`daaas.portal.providers.local.roots`). Terminal
+    applications also need xterm (the desktop's terminal). ``any_account`` defaults to whether
+    the portal runs as root (then desktops run as other accounts). Raises nothing.
     """
     if any_account is None:
         any_account = os.geteuid() == 0
     missing = [(app.name, app.command) for app in environment.applications
-               if not runnable(app.command, any_account)]
+               if not runnable(resolve(app.command, roots), any_account)]
     if any(app.terminal for app in environment.applications) and not runnable("xterm", False):
         missing.append(("a terminal (xterm)", "xterm"))
     return missing
 
 
-def unavailable_reason(environment: Environment, any_account: bool | None = None) -> str | None:
+def unavailable_reason(environment: Environment, any_account: bool | None = None,
+                       roots: Sequence[Path] = ()) -> str | None:
     """Return why ``environment`` cannot run on this host, for a person, or None when it can.
 
     E.g. "DAWN and silx view are not installed on this server (the software repository
-    dawn.diamond.ac.uk is not available here)." Raises nothing.
+    dawn.diamond.ac.uk is not available here)." ``roots``: the site's software roots, as in
+    :func:`missing_applications`. Raises nothing.
     """
-    missing = missing_applications(environment, any_account)
+    missing = missing_applications(environment, any_account, roots)
     if not missing:
         return None
     names = [name for name, _ in missing]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     verb = "is" if len(names) == 1 else "are"
     absent = sorted({repository for _, command in missing
-                     if (repository := _repository(command))
-                     and not Path(CVMFS_ROOT, repository).is_dir()})
+                     if (repository := repository_of(command))
+                     and not repository_present(repository, roots)})
     if absent:
         where = (f"the software repository {absent[0]} is" if len(absent) == 1 else
                  f"the software repositories {', '.join(absent)} are")
@@ -81,18 +86,13 @@ def unavailable_reason(environment: Environment, any_account: bool | None = None
     return f"{listed} {verb} not installed on this server{detail}."
 
 
-def _repository(command: str) -> str | None:
-    parts = PurePosixPath(command).parts
-    if len(parts) > 2 and parts[0] == "/" and f"/{parts[1]}" == CVMFS_ROOT:
-        return parts[2]
-    return None
-
-
 class AvailabilityCache:
-    """:func:`unavailable_reason` per environment, kept ``seconds`` (thread-safe)."""
+    """:func:`unavailable_reason` per environment (through the software ``roots``), kept
+    ``seconds`` (thread-safe)."""
 
-    def __init__(self, seconds: float = CACHE_SECONDS) -> None:
+    def __init__(self, seconds: float = CACHE_SECONDS, roots: Sequence[Path] = ()) -> None:
         self.seconds = seconds
+        self.roots = tuple(roots)
         self._answers: dict[tuple[str, tuple[str, ...]], tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
@@ -104,7 +104,7 @@ class AvailabilityCache:
             known = self._answers.get(key)
             if known is not None and now - known[0] < self.seconds:
                 return known[1]
-        answer = unavailable_reason(environment)
+        answer = unavailable_reason(environment, roots=self.roots)
         with self._lock:
             self._answers[key] = (now, answer)
         return answer

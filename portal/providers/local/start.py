@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -146,9 +146,10 @@ def _try_xvnc(paths: SessionPaths, account: SessionAccount, argv: list[str],
 
 
 def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str,
-                  account: SessionAccount) -> None:
-    """Create the session folder, password file, desktop settings and launchers, the home and
-    everything in it (but mounted data) owned by ``account``.
+                  account: SessionAccount, roots: Sequence[Path] = ()) -> None:
+    """Create the session folder, password file, desktop settings and launchers (programs
+    resolved through the software ``roots``), the home and everything in it (but mounted data)
+    owned by ``account``.
 
     Raises LaunchFailed (a broken application entry, vncpasswd failing, a disk error).
     """
@@ -156,7 +157,7 @@ def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str,
         paths.prepare(account.uid, account.gid)
         write_password(paths, spec.vnc_password, vncpasswd, account.uid, account.gid)
         write_desktop_config(paths.home)
-        write_launchers(paths.home, spec.environment)
+        write_launchers(paths.home, spec.environment, roots)
         attach(paths.home, spec.mounts, spec.machine_id)
         write_folder_links(paths.home, spec.mounts)
         give_home(paths.home, account)
