@@ -24,6 +24,7 @@ from daaas.portal.config import (
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.experiments.backends import EXPERIMENT_BACKENDS
 from daaas.portal.hpc.backend import HPC_BACKENDS
+from daaas.portal.machines.wakeup import wake_on_intent
 from daaas.portal.migrate import is_current
 from daaas.portal.providers import PROVIDERS
 from daaas.portal.runtime import EXTENSION_KEY, Runtime
@@ -75,7 +76,9 @@ def _build_runtime(settings: Settings) -> Runtime:
         log.warning("catalogue: %s", problem)
     for lazy in (STORAGE_BACKENDS, HPC_BACKENDS):  # built at first use: check the name now
         _check_name(lazy, settings)
-    return Runtime(settings=settings, engine=engine, session_factory=make_session_factory(engine),
+    session_factory = make_session_factory(engine)
+    wake_on_intent(session_factory)  # a launch, stop, start or delete wakes the worker at once
+    return Runtime(settings=settings, engine=engine, session_factory=session_factory,
                    catalogue=catalogue, identity=_built(IDENTITY_BACKENDS, settings),
                    provider=_built(PROVIDERS, settings),
                    experiments=_built(EXPERIMENT_BACKENDS, settings))
@@ -109,6 +112,7 @@ def _register(app: Flask) -> None:
     from daaas.portal.admin.views import blueprint as admin
     from daaas.portal.analysis.views import blueprint as analysis
     from daaas.portal.api.views import blueprint as api
+    from daaas.portal.auth.account import blueprint as account
     from daaas.portal.auth.views import blueprint as auth
     from daaas.portal.bootstrap.api import blueprint as context_api
     from daaas.portal.experiments.api import blueprint as experiments_api
@@ -120,7 +124,7 @@ def _register(app: Flask) -> None:
 
     for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api,
                       experiments, experiments_api,
-                      context_api, hpc, hpc_api):
+                      context_api, hpc, hpc_api, account):
         app.register_blueprint(blueprint)
     lifecycle.install(app)
     csrf.install(app)

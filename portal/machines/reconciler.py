@@ -1,42 +1,60 @@
 """The reconciler: drives every machine toward its desired state through the provider.
 
 In a launch (docs/architecture.md, "A launch, step by step") it runs step 2, claim (a
-requested machine, under a row lock), step 3, context
-(:func:`daaas.portal.bootstrap.userdata.launch_user_data`), step 4, provider launch
-(:func:`daaas.portal.machines.spec.launch_spec`), and, after the machine phoned home (step 5,
-:mod:`daaas.portal.bootstrap.service`), step 6, ready. It also stops, starts, times out,
-expires and deletes machines.
+requested machine), step 3, context (:func:`daaas.portal.bootstrap.userdata.launch_user_data`),
+step 4, provider launch (:func:`daaas.portal.machines.spec.launch_spec`), and, after the
+machine phoned home (step 5, :mod:`daaas.portal.bootstrap.service`), step 6, ready. It also
+stops, starts, times out, expires and deletes machines.
 
-Idempotent and crash-safe. The provider knows a machine by the portal's machine id, so a worker
-killed between "launch" and "record" simply launches again next cycle and the provider finds
-the machine it already has. Each machine is changed in its own short transaction under a row
-lock taken with SKIP LOCKED, so several workers on PostgreSQL never act on the same machine at
-once. The provider is polled with ONE batched call per cycle for all machines.
+How a cycle touches the database:
+
+- **Read, compare, write only what changed.** Each phase reads the few columns it needs of
+  the machines it may act on in ONE query, decides in memory, and opens a write transaction
+  only for a machine whose state changes. An idle cycle (every machine ready) is a handful of
+  reads and one provider poll, whatever the number of machines.
+- **Claim → provider call → record.** No transaction is open while the provider is called: a
+  slow cloud holds no lock that a page or a token's use would wait for. A worker first claims
+  the machine (:mod:`daaas.portal.machines.claims`, released by the OS or the database if the
+  worker dies), prepares what the call needs in a short transaction, calls the provider, and
+  records the outcome in another short transaction, if the machine is still in the state the
+  call was made for.
+- **Idempotent and crash-safe.** The provider knows a machine by the portal's machine id, so a
+  worker killed between "launch" and "record" leaves the machine requested, and the next
+  worker's launch finds the machine the provider already has. A machine that fails is marked
+  for clean-up; the clean-up phase removes it at the provider, again outside a transaction.
+- The provider is polled with ONE batched call per cycle for all machines.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Executable, Row, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
+from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
-from daaas.portal.machines.models import Machine
+from daaas.portal.machines.claims import Claims
+from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
+from daaas.portal.machines.wakeup import Waker
 from daaas.portal.providers import (
     CapacityExhausted,
+    LaunchSpec,
     MachineGone,
     MissingSystemPackages,
     Provider,
@@ -49,6 +67,9 @@ from daaas.portal.providers import (
 log = logging.getLogger(__name__)
 GONE_REASON = ("The machine disappeared at the provider (it was removed or crashed). Delete "
                "it and launch a new one; your storage is kept.")
+STORAGE_REASON = ("Your storage could not be prepared for this machine; contact the "
+                  "facility's support.")
+T = TypeVar("T")
 
 
 @dataclass
@@ -60,6 +81,43 @@ class CycleReport:
     errored: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     polls: int = 0
+
+
+class Step(enum.Enum):
+    """What a poll's answer asks of one machine (:func:`poll_step`)."""
+
+    NOTHING = "nothing"  # the database already says what the provider says
+    RECORD = "record"    # a state change: written in the machine's own transaction
+    STOP = "stop"        # ask the provider to stop it (the user asked)
+    START = "start"      # ask the provider to start it again (the user asked)
+
+
+def poll_step(state: State, status: ProviderStatus, reported: str | None,
+              uses_cloud_init: bool) -> Step:
+    """Return what the provider's ``status`` asks of a machine recorded in ``state``.
+
+    ``reported`` is what a cloud-init machine last reported ("ready", "failed" or None).
+    Decided without the database, so an idle cycle writes nothing; :meth:`Reconciler._apply`
+    makes each RECORD change.
+    """
+    seen = status.state
+    if seen in (ProviderState.ERROR, ProviderState.GONE):
+        return Step.RECORD
+    stopped = seen is ProviderState.STOPPED
+    if state is State.STOPPING:
+        return Step.RECORD if stopped else Step.STOP
+    if state is State.STOPPED:
+        return Step.NOTHING if stopped else Step.RECORD
+    if stopped:  # provisioning: the user's start; ready or contextualising: stopped outside
+        return Step.START if state is State.PROVISIONING else Step.RECORD
+    if state is State.PROVISIONING:
+        return Step.RECORD if seen in (ProviderState.RUNNING, ProviderState.READY) \
+            else Step.NOTHING
+    if state is State.CONTEXTUALISING and uses_cloud_init:
+        return Step.RECORD if reported in ("ready", "failed") else Step.NOTHING
+    if state is State.CONTEXTUALISING:
+        return Step.RECORD if seen is ProviderState.READY else Step.NOTHING
+    return Step.NOTHING
 
 
 class Reconciler:
@@ -80,6 +138,11 @@ class Reconciler:
         self.ready_timeout = ready_timeout_seconds
         self.clock = clock
         self.settings = settings
+        engine = session_factory.kw["bind"]
+        self.claims = Claims(engine)
+        #: What wakes a waiting worker early: a launch, stop, start or delete committed by the
+        #: portal (:mod:`daaas.portal.machines.wakeup`).
+        self.waker = Waker(engine)
         #: Where the pages read the provider's capacity (written every REFRESH_SECONDS); only
         #: with settings (a reconciler made without them keeps none).
         self.capacity_file = capacity_path(settings) if settings is not None else None
@@ -106,18 +169,19 @@ class Reconciler:
         self._time_out(report)
         self._expire(report)
         self._delete_requested(report)
-        self._clean_up_errors(report)
+        self._clean_up(report)
         self._refresh_capacity()
         return report
 
     def run_forever(self, stop: threading.Event, interval: float) -> None:
-        """Run cycles every ``interval`` seconds until ``stop`` is set; never raises."""
+        """Run a cycle every ``interval`` seconds, or at once when the portal records a launch,
+        stop, start or delete, until ``stop`` is set; never raises."""
         while not stop.is_set():
             try:
                 self.run_once()
             except Exception:  # keep the loop alive; the next cycle retries
                 log.exception("reconcile cycle failed")
-            stop.wait(interval)
+            self.waker.wait(interval, stop)
 
     def _refresh_capacity(self) -> None:
         """Read the provider's capacity for the pages, at most every REFRESH_SECONDS.
@@ -138,68 +202,102 @@ class Reconciler:
         except Exception:  # a page's hint is not worth a failed cycle
             log.exception("capacity not recorded")
 
-    # -- a launch: claim (2), context (3) and provider launch (4); ready (6) in the poll ------
+    # -- the database: one read per phase, one short write per changed machine ---------------
+
+    def _rows(self, query: Executable) -> Sequence[Row[Any]]:
+        """Return the rows of one read (its own short transaction)."""
+        with self.session_factory() as db:
+            return db.execute(query).all()
 
     def _ids(self, states: Iterable[State], *extra: ColumnElement[bool]) -> list[str]:
         query = select(Machine.id).where(Machine.state.in_([s.value for s in states]), *extra)
-        with self.session_factory() as db:
-            return list(db.scalars(query.order_by(Machine.created_at)))
+        return [row.id for row in self._rows(query.order_by(Machine.created_at))]
 
-    def _claim(self, db: Session, machine_id: str, states: Iterable[State]) -> Machine | None:
-        query = (select(Machine)
-                 .where(Machine.id == machine_id, Machine.state.in_([s.value for s in states]))
-                 .with_for_update(skip_locked=True))
-        return db.scalar(query)
+    def _record(self, machine_id: str, states: Iterable[State],
+                change: Callable[[Session, Machine], T]) -> T | None:
+        """Apply ``change`` to the machine in its own transaction, if it is still in one of
+        ``states`` (a user may have asked for something else meanwhile); returns what
+        ``change`` returned, or None when the machine has moved on."""
+        with self.session_factory.begin() as db:
+            machine = db.scalar(select(Machine).where(
+                Machine.id == machine_id, Machine.state.in_([s.value for s in states]))
+                .with_for_update())
+            return None if machine is None else change(db, machine)
+
+    # -- a launch: claim (2), context (3) and provider launch (4); ready (6) in the poll ------
 
     def _launch_requested(self, report: CycleReport) -> None:
-        """Step 2, claim: each requested machine in its own transaction, then steps 3 and 4."""
+        """Step 2, claim, then steps 3 and 4, for each requested machine (oldest first)."""
         for machine_id in self._ids([State.REQUESTED]):
-            with self.session_factory.begin() as db:
-                machine = self._claim(db, machine_id, [State.REQUESTED])
-                if machine is not None and self._launch(db, machine):
+            with self.claims.hold(machine_id) as mine:
+                if mine and self._launch(machine_id):
                     report.launched.append(machine_id)
 
-    def _launch(self, db: Session, machine: Machine) -> bool:
-        """Step 3, context (cloud-init providers only), then step 4, provider launch.
+    def _launch(self, machine_id: str) -> bool:
+        """Step 3, context, in a short transaction; step 4, provider launch, with none open;
+        then the outcome recorded. Returns True when the provider accepted the machine."""
+        spec = self._record(machine_id, [State.REQUESTED], self._prepare_launch)
+        if spec is None:
+            return False
+        try:
+            self.provider.launch(spec)
+        except MissingSystemPackages as exc:  # waiting will not help
+            return self._launch_failed(machine_id, exc.user_message, exc.log_message)
+        except ProviderUnavailable as exc:  # transient: retried until the ready timeout
+            log.warning("launch of %s postponed: %s", machine_id, exc.log_message)
+            return False
+        except ProviderError as exc:
+            return self._launch_failed(machine_id, exc.user_message, exc.log_message)
+        except OSError as exc:  # the user's storage could not be prepared on this host
+            return self._launch_failed(machine_id, STORAGE_REASON, f"{machine_id}: {exc}")
+        return self._record(machine_id, [State.REQUESTED], lambda db, machine: transition(
+            db, machine, State.PROVISIONING,
+            f"accepted by the {self.provider.name} provider")) is not None
 
-        Returns True when the provider accepted the machine (now provisioning).
-        """
+    def _launch_failed(self, machine_id: str, reason: str, log_message: str) -> bool:
+        """Record a launch the provider refused; returns False (not launched)."""
+        self._record_failure(machine_id, [State.REQUESTED], reason, log_message)
+        return False
+
+    def _prepare_launch(self, db: Session, machine: Machine) -> LaunchSpec | None:
+        """Step 3 (cloud-init providers only) and the LaunchSpec; None when the machine failed
+        (recorded in ``db``)."""
         try:
             user_data = None
             if self.provider.uses_cloud_init and self.settings is not None:
                 user_data = launch_user_data(db, self.settings, self.secret_key, machine,
                                              self.clock())
-            self.provider.launch(launch_spec(self.settings, self.secret_key, machine, user_data))
-        except OSError as exc:  # the user's storage could not be prepared on this host
-            self._fail(db, machine, "Your storage could not be prepared for this machine; "
-                       "contact the facility's support.", f"{machine.id}: {exc}")
-            return False
-        except (ContextualisationError, MissingSystemPackages) as exc:  # waiting will not help
+            return launch_spec(self.settings, self.secret_key, machine, user_data)
+        except OSError as exc:
+            self._fail(db, machine, STORAGE_REASON, f"{machine.id}: {exc}")
+        except ContextualisationError as exc:  # waiting will not help
             self._fail(db, machine, exc.user_message, exc.log_message)
-            return False
-        except ProviderUnavailable as exc:  # transient: retried until the ready timeout
-            log.warning("launch of %s postponed: %s", machine.id, exc.log_message)
-            return False
-        except ProviderError as exc:
-            self._fail(db, machine, exc.user_message, exc.log_message)
-            return False
-        transition(db, machine, State.PROVISIONING, f"accepted by the {self.provider.name} "
-                                                    "provider")
-        return True
+        return None
 
     def _poll(self, report: CycleReport) -> None:
-        ids = self._ids(POLLED)
-        if not ids:
+        """One provider poll for every polled machine; a write only where a state changes."""
+        rows = self._rows(select(Machine.id, Machine.state, MachineContext.reported_status)
+                          .outerjoin(MachineContext, MachineContext.machine_id == Machine.id)
+                          .where(Machine.state.in_([s.value for s in POLLED])))
+        if not rows:
             return
-        statuses = self.provider.poll(ids)
+        seen = {row.id: (State(row.state), row.reported_status) for row in rows}
+        statuses = self.provider.poll(list(seen))
         report.polls += 1
         for machine_id, status in statuses.items():
-            with self.session_factory.begin() as db:
-                machine = self._claim(db, machine_id, POLLED)
-                if machine is not None and self._apply(db, machine, status):
-                    report.changed.append(machine_id)
+            state, reported = seen.get(machine_id, (None, None))
+            if state is None:
+                continue
+            step = poll_step(state, status, reported, self.provider.uses_cloud_init)
+            if step is Step.RECORD and self._record(machine_id, [state],
+                                                    partial(self._apply, status=status)):
+                report.changed.append(machine_id)
+            elif step in (Step.STOP, Step.START):
+                self._stop_or_start(machine_id, state, step)
 
     def _apply(self, db: Session, machine: Machine, status: ProviderStatus) -> bool:
+        """Record what the poll found (a RECORD of :func:`poll_step`); True if the state
+        changed."""
         before = State(machine.state)
         if status.state is ProviderState.ERROR:
             self._fail(db, machine, status.reason or "The machine failed to start.",
@@ -243,106 +341,123 @@ class Reconciler:
     # -- stop and start ----------------------------------------------------------------------
 
     def _apply_stop(self, db: Session, machine: Machine, status: ProviderStatus) -> None:
-        """Stop, start or follow a machine when it or the provider's copy is stopped."""
+        """Follow a machine that is, or is being, stopped (the provider calls are
+        :meth:`_stop_or_start`'s)."""
         state, stopped = State(machine.state), status.state is ProviderState.STOPPED
         if state is State.STOPPING and stopped:
             transition(db, machine, State.STOPPED, f"stopped at the {self.provider.name} "
                                                    "provider; its disk is kept")
-        elif state is State.STOPPING:
-            self._provider_call(db, machine, "stop", lambda: self.provider.stop(machine.id))
         elif state is State.STOPPED and not stopped:
             transition(db, machine, State.PROVISIONING, "started outside the portal (the "
                        f"provider reports it {status.state.value})")
-        elif state is State.PROVISIONING:  # the user asked to start it again
-            self._provider_call(db, machine, "start",
-                                lambda: self.provider.start(
-                                    launch_spec(self.settings, self.secret_key, machine)))
         elif state in (State.READY, State.CONTEXTUALISING):
             transition(db, machine, State.STOPPED, "stopped outside the portal ("
                        f"{status.reason or 'by the provider'}), e.g. by an administrator or "
                        "host maintenance; its disk is kept: start it again from its page")
 
-    def _provider_call(self, db: Session, machine: Machine, action: str,
-                       call: Callable[[], None]) -> None:
-        """Ask the provider to stop or start the machine; retried next cycle when it cannot."""
-        try:
-            call()
-        except MachineGone as exc:
-            self._fail(db, machine, GONE_REASON, exc.log_message)
-        except CapacityExhausted as exc:  # a start without room: it stays stopped, disk kept
-            transition(db, machine, State.STOPPED, f"could not be started: {exc.user_message}")
-        except ProviderUnavailable as exc:
-            log.warning("%s of %s postponed: %s", action, machine.id, exc.log_message)
-        except ProviderError as exc:
-            if action == "stop":  # still running: asked again next cycle
-                log.warning("stop of %s failed, will retry: %s", machine.id, exc.log_message)
-            else:
-                self._fail(db, machine, exc.user_message, exc.log_message)
-        except OSError as exc:  # the user's storage could not be prepared for a start
-            self._fail(db, machine, "Your storage could not be prepared for this machine; "
-                       "contact the facility's support.", f"{machine.id}: {exc}")
+    def _stop_or_start(self, machine_id: str, state: State, step: Step) -> None:
+        """Claim the machine, ask the provider to stop or start it (both idempotent, asked again
+        each cycle until the poll sees it done) and record a failure."""
+        with self.claims.hold(machine_id) as mine:
+            if not mine:
+                return
+            try:
+                if step is Step.STOP:
+                    self.provider.stop(machine_id)
+                    return
+                spec = self._record(machine_id, [state], lambda db, m: launch_spec(
+                    self.settings, self.secret_key, m))
+                if spec is not None:
+                    self.provider.start(spec)
+            except MachineGone as exc:
+                self._record_failure(machine_id, [state], GONE_REASON, exc.log_message)
+            except CapacityExhausted as exc:  # a start without room: stays stopped, disk kept
+                message = f"could not be started: {exc.user_message}"
+                self._record(machine_id, [state],
+                             lambda db, m: transition(db, m, State.STOPPED, message))
+            except ProviderUnavailable as exc:
+                log.warning("%s of %s postponed: %s", step.value, machine_id, exc.log_message)
+            except ProviderError as exc:
+                if step is Step.STOP:  # still running: asked again next cycle
+                    log.warning("stop of %s failed, will retry: %s", machine_id,
+                                exc.log_message)
+                else:
+                    self._record_failure(machine_id, [state], exc.user_message,
+                                         exc.log_message)
+            except OSError as exc:  # the user's storage could not be prepared for a start
+                self._record_failure(machine_id, [state], STORAGE_REASON, f"{machine_id}: {exc}")
 
     # -- time-outs, expiry, deletion, clean-up ---------------------------------------------
 
     def _time_out(self, report: CycleReport) -> None:
-        deadline = self.clock().timestamp() - self.ready_timeout
-        for machine_id in self._ids(STARTING):
-            with self.session_factory.begin() as db:
-                machine = self._claim(db, machine_id, STARTING)
-                if machine is None or (started_again(machine)
-                                       or machine.created_at).timestamp() > deadline:
-                    continue
-                minutes = max(1, round(self.ready_timeout / 60))
-                self._fail(db, machine, f"The machine did not become ready within {minutes} "
-                           "minute(s) and was removed. Try again; if it keeps happening, "
-                           "contact the facility's support.", f"{machine.id} timed out in "
-                           f"{machine.state}")
-                report.errored.append(machine_id)
+        """Fail machines that did not become ready within the ready timeout (counted from
+        their launch, or from their last start after a stop)."""
+        deadline = self.clock() - timedelta(seconds=self.ready_timeout)
+        last_start = (select(func.max(MachineEvent.at))
+                      .where(MachineEvent.machine_id == Machine.id,
+                             MachineEvent.from_state == State.STOPPED.value,
+                             MachineEvent.to_state == State.PROVISIONING.value)
+                      .correlate(Machine).scalar_subquery())
+        overdue = func.coalesce(last_start, Machine.created_at) <= deadline
+        minutes = max(1, round(self.ready_timeout / 60))
+        for row in self._rows(select(Machine.id, Machine.state).where(
+                Machine.state.in_([s.value for s in STARTING]), overdue)):
+            if self._record(row.id, STARTING, lambda db, m: self._fail(
+                    db, m, f"The machine did not become ready within {minutes} minute(s) and "
+                    "was removed. Try again; if it keeps happening, contact the facility's "
+                    f"support.", f"{m.id} timed out in {m.state}")):
+                report.errored.append(row.id)
 
     def _expire(self, report: CycleReport) -> None:
         for machine_id in self._ids(AT_PROVIDER, Machine.expires_at <= self.clock()):
-            with self.session_factory.begin() as db:
-                machine = self._claim(db, machine_id, AT_PROVIDER)
-                if machine is not None:
-                    hours = machine.environment.limits.max_lifetime_hours
-                    transition(db, machine, State.DELETING,
-                               f"reached its maximum lifetime ({hours} hours)")
-                    report.changed.append(machine_id)
+            if self._record(machine_id, AT_PROVIDER, lambda db, m: transition(
+                    db, m, State.DELETING, "reached its maximum lifetime "
+                    f"({m.environment.limits.max_lifetime_hours} hours)")):
+                report.changed.append(machine_id)
 
     def _delete_requested(self, report: CycleReport) -> None:
         for machine_id in self._ids([State.DELETING]):
-            with self.session_factory.begin() as db:
-                machine = self._claim(db, machine_id, [State.DELETING])
-                if machine is None:
+            with self.claims.hold(machine_id) as mine:
+                if not mine or not self._delete_at_provider(machine_id, "delete"):
                     continue
-                try:
-                    self.provider.delete(machine_id)
-                except ProviderError as exc:  # retried next cycle
-                    log.warning("delete of %s failed: %s", machine_id, exc.log_message)
-                    continue
-                transition(db, machine, State.DELETED, "removed at the provider")
-                report.deleted.append(machine_id)
+                if self._record(machine_id, [State.DELETING], lambda db, m: transition(
+                        db, m, State.DELETED, "removed at the provider")):
+                    report.deleted.append(machine_id)
 
-    def _clean_up_errors(self, report: CycleReport) -> None:
+    def _clean_up(self, report: CycleReport) -> None:
+        """Remove what the provider still holds of failed machines (retried each cycle)."""
         for machine_id in self._ids([State.ERROR], Machine.cleanup_pending.is_(True)):
-            with self.session_factory.begin() as db:
-                machine = self._claim(db, machine_id, [State.ERROR])
-                if machine is not None:
-                    self._remove_at_provider(machine)
+            with self.claims.hold(machine_id) as mine:
+                if mine and self._delete_at_provider(machine_id, "clean-up"):
+                    self._record(machine_id, [State.ERROR], _cleaned_up)
 
-    def _fail(self, db: Session, machine: Machine, reason: str, log_message: str = "") -> None:
-        """Move the machine to error with ``reason`` and remove what the provider holds."""
+    def _delete_at_provider(self, machine_id: str, action: str) -> bool:
+        """Delete the machine at the provider (no transaction open); False if it failed."""
+        try:
+            self.provider.delete(machine_id)
+        except ProviderError as exc:  # retried next cycle
+            log.warning("%s of %s failed, will retry: %s", action, machine_id, exc.log_message)
+            return False
+        return True
+
+    def _fail(self, db: Session, machine: Machine, reason: str, log_message: str = "") -> bool:
+        """Move the machine to error with ``reason``; the clean-up phase removes what the
+        provider holds of it. Returns True."""
         log.warning("machine %s failed: %s", machine.id, log_message or reason)
         transition(db, machine, State.ERROR, reason)
-        self._remove_at_provider(machine)
+        machine.cleanup_pending = True
+        return True
 
-    def _remove_at_provider(self, machine: Machine) -> None:
-        try:
-            self.provider.delete(machine.id)
-            machine.cleanup_pending = False
-        except ProviderError as exc:
-            log.warning("clean-up of %s failed, will retry: %s", machine.id, exc.log_message)
-            machine.cleanup_pending = True
+    def _record_failure(self, machine_id: str, states: Iterable[State], reason: str,
+                        log_message: str) -> None:
+        """Record that a provider call failed the machine, if it is still in ``states``."""
+        self._record(machine_id, states,
+                     lambda db, machine: self._fail(db, machine, reason, log_message))
+
+
+def _cleaned_up(db: Session, machine: Machine) -> bool:
+    machine.cleanup_pending = False
+    return True
 
 
 def started_again(machine: Machine) -> datetime | None:
