@@ -112,6 +112,7 @@ def _register(app: Flask) -> None:
     from daaas.portal.admin.views import blueprint as admin
     from daaas.portal.analysis.views import blueprint as analysis
     from daaas.portal.api.views import blueprint as api
+    from daaas.portal.auth.account import blueprint as account
     from daaas.portal.auth.views import blueprint as auth
     from daaas.portal.bootstrap.api import blueprint as context_api
     from daaas.portal.experiments.api import blueprint as experiments_api
@@ -123,7 +124,7 @@ def _register(app: Flask) -> None:
 
     for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api,
                       experiments, experiments_api,
-                      context_api, hpc, hpc_api):
+                      context_api, hpc, hpc_api, account):
         app.register_blueprint(blueprint)
     lifecycle.install(app)
     csrf.install(app)

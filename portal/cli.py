@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from daaas.portal import migrate
 from daaas.portal.auth import service as auth_service
+from daaas.portal.auth import tokens as api_tokens
 from daaas.portal.auth.models import User
 from daaas.portal.cli_errors import ErrorGroup
 from daaas.portal.config import (
@@ -331,15 +333,48 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("username")
 @click.option("--name", default="cli", help="What the token is for.")
-@click.option("--days", type=int, help="Lifetime in days (default from configuration).")
+@click.option("--days", type=int, help="Lifetime in days (default from configuration, at most "
+              "api_token_max_lifetime_days).")
 def tokens_create(username: str, name: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it (shown only once)."""
     settings = _settings()
     with unit_of_work(_factory(settings)) as session:
         user = _require_user(session, username)
-        _token, secret = auth_service.create_token(session, user, name,
-                                                   days or settings.api_token_lifetime_days)
-    click.echo(secret)
+        made = api_tokens.new_token(session, settings, user, name, days)
+    click.echo(made.secret)
+
+
+@tokens.command("list")
+@click.option("--user", "username", help="Only this user's tokens.")
+def tokens_list(username: str | None) -> None:
+    """List API tokens: id, user, name, prefix, created, last used, expires (never the
+    secret)."""
+    with unit_of_work(_factory(_settings())) as session:
+        if username:
+            user = _require_user(session, username)
+            rows = [(token, user.username) for token in api_tokens.tokens_of(session, user)]
+        else:
+            rows = api_tokens.all_tokens(session)
+        click.echo("id\tuser\tname\tprefix\tcreated\tlast used\texpires")
+        for token, owner in rows:
+            used = _minute(token.last_used_at) if token.last_used_at else "never"
+            expired = " (expired)" if api_tokens.is_expired(token) else ""
+            click.echo(f"{token.id}\t{owner}\t{token.name}\t{token.prefix}…\t"
+                       f"{_minute(token.created_at)}\t{used}\t"
+                       f"{_minute(token.expires_at)}{expired}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, api_tokens.MAX_TOKEN_ID))
+def tokens_revoke(token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see `daaas tokens list`): it stops working at once."""
+    with unit_of_work(_factory(_settings())) as session:
+        token = api_tokens.revoke_token(session, token_id, None)
+        click.echo(f"Revoked token {token_id} ({token.name}) of {token.user.username}.")
+
+
+def _minute(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _require_user(session: Session, username: str) -> User:

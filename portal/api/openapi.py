@@ -17,8 +17,11 @@ from pydantic import BaseModel
 from daaas.catalogue.model import Environment
 from daaas.portal.api import schemas
 from daaas.portal.api.schema import Error, components, content, errors, request_body
+from daaas.portal.auth.tokens import MAX_TOKEN_ID
 
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+TOKEN_ID = {"name": "token_id", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_ID}}
 PATHS: dict[str, Any] = {
     "/openapi.json": {"get": {"summary": "This document", "security": [],
                               "responses": {"200": {"description": "OpenAPI 3.1 document"}}}},
@@ -32,10 +35,22 @@ PATHS: dict[str, Any] = {
     "/admin/catalogue": {"get": {
         "summary": "Validity of every catalogue entry (admins)",
         "responses": {"200": content(schemas.AdminCatalogue, "OK"), **errors(401, 403)}}},
-    "/tokens": {"post": {
-        "summary": "Create a personal API token (the secret is shown once)",
-        "requestBody": request_body(schemas.TokenRequest, required=False),
-        "responses": {"201": content(schemas.Token, "Created"), **errors(400, 401, 403)}}},
+    "/tokens": {
+        "get": {"summary": "The user's API tokens (name, created, last used, expiry; never "
+                           "the secret)",
+                "responses": {"200": content(schemas.TokenList, "OK"), **errors(401)}},
+        "post": {
+            "summary": "Create a personal API token (the secret is shown once); a signed-in "
+                       "browser session only, never a request authenticated by a token",
+            "requestBody": request_body(schemas.TokenRequest, required=False),
+            "responses": {"201": content(schemas.Token, "Created"), **errors(
+                400, 401, 403, _400="Invalid body, a lifetime beyond the portal's maximum, "
+                "or the user has as many tokens as allowed",
+                _403="Authenticated by a token, or no CSRF token")}}},
+    "/tokens/{token_id}": {
+        "parameters": [TOKEN_ID],
+        "delete": {"summary": "Revoke one of the user's API tokens (it answers 401 from now on)",
+                   "responses": {"204": {"description": "Revoked"}, **errors(401, 403, 404)}}},
 }
 
 

@@ -108,8 +108,15 @@ def test_create_token_by_session_needs_csrf(client: FlaskClient, with_csrf: bool
     assert me.get_json()["username"] == "scientist"
 
 
-def test_create_token_rejects_bad_name(app: Flask, client: FlaskClient) -> None:
-    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}"}
+def _session_headers(client: FlaskClient) -> dict[str, str]:
+    """Sign ``client`` in and return the CSRF header its scripts send: tokens are created by a
+    signed-in browser only (a bearer token gets 403, see test_api_tokens.py)."""
+    sign_in(client, "scientist", "scientist-demo")
+    return {"X-CSRF-Token": csrf_from(client, "/analysis")}
+
+
+def test_create_token_rejects_bad_name(client: FlaskClient) -> None:
+    headers = _session_headers(client)
     response = client.post("/api/v1/tokens", json={"name": ""}, headers=headers)
     assert response.status_code == 400 and "name" in response.get_json()["error"]["message"]
 
@@ -147,10 +154,8 @@ def test_every_body_route_is_known_to_the_tests() -> None:
 
 
 @pytest.mark.parametrize("raw", [b"\x00", b"[]", b"\"ccp4\"", b"{\"environment\": ", b"\xff{}"])
-def test_a_body_that_is_not_a_json_object_is_400(app: Flask, client: FlaskClient,
-                                                  raw: bytes) -> None:
-    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}",
-               "Content-Type": "application/json"}
+def test_a_body_that_is_not_a_json_object_is_400(client: FlaskClient, raw: bytes) -> None:
+    headers = {**_session_headers(client), "Content-Type": "application/json"}
     for path, method in _body_routes():
         response = client.open(f"/api/v1{path}", method=method.upper(), data=raw,
                                headers=headers)
@@ -174,17 +179,17 @@ def test_a_body_that_is_not_a_json_object_is_400(app: Flask, client: FlaskClient
     ("/context/m-none/status", {"status": "fine"}, "status: input should be 'ready' or 'failed'"),
     ("/context/m-none/bootstrap", {"token": 42}, "token: input should be a valid string"),
 ])
-def test_a_bad_body_names_the_field(app: Flask, client: FlaskClient, path: str, body: Any,
+def test_a_bad_body_names_the_field(client: FlaskClient, path: str, body: Any,
                                     expected: str) -> None:
-    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}"}
+    headers = _session_headers(client)
     response = client.post(f"/api/v1{path}", json=body, headers=headers)
     assert response.status_code == 400
     assert_matches(response.get_json(), "Error")
     assert expected in response.get_json()["error"]["message"]
 
 
-def test_an_empty_token_request_names_the_token_api(app: Flask, client: FlaskClient) -> None:
-    headers = {"Authorization": f"Bearer {api_token(app, 'scientist')}"}
+def test_an_empty_token_request_names_the_token_api(client: FlaskClient) -> None:
+    headers = _session_headers(client)
     response = client.post("/api/v1/tokens", headers=headers)
     assert response.status_code == 201 and response.get_json()["name"] == "api"
 
