@@ -70,10 +70,19 @@ def clean_relative(path: str) -> str:
 
 
 def clean_name(name: str) -> str:
-    """Return a single file or folder name; raises InvalidInput for an empty or bad one."""
+    """Return a single file or folder name; raises InvalidInput for an empty, over-long
+    (more than 255 bytes) or bad one ('..', 'a/b'), saying which for a person."""
     name = name.strip()
-    if not name or "/" in name or clean_relative(name) != name:
-        raise InvalidInput(f"'{_shown(name)}' is not a valid name: use a name without '/', "
+    if len(name.encode()) > MAX_NAME:
+        raise InvalidInput(f"This name is {len(name.encode())} bytes long; a name can be at "
+                           f"most {MAX_NAME} bytes (about {MAX_NAME} letters).")
+    try:
+        usable = bool(name) and "/" not in name and clean_relative(name) == name
+    except InvalidInput:
+        usable = False
+    if not usable:
+        shown = f"'{_shown(name)}'" if name else "An empty name"
+        raise InvalidInput(f"{shown} is not a valid name: use a name without '/', "
                            "'\\' or '..'.")
     return name
 

@@ -19,9 +19,9 @@ from werkzeug.wrappers import Response
 
 from daaas.portal.auth.current import require_user
 from daaas.portal.auth.models import User
-from daaas.portal.errors import InvalidInput
+from daaas.portal.errors import Conflict, InvalidInput
 from daaas.portal.experiments.backends import InvestigationInfo
-from daaas.portal.lifecycle import db
+from daaas.portal.lifecycle import db, wants_json
 from daaas.portal.machines.naming import experiment_on_desktop, storage_on_desktop
 from daaas.portal.runtime import runtime
 from daaas.portal.storage import files
@@ -134,10 +134,22 @@ def upload() -> ResponseReturnValue:
 
 
 @blueprint.post("/-/mkdir")
-def make_folder() -> Response:
-    """Create a folder (form: root, path = parent, name)."""
+def make_folder() -> ResponseReturnValue:
+    """Create a folder (form: root, path = parent, name).
+
+    A name that cannot be used ('..', 'a/b', empty, over-long) or that is taken is shown next
+    to the folder-name field on the same page, with what was typed kept and the error's status
+    (400, 409), and nothing is created; a JSON caller gets the JSON error instead.
+    """
     root, path = _target()
-    made = files.make_folder(root, path, request.form.get("name", ""))
+    typed = request.form.get("name", "")
+    try:
+        made = files.make_folder(root, path, typed)
+    except (InvalidInput, Conflict) as exc:
+        if wants_json():
+            raise
+        return _page(require_user(), root, path, folder_error=exc.user_message,
+                     typed_folder=typed), exc.status_code
     flash(f"Folder '{made.name}' created.")
     return _back(root, path)
 
