@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 
-from daaas.portal import lifecycle, security
+from daaas.portal import conditional, lifecycle, security
 from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.auth import csrf
 from daaas.portal.auth.backends import IDENTITY_BACKENDS
@@ -128,5 +128,6 @@ def _register(app: Flask) -> None:
         app.register_blueprint(blueprint)
     lifecycle.install(app)
     csrf.install(app)
+    conditional.install(app)  # ETag and 304 for the polled lists
     app.jinja_env.globals["current_user"] = current_user
 

@@ -28,7 +28,8 @@ def machines() -> str:
     admin = require_admin()
     raw = request.args.get("offset", "0")
     offset = int(raw) if raw.isdigit() else 0
-    rows, total = list_machines(db(), admin, everyone=True, limit=100, offset=offset)
+    rows, total = list_machines(db(), admin, everyone=True, limit=100, offset=offset,
+                                with_events=False)
     return render_template("admin/machines.html", machines=rows, total=total, offset=offset,
                            capacity=_capacity(), orphans=_orphans(),
                            notices=runtime().provider.notices())

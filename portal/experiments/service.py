@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from daaas.catalogue import Environment
 from daaas.portal.auth.models import User
@@ -56,9 +56,11 @@ def check_binding(backend: ExperimentBackend, user: User, env: Environment,
 
 
 def sessions_of(db: Session, investigation_id: int) -> list[Machine]:
-    """Return every machine that used the investigation, newest first (provenance)."""
+    """Return every machine that used the investigation, newest first (provenance), with
+    their owners and events loaded (a constant number of queries, whatever their number)."""
     query = (select(Machine).where(Machine.experiment_id == investigation_id)
-             .order_by(Machine.created_at.desc()))
+             .options(selectinload(Machine.events), joinedload(Machine.user))
+             .order_by(Machine.created_at.desc(), Machine.id))
     return list(db.scalars(query))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from daaas.portal.auth.models import User
@@ -19,7 +19,9 @@ class HpcJob(Base):
 
     __tablename__ = "hpc_jobs"
     __table_args__ = (UniqueConstraint("cluster", "slurm_job_id",
-                                       name="uq_hpc_jobs_cluster_slurm_job_id"),)
+                                       name="uq_hpc_jobs_cluster_slurm_job_id"),
+                      # the jobs list's order (a user's, newest first)
+                      Index("ix_hpc_jobs_user_id_submitted_at", "user_id", "submitted_at", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

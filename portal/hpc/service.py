@@ -68,8 +68,9 @@ def list_jobs(db: Session, settings: Settings, user: User, machine_id: str = "",
     rows = _rows(db, user, backend.cluster, machine_id, experiment_id)
     views = [from_row(_refresh(row, live.pop(row.slurm_job_id, None))) for row in rows]
     if not machine_id and experiment_id is None:
+        known = _known(db, backend.cluster, list(live))
         views += [from_info(info, backend.cluster) for info in live.values()
-                  if not _known(db, backend.cluster, info.job_id)]
+                  if info.job_id not in known]
     return sorted(views, key=lambda view: view.job_id, reverse=True)
 
 
@@ -136,11 +137,20 @@ def output(db: Session, settings: Settings, user: User, job_id: int) -> JobOutpu
 
 
 def _refresh(row: HpcJob, info: JobInfo | None) -> HpcJob:
+    """Bring the row up to what Slurm says (``info``; None: Slurm no longer lists it). The row
+    is written, and ``updated_at`` set, only when something changed: listing jobs that did not
+    change writes nothing."""
     if info is not None:
-        row.state, row.reason, row.partition = info.state, info.reason, info.partition
-        row.exit_code, row.ended_at, row.updated_at = info.exit_code, info.ended_at, utcnow()
+        now = {"state": info.state, "reason": info.reason, "partition": info.partition,
+               "exit_code": info.exit_code, "ended_at": info.ended_at}
     elif not from_row(row).final:
-        row.state, row.reason, row.updated_at = GONE, GONE_REASON, utcnow()
+        now = {"state": GONE, "reason": GONE_REASON}
+    else:
+        return row
+    if any(getattr(row, name) != value for name, value in now.items()):
+        for name, value in now.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
     return row
 
 
@@ -164,9 +174,12 @@ def _same(user: User, info: JobInfo) -> bool:
     return info.user == user.username and info.uid in (None, user.uid)
 
 
-def _known(db: Session, cluster: str, job_id: int) -> bool:
-    return db.scalar(select(HpcJob.id).where(HpcJob.cluster == cluster,
-                                             HpcJob.slurm_job_id == job_id)) is not None
+def _known(db: Session, cluster: str, job_ids: list[int]) -> set[int]:
+    """Return which of the cluster's ``job_ids`` the portal has a row for (one query)."""
+    if not job_ids:
+        return set()
+    return set(db.scalars(select(HpcJob.slurm_job_id).where(
+        HpcJob.cluster == cluster, HpcJob.slurm_job_id.in_(job_ids))))
 
 
 def _backend(settings: Settings, user: User) -> HpcBackend:

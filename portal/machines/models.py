@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -52,6 +52,11 @@ class Machine(Base):
     what its owner calls it (see :mod:`daaas.portal.machines.naming`)."""
 
     __tablename__ = "machines"
+    #: The lists' orders (newest first): everyone's, a user's, an experiment's sessions.
+    __table_args__ = (Index("ix_machines_created_at_id", "created_at", "id"),
+                      Index("ix_machines_user_id_created_at", "user_id", "created_at", "id"),
+                      Index("ix_machines_experiment_id_created_at", "experiment_id",
+                            "created_at", "id"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

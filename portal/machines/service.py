@@ -162,11 +162,13 @@ MAX_PAGE = 500
 
 def list_machines(db: Session, user: User, *, everyone: bool = False,
                   include_deleted: bool = False, limit: int = 100,
-                  offset: int = 0) -> tuple[list[Machine], int]:
+                  offset: int = 0, with_events: bool = True) -> tuple[list[Machine], int]:
     """Return one page of the user's machines, newest first, and how many there are in all.
 
-    ``everyone`` lists all users' machines (admins only). Raises Forbidden when a non-admin asks
-    for everyone's, InvalidInput for a page outside 1..500 machines or a negative offset.
+    ``everyone`` lists all users' machines (admins only). The machines' owners are loaded, and
+    their events (for the phase timings) unless ``with_events`` is False: a constant number of
+    queries whatever the page's size. Raises Forbidden when a non-admin asks for everyone's,
+    InvalidInput for a page outside 1..500 machines or a negative offset.
     """
     if everyone and not user.is_admin:
         raise Forbidden("Only administrators may list everyone's machines.")
@@ -178,8 +180,10 @@ def list_machines(db: Session, user: User, *, everyone: bool = False,
         conditions.append(Machine.state != State.DELETED.value)
     total = db.scalar(select(func.count(Machine.id)).where(*conditions)) or 0
     query = (select(Machine).where(*conditions)
-             .options(selectinload(Machine.events), joinedload(Machine.user))
+             .options(joinedload(Machine.user))
              .order_by(Machine.created_at.desc(), Machine.id).limit(limit).offset(offset))
+    if with_events:
+        query = query.options(selectinload(Machine.events))
     return list(db.scalars(query)), total
 
 
