@@ -46,6 +46,8 @@ setup(
         "python-xlib>=0.33",
         "psutil>=6",
         "cryptography>=43",
+        "authlib>=1.6",
+        "joserfc>=1.0",
     ],
     extras_require={
         "test": [

@@ -14,7 +14,8 @@ RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigerv
   xterm xauth pcmanfm websockify novnc xrdp xorgxrdp mousepad silx python3-h5py"
 TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init slurm-wlm munge
   slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl tesseract-ocr
-  qemu-system-x86 qemu-utils cloud-image-utils mmdebstrap e2fsprogs linux-image-cloud-amd64"
+  qemu-system-x86 qemu-utils cloud-image-utils mmdebstrap e2fsprogs linux-image-cloud-amd64
+  nodejs"
 
 install_packages() {
   local missing=()
@@ -80,6 +81,10 @@ fi
 
 install_packages $TEST_PACKAGES
 make_venv ".[test]"
+# The OIDC tests' real OpenID provider (tests/support/oidc_op: oidc-provider, pinned by its lock
+# file). Debian's nodejs has no npm; NodeSource's nodejs includes it (and conflicts with npm).
+command -v npm >/dev/null || install_packages npm
+npm ci --prefix tests/support/oidc_op --no-audit --no-fund
 start_postgres
 start_slurm
 start_openstack

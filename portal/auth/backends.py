@@ -1,15 +1,17 @@
 """Identity backends: who checks a user name and password.
 
 The views never talk to a backend directly; :func:`daaas.portal.auth.service.sign_in` does. The
-``identity_backend`` setting names one in :data:`IDENTITY_BACKENDS` (``local``, ``keystone``;
-OIDC will be a further subclass) or any ``module:Class``; only the chosen one is imported.
+``identity_backend`` setting names one in :data:`IDENTITY_BACKENDS` (``local``, ``keystone``,
+``oidc``) or any ``module:Class``; only the chosen one is imported. A backend that signs people
+in elsewhere (OpenID Connect) says so with :attr:`IdentityBackend.external_sign_in` and brings
+its own routes (:meth:`IdentityBackend.blueprint`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,6 +42,30 @@ class IdentityBackend(ABC):
     """Checks credentials against some authority."""
 
     name: ClassVar[str]
+    #: Label of a sign-in button that leads elsewhere (an OpenID provider); empty: none.
+    external_sign_in: str = ""
+    #: Whether the user-name-and-password form is offered and accepted.
+    password_sign_in: bool = True
+
+    @property
+    def password_source(self) -> str:
+        """The ``identity_source`` of accounts signed in with a password here (the backend's
+        name; OIDC: ``local``, its password form being for local accounts)."""
+        return self.name
+
+    def form_targets(self) -> tuple[str, ...]:
+        """URLs whose origins the sign-in and sign-out forms may redirect to (the CSP's
+        ``form-action``); none by default."""
+        return ()
+
+    def blueprint(self) -> Any:
+        """A Flask blueprint with the backend's own routes, or None (the default)."""
+        return None
+
+    def logout_redirect(self, id_token: str, return_to: str) -> str | None:
+        """Where the browser goes after the portal's sign-out to end a session at the
+        identity provider too, or None (the default: nowhere). Raises nothing."""
+        return None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IdentityBackend:
@@ -71,8 +97,10 @@ class LocalIdentityBackend(IdentityBackend):
                         email=user.email, groups=tuple(user.groups), is_admin=user.is_admin)
 
 
-#: The identity backends by ``identity_backend`` name; Keystone is imported only when chosen.
+#: The identity backends by ``identity_backend`` name; Keystone and OIDC are imported only when
+#: chosen.
 IDENTITY_BACKENDS: Registry[IdentityBackend] = Registry(
     "identity backend", "identity_backend", IdentityBackend,
     {"local": "daaas.portal.auth.backends:LocalIdentityBackend",
-     "keystone": "daaas.portal.auth.keystone:KeystoneIdentityBackend"})
+     "keystone": "daaas.portal.auth.keystone:KeystoneIdentityBackend",
+     "oidc": "daaas.portal.auth.oidc:OidcIdentityBackend"})

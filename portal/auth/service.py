@@ -106,7 +106,7 @@ def sign_in(db: Session, factory: sessionmaker[Session], backend: IdentityBacken
         _record_attempt(factory, username, remote_addr, succeeded=False)
         raise
     _record_attempt(factory, username, remote_addr, succeeded=True)
-    user = _local_user_for(db, settings, identity, backend.name)
+    user = _local_user_for(db, settings, identity, backend.password_source)
     user.last_sign_in_at = utcnow()
     return user
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from daaas.portal.auth.models import BrowserSession, User
+from daaas.portal.auth.models import BrowserSession, OidcSession, User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 
@@ -78,6 +78,24 @@ def close_user_sessions(db: Session, user: User) -> int:
                                BrowserSession.ended_at.is_(None))
                         .values(ended_at=utcnow()))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def keep_id_token(db: Session, secret: str, id_token: str) -> None:
+    """Keep the ID token the session ``secret`` signed in with (OIDC), for the provider's
+    sign-out (``id_token_hint``); it goes when the session's row goes. Raises nothing beyond
+    database errors."""
+    db.merge(OidcSession(session_id_hash=_digest(secret), id_token=id_token))
+    db.flush()
+
+
+def take_id_token(db: Session, secret: str) -> str:
+    """Return the ID token kept for the session ``secret`` and forget it (sign-out), or ""
+    (not an OIDC sign-in). Raises nothing beyond database errors."""
+    record = db.get(OidcSession, _digest(secret))
+    if record is None:
+        return ""
+    db.delete(record)
+    return record.id_token
 
 
 def _digest(secret: str) -> str:
