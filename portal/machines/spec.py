@@ -36,9 +36,9 @@ def session_mounts(settings: Settings, machine: Machine) -> tuple[SessionMount, 
 
     Raises OSError when the user's storage cannot be created.
     """
-    storage = storage_area(settings, machine.user).path
-    mounts = [SessionMount(name=STORAGE_FOLDER, source=str(storage), read_only=False,
-                           description="your storage")]
+    storage = storage_area(settings, machine.user)
+    mounts = [SessionMount(name=STORAGE_FOLDER, source=str(storage.path), read_only=False,
+                           description="your storage", quota_bytes=storage.quota_bytes)]
     experiment = machine.experiment
     if experiment:
         mounts.append(SessionMount(name=experiment_folder(str(experiment["visit_id"])),

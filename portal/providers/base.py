@@ -47,13 +47,15 @@ class SessionMount:
     """A folder the session sees: the user's storage (read-write) or experiment data (read-only).
 
     ``name`` is the entry in the session's home (local provider) and ``source`` the folder on
-    the host or the export the machine mounts.
+    the host or the export the machine mounts. ``quota_bytes`` is the user's storage quota
+    (the portal's own count: My Data, WebDAV), 0 when the mount has none.
     """
 
     name: str
     source: str
     read_only: bool
     description: str = ""
+    quota_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,63 @@ def write_folder_links(home: Path, mounts: Iterable[SessionMount]) -> list[Path]
     return made
 
 
+#: The desktop's "Storage use" view: the program (in the session's home) and its launcher
+STORAGE_VIEW_PROGRAM = ".local/bin/daaas-storage-use"
+STORAGE_VIEW_LAUNCHER = "daaas-storage-use.desktop"
+STORAGE_VIEW_SCRIPT = r"""#!/bin/sh
+# Written by daaas: how much of your storage quota is used. The file manager's free space (and
+# df) is the free space of this server's disk, which you share with others; your quota is this.
+folder="$HOME/{name}"
+quota={quota}
+used=$(find -P "$folder/" \( -type f -o -type l \) -printf '%s\n' 2>/dev/null \
+       | awk '{{ total += $1 }} END {{ printf "%d", total }}')
+left=$((quota > used ? quota - used : 0))
+percent=$((quota > 0 ? used * 100 / quota : 0))
+size() {{ numfmt --to=iec-i --suffix=B --format=%.1f "$1"; }}
+text="My storage (~/{name})
+
+$(size "$used") used of your $(size "$quota") quota ($percent %)
+$(size "$left") left
+
+The same storage as My Data and WebDAV, and on all your desktops.
+The file manager's free space is this server's disk, not your quota."
+[ -n "$DAAAS_STORAGE_USE_PRINT" ] && {{ printf '%s\n' "$text"; exit 0; }}
+exec xmessage -title "My storage" -center -buttons Close:0 "$text"
+"""
+STORAGE_VIEW_ENTRY = """[Desktop Entry]
+Type=Application
+Version=1.5
+Name=Storage use
+Comment=How much of your storage quota is used, and how much is left
+Exec={program}
+Icon=drive-harddisk
+Terminal=false
+Categories=Utility;
+"""
+
+
+def write_storage_view(home: Path, mounts: Iterable[SessionMount]) -> Path | None:
+    """Put a "Storage use" icon on the desktop for the mount with a quota (the user's
+    storage): it opens a window with the space used, the quota and what is left, counted as
+    the portal counts it (the sizes of the files in the folder). ``df`` and the file manager
+    show the host disk's free space; this view is the quota. Returns the launcher written, or
+    None when no mount has a quota. Raises OSError."""
+    storage = next((mount for mount in mounts if mount.quota_bytes > 0), None)
+    if storage is None:
+        return None
+    program = home / STORAGE_VIEW_PROGRAM
+    program.parent.mkdir(parents=True, exist_ok=True)
+    program.write_text(STORAGE_VIEW_SCRIPT.format(name=storage.name,
+                                                  quota=int(storage.quota_bytes)),
+                       encoding="utf-8")
+    program.chmod(0o755)
+    launcher = home / "Desktop" / STORAGE_VIEW_LAUNCHER
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(STORAGE_VIEW_ENTRY.format(program=program), encoding="utf-8")
+    launcher.chmod(0o755)
+    return launcher
+
+
 def write_desktop_config(home: Path) -> None:
     """Write the user-dirs, libfm and pcmanfm settings the session's desktop reads."""
     config = home / ".config"

@@ -36,6 +36,7 @@ from daaas.portal.providers.local.desktop import (
     write_desktop_config,
     write_folder_links,
     write_launchers,
+    write_storage_view,
 )
 from daaas.portal.providers.local.session import (
     SessionPaths,
@@ -160,6 +161,7 @@ def prepare_files(paths: SessionPaths, spec: LaunchSpec, vncpasswd: str,
         write_launchers(paths.home, spec.environment, roots)
         attach(paths.home, spec.mounts, spec.machine_id)
         write_folder_links(paths.home, spec.mounts)
+        write_storage_view(paths.home, spec.mounts)
         give_home(paths.home, account)
     except OSError as error:
         raise LaunchFailed("The desktop's files could not be written on this host.",
