@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -63,7 +64,13 @@ def analysis_page(launch_error: tuple[str, str] | None = None,
                            experiment_choices=choices, experiments_problem=problem,
                            limit_reason=limit_reason(db(), rt.settings, user),
                            max_machines=rt.settings.max_machines_per_user,
-                           launch_error=launch_error, form=form or {})
+                           launch_error=launch_error, form=form or {},
+                           new_launch_id=new_launch_id)
+
+
+def new_launch_id() -> str:
+    """Return a fresh one-time id for a launch form (its idempotency key). Raises nothing."""
+    return secrets.token_urlsafe(18)
 
 
 @blueprint.get("/favicon.ico")

@@ -20,19 +20,29 @@ blueprint = Blueprint("machines_api", __name__, url_prefix="/api/v1")
 
 
 @blueprint.post("/machines")
-def launch() -> tuple[dict[str, Any], int]:
+def launch() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Ask for a machine; 202 with the machine in 'requested'.
 
-    Raises InvalidInput for a body that is not a :class:`~schemas.LaunchRequest`, and what
-    :func:`service.request_launch` and :func:`experiment_for_launch` raise.
+    With an ``Idempotency-Key`` header the same key again answers 200 with the machine it
+    launched (header ``Idempotent-Replayed: true``), 422 when it asked for something else.
+    Raises InvalidInput for a body that is not a :class:`~schemas.LaunchRequest` or a bad
+    key, and what :func:`service.launch` and :func:`experiment_for_launch` raise.
     """
     rt, user = runtime(), require_user()
+    key = service.check_key(request.headers.get(IDEMPOTENCY_KEY))
     body = parse_body(schemas.LaunchRequest)
     experiment = experiment_for_launch(rt, user, body.environment, body.experiment)
-    machine = service.request_launch(db(), rt.settings, rt.catalogue, user, body.environment,
-                                     body.flavor, experiment=experiment,
-                                     provider=rt.provider)
-    return reply(machine, with_events=True), 202
+    done = service.launch(db(), rt.settings, rt.catalogue, user, body.environment, body.flavor,
+                          experiment=experiment, provider=rt.provider, key=key,
+                          fingerprint=service.launch_fingerprint(body.environment, body.flavor,
+                                                                 body.experiment))
+    if done.replayed:
+        return reply(done.machine, with_events=True), 200, {"Idempotent-Replayed": "true"}
+    return reply(done.machine, with_events=True), 202, {}
+
+
+#: The request header that makes a launch idempotent.
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 @blueprint.get("/machines")

@@ -8,6 +8,11 @@ from daaas.portal.api.schema import content, errors, request_body
 from daaas.portal.machines.schemas import LaunchRequest, Machine, MachineList, RenameRequest
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Makes the launch idempotent: the same key again answers 200 with the "
+                   "machine it launched; with another body, 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"}}
 PAGE = [{"name": "all", "in": "query", "schema": {"type": "string"},
          "description": "Admins: 1 for everyone's machines"},
         {"name": "limit", "in": "query",
@@ -28,9 +33,12 @@ PATHS: dict[str, Any] = {
                 "responses": {"200": content(MachineList, "OK"), **errors(400, 401, 403)}},
         "post": {"summary": "Launch a machine of an environment (answers at once; the "
                             "reconciler does the rest)",
+                 "parameters": [IDEMPOTENCY_KEY],
                  "requestBody": request_body(LaunchRequest),
                  "responses": {"202": content(Machine, "Requested"),
-                               **errors(400, 401, 403, 404, 409)}},
+                               "200": content(Machine, "Launched before with this "
+                                              "Idempotency-Key: that machine"),
+                               **errors(400, 401, 403, 404, 409, 422)}},
     },
     "/machines/{machine_id}": {
         "parameters": [MACHINE_ID],

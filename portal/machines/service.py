@@ -5,11 +5,14 @@ Views and the API call these; the reconciler drives machines onward through the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from daaas.catalogue import Catalogue, Environment
@@ -17,9 +20,9 @@ from daaas.portal.analysis.service import get_environment
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
-from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound, PortalError
 from daaas.portal.machines.capacity import launch_gpu_reason
-from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.models import LaunchKey, Machine, MachineEvent
 from daaas.portal.machines.naming import clean_name, default_name, unique_name
 from daaas.portal.machines.states import FINAL, State, can_move
 from daaas.portal.providers import Provider, StopNotSupported
@@ -47,21 +50,95 @@ def transition(db: Session, machine: Machine, target: State, message: str = "") 
     return event
 
 
+class IdempotencyKeyReused(PortalError):
+    """An idempotency key (or a launch form's id) already launched something else."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+class LimitReached(Conflict):
+    """A launch would take the user over a limit of the site (the machine limit)."""
+
+    code = "limit_reached"
+
+
+#: The longest idempotency key (``Idempotency-Key`` header, launch form id) accepted.
+MAX_KEY = 200
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a launch request got: the machine, and whether an earlier request with the same
+    idempotency key had already launched it (``replayed``)."""
+
+    machine: Machine
+    replayed: bool = False
+
+
+def launch_fingerprint(environment: str, flavor: object, experiment: object) -> str:
+    """Return the SHA-256 (hex) of what a launch asks for, as sent (API body or form): the
+    same key with another fingerprint is refused. Raises nothing."""
+    def text(value: object) -> str:
+        return "" if value in (None, "", "none") else str(value)
+    asked = {"environment": environment, "flavor": text(flavor),
+             "experiment": text(experiment)}
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
+def check_key(raw: str | None) -> str | None:
+    """Return the idempotency key as sent, or None when there is none (absent or empty).
+
+    Raises InvalidInput for one longer than :data:`MAX_KEY` or with characters other than
+    printable ASCII.
+    """
+    if not raw:
+        return None
+    if len(raw) > MAX_KEY or not all("!" <= ch <= "~" for ch in raw):
+        raise InvalidInput(f"An Idempotency-Key is 1 to {MAX_KEY} printable ASCII characters "
+                           "without spaces (a UUID is a good one).")
+    return raw
+
+
 def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
                    environment_name: str, flavor: str | None = None, *,
                    experiment: dict[str, Any] | None = None,
                    provider: Provider | None = None) -> Machine:
     """Record the user's wish for a machine of this environment; returns it in 'requested'.
 
+    :func:`launch` without an idempotency key; raises what it raises.
+    """
+    return launch(db, settings, catalogue, user, environment_name, flavor,
+                  experiment=experiment, provider=provider).machine
+
+
+def launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
+           environment_name: str, flavor: str | None = None, *,
+           experiment: dict[str, Any] | None = None, provider: Provider | None = None,
+           key: str | None = None, fingerprint: str = "") -> Launch:
+    """Record the user's wish for a machine of this environment; returns the Launch, its
+    machine in 'requested'.
+
     ``experiment`` is the investigation the session is bound to (already checked by
     :func:`daaas.portal.experiments.service.check_binding`), recorded with the machine.
     ``provider`` is the running provider (pages and the API pass it): an environment it gives
     a reason against (:meth:`Provider.unavailable_reason`) is refused, and so is a GPU flavor
     when the capacity the reconciler last read has no GPU free. The reconciler does the rest.
+    ``key`` (an ``Idempotency-Key``, a launch form's id) with ``fingerprint``
+    (:func:`launch_fingerprint` of the request): a key this user already launched with
+    returns that machine (``replayed``) whatever its state, without a second launch.
+    Everything from the key's look-up to the new machine runs under the user's launch lock
+    (:func:`admit_launch`), so concurrent requests are decided one after the other.
     Raises NotFound for an environment the user may not use, InvalidInput for a flavor the
-    environment does not allow, and Conflict when the environment cannot run here, no GPU is
-    free, or the user already has as many machines as the site allows.
+    environment does not allow, IdempotencyKeyReused (422) for a key that launched something
+    else, Conflict when the environment cannot run here or no GPU is free, and LimitReached
+    (409) when the user already has as many machines as the site allows.
     """
+    lock_launches(db, user)
+    if key is not None:
+        earlier = _launched_with(db, user, key, fingerprint)
+        if earlier is not None:
+            return Launch(earlier, replayed=True)
     env = get_environment(catalogue, user, environment_name)
     chosen = _choose_flavor(env, flavor)
     now = utcnow()
@@ -71,7 +148,7 @@ def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: 
     gpu = launch_gpu_reason(settings, env, chosen, now) if provider is not None else None
     if gpu:
         raise Conflict(f"{env.title} cannot start on {chosen} now: {gpu}")
-    _check_quota(db, settings, user)
+    admit_launch(db, settings, user, env, chosen)
     name = unique_name(default_name(env.title, experiment["visit_id"] if experiment else None,
                                     now), _names_in_use(db, user))
     machine = Machine(id=uuid.uuid4().hex, user=user, name=name, environment_name=env.name,
@@ -86,7 +163,63 @@ def request_launch(db: Session, settings: Settings, catalogue: Catalogue, user: 
                         + (f" for experiment {experiment['visit_id']}" if experiment else ""),
                         at=now))
     db.flush()
-    return machine
+    if key is not None:
+        db.add(LaunchKey(user_id=user.id, key=key, fingerprint=fingerprint,
+                         machine_id=machine.id, created_at=now))
+        db.flush()
+    return Launch(machine)
+
+
+def _launched_with(db: Session, user: User, key: str, fingerprint: str) -> Machine | None:
+    """The machine the user's earlier launch with ``key`` made, or None (a new key).
+
+    Raises IdempotencyKeyReused when that launch asked for something else.
+    """
+    found = db.scalar(select(LaunchKey).where(LaunchKey.user_id == user.id,
+                                              LaunchKey.key == key))
+    if found is None:
+        return None
+    if found.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different launch (another "
+            "environment, size or experiment). Send a new key for a new launch, or the same "
+            "request to get the machine it made.")
+    return db.get(Machine, found.machine_id)
+
+
+def lock_launches(db: Session, user: User) -> None:
+    """Take the user's launch lock until the transaction ends: the user's row, locked.
+
+    On PostgreSQL a ``SELECT … FOR UPDATE`` of the row; on SQLite a write to it, which takes
+    the database's one write lock (a deferred transaction could otherwise read, then write
+    after another request's write). Requests of the same user (launches, and later anything
+    weighed against a quota) wait for each other here; other users' requests do not on
+    PostgreSQL. Taking it twice in one transaction is harmless. Raises only database errors
+    (a lock wait past the database's timeout).
+    """
+    if db.get_bind().dialect.name == "sqlite":
+        db.execute(update(User).where(User.id == user.id).values(is_active=User.is_active)
+                   .execution_options(synchronize_session=False))
+    else:
+        db.execute(select(User.id).where(User.id == user.id).with_for_update())
+
+
+def admit_launch(db: Session, settings: Settings, user: User, environment: Environment,
+                 flavor: str) -> None:
+    """Admit a launch of ``environment`` on ``flavor`` for ``user``, or refuse it: the one
+    admission step every launch passes, under the user's launch lock
+    (:func:`lock_launches`, taken here if the caller has not), so what it counts cannot
+    change until the launch is recorded and committed.
+
+    Today it checks ``max_machines_per_user`` (failed, deleting and deleted machines do not
+    count). Quotas to come (vCPU, memory, GPU per group) belong here as further checks: a
+    group quota locks the group's row the same way, after the user's, always in that order.
+    Raises LimitReached (409) naming the limit when a check fails.
+    """
+    lock_launches(db, user)
+    reason = limit_reason(db, settings, user)
+    if reason:
+        raise LimitReached(reason)
 
 
 def _names_in_use(db: Session, user: User, *, but: str | None = None) -> set[str]:
@@ -149,12 +282,6 @@ def limit_reason(db: Session, settings: Settings, user: User) -> str | None:
         return None
     return (f"You already have {active} machine{'s' if active != 1 else ''}, the most this "
             "site allows. Delete one you no longer need, then launch again.")
-
-
-def _check_quota(db: Session, settings: Settings, user: User) -> None:
-    reason = limit_reason(db, settings, user)
-    if reason:
-        raise Conflict(reason)
 
 
 MAX_PAGE = 500

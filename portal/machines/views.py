@@ -38,20 +38,23 @@ blueprint = Blueprint("machines", __name__)
 def launch() -> ResponseReturnValue:
     """Record a launch request from an Analysis card, then show the machine.
 
-    A refused launch (the machine limit, an environment not available here, no GPU free, a
-    bad size or experiment) shows the Analysis page again with the reason next to that card's
-    Launch button and the choices kept, with the error's status; a JSON caller gets the JSON
-    error instead.
+    The form's one-time ``launch_id`` is its idempotency key: the same form sent twice (a
+    double click) shows the one machine it launched. A refused launch (the machine limit, an
+    environment not available here, no GPU free, a bad size or experiment) shows the Analysis
+    page again with the reason next to that card's Launch button and the choices kept, with
+    the error's status; a JSON caller gets the JSON error instead.
     """
     rt, user = runtime(), require_user()
     environment = request.form.get("environment", "")
+    flavor, chosen = request.form.get("flavor") or None, request.form.get("experiment")
     try:
-        experiment = experiment_for_launch(rt, user, environment,
-                                           request.form.get("experiment"))
-        machine = service.request_launch(db(), rt.settings, rt.catalogue, user, environment,
-                                         request.form.get("flavor") or None,
-                                         experiment=experiment, provider=rt.provider)
-    except (Conflict, InvalidInput, Forbidden) as exc:
+        key = service.check_key(request.form.get("launch_id"))
+        experiment = experiment_for_launch(rt, user, environment, chosen)
+        machine = service.launch(db(), rt.settings, rt.catalogue, user, environment, flavor,
+                                 experiment=experiment, provider=rt.provider, key=key,
+                                 fingerprint=service.launch_fingerprint(environment, flavor,
+                                                                        chosen)).machine
+    except (Conflict, InvalidInput, Forbidden, service.IdempotencyKeyReused) as exc:
         if wants_json():
             raise
         db().rollback()
