@@ -11,7 +11,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 # System packages: the local desktop provider (Xvnc, a window manager, a desktop with icons),
 # the browser proxy (websockify, noVNC) and, for tests, PostgreSQL, Chromium and cloud-init.
 RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigervnc-tools openbox
-  xterm xauth pcmanfm websockify novnc xrdp xorgxrdp mousepad silx python3-h5py"
+  xterm xauth pcmanfm websockify novnc xrdp xorgxrdp mousepad silx python3-h5py x11-utils"
 TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init slurm-wlm munge
   slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl tesseract-ocr
   qemu-system-x86 qemu-utils cloud-image-utils mmdebstrap e2fsprogs linux-image-cloud-amd64

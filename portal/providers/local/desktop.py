@@ -40,6 +40,7 @@ PACKAGES = {
     "pcmanfm": "pcmanfm",
     "xterm": "xterm",
     "xauth": "xauth",
+    "xmessage": "x11-utils",
 }
 WINDOW_MANAGER = ["openbox", "--sm-disable"]
 DESKTOPS: dict[str, list[str]] = {
@@ -165,9 +166,9 @@ def write_storage_view(home: Path, mounts: Iterable[SessionMount]) -> Path | Non
     storage): it opens a window with the space used, the quota and what is left, counted as
     the portal counts it (the sizes of the files in the folder). ``df`` and the file manager
     show the host disk's free space; this view is the quota. Returns the launcher written, or
-    None when no mount has a quota. Raises OSError."""
+    None when no mount has a quota or xmessage (x11-utils) is missing. Raises OSError."""
     storage = next((mount for mount in mounts if mount.quota_bytes > 0), None)
-    if storage is None:
+    if storage is None or shutil.which("xmessage") is None:  # (Debian x11-utils)
         return None
     program = home / STORAGE_VIEW_PROGRAM
     program.parent.mkdir(parents=True, exist_ok=True)
