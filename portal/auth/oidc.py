@@ -41,8 +41,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc6749.errors import OAuth2Error
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
@@ -297,9 +297,12 @@ class OidcIdentityBackend(IdentityBackend):
                 token = oauth.fetch_token(metadata["token_endpoint"], code=code,
                                           code_verifier=code_verifier,
                                           grant_type="authorization_code")
-            except OAuth2Error as error:
+            except AuthlibBaseError as error:
                 raise IdTokenRefused(NOT_VERIFIED, "oidc: the token endpoint refused the "
                                      f"code: {error.error}") from None
+            except ValueError:
+                raise OidcUnavailable(UNAVAILABLE, "oidc: the token endpoint's answer is "
+                                      "not JSON") from None
             except requests.RequestException as error:
                 raise OidcUnavailable(UNAVAILABLE, "oidc: token endpoint unreachable: "
                                       f"{type(error).__name__}") from None
@@ -360,7 +363,7 @@ class OidcIdentityBackend(IdentityBackend):
                                headers={"Accept": "application/json"})
             answer.raise_for_status()
             claims = answer.json()
-        except (requests.RequestException, OAuth2Error, ValueError) as error:
+        except (requests.RequestException, AuthlibBaseError, ValueError) as error:
             raise OidcUnavailable(UNAVAILABLE, "oidc: userinfo unreadable: "
                                   f"{type(error).__name__}") from None
         if not isinstance(claims, dict) or claims.get("sub") != subject:
@@ -459,15 +462,16 @@ def begin_sign_in(db: Session, backend: OidcIdentityBackend, redirect_uri: str,
 
 
 def finish_sign_in(db: Session, settings: Settings, backend: OidcIdentityBackend,
-                   state: str, expected_state: str, code: str,
-                   redirect_uri: str) -> tuple[User, str, str]:
+                   state: str, expected_state: str, code: str, redirect_uri: str,
+                   answered_issuer: str | None = None) -> tuple[User, str, str]:
     """Complete the sign-in the provider sent back: returns the account, the ID token (for
     the session's logout) and where to go next.
 
     ``expected_state`` is the state this browser's cookie holds: an answer meant for another
     browser is refused. The login row is used once. Raises SignInFailed (unknown, expired or
     foreign state; a disabled account; a user name taken by another account),
-    IdTokenRefused, OidcUnavailable.
+    IdTokenRefused (also when the answer's ``iss`` parameter, RFC 9207, names another
+    issuer), OidcUnavailable.
     """
     if not state or not secrets.compare_digest(state, expected_state or ""):
         raise SignInFailed(EXPIRED_LOGIN, "oidc: callback state does not match this browser's")
@@ -478,6 +482,9 @@ def finish_sign_in(db: Session, settings: Settings, backend: OidcIdentityBackend
     db.flush()
     if utcnow() - login.created_at > LOGIN_TTL:
         raise SignInFailed(EXPIRED_LOGIN, "oidc: sign-in older than the login TTL")
+    if answered_issuer is not None and answered_issuer != backend.issuer:
+        raise IdTokenRefused(NOT_VERIFIED, f"oidc: the answer names the issuer "
+                             f"{answered_issuer[:200]!r} (mix-up)")
     identity = backend.exchange(code, redirect_uri, login.code_verifier, login.nonce)
     user = account_for(db, settings, identity)
     return user, identity.id_token, login.next_url

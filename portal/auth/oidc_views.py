@@ -53,7 +53,7 @@ def callback() -> tuple[str, int] | Response:
                                f"oidc: the provider answered error={error[:100]!r}")
         user, id_token, after = oidc.finish_sign_in(
             db(), runtime().settings, backend, request.args.get("state", ""), expected,
-            request.args.get("code", ""), _redirect_uri())
+            request.args.get("code", ""), _redirect_uri(), request.args.get("iss"))
     except (SignInFailed, oidc.OidcUnavailable) as exc:
         log.info("oidc sign-in refused: %s", exc.log_message)
         return render_template("auth/sign_in.html", next=url_for("analysis.index"),
