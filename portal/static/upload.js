@@ -39,7 +39,10 @@
       xhr.addEventListener("load", () => {
         let message = "uploaded";
         if (xhr.status >= 400) {
-          try { message = JSON.parse(xhr.responseText).error.message; } catch { message = `failed (${xhr.status})`; }
+          try { message = JSON.parse(xhr.responseText).error.message; } catch {
+            // a front server's own 413 (its body limit) is not JSON: say it in the quota's words
+            message = xhr.status === 413 ? `This file is larger than your whole storage quota (${form.dataset.quotaText}), the most one upload can be.` : `failed (${xhr.status})`;
+          }
           shown.note.className = "error-text";
         } else {
           shown.bar.value = shown.bar.max;

@@ -4,7 +4,8 @@ Every path a person sends is relative to a root folder. It is refused before any
 touched when it could leave the root: ``..`` or ``.`` segments, absolute paths, backslashes,
 NUL bytes, names that still decode (once or twice) into any of those, and symlinks whose
 target is outside the root (checked with ``os.path.realpath``). Files are opened with
-``O_NOFOLLOW`` and uploads go to a temporary file in the destination folder, renamed into place.
+``O_NOFOLLOW`` and uploads go to a temporary file in the destination folder, renamed into place
+(with the quota reserved first: :mod:`daaas.portal.storage.quota`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import unquote
 
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound, PortalError
@@ -178,46 +179,83 @@ def open_for_reading(root: Root, relative: str) -> tuple[BinaryIO, os.stat_resul
     return os.fdopen(fd, "rb"), info
 
 
+class Reserved(Protocol):
+    """An upload's temporary file with quota reserved for it
+    (:class:`daaas.portal.storage.quota.Upload`); ``written`` counts the bytes written."""
+
+    written: int
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``; raises QuotaExceeded past what the quota allows."""
+
+    def finish(self, target: Path, top: Path) -> Path:
+        """Move the file to ``target``, owned like ``top``; returns ``target``."""
+
+    def abandon(self) -> None:
+        """Remove the temporary file and end the reservation."""
+
+
+#: ``reserve(folder, size)``: reserve ``size`` bytes (None: unknown) of the quota and open a
+#: temporary file in ``folder`` (:func:`daaas.portal.storage.quota.reserve_upload`).
+Reserve = Callable[[Path, "int | None"], Reserved]
+
+
 def save_stream(root: Root, folder: str, name: str, stream: BinaryIO, length: int | None,
-                room: int) -> Path:
+                room: int | Reserve) -> Path:
     """Write ``stream`` to ``folder/name`` through a temporary file in the same folder.
 
-    At most ``room`` bytes are accepted (the quota left). Returns the new file's path. Raises
-    Forbidden (read-only root), NotFound (no such folder), InvalidInput (bad name or a body
-    shorter than announced) or QuotaExceeded (nothing is kept then).
+    ``room`` is how the bytes are allowed: ``reserve`` (the user's quota, reserved before
+    anything is written, so concurrent uploads cannot overrun it together) or a plain number
+    of bytes accepted. Returns the new file's path. Raises Forbidden (read-only root),
+    NotFound (no such folder), InvalidInput (bad name or a body shorter than announced),
+    QuotaExceeded, or what ``reserve`` raises (UploadTooLarge); nothing is kept then.
     """
     writable(root)
     name = clean_name(name)
     target_dir = existing(root, folder)
     if not target_dir.is_dir():
         raise NotFound(f"'{clean_relative(folder)}' is not a folder in {root.title}.")
-    if length is not None and length > room:
-        raise QuotaExceeded(quota_message(length, room))
     if (target_dir / name).is_dir():
         raise Conflict(f"There is already a folder called '{name}' here.")
-    fd, temp = tempfile.mkstemp(dir=target_dir, prefix=".upload-", suffix=".part")
+    upload = room(target_dir, length) if callable(room) else _Capped(target_dir, length, room)
     try:
-        with os.fdopen(fd, "wb") as out:
-            written = _copy(stream, out, room)
-        if length is not None and written != length:
-            raise InvalidInput(f"The upload of '{name}' ended early ({written} of {length} "
-                               "bytes). Try again.")
-        give_to_owner(root.path, Path(temp))
-        os.replace(temp, target_dir / name)
+        while chunk := stream.read(CHUNK):
+            upload.write(chunk)
+        if length is not None and upload.written != length:
+            raise InvalidInput(f"The upload of '{name}' ended early ({upload.written} of "
+                               f"{length} bytes). Try again.")
+        return upload.finish(target_dir / name, root.path)
     except BaseException:
-        os.unlink(temp)
+        upload.abandon()
         raise
-    return target_dir / name
 
 
-def _copy(stream: BinaryIO, out: BinaryIO, room: int) -> int:
-    written = 0
-    while chunk := stream.read(CHUNK):
-        written += len(chunk)
-        if written > room:
-            raise QuotaExceeded(quota_message(written, room))
-        out.write(chunk)
-    return written
+class _Capped:
+    """A temporary file that takes at most ``room`` bytes (no reservation shared with other
+    uploads: for a caller that has none, such as a test or a tool)."""
+
+    def __init__(self, folder: Path, length: int | None, room: int) -> None:
+        if length is not None and length > room:
+            raise QuotaExceeded(quota_message(length, room))
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
+        self.temp, self.file, self.room, self.written = Path(temp), os.fdopen(fd, "wb"), room, 0
+
+    def write(self, data: bytes) -> None:
+        if self.written + len(data) > self.room:
+            raise QuotaExceeded(quota_message(self.written + len(data), self.room))
+        self.file.write(data)
+        self.written += len(data)
+
+    def finish(self, target: Path, top: Path) -> Path:
+        self.file.close()
+        give_to_owner(top, self.temp)
+        os.replace(self.temp, target)
+        return target
+
+    def abandon(self) -> None:
+        self.file.close()
+        if os.path.lexists(self.temp):
+            os.unlink(self.temp)
 
 
 def quota_message(size: int, room: int) -> str:

@@ -15,13 +15,14 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from daaas.portal.auth.current import require_user
+from daaas.portal.auth.current import current_user, require_user
 from daaas.portal.auth.models import User
 from daaas.portal.errors import Conflict, InvalidInput
 from daaas.portal.experiments.backends import InvestigationInfo
-from daaas.portal.lifecycle import db, wants_json
+from daaas.portal.lifecycle import db, error_response, wants_json
 from daaas.portal.machines.naming import experiment_on_desktop, storage_on_desktop
 from daaas.portal.runtime import runtime
 from daaas.portal.storage import files
@@ -30,6 +31,7 @@ from daaas.portal.storage.app_passwords import (
     create_app_password,
     revoke_app_password,
 )
+from daaas.portal.storage.quota import UploadTooLarge, quota_bytes, reserver, too_large_message
 from daaas.portal.storage.roots import (
     EXPERIMENT_PREFIX,
     STORAGE_KEY,
@@ -46,13 +48,36 @@ FORM_TYPES = {"multipart/form-data", "application/x-www-form-urlencoded"}
 def _stream_uploads(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     """Uploads are streamed from the request body, so raise the 1 MiB body limit for them to
     the quota (checked exactly in the view) before anything, the CSRF check included, touches
-    the body."""
+    the body; a body announced larger than the whole quota is refused here (413, saying so)."""
     if endpoint == "storage.upload":
         if request.mimetype in FORM_TYPES:
             raise InvalidInput("Send the file itself as the request body "
                                "(Content-Type: application/octet-stream).")
         # (None would mean "the app's limit" to Flask: no body can exceed the whole quota)
-        request.max_content_length = runtime().settings.storage_quota_gb * 1024**3
+        limit = quota_bytes(runtime().settings)
+        if request.content_length is not None and request.content_length > limit:
+            raise UploadTooLarge(too_large_message(request.content_length, limit))
+        request.max_content_length = limit
+
+
+@blueprint.errorhandler(UploadTooLarge)
+@blueprint.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: Exception) -> ResponseReturnValue:
+    """A body over the limit gets the quota's words, not a bare 413: JSON for a script or the
+    page's uploader, else the folder's page with the message next to the upload control."""
+    user = current_user()
+    if isinstance(exc, UploadTooLarge):
+        message = exc.user_message
+    elif request.endpoint == "storage.upload":
+        message = too_large_message(request.content_length, quota_bytes(runtime().settings))
+    else:  # a form of My Data over the app's body limit
+        limit = request.max_content_length or 0
+        return error_response(413, "request_too_large", "What was sent is larger than the "
+                              f"{files.human_size(limit)} this form accepts.")
+    if wants_json() or user is None:
+        return error_response(413, "upload_too_large", message)
+    root = root_for(runtime(), user, request.args.get("root", STORAGE_KEY))
+    return _page(user, root, request.args.get("path", ""), upload_error=message), 413
 
 
 @blueprint.get("/")
@@ -119,17 +144,17 @@ def _download(root: files.Root, subpath: str) -> Response:
 
 @blueprint.post("/-/upload")
 def upload() -> ResponseReturnValue:
-    """Stream the request body into a new file (query: root, path = folder, name)."""
+    """Stream the request body into a new file (query: root, path = folder, name), its size
+    reserved in the quota before a byte is written (:mod:`daaas.portal.storage.quota`)."""
     rt, user = runtime(), require_user()
     root = root_for(rt, user, request.args.get("root", STORAGE_KEY))
     files.writable(root)
     if request.content_length is None:
         raise InvalidInput("The upload needs a Content-Length header (the My Data page and "
                            "curl's --upload-file send one).")
-    _storage, area = own_storage(rt, user)
     saved = files.save_stream(root, request.args.get("path", ""), request.args.get("name", ""),
                               cast(BinaryIO, request.stream), request.content_length,
-                              area.quota_bytes - area.used_bytes)
+                              reserver(rt.settings, user))
     return {"name": saved.name, "size": saved.stat().st_size}, 201
 
 

@@ -3,12 +3,16 @@
 WsgiDAV serves it beside the Flask app (a werkzeug DispatcherMiddleware). HTTP Basic
 authentication takes an app password (:mod:`daaas.portal.storage.app_passwords`), never the sign-in
 password; each request is then confined to that user's storage folder: the provider finds the
-folder in the request, refuses paths that resolve outside it and refuses symlinks. A PUT that
-would take the storage over its quota is answered 507 before anything is written.
+folder in the request, refuses paths that resolve outside it and refuses symlinks. A PUT
+reserves its bytes in the quota before it writes any (:mod:`daaas.portal.storage.quota`) and
+writes to a temporary file renamed into place at the end: one that would take the storage over
+its quota is answered 507 (with the reason as text) and leaves nothing behind, one larger than
+the whole quota 413.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -16,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
@@ -25,12 +29,13 @@ from werkzeug.wsgi import LimitedStream
 from wsgidav.dav_error import (
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
+    HTTP_REQUEST_ENTITY_TOO_LARGE,
     DAVError,
 )
 from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
-from wsgidav.fs_dav_provider import FilesystemProvider
+from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_resolver import RequestResolver
@@ -42,6 +47,15 @@ from daaas.portal.errors import PortalError
 from daaas.portal.runtime import Runtime, runtime
 from daaas.portal.storage import files
 from daaas.portal.storage.app_passwords import app_password_user, check_app_password
+from daaas.portal.storage.files import QuotaExceeded
+from daaas.portal.storage.quota import (
+    Upload,
+    UploadTooLarge,
+    quota_bytes,
+    reserve_upload,
+    room_before_upload,
+    too_large_message,
+)
 from daaas.portal.storage.service import storage_area
 
 log = logging.getLogger(__name__)
@@ -49,6 +63,8 @@ MOUNT = "/dav"
 REALM = "daaas storage (use an app password from My Data)"
 USER_KEY = "daaas.user"
 ROOT_KEY = "daaas.storage_root"
+#: the file a PUT created empty (WsgiDAV makes a new file before its body): removed if refused
+NEW_FILE_KEY = "daaas.new_file"
 #: a checked app password is trusted this long before scrypt runs again (revocation is seen
 #: at once: the row is still looked up on every request)
 CHECKED_FOR_SECONDS = 300.0
@@ -171,9 +187,90 @@ class UserStorageProvider(FilesystemProvider):  # type: ignore[misc]
         clean = files.clean_relative(path.strip("/"))
         return os.path.join(os.path.realpath(root), *([clean] if clean else []))
 
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Any:
+        """Return the file or folder at ``path`` as :class:`StorageFile` or
+        :class:`StorageFolder` (None when there is none); raises DAVError (403) for a link."""
+        file_path = self._loc_to_file_path(path, environ)
+        if not os.path.exists(file_path):
+            return None
+        if os.path.islink(file_path):
+            raise DAVError(HTTP_FORBIDDEN, "Links are not followed here.")
+        if os.path.isdir(file_path):
+            return StorageFolder(path, environ, file_path)
+        return StorageFile(path, environ, file_path)
+
+
+class StorageFolder(FolderResource):  # type: ignore[misc]
+    """A folder of the user's storage: a new file made for a PUT is remembered, so a refused
+    PUT removes it again."""
+
+    def create_empty_resource(self, name: str) -> Any:
+        """Create the empty file ``name`` for a PUT and return it (WsgiDAV's way)."""
+        resource = super().create_empty_resource(name)
+        self.environ[NEW_FILE_KEY] = resource._file_path
+        return resource
+
+
+class StorageFile(FileResource):  # type: ignore[misc]
+    """A file of the user's storage, written by a PUT through a quota reservation and a
+    temporary file next to it, renamed over it once the whole body is in."""
+
+    upload: Upload | None = None
+
+    def begin_write(self, *, content_type: str | None = None) -> Any:
+        """Reserve the body's bytes and return where to write them. Raises DAVError: 507
+        when the quota has no room, 413 for a body larger than the whole quota."""
+        rt: Runtime = self.environ["wsgidav.config"]["daaas_runtime"]
+        length = self.environ.get("CONTENT_LENGTH", "")
+        try:
+            self.upload = reserve_upload(rt.settings, self.environ[USER_KEY],
+                                         Path(self._file_path).parent,
+                                         int(length) if length.isdigit() else None)
+        except (QuotaExceeded, UploadTooLarge) as exc:
+            raise _dav_error(exc) from None
+        return _Sink(self.upload)
+
+    def end_write(self, *, with_errors: bool) -> None:
+        """Move the written body into place, or (with errors) remove it and a file the PUT
+        created. Raises OSError when the file cannot be moved."""
+        upload, self.upload = self.upload, None
+        if with_errors:
+            if upload is not None:
+                upload.abandon()
+            if self.environ.get(NEW_FILE_KEY) == self._file_path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._file_path)
+        elif upload is not None:
+            upload.finish(Path(self._file_path), Path(self.environ[ROOT_KEY]))
+
+
+class _Sink:
+    """What WsgiDAV writes a PUT's body to: the upload, refusing bytes past the quota."""
+
+    def __init__(self, upload: Upload) -> None:
+        self._upload = upload
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._upload.write(data)
+        except QuotaExceeded as exc:
+            raise _dav_error(exc) from None
+
+    def close(self) -> None:
+        """Nothing to do: StorageFile.end_write finishes or abandons the upload."""
+
+
+def _dav_error(exc: QuotaExceeded | UploadTooLarge) -> DAVError:
+    status = HTTP_INSUFFICIENT_STORAGE if isinstance(exc, QuotaExceeded) \
+        else HTTP_REQUEST_ENTITY_TOO_LARGE
+    return DAVError(status, exc.user_message)
+
 
 class QuotaGuard(BaseMiddleware):  # type: ignore[misc]
-    """Refuses a PUT (507) that would take the user's storage over its quota."""
+    """Answers a PUT that cannot fit before WsgiDAV touches anything, with the reason as text:
+    413 for a body larger than the whole quota, 507 for one larger than the room left (uploads
+    in progress' reservations counted). The reservation itself is made when the body is
+    written (:class:`StorageFile`), so this early answer is a courtesy, not the guard."""
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
@@ -182,21 +279,26 @@ class QuotaGuard(BaseMiddleware):  # type: ignore[misc]
         if length and length.isdigit() and not environ.get("wsgi.input_terminated"):
             # WsgiDAV reads a PUT body until EOF: end it at Content-Length on any server
             environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], int(length))
-        if environ.get("REQUEST_METHOD") == "PUT" and user is not None:
+        if environ.get("REQUEST_METHOD") == "PUT" and user is not None and length and \
+                length.isdigit():
             rt: Runtime = self.config["daaas_runtime"]
-            area = storage_area(rt.settings, user)
-            room = area.quota_bytes - area.used_bytes
-            size = int(length) if length and length.isdigit() else 0
+            size, quota = int(length), quota_bytes(rt.settings)
+            if size > quota:
+                return _text(start_response, "413 Request Entity Too Large",
+                             too_large_message(size, quota))
+            room = room_before_upload(rt.settings, user)
             if size > room:
-                message = files.quota_message(size, room)
-                body = message.encode()
-                start_response("507 Insufficient Storage",
-                               [("Content-Type", "text/plain; charset=utf-8"),
-                                ("Content-Length", str(len(body)))])
-                return [body]
-            environ["wsgi.input"] = _Limited(environ["wsgi.input"], room)
+                return _text(start_response, "507 Insufficient Storage",
+                             files.quota_message(size, room))
         result: Iterable[bytes] = self.next_app(environ, start_response)
         return result
+
+
+def _text(start_response: StartResponse, status: str, message: str) -> list[bytes]:
+    body = (message + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
 
 
 class GiveToOwner(BaseMiddleware):  # type: ignore[misc]
@@ -224,22 +326,3 @@ class GiveToOwner(BaseMiddleware):  # type: ignore[misc]
                     log.warning("WebDAV: could not give %s to the storage's owner: %s",
                                 location[:200], exc)
         return result
-
-
-class _Limited:
-    """A request body that refuses to deliver more than ``room`` bytes (chunked PUTs)."""
-
-    def __init__(self, stream: BinaryIO, room: int) -> None:
-        self._stream, self._room, self._read = stream, room, 0
-
-    def read(self, size: int = -1) -> bytes:
-        return self._count(self._stream.read(size))
-
-    def readline(self, size: int = -1) -> bytes:
-        return self._count(self._stream.readline(size))
-
-    def _count(self, data: bytes) -> bytes:
-        self._read += len(data)
-        if self._read > self._room:
-            raise DAVError(HTTP_INSUFFICIENT_STORAGE, "Storage quota exceeded.")
-        return data
