@@ -49,6 +49,7 @@ from daaas.portal.providers.openstack.cloud import (
 from daaas.portal.providers.openstack.servers import (
     address_for,
     flavor_wants_gpu,
+    listed_servers,
     status_of,
     units,
 )
@@ -157,7 +158,8 @@ class OpenStackProvider(Provider):
                 raise
 
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
-        """Return every asked id's status from ONE server list call; GONE for missing ids.
+        """Return every asked id's status from ONE server listing (a request per 1,000
+        servers, read as JSON: :func:`servers.listed_servers`); GONE for missing ids.
 
         Raises ProviderUnavailable when the cloud cannot be asked.
         """
@@ -166,7 +168,7 @@ class OpenStackProvider(Provider):
             return {}
         found: dict[str, ProviderStatus] = {}
         with translated("poll servers"):
-            for server in self.connection.compute.servers(details=True, tags=self.server_tag):
+            for server in listed_servers(self.connection.compute, self.server_tag):
                 machine_id = machine_id_of(server)
                 if machine_id in wanted and machine_id not in found:
                     found[machine_id] = status_of(server)
