@@ -24,6 +24,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from daaas.portal.access.urls import websocket_base
 from daaas.portal.config import Settings
+from daaas.portal.errors import InvalidInput
 
 HSTS = "max-age=31536000"
 #: ``app.config`` key: URLs whose origins forms may lead to (an identity provider's sign-in and
@@ -110,6 +111,17 @@ def install(app: Flask, settings: Settings) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
     app.jinja_env.add_extension(InlineNonce)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.before_request
+    def _refuse_nul() -> None:
+        """A NUL character in an API path or query parameter is a 400 at once: no database
+        column can store one (PostgreSQL refuses it), and no name or id contains one. (Pages
+        check their own parameters: a ``next`` with one is ignored, not refused.)"""
+        if not request.path.startswith("/api/"):
+            return
+        if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                          for key, value in request.args.items(multi=True)):
+            raise InvalidInput("The address contains a NUL character (%00).")
 
     @app.after_request
     def _content_security_policy(response: Response) -> Response:

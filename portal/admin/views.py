@@ -27,7 +27,7 @@ def machines() -> str:
     """List every user's machines, newest first, with the provider's remaining capacity."""
     admin = require_admin()
     raw = request.args.get("offset", "0")
-    offset = int(raw) if raw.isdigit() else 0
+    offset = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
     rows, total = list_machines(db(), admin, everyone=True, limit=100, offset=offset,
                                 with_events=False)
     return render_template("admin/machines.html", machines=rows, total=total, offset=offset,

@@ -16,12 +16,10 @@ from pydantic import BaseModel
 
 from daaas.catalogue.model import Environment
 from daaas.portal.api import schemas
-from daaas.portal.api.schema import Error, components, content, errors, request_body
-from daaas.portal.auth.tokens import MAX_TOKEN_ID
+from daaas.portal.api.schema import ID_SCHEMA, Error, components, content, errors, request_body
 
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-TOKEN_ID = {"name": "token_id", "in": "path", "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_ID}}
+TOKEN_ID = {"name": "token_id", "in": "path", "required": True, "schema": ID_SCHEMA}
 PATHS: dict[str, Any] = {
     "/openapi.json": {"get": {"summary": "This document", "security": [],
                               "responses": {"200": {"description": "OpenAPI 3.1 document"}}}},

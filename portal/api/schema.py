@@ -13,14 +13,17 @@ import json
 from collections.abc import Iterable
 from typing import Annotated, Any, TypeVar
 
-from flask import request
+from flask import Blueprint, request
+from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from werkzeug.routing import BaseConverter
 
 from daaas.portal.errors import InvalidInput
 
 REF = "#/components/schemas/{model}"
 M = TypeVar("M", bound=BaseModel)
+Q = TypeVar("Q", bound="Query")
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 """An ISO 8601 time as the portal writes it (``datetime.isoformat()``, with its UTC offset)."""
 
@@ -60,6 +63,84 @@ def parse_body(model: type[M], *, empty_means: dict[str, Any] | None = None) -> 
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(f"{field_errors(exc)}. {_example(model)}") from None
+
+
+class Query(BaseModel):
+    """A route's query parameters: each is text in the URL, converted to its field's type
+    ("12" is 12 here) and checked against its bounds; parameters not declared are ignored.
+
+    Every field needs a bound (``le``/``max_length``): the fuzz test sends numbers and text of
+    any size. The document's parameters are these fields (:func:`query_parameters`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+#: Largest id or count the API takes (PostgreSQL's INTEGER; SQLite overflows past 2**63 - 1).
+MAX_ID = 2**31 - 1
+#: The converter of an id in a route (``f"/jobs/<{ID}:job_id>"``, see :class:`IdConverter`).
+ID = "id"
+#: The OpenAPI schema of such an id.
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+class IdConverter(BaseConverter):
+    """A numeric id in a route that never overflows a database integer.
+
+    Up to 18 ASCII digits match (more: no route, 404); a value past :data:`MAX_ID` becomes
+    ``MAX_ID + 1``, which no row has, so the view answers its own 404. (Werkzeug's
+    ``int(max=...)`` would refuse it while matching, which it reports as 405 for some
+    methods.)
+    """
+
+    regex = r"[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        """Return the id, at most ``MAX_ID + 1``."""
+        return min(int(value), MAX_ID + 1)
+
+    def to_url(self, value: Any) -> str:
+        """Return the id as written in a URL."""
+        return str(int(value))
+
+
+def with_ids(blueprint: Blueprint) -> Blueprint:
+    """Return ``blueprint`` with the ``id`` route converter (:class:`IdConverter`) added to
+    the app it is registered on, before its own routes."""
+    def add(state: BlueprintSetupState) -> None:
+        state.app.url_map.converters.setdefault(ID, IdConverter)
+
+    blueprint.record_once(add)
+    return blueprint
+
+
+def parse_query(model: type[Q]) -> Q:
+    """Return the request's query parameters as ``model`` (a :class:`Query`).
+
+    Raises InvalidInput naming each parameter that does not fit ("offset: input should be less
+    than or equal to 2147483647"); a parameter given twice counts by its first value.
+    """
+    data = {name: request.args[name] for name in model.model_fields if name in request.args}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"{field_errors(exc)}.") from None
+
+
+def query_parameters(model: type[Query]) -> list[dict[str, Any]]:
+    """Return OpenAPI parameter objects (``in: query``) for the fields of ``model``, with their
+    JSON schemas (types, bounds, defaults) and descriptions."""
+    schema = model.model_json_schema(mode="validation")
+    required = set(schema.get("required", ()))
+    parameters: list[dict[str, Any]] = []
+    for name, field in schema["properties"].items():
+        spec = {key: value for key, value in field.items() if key not in {"title", "description"}}
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                     "schema": spec}
+        if "description" in field:
+            parameter["description"] = field["description"]
+        parameters.append(parameter)
+    return parameters
 
 
 def field_errors(exc: ValidationError) -> str:

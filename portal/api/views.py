@@ -14,7 +14,7 @@ from daaas.catalogue.problems import CatalogueProblem
 from daaas.portal.analysis.service import get_environment, visible_environments
 from daaas.portal.api import schemas
 from daaas.portal.api.openapi import openapi_document
-from daaas.portal.api.schema import dump, parse_body
+from daaas.portal.api.schema import ID, dump, parse_body, with_ids
 from daaas.portal.auth import tokens
 from daaas.portal.auth.current import require_admin, require_user
 from daaas.portal.auth.models import ApiToken, User
@@ -22,7 +22,7 @@ from daaas.portal.errors import Forbidden
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
-blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+blueprint = with_ids(Blueprint("api", __name__, url_prefix="/api/v1"))
 
 
 @blueprint.get("/openapi.json")
@@ -91,7 +91,7 @@ def list_tokens() -> dict[str, Any]:
     return dump(schemas.TokenList(tokens=[token_reply(t) for t in tokens.tokens_of(db(), user)]))
 
 
-@blueprint.delete("/tokens/<int:token_id>")
+@blueprint.delete(f"/tokens/<{ID}:token_id>")
 def revoke_token(token_id: int) -> tuple[str, int]:
     """Revoke one of the signed-in user's API tokens (it answers 401 from now on); 204.
 

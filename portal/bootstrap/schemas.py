@@ -17,7 +17,8 @@ class BootstrapRequest(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"token": "<the bootstrap token from user-data>"}]})
 
-    token: str = Field(min_length=1, description="The single-use token from user-data.")
+    token: str = Field(min_length=1, max_length=512,
+                       description="The single-use token from user-data.")
 
 
 class SecretFile(Reply):
@@ -45,7 +46,8 @@ class StatusReport(Body):
         {"status": "ready"}, {"status": "failed", "reason": "mount /home: no route to host"}]})
 
     status: Status
-    reason: str = Field("", description="With 'failed': the step and thing that failed, one "
+    reason: str = Field("", max_length=100_000,
+                        description="With 'failed': the step and thing that failed, one "
                                         f"line (the portal keeps {MAX_REASON} characters).")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from daaas.portal.api.schema import dump
+from daaas.portal.api.schema import ID, dump, with_ids
 from daaas.portal.auth.current import require_user
 from daaas.portal.experiments import schemas
 from daaas.portal.experiments.backends import InvestigationInfo
@@ -18,7 +18,7 @@ from daaas.portal.machines.schemas import Machine
 from daaas.portal.machines.serialize import machine_json
 from daaas.portal.runtime import runtime
 
-blueprint = Blueprint("experiments_api", __name__, url_prefix="/api/v1")
+blueprint = with_ids(Blueprint("experiments_api", __name__, url_prefix="/api/v1"))
 
 
 @blueprint.get("/experiments")
@@ -28,7 +28,7 @@ def list_experiments() -> dict[str, Any]:
     return dump(schemas.ExperimentList(experiments=[experiment_reply(i) for i in found]))
 
 
-@blueprint.get("/experiments/<int:investigation_id>")
+@blueprint.get(f"/experiments/<{ID}:investigation_id>")
 def get_experiment(investigation_id: int) -> dict[str, Any]:
     """Return one experiment with the sessions that used it.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from daaas.portal.api.schema import ID, with_ids
 from daaas.portal.auth.current import require_user
 from daaas.portal.experiments.service import sessions_of, visible_investigation
 from daaas.portal.hpc.service import recorded_jobs
@@ -12,7 +13,7 @@ from daaas.portal.lifecycle import db
 from daaas.portal.machines.naming import experiment_on_desktop
 from daaas.portal.runtime import runtime
 
-blueprint = Blueprint("experiments", __name__)
+blueprint = with_ids(Blueprint("experiments", __name__))
 
 
 @blueprint.get("/experiments")
@@ -23,7 +24,7 @@ def index() -> str:
     return render_template("experiments/index.html", investigations=found)
 
 
-@blueprint.get("/experiments/<int:investigation_id>")
+@blueprint.get(f"/experiments/<{ID}:investigation_id>")
 def page(investigation_id: int) -> str:
     """Show one experiment and every session that used it."""
     rt, user = runtime(), require_user()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
-from daaas.portal.api.schema import dump, parse_body
+from daaas.portal.api.schema import ID, dump, parse_body, parse_query, with_ids
 from daaas.portal.auth.current import require_user
-from daaas.portal.errors import InvalidInput
 from daaas.portal.hpc import schemas, service
 from daaas.portal.hpc.jobview import JobView, job_json
 from daaas.portal.hpc.offer import offer
@@ -16,13 +15,14 @@ from daaas.portal.hpc.submission import from_mapping
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
-blueprint = Blueprint("hpc_api", __name__, url_prefix="/api/v1")
+blueprint = with_ids(Blueprint("hpc_api", __name__, url_prefix="/api/v1"))
 
 
 @blueprint.get("/hpc")
 def cluster() -> dict[str, Any]:
     """Say whether a cluster is configured, and what the user may submit (from ``?machine=``)."""
-    found = offer(db(), runtime().settings, require_user(), request.args.get("machine", ""))
+    query = parse_query(schemas.OfferQuery)
+    found = offer(db(), runtime().settings, require_user(), query.machine)
     return dump(schemas.HpcOffer.model_validate(found.as_json()))
 
 
@@ -43,28 +43,25 @@ def submit() -> tuple[dict[str, Any], int]:
 @blueprint.get("/jobs")
 def list_jobs() -> dict[str, Any]:
     """List the user's jobs (``?machine=`` or ``?experiment=`` for those from one)."""
-    settings, experiment = runtime().settings, request.args.get("experiment", "")
-    if experiment and not experiment.isdigit():
-        raise InvalidInput("'experiment' must be an experiment's id, e.g. ?experiment=12.")
-    jobs = service.list_jobs(db(), settings, require_user(), request.args.get("machine", ""),
-                             int(experiment) if experiment else None)
+    settings, query = runtime().settings, parse_query(schemas.JobListQuery)
+    jobs = service.list_jobs(db(), settings, require_user(), query.machine, query.experiment)
     return dump(schemas.JobList(cluster=settings.hpc_cluster,
                                 jobs=[schemas.Job.model_validate(job_json(job)) for job in jobs]))
 
 
-@blueprint.get("/jobs/<int:job_id>")
+@blueprint.get(f"/jobs/<{ID}:job_id>")
 def get_job(job_id: int) -> dict[str, Any]:
     """Return one of the user's jobs."""
     return reply(service.get_job(db(), runtime().settings, require_user(), job_id))
 
 
-@blueprint.delete("/jobs/<int:job_id>")
+@blueprint.delete(f"/jobs/<{ID}:job_id>")
 def cancel(job_id: int) -> tuple[dict[str, Any], int]:
     """Cancel one of the user's jobs; 202 with the job as Slurm now sees it."""
     return reply(service.cancel(db(), runtime().settings, require_user(), job_id)), 202
 
 
-@blueprint.get("/jobs/<int:job_id>/output")
+@blueprint.get(f"/jobs/<{ID}:job_id>/output")
 def job_output(job_id: int) -> dict[str, Any]:
     """Return the end of the job's output file, or why it cannot be shown."""
     found = service.output(db(), runtime().settings, require_user(), job_id)

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from daaas.portal.api.schema import content, errors, request_body
-from daaas.portal.hpc.schemas import HpcOffer, Job, JobList, JobOutput, JobSubmission
+from daaas.portal.api.schema import ID_SCHEMA, content, errors, query_parameters, request_body
+from daaas.portal.hpc.schemas import (
+    HpcOffer,
+    Job,
+    JobList,
+    JobListQuery,
+    JobOutput,
+    JobSubmission,
+    OfferQuery,
+)
 
 CLUSTER_ERRORS = (502, 503)  # token refused / request failed; not configured / unreachable
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-MACHINE = {"name": "machine", "in": "query", "schema": {"type": "string"}}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": ID_SCHEMA}
 PATHS: dict[str, Any] = {
     "/hpc": {"get": {"summary": "Whether an HPC cluster is configured; partitions and job "
                                 "templates offered (for jobs from ?machine=)",
-                     "parameters": [MACHINE],
-                     "responses": {"200": content(HpcOffer, "OK"), **errors(401, 404)}}},
+                     "parameters": query_parameters(OfferQuery),
+                     "responses": {"200": content(HpcOffer, "OK"), **errors(400, 401, 404)}}},
     "/jobs": {
         "get": {"summary": "The user's jobs (?machine= or ?experiment= for those from one)",
-                "parameters": [MACHINE, {"name": "experiment", "in": "query",
-                                         "schema": {"type": "integer"}}],
+                "parameters": query_parameters(JobListQuery),
                 "responses": {"200": content(JobList, "OK"),
                               **errors(400, 401, 403, *CLUSTER_ERRORS)}},
         "post": {"summary": "Submit a job as the user, from a script or a template",

@@ -6,17 +6,39 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from daaas.portal.api.schema import Body, Reply, Timestamp
+from daaas.portal.api.schema import MAX_ID, Body, Query, Reply, Timestamp
+
+#: The largest number a template parameter may be (its text goes into a job script).
+PARAMETER_NUMBER = 10**15
 
 
 def _plain(value: object) -> str:
     """Return a template parameter as text; raise ValueError unless it is text or a number."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("must be text or a number")
+    if not isinstance(value, str) and not -PARAMETER_NUMBER <= value <= PARAMETER_NUMBER:
+        raise ValueError(f"must be a number from -{PARAMETER_NUMBER} to {PARAMETER_NUMBER}")
     return str(value)
 
 
-Parameter = Annotated[str, BeforeValidator(_plain), WithJsonSchema({"type": ["string", "number"]})]
+Parameter = Annotated[str, BeforeValidator(_plain), Field(max_length=4096),
+                      WithJsonSchema({"type": ["string", "number"], "maxLength": 4096,
+                                      "minimum": -PARAMETER_NUMBER,
+                                      "maximum": PARAMETER_NUMBER})]
+
+
+class OfferQuery(Query):
+    """Whose jobs the offer is for."""
+
+    machine: str = Field("", max_length=64, description="The session jobs would come from.")
+
+
+class JobListQuery(Query):
+    """Which of the user's jobs to list."""
+
+    machine: str = Field("", max_length=64, description="Only jobs from this session.")
+    experiment: int | None = Field(None, ge=1, le=MAX_ID,
+                                   description="Only jobs of this experiment (its id).")
 
 
 class JobSubmission(Body):
@@ -26,14 +48,15 @@ class JobSubmission(Body):
         {"script": "#!/bin/bash\nhostname\n", "partition": "debug"},
         {"template": "list-data", "parameters": {"folder": "/data"}}]})
 
-    script: str = Field("", description="A batch script starting with #!.")
-    template: str = Field("", description="A job template's name (instead of a script).")
-    parameters: dict[str, Parameter] = {}
-    name: str = ""
-    partition: str = ""
+    script: str = Field("", max_length=1_000_000, description="A batch script starting with #!.")
+    template: str = Field("", max_length=200,
+                          description="A job template's name (instead of a script).")
+    parameters: dict[str, Parameter] = Field({}, max_length=100)
+    name: str = Field("", max_length=200)
+    partition: str = Field("", max_length=200)
     time_limit_minutes: int | None = Field(None, ge=1, le=525600)
     cpus: int | None = Field(None, ge=1, le=1024)
-    machine_id: str = Field("", description="The session the job comes from.")
+    machine_id: str = Field("", max_length=64, description="The session the job comes from.")
 
 
 class JobLinks(Reply):

@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
+from daaas.portal.api.schema import ID, with_ids
 from daaas.portal.auth.current import require_user
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
@@ -19,7 +20,7 @@ from daaas.portal.hpc.submission import from_mapping
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
-blueprint = Blueprint("hpc", __name__)
+blueprint = with_ids(Blueprint("hpc", __name__))
 CLUSTER_TROUBLE = (HpcUnavailable, HpcTokenRejected, HpcRequestFailed)
 
 
@@ -56,7 +57,7 @@ def _page(settings: Settings, user: User, shown: Offer, **extra: object) -> str:
                            **{"error": "", "form": {}, **extra})
 
 
-@blueprint.get("/jobs/<int:job_id>")
+@blueprint.get(f"/jobs/<{ID}:job_id>")
 def job_page(job_id: int) -> str:
     """Show one job: its state, where it came from, and its output."""
     user = require_user()
@@ -64,7 +65,7 @@ def job_page(job_id: int) -> str:
     return render_template("hpc/job.html", job=job, output=read_output(job.output_path, user.uid))
 
 
-@blueprint.post("/jobs/<int:job_id>/cancel")
+@blueprint.post(f"/jobs/<{ID}:job_id>/cancel")
 def cancel(job_id: int) -> Response:
     """Cancel the job and show it again."""
     service.cancel(db(), runtime().settings, require_user(), job_id)

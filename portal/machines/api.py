@@ -6,9 +6,8 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from daaas.portal.api.schema import dump, parse_body
+from daaas.portal.api.schema import dump, parse_body, parse_query
 from daaas.portal.auth.current import require_user
-from daaas.portal.errors import InvalidInput
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.lifecycle import db
 from daaas.portal.machines import schemas, service
@@ -48,13 +47,12 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 @blueprint.get("/machines")
 def list_machines() -> dict[str, Any]:
     """List the user's machines, a page at a time (admins: ``?all=1`` for everyone's)."""
-    everyone = request.args.get("all") in {"1", "true", "yes"}
-    limit, offset = _int_arg("limit", 100), _int_arg("offset", 0)
-    machines, total = service.list_machines(db(), require_user(), everyone=everyone,
-                                            limit=limit, offset=offset)
+    page = parse_query(schemas.MachineListQuery)
+    machines, total = service.list_machines(db(), require_user(), everyone=page.all,
+                                            limit=page.limit, offset=page.offset)
     return dump(schemas.MachineList(machines=[schemas.Machine.model_validate(machine_json(m))
                                               for m in machines],
-                                    total=total, limit=limit, offset=offset))
+                                    total=total, limit=page.limit, offset=page.offset))
 
 
 def reply(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
@@ -64,13 +62,6 @@ def reply(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
     declare (a bug: the document would lie).
     """
     return dump(schemas.Machine.model_validate(machine_json(machine, with_events=with_events)))
-
-
-def _int_arg(name: str, default: int) -> int:
-    value = request.args.get(name, str(default))
-    if not value.isdigit():
-        raise InvalidInput(f"'{name}' must be a whole number, e.g. ?{name}={default}.")
-    return int(value)
 
 
 @blueprint.get("/machines/<machine_id>")

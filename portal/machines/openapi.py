@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from daaas.portal.api.schema import content, errors, request_body
-from daaas.portal.machines.schemas import LaunchRequest, Machine, MachineList, RenameRequest
+from daaas.portal.api.schema import content, errors, query_parameters, request_body
+from daaas.portal.machines.schemas import (
+    LaunchRequest,
+    Machine,
+    MachineList,
+    MachineListQuery,
+    RenameRequest,
+)
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY_KEY = {
@@ -13,12 +19,7 @@ IDEMPOTENCY_KEY = {
     "description": "Makes the launch idempotent: the same key again answers 200 with the "
                    "machine it launched; with another body, 422.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"}}
-PAGE = [{"name": "all", "in": "query", "schema": {"type": "string"},
-         "description": "Admins: 1 for everyone's machines"},
-        {"name": "limit", "in": "query",
-         "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
-                                                     "default": 0}}]
+PAGE = query_parameters(MachineListQuery)
 
 
 def _change(summary: str, answer: str, *codes: int) -> dict[str, Any]:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from daaas.portal.api.schema import Body, Reply, Timestamp
+from daaas.portal.api.schema import MAX_ID, Body, Query, Reply, Timestamp
 from daaas.portal.machines.states import State
+
+
+class MachineListQuery(Query):
+    """Which page of machines to list, and whose."""
+
+    all: bool = Field(False, description="Admins: true (or 1) for everyone's machines.")
+    limit: int = Field(100, ge=1, le=500, description="Machines on this page.")
+    offset: int = Field(0, ge=0, le=MAX_ID, description="Machines to skip, newest first.")
 
 
 class LaunchRequest(Body):
@@ -14,10 +22,12 @@ class LaunchRequest(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"environment": "ccp4", "flavor": "m1.large", "experiment": 12}]})
 
-    environment: str = Field(min_length=1, description="A catalogue environment's name.")
-    flavor: str | None = Field(None, description="One of the environment's flavors; default: "
-                                                 "its default flavor.")
-    experiment: int | None = Field(None, description="Bind to this investigation (its id).")
+    environment: str = Field(min_length=1, max_length=200,
+                             description="A catalogue environment's name.")
+    flavor: str | None = Field(None, max_length=200, description="One of the environment's "
+                               "flavors; default: its default flavor.")
+    experiment: int | None = Field(None, ge=1, le=MAX_ID,
+                                   description="Bind to this investigation (its id).")
 
 
 class RenameRequest(Body):
@@ -26,7 +36,8 @@ class RenameRequest(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"name": "Refinement of crystal 1"}]})
 
-    name: str = Field(description="1 to 80 printable characters (no line breaks, tabs or "
+    name: str = Field(max_length=1000,
+                      description="1 to 80 printable characters (no line breaks, tabs or "
                                   "control characters); outer spaces are removed. It must "
                                   "differ from the names of the owner's other machines.")
 

@@ -22,7 +22,7 @@ def test_openapi_document_is_valid_and_covers_every_route(app: Flask, client: Fl
     validate(doc)
     documented = {(path, method.upper()) for path, ops in doc["paths"].items()
                   for method in ops if method != "parameters"}
-    routed = {(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1")), method)
+    routed = {(re.sub(r"<(?:[^:<>]+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1")), method)
               for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1")
               for method in rule.methods or () if method not in {"HEAD", "OPTIONS"}}
     assert documented == routed
