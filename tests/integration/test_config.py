@@ -97,3 +97,22 @@ def test_hpc_settings_are_checked_without_the_hpc_package() -> None:
         load_settings({"hpc_partitions": "de bug"}, environ={})
     with pytest.raises(ConfigError, match=r"'hpc_work_dir'.*only placeholder"):
         load_settings({"hpc_work_dir": "/scratch/{group}"}, environ={})
+
+
+def test_every_secret_setting_is_masked_whole(tmp_path: Path) -> None:
+    """A setting named like a secret (``*secret*``, ``*password*``; not a ``*_file`` naming
+    where one is kept) is shown as ``***`` whatever its value, so a new one cannot be
+    printed by `daaas config show` by forgetting it in SECRET_KEYS."""
+    import re
+
+    from daaas.portal.config import Settings
+
+    names = [name for name, field in Settings.model_fields.items()
+             if field.annotation is str and re.search(r"secret|passw", name)
+             and not name.endswith("_file")]
+    assert "secret_key" in names
+    settings = Settings.model_validate({"var_dir": str(tmp_path),
+                                        **{name: "plain-s3cret-value" for name in names}})
+    shown = settings.masked()
+    assert {name: shown[name] for name in names} == {name: "***" for name in names}
+    assert "plain-s3cret-value" not in json.dumps(shown)

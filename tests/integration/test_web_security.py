@@ -173,6 +173,28 @@ def test_plain_http_has_no_hsts(client: FlaskClient) -> None:
     assert "Strict-Transport-Security" not in response.headers
 
 
+@pytest.mark.parametrize("path", ["/static/portal.css", "/dav/", "/api/v1/me", "/no-such-page"])
+def test_https_headers_on_every_kind_of_answer(settings_override: dict[str, Any],
+                                               path: str) -> None:
+    """HSTS, X-Frame-Options, frame-ancestors and Referrer-Policy also on answers the pages
+    do not make: static files, WebDAV, the API's errors."""
+    app = create_app({**settings_override, "public_url": "https://analysis.example.org"})
+    response = app.test_client().get(path, base_url="https://analysis.example.org")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_plain_http_cookie_is_not_secure_so_sign_in_works(client: FlaskClient) -> None:
+    """Without https (the embedded default on localhost) the cookie must not be Secure, or
+    browsers would drop it and nobody could sign in."""
+    response = sign_in(client, "scientist", "scientist-demo")
+    assert response.status_code == 302
+    assert "Secure" not in response.headers["Set-Cookie"]
+    assert client.get("/api/v1/me").status_code == 200
+
+
 # --- trusted proxies ------------------------------------------------------------------------
 
 def _addresses(app: Flask) -> list[str]:
