@@ -228,7 +228,7 @@ def test_account_page_creates_shows_once_lists_and_revokes(app: Flask) -> None:
     assert me.get_json()["username"] == "scientist"
     listed = client.get("/account").get_data(as_text=True)
     assert "notebook" in listed and secret[1] not in listed  # shown that once only
-    row = re.search(r'<tr data-token="(\d+)"><td>notebook</td>', listed)
+    row = re.search(r'<tr data-token="(\d+)"><td class="name">notebook</td>', listed)
     assert row and "never" not in listed  # used once, by the call above
     revoked = client.post(f"/account/tokens/{row[1]}/revoke",
                           data={"csrf_token": csrf_from(client, "/account")})
