@@ -95,7 +95,7 @@ def all_tokens(db: Session) -> list[tuple[ApiToken, str]]:
     """Return every token with its owner's user name, by user name, newest first."""
     rows = db.execute(select(ApiToken, User.username).join(User, User.id == ApiToken.user_id)
                       .order_by(User.username, ApiToken.created_at.desc(), ApiToken.id.desc()))
-    return [(token, username) for token, username in rows.tuples()]
+    return [(token, username) for token, username in rows]
 
 
 def revoke_token(db: Session, token_id: int, owner: User | None) -> ApiToken:
