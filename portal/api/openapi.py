@@ -89,8 +89,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "daaas portal API", "version": "1",
                  "description": "Authenticate with the portal session cookie (plus the "
                                 "X-CSRF-Token header for writes) or `Authorization: Bearer "
-                                "<token>` from `daaas tokens create`. A 400 names the field "
-                                "of the body that does not fit its schema."},
+                                "<token>` with a personal token from the account page (or "
+                                "`daaas tokens create`). A 400 names the field of the body "
+                                "or the query parameter that does not fit its schema."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}, {"session": []}],
         "components": {"schemas": components(*api_models()), "securitySchemes": {
