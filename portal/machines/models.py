@@ -56,7 +56,11 @@ class Machine(Base):
     __table_args__ = (Index("ix_machines_created_at_id", "created_at", "id"),
                       Index("ix_machines_user_id_created_at", "user_id", "created_at", "id"),
                       Index("ix_machines_experiment_id_created_at", "experiment_id",
-                            "created_at", "id"))
+                            "created_at", "id"),
+                      # the reconciler: its reads by state need only this index (covering),
+                      # not the rows with their environment snapshots; and the expiry
+                      Index("ix_machines_state_id", "state", "id"),
+                      Index("ix_machines_expires_at", "expires_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -65,7 +69,7 @@ class Machine(Base):
     environment: Mapped[Environment] = mapped_column(EnvironmentSnapshot)
     flavor: Mapped[str] = mapped_column(String(100))
     provider: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(20), index=True)
+    state: Mapped[str] = mapped_column(String(20))  # indexed with id: ix_machines_state_id
     error_reason: Mapped[str] = mapped_column(Text, default="")
     cleanup_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     experiment_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
