@@ -9,10 +9,15 @@ interval, and the cycle still reads the machines from the database.
 - **PostgreSQL**: ``NOTIFY daaas_reconcile`` inside the portal's transaction, which PostgreSQL
   delivers only if it commits, to every worker that LISTENs, on any host. A notification that
   arrives while a worker is busy waits on its connection for the next wait.
-- **SQLite** (portal and workers on one host): the portal touches ``<database file>-wake`` after
-  it commits; a waiting worker looks at that file's modification time every 20 ms (one
-  ``stat``, no database access). A change made while the worker was busy is seen at its next
-  wait. An in-memory database has no file: its worker waits the interval.
+- **SQLite** (portal and workers on one host): a named pipe, ``<database file>-wake``, made by
+  the first worker. A worker keeps it open (read and write, so it never sees an end of file)
+  and waits in ``select``: no polling, no CPU while idle. After it commits, the portal writes
+  one byte without blocking; with no worker there (no reader: ``ENXIO``) or bytes already
+  pending (a full pipe) it writes nothing and moves on. One byte wakes one worker, which is
+  enough; a byte written while the worker was busy wakes its next wait. A killed worker
+  leaves only the pipe, which the next one opens again. An in-memory database has no file:
+  its worker waits the interval. (Polling the mtime of a file every 20 ms cost 1 % of a core
+  idle and 10 ms of latency; a Unix socket's path is limited to 108 bytes.)
 
 The portal's sessions send the signal (:func:`wake_on_intent`, installed on the web app's
 session factory); a worker's :class:`Waker` waits for it.
@@ -23,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
+import stat
 import threading
 import time
 from itertools import chain
@@ -36,8 +43,6 @@ from daaas.portal.machines.states import State
 
 log = logging.getLogger(__name__)
 CHANNEL = "daaas_reconcile"
-#: How often a waiting worker on SQLite looks at the wake file.
-POLL_SECONDS = 0.02
 #: States a web request records for the worker to act on (a start is stopped -> provisioning).
 INTENTS = frozenset({State.REQUESTED.value, State.DELETING.value, State.STOPPING.value,
                      State.PROVISIONING.value})
@@ -87,10 +92,17 @@ def _after_commit(session: Session) -> None:
     if path is None:
         return
     try:
-        with open(path, "ab"):
-            os.utime(path)
-    except OSError as exc:  # the worker then waits its interval
+        pipe = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # no worker has made the pipe, or none is reading it: the interval
+        return
+    try:
+        os.write(pipe, b"!")
+    except BlockingIOError:  # wake-ups are pending already
+        pass
+    except OSError as exc:
         log.debug("worker not woken: %s", exc)
+    finally:
+        os.close(pipe)
 
 
 def _after_rollback(session: Session) -> None:
@@ -101,10 +113,10 @@ class Waker:
     """What a worker waits on between cycles (see the module's docstring)."""
 
     def __init__(self, engine: Engine) -> None:
-        """Wait for ``engine``'s database: NOTIFY on PostgreSQL, the wake file on SQLite."""
+        """Wait for ``engine``'s database: NOTIFY on PostgreSQL, the named pipe on SQLite."""
         self.engine = engine
         self.path = wake_path(engine)
-        self._seen = self._mtime()
+        self._pipe: int | None = None  # the named pipe, open for reading and writing (SQLite)
         self._listener: Any = None  # the psycopg connection that LISTENs (PostgreSQL)
 
     def wait(self, timeout: float, stop: threading.Event) -> bool:
@@ -115,25 +127,37 @@ class Waker:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            slice_ = min(left, 0.5)  # ``stop`` is looked at twice a second
             if self.engine.dialect.name == "postgresql":
-                if self._notified(min(left, 0.5)):
-                    return True
+                woken = self._notified(slice_)
             elif self.path is not None:
-                if self._mtime() != self._seen:
-                    self._seen = self._mtime()
-                    return True
-                stop.wait(min(left, POLL_SECONDS))
+                woken = self._piped(slice_)
             else:
-                stop.wait(left)
+                woken = stop.wait(slice_)
+            if woken:
+                return True
         return True
 
-    def _mtime(self) -> int | None:
-        if self.path is None:
-            return None
+    def _piped(self, timeout: float) -> bool:
+        """Wait for a byte on the named pipe (made and opened on first use); True if one came.
+        A pipe that cannot be made or read waits ``timeout``."""
+        assert self.path is not None
         try:
-            return os.stat(self.path).st_mtime_ns
-        except OSError:
-            return None
+            if self._pipe is None:
+                self._pipe = _open_pipe(self.path)
+            readable, _, _ = select.select([self._pipe], [], [], timeout)
+            woken = False
+            while readable:
+                try:
+                    woken = bool(os.read(self._pipe, 4096)) or woken
+                except BlockingIOError:  # drained (or another worker took the byte)
+                    break
+            return woken
+        except OSError as exc:
+            log.warning("waiting on %s failed, retrying: %s", self.path, exc)
+            self.close()
+            time.sleep(timeout)
+            return False
 
     def _notified(self, timeout: float) -> bool:
         """Wait for a notification on the LISTEN connection (opened on first use, opened
@@ -157,8 +181,23 @@ class Waker:
             return False
 
     def close(self) -> None:
-        """Close the LISTEN connection, if any. Raises nothing."""
+        """Close the pipe or the LISTEN connection, if open. Raises nothing."""
+        if self._pipe is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pipe)
+            self._pipe = None
         if self._listener is not None:
             with contextlib.suppress(Exception):  # already broken
                 self._listener.invalidate()
             self._listener = None
+
+
+def _open_pipe(path: str) -> int:
+    """Return the named pipe at ``path`` (made if missing) open for reading and writing,
+    without blocking. Raises OSError."""
+    try:
+        os.mkfifo(path, 0o600)
+    except FileExistsError:
+        if not stat.S_ISFIFO(os.stat(path).st_mode):  # not ours: leave it, raise
+            raise OSError(f"{path} exists and is not a named pipe") from None
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
