@@ -50,7 +50,7 @@ _WAKE = "daaas_wake_worker"
 
 
 def wake_path(engine: Engine) -> str | None:
-    """Return the SQLite wake file of ``engine``'s database, or None (PostgreSQL, or an
+    """Return the SQLite wake-up pipe of ``engine``'s database, or None (PostgreSQL, or an
     in-memory SQLite database)."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:" \
