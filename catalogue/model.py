@@ -10,7 +10,7 @@ loader can skip them for a child file on its own and run them on the merged resu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -89,11 +89,44 @@ class Access(_Model):
     instruments: tuple[Text, ...] = ()
 
 
+#: How a machine's life is extended: at once (``auto``), once an administrator approves
+#: (``approval``), or not at all (``none``).
+Extension = Literal["auto", "approval", "none"]
+
+
+class LifetimeOverride(_Model):
+    """Lifetime rules for machines of one ``flavor`` and/or users of one ``group``: each value
+    given replaces the environment's (entries that apply are applied in order, later ones win).
+    """
+
+    flavor: Text | None = None
+    group: Text | None = None
+    initial_lifetime_hours: PositiveInt | None = None
+    extension_hours: PositiveInt | None = None
+    max_lifetime_hours: PositiveInt | None = None
+    extension: Extension | None = None
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> Self:
+        if self.flavor is None and self.group is None:
+            raise ValueError("expected 'flavor', 'group' or both: whom the override is for")
+        return self
+
+
 class Limits(_Model):
-    """How long a machine may live, and how long it may sit idle before it is stopped."""
+    """How long a machine may live, and how long it may sit idle before it is stopped.
+
+    A machine starts with ``initial_lifetime_hours`` (default: the maximum); its owner may
+    extend it ``extension_hours`` at a time, at once or after an administrator's approval
+    (``extension``), up to ``max_lifetime_hours`` after its launch in all.
+    """
 
     max_lifetime_hours: PositiveInt
     idle_timeout_minutes: PositiveInt
+    initial_lifetime_hours: PositiveInt | None = None
+    extension_hours: PositiveInt = 24
+    extension: Extension = "auto"
+    lifetime_overrides: tuple[LifetimeOverride, ...] = ()
 
 
 class Environment(_Model):

@@ -25,7 +25,7 @@ DEFAULT_CATALOGUE_DIR = str(package_path("daaas.catalogue", "environments"))
 DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templates"))
 #: Settings shown only as '***' by ``config show``; every other text is masked by
 #: :func:`mask_secrets` (passwords in URLs and in secret-looking parameters).
-SECRET_KEYS = {"secret_key", "oidc_client_secret"}
+SECRET_KEYS = {"secret_key", "oidc_client_secret", "smtp_password"}
 #: A URL up to white space or the next URL (``http://a|http://b``, CVMFS's proxy lists).
 _URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\S*?)(?=\s|[A-Za-z][A-Za-z0-9+.-]*://|$)")
 _SECRET_PARAM_RE = re.compile(
@@ -211,6 +211,19 @@ class Settings(BaseModel):
     qemu_accel: Literal["tcg", "kvm"] = Field("tcg", description="QEMU accelerator.")
     qemu_max_machines: int = Field(2, ge=1, description="QEMU machines at once.")
 
+    # machine lifetimes and e-mail (the lifetime policy itself is per environment, in limits)
+    expiry_warning_hours: str = Field("48, 2", description="Warn a machine's owner this many "
+                                      "hours before it expires (comma-separated).")
+    smtp_host: str = Field("", description="SMTP server for e-mail; empty: messages are "
+                           "written to the Maildir var_dir/mail instead.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_starttls: bool = Field(True, description="Use STARTTLS on the SMTP connection.")
+    smtp_username: str = Field("", description="SMTP user name; empty: no authentication.")
+    smtp_password: str = Field("", description="SMTP password.")
+    smtp_timeout_seconds: float = Field(20.0, gt=0, description="SMTP connection timeout.")
+    mail_from: str = Field("daaas@localhost", max_length=200,
+                           description="From address of the portal's e-mail.")
+
     hpc_backend: str = Field("slurm", description="Batch system: slurm, or module:Class.")
     hpc_slurmrestd_url: str = Field("", description="slurmrestd URL; empty: no HPC cluster.")
     hpc_api_version: Literal["v0.0.38"] = Field("v0.0.38", description="slurmrestd API path.")
@@ -228,6 +241,12 @@ class Settings(BaseModel):
     @classmethod
     def _hpc_partitions(cls, value: str) -> str:
         parse_partitions(value)
+        return value
+
+    @field_validator("expiry_warning_hours")
+    @classmethod
+    def _expiry_warning_hours(cls, value: str) -> str:
+        parse_hours_list(value)
         return value
 
     @field_validator("flavor_sizes")
@@ -288,6 +307,26 @@ def parse_partitions(value: str) -> tuple[str, ...]:
         if not _PARTITION_RE.match(name):
             raise ValueError(f"'{name}' is not a partition name (letters, digits, . _ -)")
     return names
+
+
+def parse_hours_list(value: str) -> tuple[float, ...]:
+    """Return the hours of a comma-separated list ('48, 2'), largest first; () when empty.
+
+    Raises ValueError for a value that is not a positive number.
+    """
+    hours = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            number = float(part)
+        except ValueError:
+            raise ValueError(f"expected numbers of hours separated by commas, not {part!r}") \
+                from None
+        if not 0 < number <= 24 * 366:
+            raise ValueError(f"expected hours above 0 and at most a year, not {part!r}")
+        hours.append(number)
+    return tuple(sorted(set(hours), reverse=True))
 
 
 def parse_software_roots(value: str) -> tuple[Path, ...]:

@@ -5,8 +5,10 @@ from daaas.portal.auth.models import ApiToken, SignInAttempt, User
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.db import Base
 from daaas.portal.hpc.models import HpcJob
+from daaas.portal.machines.extensions import ExtensionRequest
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
+from daaas.portal.notifications.models import Notification
 from daaas.portal.storage.models import AppPassword
 
-__all__ = ["AccessToken", "ApiToken", "AppPassword", "Base", "HpcJob", "Machine",
-           "MachineContext", "MachineEvent", "SignInAttempt", "User"]
+__all__ = ["AccessToken", "ApiToken", "AppPassword", "Base", "ExtensionRequest", "HpcJob",
+           "Machine", "MachineContext", "MachineEvent", "Notification", "SignInAttempt", "User"]

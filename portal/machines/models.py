@@ -77,6 +77,8 @@ class Machine(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the desktop proxy last saw a connection to it (written at most once a minute)
+    desktop_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped[User] = relationship()
     events: Mapped[list[MachineEvent]] = relationship(

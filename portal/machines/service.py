@@ -9,7 +9,6 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -22,6 +21,7 @@ from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound, PortalError
 from daaas.portal.machines.capacity import launch_gpu_reason
+from daaas.portal.machines.lifetime import policy_for
 from daaas.portal.machines.models import LaunchKey, Machine, MachineEvent
 from daaas.portal.machines.naming import clean_name, default_name, unique_name
 from daaas.portal.machines.states import FINAL, State, can_move
@@ -154,7 +154,7 @@ def launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
     machine = Machine(id=uuid.uuid4().hex, user=user, name=name, environment_name=env.name,
                       environment=env, flavor=chosen, provider=settings.provider,
                       state=State.REQUESTED.value, created_at=now, state_changed_at=now,
-                      expires_at=now + timedelta(hours=env.limits.max_lifetime_hours),
+                      expires_at=now + policy_for(env, chosen, user.groups or []).initial,
                       experiment_id=experiment["id"] if experiment else None,
                       experiment=experiment)
     db.add(machine)

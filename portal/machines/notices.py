@@ -1,0 +1,95 @@
+"""What the portal tells a machine's owner by e-mail, queued in the outbox
+(:mod:`daaas.portal.notifications.service`) in the transaction that decides the event.
+
+Each kind has one key per event, so deciding it again (another cycle, another worker) adds
+nothing: an expiry warning per (machine, threshold, end time) — an extension moves the end, so
+the warnings come again before the new end —, an expiry per machine, a decision per extension
+request, a "ready" per start of the machine.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from daaas.portal.config import Settings
+from daaas.portal.machines.lifetime import hours_text
+from daaas.portal.machines.models import Machine
+from daaas.portal.notifications.models import Notification
+from daaas.portal.notifications.service import machine_url, portal_url, queue
+
+
+def _when(at: datetime) -> str:
+    return at.strftime("%d %b %Y, %H:%M UTC")
+
+
+def _hours_key(hours: float) -> str:
+    return f"{hours:g}h"
+
+
+def expiry_warning(db: Session, settings: Settings, machine: Machine, hours: float,
+                   now: datetime) -> Notification | None:
+    """Queue the warning that ``machine`` expires within ``hours``; None if queued before for
+    this threshold and end time. Raises what :func:`queue` raises."""
+    left = hours_text(machine.expires_at - now)
+    return queue(
+        db, key=f"expiry-warning:{machine.id}:{_hours_key(hours)}:"
+                f"{machine.expires_at.isoformat()}",
+        kind="expiry_warning", user=machine.user, machine_id=machine.id, now=now,
+        subject=f"Your machine '{machine.name}' will be deleted in {left}",
+        body=f"Hello {machine.user.display_name or machine.user.username},\n\n"
+             f"your machine '{machine.name}' ({machine.environment.title}) reaches the end of "
+             f"its lifetime on {_when(machine.expires_at)} and will then be deleted.\n\n"
+             "Files in your storage (~/storage on the desktop) are kept; anything saved "
+             "elsewhere on the machine is lost. Copy what you need to your storage, or extend "
+             "the machine's life from its page if its environment allows:\n\n"
+             f"    {machine_url(settings, machine.id)}\n")
+
+
+def expired(db: Session, settings: Settings, machine: Machine, maximum: str,
+            now: datetime) -> Notification | None:
+    """Queue the news that ``machine`` was deleted at the end of its lifetime (``maximum`` in
+    words). Raises what :func:`queue` raises."""
+    return queue(
+        db, key=f"expired:{machine.id}", kind="expired", user=machine.user,
+        machine_id=machine.id, now=now,
+        subject=f"Your machine '{machine.name}' has been deleted (lifetime ended)",
+        body=f"Hello {machine.user.display_name or machine.user.username},\n\n"
+             f"your machine '{machine.name}' ({machine.environment.title}) reached the end of "
+             f"its lifetime ({maximum}) on {_when(machine.expires_at)} and is being deleted.\n\n"
+             "Your storage is untouched: its files are in My Data and on any new machine "
+             "under ~/storage. Launch a new machine from the Analysis page:\n\n"
+             f"    {portal_url(settings)}/analysis\n\n"
+             f"The machine's history: {machine_url(settings, machine.id)}\n")
+
+
+def extension_decided(db: Session, settings: Settings, machine: Machine, request_id: int,
+                      approved: bool, reason: str, now: datetime) -> Notification | None:
+    """Queue the outcome of an extension request. Raises what :func:`queue` raises."""
+    outcome = "approved" if approved else "refused"
+    detail = (f"It now ends on {_when(machine.expires_at)}." if approved else
+              f"It still ends on {_when(machine.expires_at)}.")
+    because = f"\n\nThe administrator's reason: {reason}" if reason else ""
+    return queue(
+        db, key=f"extension:{request_id}", kind=f"extension_{outcome}", user=machine.user,
+        machine_id=machine.id, now=now,
+        subject=f"Extension of '{machine.name}' {outcome}",
+        body=f"Hello {machine.user.display_name or machine.user.username},\n\n"
+             f"your request to extend the life of '{machine.name}' was {outcome}. {detail}"
+             f"{because}\n\n    {machine_url(settings, machine.id)}\n")
+
+
+def machine_ready(db: Session, settings: Settings, machine: Machine, event_id: int,
+                  now: datetime) -> Notification | None:
+    """Queue the news that ``machine`` is ready (sent when its owner is not on a portal page
+    at the time). Raises what :func:`queue` raises."""
+    return queue(
+        db, key=f"ready:{machine.id}:{event_id}", kind="ready", user=machine.user,
+        machine_id=machine.id, now=now,
+        subject=f"Your machine '{machine.name}' is ready",
+        body=f"Hello {machine.user.display_name or machine.user.username},\n\n"
+             f"your machine '{machine.name}' ({machine.environment.title}) is ready. Open its "
+             f"desktop from its page:\n\n    {machine_url(settings, machine.id)}\n\n"
+             f"It will be deleted on {_when(machine.expires_at)} unless its life is "
+             "extended.\n")
