@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html import unescape
@@ -89,23 +90,27 @@ class OpenIdProvider:
 @contextmanager
 def running_op(portal_url: str = "http://localhost") -> Iterator[OpenIdProvider]:
     """Start the provider on a free port with its client registered for ``portal_url``;
-    stop it afterwards. Skips or fails as :func:`require_op` says."""
+    stop it afterwards (printing its error output, which pytest shows for a failed test).
+    Skips or fails as :func:`require_op` says."""
     require_op()
-    process = subprocess.Popen([NODE, "server.mjs"], cwd=OP_DIR, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, "OP_PORT": "0"})
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError("the test OpenID provider did not start: "
-                                 + (process.stderr.read() if process.stderr else ""))
-        provider = OpenIdProvider(process, json.loads(line)["issuer"])
-        provider.register_client(portal_url)
-        yield provider
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
+    with tempfile.TemporaryFile(mode="w+") as errors:  # a file never fills up as a pipe can
+        process = subprocess.Popen([NODE, "server.mjs"], cwd=OP_DIR, stdout=subprocess.PIPE,
+                                   stderr=errors, text=True, start_new_session=True,
+                                   env={**os.environ, "OP_PORT": "0"})
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if not line:
+                errors.seek(0)
+                raise AssertionError(f"the test OpenID provider did not start: {errors.read()}")
+            provider = OpenIdProvider(process, json.loads(line)["issuer"])
+            provider.register_client(portal_url)
+            yield provider
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(10)
+            errors.seek(0)
+            print(errors.read()[-3000:])
 
 
 class OpBrowser:
