@@ -88,16 +88,18 @@ class IdConverter(BaseConverter):
     """A numeric id in a route that never overflows a database integer.
 
     Up to 18 ASCII digits match (more: no route, 404); a value past :data:`MAX_ID` becomes
-    ``MAX_ID + 1``, which no row has, so the view answers its own 404. (Werkzeug's
-    ``int(max=...)`` would refuse it while matching, which it reports as 405 for some
-    methods.)
+    0, which no row has (ids start at 1), so the view answers its own 404 and the database
+    never sees a number its INTEGER columns cannot compare with (PostgreSQL: "integer out of
+    range"). Werkzeug's ``int(max=...)`` would refuse it while matching, which it reports as
+    405 for some methods.
     """
 
     regex = r"[0-9]{1,18}"
 
     def to_python(self, value: str) -> int:
-        """Return the id, at most ``MAX_ID + 1``."""
-        return min(int(value), MAX_ID + 1)
+        """Return the id, or 0 for one past :data:`MAX_ID`."""
+        number = int(value)
+        return number if number <= MAX_ID else 0
 
     def to_url(self, value: Any) -> str:
         """Return the id as written in a URL."""
