@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from daaas.portal.auth.current import require_admin
 from daaas.portal.lifecycle import db
+from daaas.portal.machines import extensions
 from daaas.portal.machines.orphans import find_orphans
 from daaas.portal.machines.service import list_machines
 from daaas.portal.providers import Capacity, ProviderError
@@ -33,6 +35,25 @@ def machines() -> str:
     return render_template("admin/machines.html", machines=rows, total=total, offset=offset,
                            capacity=_capacity(), orphans=_orphans(),
                            notices=runtime().provider.notices())
+
+
+@blueprint.get("/extensions")
+def extension_requests() -> str:
+    """List the extension requests waiting for an administrator, oldest first."""
+    require_admin()
+    return render_template("admin/extensions.html", requests=extensions.list_pending(db()),
+                           decided=request.args.get("decided", ""))
+
+
+@blueprint.post("/extensions/<int:request_id>")
+def decide_extension(request_id: int) -> Response:
+    """Approve or refuse one extension request (form: ``decision``, ``reason``); back to the
+    list. Raises Forbidden, NotFound or Conflict as :func:`extensions.decide` does."""
+    admin = require_admin()
+    approve = request.form.get("decision") == "approve"
+    reason = request.form.get("reason", "")[:extensions.MAX_REASON]
+    done = extensions.decide(db(), runtime().settings, admin, request_id, approve, reason)
+    return redirect(url_for("admin.extension_requests", decided=done.status), code=303)
 
 
 def _orphans() -> list[str] | str:

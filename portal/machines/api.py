@@ -10,7 +10,7 @@ from daaas.portal.api.schema import dump, parse_body, parse_query
 from daaas.portal.auth.current import require_user
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.lifecycle import db
-from daaas.portal.machines import schemas, service
+from daaas.portal.machines import extensions, schemas, service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.serialize import machine_json
 from daaas.portal.runtime import runtime
@@ -102,3 +102,16 @@ def start_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     machine = service.request_start(db(), require_user(), machine_id,
                                     runtime().provider)
     return reply(machine, with_events=True), 202
+
+
+@blueprint.post("/machines/<machine_id>/extend")
+def extend_machine(machine_id: str) -> tuple[dict[str, Any], int]:
+    """Extend the user's machine by one step of its lifetime policy: 200 with the machine
+    (its new ``expires_at``), or 202 when the policy needs an administrator's approval (the
+    request waits; ``lifetime.extension_pending``). Raises what :func:`extensions.extend`
+    raises: Forbidden (403) when the environment allows no extension, Conflict (409) past
+    the policy's maximum or for a machine that is not running."""
+    user = require_user()
+    machine = service.get_machine(db(), user, machine_id, lock=True)
+    done = extensions.extend(db(), user, machine)
+    return reply(done.machine, with_events=True), 202 if done.pending is not None else 200

@@ -28,14 +28,18 @@ def _hours_key(hours: float) -> str:
     return f"{hours:g}h"
 
 
+def expiry_warning_key(machine_id: str, hours: float, expires_at: datetime) -> str:
+    """Return the outbox key of the warning ``hours`` before ``expires_at``. Raises nothing."""
+    return f"expiry-warning:{machine_id}:{_hours_key(hours)}:{expires_at.isoformat()}"
+
+
 def expiry_warning(db: Session, settings: Settings, machine: Machine, hours: float,
                    now: datetime) -> Notification | None:
     """Queue the warning that ``machine`` expires within ``hours``; None if queued before for
     this threshold and end time. Raises what :func:`queue` raises."""
     left = hours_text(machine.expires_at - now)
     return queue(
-        db, key=f"expiry-warning:{machine.id}:{_hours_key(hours)}:"
-                f"{machine.expires_at.isoformat()}",
+        db, key=expiry_warning_key(machine.id, hours, machine.expires_at),
         kind="expiry_warning", user=machine.user, machine_id=machine.id, now=now,
         subject=f"Your machine '{machine.name}' will be deleted in {left}",
         body=f"Hello {machine.user.display_name or machine.user.username},\n\n"

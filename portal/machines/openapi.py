@@ -56,6 +56,13 @@ PATHS: dict[str, Any] = {
     "/machines/{machine_id}/stop": _change(
         "Stop a ready machine, keeping its disk and freeing the cloud's cores and GPU (answers "
         "at once; stopping or stopped is success)", "Stopping", 409),
+    "/machines/{machine_id}/extend": {"parameters": [MACHINE_ID], "post": {
+        "summary": "Extend a machine's life by one step of its environment's policy (200), "
+                   "or ask an administrator when the policy says so (202, pending); 403 when "
+                   "its environment allows no extension, 409 past the policy's maximum",
+        "responses": {"200": content(Machine, "Extended"),
+                      "202": content(Machine, "Waiting for an administrator's approval"),
+                      **errors(401, 403, 404, 409)}}},
     "/machines/{machine_id}/start": _change(
         "Start a stopped machine again (answers at once; 409 unless stopped)", "Provisioning",
         409),

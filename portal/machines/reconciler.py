@@ -44,15 +44,20 @@ from daaas.contextualisation import ContextualisationError
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
-from daaas.portal.config import Settings
+from daaas.portal.config import Settings, parse_hours_list
 from daaas.portal.db import utcnow
+from daaas.portal.machines import notices
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
+from daaas.portal.machines.lifetime import hours_text, warning_due
 from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
 from daaas.portal.machines.wakeup import Waker
+from daaas.portal.notifications.mail import Mailer, mailer_for
+from daaas.portal.notifications.models import Notification
+from daaas.portal.notifications.service import send_pending
 from daaas.portal.providers import (
     CapacityExhausted,
     LaunchSpec,
@@ -82,7 +87,9 @@ class CycleReport:
     changed: list[str] = field(default_factory=list)
     errored: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
     polls: int = 0
+    mails: int = 0
 
 
 class Step(enum.Enum):
@@ -127,8 +134,11 @@ class Reconciler:
 
     def __init__(self, session_factory: sessionmaker[Session], provider: Provider, *,
                  secret_key: str, ready_timeout_seconds: float,
-                 clock: Callable[[], datetime] = utcnow, settings: Settings | None = None) -> None:
-        """``settings`` (where VMs reach the portal) is needed by a cloud-init provider only.
+                 clock: Callable[[], datetime] = utcnow, settings: Settings | None = None,
+                 mailer: Mailer | None = None) -> None:
+        """``settings`` (where VMs reach the portal) is needed by a cloud-init provider, and
+        for expiry warnings and e-mail (without them none are queued or sent). ``mailer``
+        sends the outbox's messages; default: the settings' (:func:`mailer_for`).
 
         Raises ValueError when the provider uses cloud-init and no settings are given.
         """
@@ -149,6 +159,9 @@ class Reconciler:
         #: with settings (a reconciler made without them keeps none).
         self.capacity_file = capacity_path(settings) if settings is not None else None
         self._capacity_read_at: datetime | None = None
+        #: Hours before expiry at which owners are warned (largest first).
+        self.warnings = parse_hours_list(settings.expiry_warning_hours) if settings else ()
+        self.mailer = mailer if mailer is not None or settings is None else mailer_for(settings)
 
     def adopt(self) -> set[str]:
         """At start-up: keep provider machines the database expects, remove all others.
@@ -169,9 +182,11 @@ class Reconciler:
         self._launch_requested(report)
         self._poll(report)
         self._time_out(report)
+        self._warn(report)
         self._expire(report)
         self._delete_requested(report)
         self._clean_up(report)
+        self._send_mail(report)
         self._refresh_capacity()
         return report
 
@@ -427,16 +442,71 @@ class Reconciler:
                     f"support.", f"{m.id} timed out in {m.state}")):
                 report.errored.append(row.id)
 
+    def _warn(self, report: CycleReport) -> None:
+        """Queue an expiry warning for each machine that entered a warning window (settings'
+        ``expiry_warning_hours``) and has none queued for it; one read of the machines due
+        and one of their warnings, a write only for a new warning."""
+        if not self.warnings or self.settings is None:
+            return
+        now = self.clock()
+        live = [s.value for s in AT_PROVIDER]
+        rows = self._rows(select(Machine.id, Machine.expires_at).where(
+            Machine.expires_at > now,
+            Machine.expires_at <= now + timedelta(hours=max(self.warnings)),
+            Machine.state.in_(live)))
+        if not rows:
+            return
+        queued = {key for (key,) in self._rows(select(Notification.key).where(
+            Notification.kind == "expiry_warning",
+            Notification.machine_id.in_([row.id for row in rows])))}
+        for row in rows:
+            hours = warning_due(row.expires_at - now, self.warnings)
+            if hours is None or notices.expiry_warning_key(row.id, hours,
+                                                           row.expires_at) in queued:
+                continue
+            if self._record(row.id, AT_PROVIDER, partial(self._queue_warning, now=now)):
+                report.warned.append(row.id)
+
+    def _queue_warning(self, db: Session, machine: Machine, now: datetime) -> bool:
+        """Queue the warning due now for ``machine`` (read again, locked: an extension may have
+        moved its end); True if a new one was queued."""
+        assert self.settings is not None
+        hours = warning_due(machine.expires_at - now, self.warnings)
+        return hours is not None and notices.expiry_warning(
+            db, self.settings, machine, hours, now) is not None
+
     def _expire(self, report: CycleReport) -> None:
+        """Delete machines past their end (the policy's lifetime, extensions included), with
+        an event and, in the same transaction, the owner's e-mail. The user's storage is never
+        touched: only the machine goes."""
         # "not the other states" leaves the expiry's index to find the few machines due
         outside = [s.value for s in State if s not in AT_PROVIDER]
-        due = select(Machine.id).where(Machine.expires_at <= self.clock(),
+        now = self.clock()
+        due = select(Machine.id).where(Machine.expires_at <= now,
                                        Machine.state.not_in(outside))
         for machine_id in (row.id for row in self._rows(due)):
-            if self._record(machine_id, AT_PROVIDER, lambda db, m: transition(
-                    db, m, State.DELETING, "reached its maximum lifetime "
-                    f"({m.environment.limits.max_lifetime_hours} hours)")):
+            if self._record(machine_id, AT_PROVIDER, partial(self._expire_one, now=now)):
                 report.changed.append(machine_id)
+
+    def _expire_one(self, db: Session, machine: Machine, now: datetime) -> bool:
+        """Move an expired machine to deleting and queue its owner's e-mail; True. A machine
+        extended meanwhile (its end now later) is left alone: False."""
+        if machine.expires_at > now:
+            return False
+        lived = hours_text(machine.expires_at - machine.created_at)
+        transition(db, machine, State.DELETING, f"reached the end of its lifetime ({lived}); "
+                   "deleted by policy, the owner's storage is kept")
+        if self.settings is not None:
+            notices.expired(db, self.settings, machine, lived, now)
+        return True
+
+    def _send_mail(self, report: CycleReport) -> None:
+        """Send what the outbox holds (:func:`send_pending`); never raises for a mail
+        failure (the message stays pending and is tried next cycle)."""
+        if self.mailer is None or self.settings is None:
+            return
+        report.mails += send_pending(self.session_factory, self.settings, self.mailer,
+                                     self.claims, self.clock)
 
     def _delete_requested(self, report: CycleReport) -> None:
         for machine_id in self._ids([State.DELETING]):

@@ -67,6 +67,19 @@ class MachineLinks(Reply):
     stop: str
     start: str
     rename: str
+    extend: str
+
+
+class MachineLifetime(Reply):
+    """How long a machine lives (its environment's policy, for its flavor and owner)."""
+
+    expires_at: Timestamp = Field(description="When it will be deleted unless extended.")
+    latest_end: Timestamp = Field(description="The latest extensions can take it to.")
+    extension: str = Field(description="'auto' (extended at once), 'approval' (an "
+                                       "administrator decides) or 'none'.")
+    extension_hours: float = Field(description="How much one extension adds.")
+    can_extend: bool = Field(description="An extension may be asked for now.")
+    extension_pending: bool = Field(description="A request waits for an administrator.")
 
 
 class MachineExperiment(Reply):
@@ -119,6 +132,7 @@ class Machine(Reply):
     created_at: Timestamp
     state_changed_at: Timestamp
     expires_at: Timestamp
+    lifetime: MachineLifetime
     phases: Phases
     experiment: MachineExperiment | None
     folders: MachineFolders

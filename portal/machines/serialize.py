@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, url_for
+from sqlalchemy import select
 
+from daaas.portal.lifecycle import db
+from daaas.portal.machines.extensions import PENDING, ExtensionRequest, machine_policy
+from daaas.portal.machines.lifetime import extension_target, latest_end
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.naming import experiment_on_desktop, size_label, storage_on_desktop
 from daaas.portal.machines.timings import phase_timings
@@ -14,7 +18,7 @@ from daaas.portal.runtime import runtime
 #: A machine's links by name: the endpoint each is built from (with ``machine_id``).
 LINKS = {"page": "machines.page", "desktop": "access.desktop", "rdp": "access.rdp",
          "stop": "machines_api.stop_machine", "start": "machines_api.start_machine",
-         "rename": "machines_api.rename_machine"}
+         "rename": "machines_api.rename_machine", "extend": "machines_api.extend_machine"}
 PLACEHOLDER = "MACHINE-ID"
 
 
@@ -26,6 +30,31 @@ def _link_templates() -> dict[str, str]:
                                     for name, endpoint in LINKS.items()}
     templates: dict[str, str] = g.machine_link_templates
     return templates
+
+
+def _pending_extensions() -> set[str]:
+    """Return the ids of machines with an extension request waiting for an administrator,
+    read once per request (they are few), so a list costs one query more, not one per
+    machine."""
+    if "pending_extensions" not in g:
+        g.pending_extensions = set(db().scalars(select(ExtensionRequest.machine_id).where(
+            ExtensionRequest.status == PENDING)))
+    pending: set[str] = g.pending_extensions
+    return pending
+
+
+def lifetime_json(machine: Machine) -> dict[str, Any]:
+    """Return the machine's lifetime: its end, the latest its policy allows, how it is
+    extended and whether it can be now. Raises nothing."""
+    policy = machine_policy(machine)
+    target = extension_target(machine.created_at, machine.expires_at, policy)
+    alive = machine.state in ("provisioning", "contextualising", "ready", "stopping", "stopped")
+    return {"expires_at": machine.expires_at.isoformat(),
+            "latest_end": latest_end(machine.created_at, policy).isoformat(),
+            "extension": policy.extension,
+            "extension_hours": policy.step.total_seconds() / 3600,
+            "can_extend": alive and policy.extension != "none" and target is not None,
+            "extension_pending": machine.id in _pending_extensions()}
 
 
 def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
@@ -45,6 +74,7 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "created_at": machine.created_at.isoformat(),
         "state_changed_at": machine.state_changed_at.isoformat(),
         "expires_at": machine.expires_at.isoformat(),
+        "lifetime": lifetime_json(machine),
         "phases": phase_timings(machine).as_dict(),
         "experiment": machine.experiment,
         "folders": {"storage": storage_on_desktop(rt.settings, machine.provider),
