@@ -65,26 +65,54 @@ def machines_of(app: Flask, username: str) -> list[Machine]:
         return list(db.scalars(select(Machine).where(Machine.user_id == user.id)))
 
 
-def launch(server: str, headers: dict[str, str], body: dict[str, Any]) -> requests.Response:
-    return requests.post(f"{server}/api/v1/machines", json=body, headers=headers, timeout=60)
+def launch(server: str, headers: dict[str, str], body: dict[str, Any],
+           browser: requests.Session | None = None) -> requests.Response:
+    return (browser or requests).post(f"{server}/api/v1/machines", json=body, headers=headers,
+                                      timeout=60)
+
+
+def signed_in(server: str, username: str = "scientist") -> tuple[requests.Session,
+                                                                 dict[str, str]]:
+    """A browser signed in through the form, and the headers its page's JavaScript sends.
+
+    A browser session writes nothing to the database before the launch itself (its last use
+    is recorded at most every 30 s), unlike an API token, whose row each request updates:
+    those updates would line concurrent requests up by themselves and hide a missing lock.
+    """
+    browser = requests.Session()
+    page = browser.get(f"{server}/sign-in", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    signed = browser.post(f"{server}/sign-in", timeout=30, data={
+        "username": username, "password": f"{username}-demo", "csrf_token": token.group(1)})
+    assert signed.ok
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"',
+                     browser.get(f"{server}/analysis", timeout=30).text)
+    assert csrf
+    return browser, {"X-CSRF-Token": csrf.group(1), "Accept": "application/json"}
 
 
 def test_two_identical_launches_at_once_make_one_machine(app: Flask, server: str) -> None:
-    headers = {**bearer(app, "scientist"), "Idempotency-Key": "same-click-3f1c"}
-    answers = at_once(2, lambda _i: launch(server, headers, {"environment": "ccp4"}))
+    browser, page_headers = signed_in(server)
+    headers = {**page_headers, "Idempotency-Key": "same-click-3f1c"}
+    answers = at_once(2, lambda _i: launch(server, headers, {"environment": "ccp4"}, browser))
     assert sorted(a.status_code for a in answers) == [200, 202], [a.text for a in answers]
     assert len({a.json()["id"] for a in answers}) == 1
     replayed = next(a for a in answers if a.status_code == 200)
     assert replayed.headers["Idempotent-Replayed"] == "true"
     assert [m.id for m in machines_of(app, "scientist")] == [answers[0].json()["id"]]
-    again = launch(server, headers, {"environment": "ccp4"})
+    again = launch(server, headers, {"environment": "ccp4"}, browser)
     assert again.status_code == 200 and again.json()["id"] == answers[0].json()["id"]
+    # a script's token is the same user: the key is theirs too
+    script = launch(server, {**bearer(app, "scientist"), "Idempotency-Key": "same-click-3f1c"},
+                    {"environment": "ccp4"})
+    assert script.status_code == 200 and script.json()["id"] == answers[0].json()["id"]
 
 
 def test_six_launches_at_once_with_a_limit_of_three(app: Flask, server: str) -> None:
-    token = bearer(app, "scientist")
-    answers = at_once(6, lambda i: launch(server, {**token, "Idempotency-Key": f"k{i}"},
-                                          {"environment": "ccp4"}))
+    browser, headers = signed_in(server)
+    answers = at_once(6, lambda i: launch(server, {**headers, "Idempotency-Key": f"k{i}"},
+                                          {"environment": "ccp4"}, browser))
     codes = sorted(a.status_code for a in answers)
     assert codes == [202, 202, 202, 409, 409, 409], [a.text for a in answers]
     for refused in (a for a in answers if a.status_code == 409):
@@ -99,8 +127,8 @@ def test_six_launches_at_once_with_a_limit_of_three(app: Flask, server: str) -> 
 
 def test_six_launches_at_once_without_keys_also_stop_at_the_limit(app: Flask,
                                                                   server: str) -> None:
-    token = bearer(app, "neutron")
-    answers = at_once(6, lambda _i: launch(server, token, {"environment": "mantid"}))
+    tokens = [bearer(app, "neutron") for _ in range(6)]  # one script's token each
+    answers = at_once(6, lambda i: launch(server, tokens[i], {"environment": "mantid"}))
     assert sorted(a.status_code for a in answers) == [202] * LIMIT + [409] * (6 - LIMIT)
     assert len(machines_of(app, "neutron")) == LIMIT
 
