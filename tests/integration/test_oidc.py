@@ -140,7 +140,8 @@ def test_the_answer_is_used_once_and_only_by_the_browser_that_asked(
     assert replay.status_code == 401 and flow.me().status_code == 401
 
 
-@pytest.mark.parametrize("mode", ["audience", "expired", "signature", "issuer", "foreign-key"])
+@pytest.mark.parametrize("mode", ["audience", "expired", "signature", "issuer", "nonce",
+                                  "foreign-key"])
 def test_a_bad_id_token_is_refused(oidc_app: Flask, op: OpenIdProvider, mode: str) -> None:
     flow = Flow(oidc_app, op)
     authorize = flow.start()

@@ -10,7 +10,7 @@
 //   POST /admin/client    {client_id, client_secret, redirect_uris, post_logout_redirect_uris}
 //   POST /admin/rotate    {drop_old?: bool}  a new RS256 signing key (published first)
 //   POST /admin/accounts/<id>  {claims to merge, e.g. {"groups": ["mx"]}}
-//   POST /admin/tamper    {mode: "audience"|"expired"|"signature"|"issuer"|"foreign-key"}
+//   POST /admin/tamper    {mode: "audience"|"expired"|"signature"|"issuer"|"nonce"|"foreign-key"}
 //                         the next token response's ID token is changed that way (re-signed
 //                         with the provider's own key except for "signature"/"foreign-key")
 //   GET  /admin/stats     {"jwks": <requests for the JWKS so far>, "token": <token requests>}
@@ -70,6 +70,7 @@ function tampered(idToken, mode) {
   switch (mode) {
     case 'audience': return resign(idToken, { aud: 'someone-else' }, keys[0]);
     case 'issuer': return resign(idToken, { iss: 'http://evil.example' }, keys[0]);
+    case 'nonce': return resign(idToken, { nonce: 'another-sign-in' }, keys[0]);
     case 'expired': return resign(idToken, { iat: now - 7200, exp: now - 3600 }, keys[0]);
     case 'foreign-key': return resign(idToken, {}, newKey());
     case 'signature': {
