@@ -16,6 +16,7 @@ from daaas.catalogue.loader import icon_folders
 from daaas.portal.analysis.choices import cards
 from daaas.portal.analysis.service import visible_environments
 from daaas.portal.auth.current import current_user, require_user
+from daaas.portal.config import parse_hours_list
 from daaas.portal.db import utcnow
 from daaas.portal.experiments.errors import ExperimentsUnavailable
 from daaas.portal.experiments.service import launch_choices_by_environment
@@ -64,6 +65,8 @@ def analysis_page(launch_error: tuple[str, str] | None = None,
                            experiment_choices=choices, experiments_problem=problem,
                            limit_reason=limit_reason(db(), rt.settings, user),
                            max_machines=rt.settings.max_machines_per_user,
+                           warn_hours=min(parse_hours_list(rt.settings.expiry_warning_hours),
+                                          default=2.0),
                            launch_error=launch_error, form=form or {},
                            new_launch_id=new_launch_id)
 

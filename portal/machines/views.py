@@ -11,11 +11,12 @@ from daaas.portal.access.rdp import rdp_unavailable_reason
 from daaas.portal.analysis.views import analysis_page
 from daaas.portal.auth.current import require_user
 from daaas.portal.bootstrap.userdata import inspectable_user_data
+from daaas.portal.config import parse_hours_list
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.lifecycle import db, wants_json
-from daaas.portal.machines import service
+from daaas.portal.machines import extensions, service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.naming import (
     MAX_NAME,
@@ -24,6 +25,7 @@ from daaas.portal.machines.naming import (
     storage_on_desktop,
     when_text,
 )
+from daaas.portal.machines.serialize import lifetime_json
 from daaas.portal.machines.states import State
 from daaas.portal.machines.timings import phase_timings
 from daaas.portal.providers import ConnectionTarget, ProviderError
@@ -69,10 +71,11 @@ def page(machine_id: str) -> str:
     return machine_page(service.get_machine(db(), user, machine_id))
 
 
-def machine_page(machine: Machine, rename_error: str = "", typed_name: str | None = None) -> str:
+def machine_page(machine: Machine, rename_error: str = "", typed_name: str | None = None,
+                 extend_error: str = "") -> str:
     """Render the machine page; ``rename_error`` is why the name ``typed_name`` was refused,
-    shown next to the name field with what was typed kept. Raises NotSignedIn when nobody is
-    signed in."""
+    shown next to the name field with what was typed kept; ``extend_error`` why an extension
+    was refused. Raises NotSignedIn when nobody is signed in."""
     user, rt = require_user(), runtime()
     visit = str(machine.experiment.get("visit_id", "")) if machine.experiment else ""
     storage_path = storage_on_desktop(rt.settings, machine.provider)
@@ -90,7 +93,10 @@ def machine_page(machine: Machine, rename_error: str = "", typed_name: str | Non
                            storage=_storage_of(machine) if storage_path else None,
                            experiment_path=experiment_on_desktop(machine.provider, visit)
                            if visit else None,
-                           when_text=when_text, human_size=human_size)
+                           when_text=when_text, human_size=human_size,
+                           lifetime=lifetime_json(machine), extend_error=extend_error,
+                           warn_hours=min(parse_hours_list(rt.settings.expiry_warning_hours),
+                                          default=2.0))
 
 
 def _storage_of(machine: Machine) -> StorageArea | None:
@@ -138,6 +144,23 @@ def _target(machine: Machine) -> ConnectionTarget | None:
         return runtime().provider.connection_target(machine.id)
     except ProviderError:
         return None
+
+
+@blueprint.post("/machines/<machine_id>/extend")
+def extend(machine_id: str) -> ResponseReturnValue:
+    """Extend the machine from its page (or ask an administrator) and show it again; a
+    refusal (past the policy, no extension for its environment) is shown on the page with
+    the error's status, a JSON caller gets the JSON error."""
+    user = require_user()
+    try:
+        extensions.extend(db(), user, service.get_machine(db(), user, machine_id, lock=True))
+    except (Conflict, Forbidden) as exc:
+        if wants_json():
+            raise
+        db().rollback()
+        machine = service.get_machine(db(), user, machine_id)
+        return machine_page(machine, extend_error=exc.user_message), exc.status_code
+    return redirect(url_for("machines.page", machine_id=machine_id), code=303)
 
 
 @blueprint.post("/machines/<machine_id>/delete")

@@ -1,7 +1,8 @@
 // "My machines" on the Analysis page: one card per machine (its name, environment, experiment,
 // size, start time and age), refreshed from the JSON API every two seconds, so the state and
 // launch progress move without reloading the page. Its owner renames a machine in place; a
-// card whose name is being edited is kept as it is until the edit ends.
+// card whose name is being edited is kept as it is until the edit ends. Each card counts down
+// the machine's time left (lifetime.js) and offers Extend within its lifetime policy.
 const table = document.getElementById("my-machines");
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const STEPS = ["requested", "provisioning", "contextualising", "ready"];
@@ -57,6 +58,17 @@ function identity(machine) {
   age.textContent = ` (${window.daaasAge ? window.daaasAge(machine.created_at) : ""})`;
   started.append(age);
   facts.append(started);
+  if (!["deleting", "deleted", "error", "requested"].includes(machine.state)) {
+    const left = fact("time-left", "", `Deleted at ${machine.lifetime.expires_at} unless extended`);
+    const count = document.createElement("span");
+    count.className = "time-left";
+    count.dataset.expiresAt = machine.lifetime.expires_at;
+    count.dataset.warnHours = table.dataset.warnHours || "2";
+    count.textContent = window.daaasTimeLeft ? window.daaasTimeLeft(machine.lifetime.expires_at) : "";
+    left.append(count);
+    if (machine.lifetime.extension_pending) left.append(" · extension asked, waiting for an administrator");
+    facts.append(left);
+  }
   td.append(head, facts);
   return td;
 }
@@ -139,6 +151,13 @@ function actions(machine) {
   if (machine.can_stop && machine.state === "stopped") {
     td.append(actionButton("Start", machine.links.start, machine, null));
   }
+  if (machine.lifetime.can_extend && !machine.lifetime.extension_pending) {
+    const hours = machine.lifetime.extension_hours;
+    const label = machine.lifetime.extension === "approval" ? "Ask to extend" : "Extend";
+    const button = actionButton(label, machine.links.extend, machine, null);
+    button.title = `${machine.lifetime.extension === "approval" ? "Ask an administrator for" : "Add"} ${hours} h`;
+    td.append(button);
+  }
   if (!["deleting", "deleted"].includes(machine.state)) {
     const remove = document.createElement("button");
     remove.className = "button danger";
@@ -172,6 +191,18 @@ async function deleteMachine(machine) {
   refresh();
 }
 
+// A banner above the cards while a machine is within the last warning before its end.
+function banner(machines) {
+  const warn = Number(table.dataset.warnHours || 2);
+  const ending = machines.filter((m) => !["deleting", "deleted", "error"].includes(m.state)
+    && window.daaasEndingSoon && window.daaasEndingSoon(m.lifetime.expires_at, warn));
+  const note = document.getElementById("expiry-banner");
+  note.hidden = ending.length === 0;
+  note.textContent = ending.map((m) => `${m.name} will be deleted in `
+    + `${window.daaasTimeLeft(m.lifetime.expires_at).replace(" left", "")}: save your work to ~/storage`
+    + (m.lifetime.can_extend ? " or extend it." : ".")).join(" ");
+}
+
 function render(machines) {
   const body = table.querySelector("tbody");
   const editing = new Map([...body.querySelectorAll("tr[data-editing]")].map((row) => [row.dataset.machine, row]));
@@ -188,6 +219,7 @@ function render(machines) {
     [...row.children].forEach((td, index) => { td.dataset.label = labels[index]; });
     return row;
   }));
+  banner(machines);
   document.getElementById("no-machines").hidden = machines.length > 0;
   table.hidden = machines.length === 0;
 }

@@ -294,3 +294,43 @@ def test_no_address_means_no_mail_but_the_event_is_recorded(app: Flask) -> None:
     assert reconciler.run_once().warned == []
     assert [n.status for n in outbox(app)] == ["no_address"]
     assert maildir(app) == []
+
+
+def test_the_machine_page_counts_down_and_extends_from_a_form(app: Flask) -> None:
+    machine_id = launch(app, environment="ccp4")
+    worker(app, Clock()).run_once()
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    row = machine(app, machine_id)
+    page = client.get(f"/machines/{machine_id}").get_data(as_text=True)
+    assert f'id="time-left" data-expires-at="{row.expires_at.isoformat()}"' in page
+    assert 'data-warn-hours="2.0"' in page and "/static/lifetime.js" in page
+    assert 'id="extend-machine"' in page and ">Extend</button>" in page
+    token = csrf_from(client, f"/machines/{machine_id}")
+    done = client.post(f"/machines/{machine_id}/extend", data={"csrf_token": token})
+    assert done.status_code == 303
+    assert machine(app, machine_id).expires_at - row.expires_at == 24 * H
+    set_expiry(app, machine_id, row.created_at + 336 * H)
+    page = client.get(f"/machines/{machine_id}").get_data(as_text=True)
+    assert 'id="extend-machine"' not in page  # at the maximum: no button
+    refused = client.post(f"/machines/{machine_id}/extend", data={"csrf_token": token})
+    assert refused.status_code == 409
+    assert 'id="extend-error"' in refused.get_data(as_text=True)
+    analysis = client.get("/analysis").get_data(as_text=True)
+    assert "/static/lifetime.js" in analysis and 'id="expiry-banner"' in analysis
+
+
+def test_approval_environments_offer_ask_to_extend_and_show_the_pending_request(
+        app: Flask) -> None:
+    machine_id = launch(app, environment="tomography-gpu")
+    worker(app, Clock()).run_once()
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    page = client.get(f"/machines/{machine_id}").get_data(as_text=True)
+    assert ">Ask to extend</button>" in page
+    token = csrf_from(client, f"/machines/{machine_id}")
+    client.post(f"/machines/{machine_id}/extend", data={"csrf_token": token})
+    page = client.get(f"/machines/{machine_id}").get_data(as_text=True)
+    assert 'id="extension-pending"' in page and 'id="extend-machine"' not in page
+    listed = client.get("/api/v1/machines").get_json()["machines"]
+    assert [m["lifetime"]["extension_pending"] for m in listed] == [True]
