@@ -65,6 +65,7 @@ setup(
             "cryptography",
             "webdavclient3>=3.14",
             "schemathesis>=4,<5",
+            "aiosmtpd>=1.4",
         ],
     },
     entry_points={"console_scripts": ["daaas=daaas.portal.cli:main"]},

@@ -220,6 +220,8 @@ class Settings(BaseModel):
     smtp_starttls: bool = Field(True, description="Use STARTTLS on the SMTP connection.")
     smtp_username: str = Field("", description="SMTP user name; empty: no authentication.")
     smtp_password: str = Field("", description="SMTP password.")
+    smtp_ca_file: str = Field("", description="CA certificates (PEM) the SMTP server's "
+                              "certificate is checked against; empty: the system's.")
     smtp_timeout_seconds: float = Field(20.0, gt=0, description="SMTP connection timeout.")
     mail_from: str = Field("daaas@localhost", max_length=200,
                            description="From address of the portal's e-mail.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import smtplib
+import ssl
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -35,8 +36,9 @@ class SmtpMailer:
         s = self.settings
         try:
             with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as smtp:
-                if s.smtp_starttls:
-                    smtp.starttls()
+                if s.smtp_starttls:  # the server's certificate and name are checked
+                    smtp.starttls(context=ssl.create_default_context(
+                        cafile=s.smtp_ca_file or None))
                 if s.smtp_username:
                     smtp.login(s.smtp_username, s.smtp_password)
                 smtp.send_message(message)
