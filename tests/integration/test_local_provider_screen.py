@@ -24,16 +24,10 @@ from daaas.catalogue import DEFAULT_DIRECTORY, Environment, load_catalogue
 from daaas.cvmfs.local_source import load_source
 from daaas.portal.providers import LaunchSpec, ProviderState
 from daaas.portal.providers.local import LocalProvider
+from tests.support.desktop_icons import expected_windows, find_session, open_every_icon
 from tests.support.environments import make_environment
 from tests.support.local import display_of, session_processes, vnc_socket, xauthority_of
-from tests.support.software import (
-    appeared,
-    client_windows,
-    close_window,
-    closed,
-    local_software,
-    wait_for_windows,
-)
+from tests.support.software import local_software
 
 PASSWORD = "Pw4-vnc!"
 APPS = [{"name": f"app{number}", "terminal": False,
@@ -194,35 +188,6 @@ def launch_environment(provider: LocalProvider, machine_id: str,
             xauthority_of(provider, machine_id))
 
 
-def icon_centres(path: str, count: int, timeout: float = 20.0) -> list[tuple[int, int]]:
-    """Return the centre of each desktop icon's picture, top to bottom, once ``count`` are drawn.
-
-    pcmanfm lays the icons out in a column at the left; an icon (picture, then its label) is a
-    band of rows that differ from the background, the next icon after a gap.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        width, height, frame = screenshot(path, PASSWORD)
-        background = Counter(frame[i:i + 3] for i in range(0, len(frame), 4)).most_common(1)[0][0]
-        drawn = [any(frame[(y * width + x) * 4:(y * width + x) * 4 + 3] != background
-                     for x in range(0, 120, 2)) for y in range(height)]
-        bands: list[list[int]] = []
-        for y, busy in enumerate(drawn):
-            if busy and bands and y - bands[-1][1] <= 24:  # picture to label: ~11 px
-                bands[-1][1] = y
-            elif busy:
-                bands.append([y, y])
-        if len(bands) >= count or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
-    assert len(bands) == count, f"{len(bands)} icons drawn at rows {bands}, {count} expected"
-    xs = [x for x in range(0, 120) if frame[(bands[0][0] + 20) * width * 4 + x * 4:
-                                            (bands[0][0] + 20) * width * 4 + x * 4 + 3]
-          != background]
-    centre_x = (xs[0] + xs[-1]) // 2 if xs else 60
-    return [(centre_x, top + 20) for top, _ in bands]
-
-
 def offered_environments(provider: LocalProvider) -> dict[str, Environment]:
     """The shipped environments this host can run (what the Analysis page offers)."""
     catalogue = load_catalogue(DEFAULT_DIRECTORY)
@@ -242,24 +207,13 @@ def test_every_icon_of_every_offered_environment_opens_its_window(
         for name in ("base-desktop", "hdf5-viewers")}  # the embedded default's own software
     for number, (name, environment) in enumerate(offered.items()):
         machine_id = f"icons{number}"
-        path, display, cookie = launch_environment(provider, machine_id, environment)
-        expected = sorted(windows[app.command] for app in environment.applications)
-        opened: list[str] = []
-        for x, y in icon_centres(path, len(environment.applications)):
-            before = client_windows(display, cookie)
-            click(path, x, y)
-            after = wait_for_windows(display, cookie, appeared(before), timeout=25)
-            new = {wid: cls for wid, cls in after.items() if wid not in before}
-            assert new, f"{name}: double-clicking the icon at ({x}, {y}) opened no window"
-            opened.extend(new.values())
-            time.sleep(0.5)  # a person sees the window before closing it
-            for _ in range(5):  # and clicks the close button again if it was still starting
-                for window_id in new:
-                    close_window(display, cookie, window_id)
-                gone = wait_for_windows(display, cookie, closed(new), timeout=2)
-                if closed(new)(gone):
-                    break
-            assert not set(new) & set(gone), f"{name}: {new} did not close"
-        assert sorted(opened) == expected, name
+        path, _, _ = launch_environment(provider, machine_id, environment)
+        session = find_session(machine_id)
+        expected = expected_windows(session)  # from the launchers on its desktop
+        assert sorted(expected) == sorted(windows[app.command]
+                                          for app in environment.applications), name
+        opened = open_every_icon(session, expected, lambda x, y, vnc=path: click(vnc, x, y),
+                                 timeout=25)
+        assert sorted(opened) == sorted(expected), name
         provider.delete(machine_id)  # nothing an icon started outlives the desktop
         assert session_processes(provider.sessions_dir, machine_id) == {}
