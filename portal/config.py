@@ -214,6 +214,8 @@ class Settings(BaseModel):
     # machine lifetimes and e-mail (the lifetime policy itself is per environment, in limits)
     expiry_warning_hours: str = Field("48, 2", description="Warn a machine's owner this many "
                                       "hours before it expires (comma-separated).")
+    idle_stop: bool = Field(True, description="Stop ready machines without a desktop "
+                            "connection for their environment's idle_timeout_minutes.")
     smtp_host: str = Field("", description="SMTP server for e-mail; empty: messages are "
                            "written to the Maildir var_dir/mail instead.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")

@@ -184,11 +184,13 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
         try:
             self._handshake(target, SocketStream(server), browser)
             server.settimeout(None)
+            self._mark_seen()
             self.relay(server, browser.buffer)
         finally:
             with contextlib.suppress(OSError):
                 server.shutdown(socket.SHUT_RDWR)
             server.close()
+            self._mark_seen()
             log.info("machine %s: desktop connection closed", target.machine_id)
 
     def _handshake(self, target: DesktopTarget, server: SocketStream,
@@ -216,6 +218,18 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
         with contextlib.suppress(RfbError, OSError):
             refuse_client(browser, reason)
 
+    #: How often an open connection is recorded as activity (the idle stop reads it).
+    SEEN_EVERY = 60.0
+    _seen_at = 0.0
+
+    def _mark_seen(self, *, every: float = 0.0) -> None:
+        """Record the connection as the machine's desktop activity, unless it was recorded
+        less than ``every`` seconds ago (time.monotonic). Raises nothing."""
+        if self.target is None or time.monotonic() - self._seen_at < every:
+            return
+        self._seen_at = time.monotonic()
+        self.server.tokens.seen(self.target.machine_id)
+
     def from_browser(self, data: bytes) -> bytes:
         """Return what of ``data`` (bytes of RFB client messages) goes on to the VNC server.
 
@@ -238,6 +252,7 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
         to_browser: list[bytes] = []
         browser_blocked = False
         while True:
+            self._mark_seen(every=self.SEEN_EVERY)
             writers = ([server] if to_server else []) + \
                 ([self.request] if to_browser or browser_blocked else [])
             wait = 0 if self.request.pending() else 1

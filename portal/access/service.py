@@ -214,6 +214,16 @@ def desktop_status(db: Session, provider: Provider, user: User, machine_id: str)
                          openings=[Opening(admin_label(row[0]), row[1]) for row in rows])
 
 
+def record_desktop_seen(store: TokenStore, machine_id: str) -> None:
+    """Record that the desktop proxy has a connection to ``machine_id`` now (what the idle
+    stop reads). The proxy calls it when a connection starts, about once a minute while it
+    lasts and when it ends: never per input event. Raises SQLAlchemy errors only when the
+    database cannot be reached."""
+    with connection(store) as conn:
+        conn.execute(update(Machine).where(Machine.id == machine_id)
+                     .values(desktop_seen_at=utcnow()))
+
+
 def consume_token(store: TokenStore, token: str) -> DesktopTarget | None:
     """Spend ``token`` once; return its machine and VNC server, or None if refused.
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daaas.portal.access.service import DesktopTarget, consume_token
+from daaas.portal.access.service import DesktopTarget, consume_token, record_desktop_seen
 from daaas.portal.db import make_engine
 
 log = logging.getLogger("daaas.tokenplugin")
@@ -70,6 +70,18 @@ class DatabaseTokens:
             log.error("desktop token check failed: %s: %s", type(error).__name__,
                       str(error).splitlines()[0] if str(error) else "")
             return None
+        finally:
+            engine.dispose()
+
+    def seen(self, machine_id: str) -> None:
+        """Record that a desktop connection to ``machine_id`` is open now (the idle stop
+        reads it). Raises nothing: a failure is logged, the connection goes on."""
+        engine = make_engine(self.database_url)
+        try:
+            record_desktop_seen(engine, machine_id)
+        except Exception as error:  # a missed mark costs at most one minute of idle time
+            log.warning("machine %s: desktop activity not recorded: %s", machine_id,
+                        type(error).__name__)
         finally:
             engine.dispose()
 

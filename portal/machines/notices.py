@@ -97,3 +97,20 @@ def machine_ready(db: Session, settings: Settings, machine: Machine, event_id: i
              f"desktop from its page:\n\n    {machine_url(settings, machine.id)}\n\n"
              f"It will be deleted on {_when(machine.expires_at)} unless its life is "
              "extended.\n")
+
+
+def idle_stopped(db: Session, settings: Settings, machine: Machine, minutes: int,
+                 since: datetime, now: datetime) -> Notification | None:
+    """Queue the news that ``machine`` was stopped after ``minutes`` without a desktop
+    connection (idle since ``since``). Raises what :func:`queue` raises."""
+    return queue(
+        db, key=f"idle:{machine.id}:{since.isoformat()}", kind="idle_stopped",
+        user=machine.user, machine_id=machine.id, now=now,
+        subject=f"Your machine '{machine.name}' was stopped (idle)",
+        body=f"Hello {machine.user.display_name or machine.user.username},\n\n"
+             f"your machine '{machine.name}' ({machine.environment.title}) had no desktop "
+             f"connection for {minutes} minutes and was stopped to free its cores"
+             f"{' and GPU' if machine.environment.gpu != 'none' else ''}. Its disk and your "
+             "storage are kept: start it again from its page when you need it.\n\n"
+             f"    {machine_url(settings, machine.id)}\n\n"
+             f"It will still be deleted on {_when(machine.expires_at)} unless extended.\n")

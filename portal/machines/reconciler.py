@@ -49,6 +49,7 @@ from daaas.portal.db import utcnow
 from daaas.portal.machines import notices
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
+from daaas.portal.machines.extensions import machine_policy
 from daaas.portal.machines.lifetime import hours_text, warning_due
 from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.service import transition
@@ -159,6 +160,7 @@ class Reconciler:
         #: with settings (a reconciler made without them keeps none).
         self.capacity_file = capacity_path(settings) if settings is not None else None
         self._capacity_read_at: datetime | None = None
+        self._idle_checked_at: datetime | None = None
         #: Hours before expiry at which owners are warned (largest first).
         self.warnings = parse_hours_list(settings.expiry_warning_hours) if settings else ()
         self.mailer = mailer if mailer is not None or settings is None else mailer_for(settings)
@@ -183,6 +185,7 @@ class Reconciler:
         self._poll(report)
         self._time_out(report)
         self._warn(report)
+        self._stop_idle(report)
         self._expire(report)
         self._delete_requested(report)
         self._clean_up(report)
@@ -475,6 +478,43 @@ class Reconciler:
         return hours is not None and notices.expiry_warning(
             db, self.settings, machine, hours, now) is not None
 
+    def _stop_idle(self, report: CycleReport) -> None:
+        """Stop (never delete) ready machines without a desktop connection for their
+        environment's ``idle_timeout_minutes``, counted from the later of becoming ready and
+        the last connection the desktop proxy recorded (``desktop_seen_at``). At most every
+        IDLE_CHECK_SECONDS, with settings, and only where the provider can stop machines:
+        one read of the ready machines' few columns (the timeout read from the snapshot's
+        JSON by the database), a write only for a machine to stop."""
+        now = self.clock()
+        if self.settings is None or not self.settings.idle_stop \
+                or not self.provider.supports_stop or (
+                self._idle_checked_at is not None
+                and (now - self._idle_checked_at).total_seconds() < IDLE_CHECK_SECONDS):
+            return
+        self._idle_checked_at = now
+        timeout = Machine.environment["limits"]["idle_timeout_minutes"].as_integer()
+        for row in self._rows(select(Machine.id, Machine.state_changed_at,
+                                     Machine.desktop_seen_at, timeout.label("idle"))
+                              .where(Machine.state == State.READY.value)):
+            idle = row.idle and idle_since(row.state_changed_at, row.desktop_seen_at) \
+                <= now - timedelta(minutes=row.idle)
+            if idle and self._record(row.id, [State.READY],
+                                     partial(self._stop_one_idle, now=now)):
+                report.changed.append(row.id)
+
+    def _stop_one_idle(self, db: Session, machine: Machine, now: datetime) -> bool:
+        """Ask for an idle machine's stop (read again, locked: a connection may have come
+        meanwhile) and queue its owner's e-mail; True if it was stopped."""
+        minutes = machine.environment.limits.idle_timeout_minutes
+        since = idle_since(machine.state_changed_at, machine.desktop_seen_at)
+        if since > now - timedelta(minutes=minutes):
+            return False
+        transition(db, machine, State.STOPPING, f"no desktop connection for {minutes} "
+                   "minutes: stopped as idle (its disk and the owner's storage are kept)")
+        if self.settings is not None:
+            notices.idle_stopped(db, self.settings, machine, minutes, since, now)
+        return True
+
     def _expire(self, report: CycleReport) -> None:
         """Delete machines past their end (the policy's lifetime, extensions included), with
         an event and, in the same transaction, the owner's e-mail. The user's storage is never
@@ -494,8 +534,10 @@ class Reconciler:
         if machine.expires_at > now:
             return False
         lived = hours_text(machine.expires_at - machine.created_at)
-        transition(db, machine, State.DELETING, f"reached the end of its lifetime ({lived}); "
-                   "deleted by policy, the owner's storage is kept")
+        maximum = hours_text(machine_policy(machine).maximum)
+        transition(db, machine, State.DELETING, f"reached the end of its lifetime ({lived}, "
+                   f"of a maximum lifetime of {maximum} with extensions); deleted by policy, "
+                   "the owner's storage is kept")
         if self.settings is not None:
             notices.expired(db, self.settings, machine, lived, now)
         return True
@@ -546,6 +588,16 @@ class Reconciler:
         """Record that a provider call failed the machine, if it is still in ``states``."""
         self._record(machine_id, states,
                      lambda db, machine: self._fail(db, machine, reason, log_message))
+
+
+#: How often the idle stop looks at the ready machines (seconds).
+IDLE_CHECK_SECONDS = 60.0
+
+
+def idle_since(ready_at: datetime, seen_at: datetime | None) -> datetime:
+    """Return since when a ready machine is idle: its last desktop connection, or when it
+    became ready if that is later (or it never had one). Raises nothing."""
+    return ready_at if seen_at is None or seen_at < ready_at else seen_at
 
 
 def _cleaned_up(db: Session, machine: Machine) -> bool:

@@ -36,8 +36,8 @@ H = timedelta(hours=1)
 @pytest.fixture
 def app(settings_override: dict[str, Any]) -> Flask:
     """A portal on the memory provider, warning 48 h and 2 h before expiry, with the demo
-    users given e-mail addresses."""
-    application = create_app({**settings_override, "provider": "memory",
+    users given e-mail addresses (no idle stop: the clock jumps hours without a desktop)."""
+    application = create_app({**settings_override, "provider": "memory", "idle_stop": False,
                               "expiry_warning_hours": "48, 2",
                               "public_url": "https://daaas.example.org/"})
     with unit_of_work(application.extensions["daaas"].session_factory) as db:
@@ -215,7 +215,8 @@ def test_warnings_at_the_configured_times_once_each_then_expiry_keeps_storage(
     reconciler.run_once()
     row = machine(app, machine_id)
     assert row.state == "deleted"
-    assert any("end of its lifetime (3 days); deleted by policy" in e.message
+    assert any("end of its lifetime (3 days, of a maximum lifetime of 14 days with "
+               "extensions); deleted by policy" in e.message
                for e in row.events)
     assert (storage / "results.txt").read_text() == "keep me"
     kinds = [n.kind for n in outbox(app)]

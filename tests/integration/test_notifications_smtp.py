@@ -129,6 +129,7 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
 def app(settings_override: dict[str, Any], smtp: SmtpServer) -> Flask:
     application = create_app({
         **settings_override, "provider": "memory", "expiry_warning_hours": "48, 2",
+        "idle_stop": False,
         "public_url": "https://daaas.example.org", "smtp_host": "localhost",
         "smtp_port": smtp.port, "smtp_starttls": True, "smtp_username": LOGIN,
         "smtp_password": PASSWORD, "smtp_ca_file": str(smtp.cert),
