@@ -13,7 +13,8 @@ The lock and the reservations live under ``var_dir/quota/<user id>``: a lock fil
 released by the kernel if the process dies) and one small JSON file per upload in progress
 naming its temporary file. A reservation counts only what is not yet on disk (reserved bytes
 minus its temporary file's size); one whose temporary file is gone, or whose process is, is
-dropped (with its temporary file). Processes of one host share it, so several portal
+dropped (with its temporary file; a process is looked for only on the host that recorded it).
+Processes of one host share it, so several portal
 processes on one host (waitress threads, a WebDAV client's parallel PUTs) are covered; portal
 hosts that share storage must share ``var_dir/quota`` too.
 
@@ -27,6 +28,7 @@ import fcntl
 import json
 import os
 import secrets
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -42,6 +44,8 @@ from daaas.portal.storage.service import storage_area
 #: A body of unknown length reserves this much more each time it outgrows its reservation.
 GROW = 64 * 1024**2
 GIB = 1024**3
+#: this host's name: a reservation's process is looked for only on the host that made it
+HOST = socket.gethostname()
 
 
 class UploadTooLarge(PortalError):
@@ -175,15 +179,16 @@ def room_before_upload(settings: Settings, user: User) -> int:
 
 def _outstanding(entry: Path) -> int:
     """The bytes a reservation holds beyond what its temporary file has; 0 for one that has
-    ended (temporary file gone), which is removed, as is one whose process has died (with its
-    temporary file)."""
+    ended (temporary file gone), which is removed, as is one whose process (on this host) has
+    died (with its temporary file)."""
     try:
         record = json.loads(entry.read_text())
         reserved, temp, pid = int(record["bytes"]), Path(record["temp"]), int(record["pid"])
+        host = str(record.get("host", HOST))
     except (OSError, ValueError, KeyError, TypeError):
         _drop(entry)
         return 0
-    if not _alive(pid):
+    if host == HOST and not _alive(pid):
         _drop(temp)
         _drop(entry)
         return 0
@@ -207,7 +212,8 @@ def _alive(pid: int) -> bool:
 
 def _write_entry(entry: Path, reserved: int, temp: Path) -> None:
     partial = entry.with_suffix(".tmp")
-    partial.write_text(json.dumps({"bytes": reserved, "temp": str(temp), "pid": os.getpid()}))
+    partial.write_text(json.dumps({"bytes": reserved, "temp": str(temp), "pid": os.getpid(),
+                                   "host": HOST}))
     os.replace(partial, entry)
 
 

@@ -110,3 +110,15 @@ def test_a_dead_process_reservation_is_dropped_with_its_file(settings: Settings,
     upload.abandon()
     assert names(home) == ["big.bin"]
     assert list(ledger.iterdir()) == []
+
+
+def test_another_hosts_reservation_is_kept(settings: Settings, home: Path) -> None:
+    temp = home / ".upload-elsewhere.part"
+    temp.write_bytes(b"")
+    ledger = settings.var_path / "quota" / "7"
+    ledger.mkdir(parents=True)
+    (ledger / "far.json").write_text(json.dumps({"bytes": 600 * KIB, "temp": str(temp),
+                                                 "pid": 999_999_999, "host": "other-host"}))
+    with pytest.raises(QuotaExceeded):  # its process is not ours to judge: still reserved
+        reserve_upload(settings, ALICE, home, 600 * KIB)
+    assert (ledger / "far.json").exists() and temp.exists()
