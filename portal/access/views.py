@@ -8,6 +8,7 @@ from flask import Blueprint, Response, render_template, send_from_directory
 
 from daaas.portal.access.rdp import RdpDownload, rdp_download
 from daaas.portal.auth.current import require_user
+from daaas.portal.config import parse_hours_list
 from daaas.portal.errors import PortalError
 from daaas.portal.lifecycle import db
 from daaas.portal.machines.naming import storage_on_desktop
@@ -36,7 +37,9 @@ def desktop(machine_id: str) -> str:
     settings = runtime().settings
     return render_template("access/desktop.html", machine=machine,
                            is_owner=machine.user_id == user.id,
-                           storage_on_desktop=storage_on_desktop(settings, machine.provider))
+                           storage_on_desktop=storage_on_desktop(settings, machine.provider),
+                           warn_hours=min(parse_hours_list(settings.expiry_warning_hours),
+                                          default=2.0))
 
 
 @blueprint.get("/machines/<machine_id>/rdp")

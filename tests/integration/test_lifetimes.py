@@ -335,3 +335,15 @@ def test_approval_environments_offer_ask_to_extend_and_show_the_pending_request(
     assert 'id="extension-pending"' in page and 'id="extend-machine"' not in page
     listed = client.get("/api/v1/machines").get_json()["machines"]
     assert [m["lifetime"]["extension_pending"] for m in listed] == [True]
+
+
+def test_the_desktop_page_carries_the_expiry_banner(app: Flask) -> None:
+    machine_id = launch(app, environment="ccp4")
+    worker(app, Clock()).run_once()
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    page = client.get(f"/machines/{machine_id}/desktop").get_data(as_text=True)
+    end = machine(app, machine_id).expires_at.isoformat()
+    assert f'id="expiry-banner" class="desktop-notice expiry" role="alert" ' \
+           f'data-expiry-banner="{end}" data-warn-hours="2.0" hidden' in page
+    assert "/static/lifetime.js" in page
