@@ -102,9 +102,11 @@ def serve(host: str | None, port: int | None) -> None:
     # SIGTERM ends serve like Ctrl-C, so the desktop proxy and the reconciler stop cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        # waitress refuses bodies over 1 GiB by default: let an upload be as large as a quota.
+        # waitress refuses bodies over 1 GiB by default with a bare 413. Let a body one MiB
+        # larger than the quota through so the portal answers "too large" in the quota's words.
+        body_limit = settings.storage_quota_gb * 1024**3 + 1024**2
         server = waitress.create_server(app, host=host, port=port, threads=8, ident="daaas",
-                                        max_request_body_size=settings.storage_quota_gb * 1024**3)
+                                        max_request_body_size=body_limit)
     except OSError as exc:
         raise ConfigError(f"The portal cannot listen on {host}:{port}: {exc.strerror or exc}. "
                           "Stop the program using it, or choose another with --port or the "
