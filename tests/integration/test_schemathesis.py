@@ -95,6 +95,7 @@ def portal(settings_override: dict[str, Any]) -> Iterator[Portal]:
     """A portal on the memory provider served by waitress on a free port of 127.0.0.1."""
     app = create_app({**settings_override, "provider": "memory", "embedded_worker": False,
                       "start_websockify": False})
+    assert app.extensions["daaas"].provider.name == "memory"  # never a real desktop
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4,
                                     ident="daaas-fuzz")
     thread = threading.Thread(target=server.run, name="fuzz-server", daemon=True)
