@@ -65,6 +65,9 @@ function identity(machine) {
     count.dataset.expiresAt = machine.lifetime.expires_at;
     count.dataset.warnHours = table.dataset.warnHours || "2";
     count.textContent = window.daaasTimeLeft ? window.daaasTimeLeft(machine.lifetime.expires_at) : "";
+    if (window.daaasEndingSoon) {
+      count.toggleAttribute("data-soon", window.daaasEndingSoon(machine.lifetime.expires_at, Number(count.dataset.warnHours)));
+    }
     left.append(count);
     if (machine.lifetime.extension_pending) left.append(" · extension asked, waiting for an administrator");
     facts.append(left);
