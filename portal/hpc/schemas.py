@@ -8,6 +8,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from daaas.portal.api.schema import MAX_ID, Body, Query, Reply, Timestamp
 
+#: Text without control characters (a NUL could not even be stored on PostgreSQL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 #: The largest number a template parameter may be (its text goes into a job script).
 PARAMETER_NUMBER = 10**15
 
@@ -49,11 +51,11 @@ class JobSubmission(Body):
         {"template": "list-data", "parameters": {"folder": "/data"}}]})
 
     script: str = Field("", max_length=1_000_000, description="A batch script starting with #!.")
-    template: str = Field("", max_length=200,
+    template: str = Field("", max_length=64, pattern=PRINTABLE,
                           description="A job template's name (instead of a script).")
     parameters: dict[str, Parameter] = Field({}, max_length=100)
-    name: str = Field("", max_length=200)
-    partition: str = Field("", max_length=200)
+    name: str = Field("", max_length=200, pattern=PRINTABLE)
+    partition: str = Field("", max_length=64, pattern=PRINTABLE)
     time_limit_minutes: int | None = Field(None, ge=1, le=525600)
     cpus: int | None = Field(None, ge=1, le=1024)
     machine_id: str = Field("", max_length=64, description="The session the job comes from.")
