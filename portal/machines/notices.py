@@ -84,12 +84,13 @@ def extension_decided(db: Session, settings: Settings, machine: Machine, request
              f"{because}\n\n    {machine_url(settings, machine.id)}\n")
 
 
-def machine_ready(db: Session, settings: Settings, machine: Machine, event_id: int,
+def machine_ready(db: Session, settings: Settings, machine: Machine,
                   now: datetime) -> Notification | None:
     """Queue the news that ``machine`` is ready (sent when its owner is not on a portal page
-    at the time). Raises what :func:`queue` raises."""
+    at the time), once per time it became ready. Raises what :func:`queue` raises."""
     return queue(
-        db, key=f"ready:{machine.id}:{event_id}", kind="ready", user=machine.user,
+        db, key=f"ready:{machine.id}:{machine.state_changed_at.isoformat()}", kind="ready",
+        user=machine.user,
         machine_id=machine.id, now=now,
         subject=f"Your machine '{machine.name}' is ready",
         body=f"Hello {machine.user.display_name or machine.user.username},\n\n"

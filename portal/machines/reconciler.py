@@ -41,6 +41,7 @@ from sqlalchemy import ColumnElement, Executable, Row, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
+from daaas.portal.auth.models import BrowserSession
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
@@ -345,7 +346,21 @@ class Reconciler:
             self._apply_stop(db, machine, status)
         else:
             self._apply_running(db, machine, status)
+        if machine.state == State.READY.value and before is not State.READY:
+            self._notify_ready(db, machine)
         return machine.state != before.value
+
+    def _notify_ready(self, db: Session, machine: Machine) -> None:
+        """Queue the owner's "ready" e-mail, in the transaction that made it ready, when they
+        have no browser on the portal now (no request for AWAY_AFTER: the Analysis page asks
+        every two seconds, and a session records that every 30 s)."""
+        if self.settings is None:
+            return
+        now = self.clock()
+        seen = db.scalar(select(func.max(BrowserSession.last_seen_at)).where(
+            BrowserSession.user_id == machine.user_id, BrowserSession.ended_at.is_(None)))
+        if seen is None or seen < now - AWAY_AFTER:
+            notices.machine_ready(db, self.settings, machine, now)
 
     def _apply_running(self, db: Session, machine: Machine, status: ProviderStatus) -> None:
         """Move a machine the provider runs on toward ready."""
@@ -590,6 +605,9 @@ class Reconciler:
                      lambda db, machine: self._fail(db, machine, reason, log_message))
 
 
+#: Without a browser request for this long, a user has left the portal's pages: a machine
+#: becoming ready is then told by e-mail.
+AWAY_AFTER = timedelta(minutes=2)
 #: How often the idle stop looks at the ready machines (seconds).
 IDLE_CHECK_SECONDS = 60.0
 

@@ -80,6 +80,14 @@ def outbox(app: Flask) -> list[Notification]:
     with app.extensions["daaas"].session_factory() as db:
         return list(db.scalars(select(Notification).order_by(Notification.id)))
 
+def on_the_page(app: Flask) -> FlaskClient:
+    """The scientist signed in with the Analysis page open (a browser request just now): a
+    machine becoming ready is not e-mailed."""
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    client.get("/analysis")
+    return client
+
 
 def set_expiry(app: Flask, machine_id: str, when: datetime) -> None:
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
@@ -194,6 +202,7 @@ def test_warnings_at_the_configured_times_once_each_then_expiry_keeps_storage(
     clock = Clock()
     reconciler = worker(app, clock)
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     reconciler.run_once()
     assert machine(app, machine_id).state == "ready"
     storage = Path(app.extensions["daaas"].settings.var_dir) / "storage" / "scientist"
@@ -236,6 +245,7 @@ def test_an_extension_moves_the_warnings_to_the_new_end(app: Flask) -> None:
     clock = Clock()
     reconciler = worker(app, clock)
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     reconciler.run_once()
     end = machine(app, machine_id).expires_at
     clock.now = end - 1 * H
@@ -266,6 +276,7 @@ def test_a_failed_send_stays_in_the_outbox_and_a_restarted_worker_sends_it_once(
         app: Flask) -> None:
     clock = Clock()
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     down = FailingMailer()
     first = worker(app, clock, down)
     first.run_once()
@@ -289,6 +300,7 @@ def test_no_address_means_no_mail_but_the_event_is_recorded(app: Flask) -> None:
     clock = Clock()
     reconciler = worker(app, clock)
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     reconciler.run_once()
     clock.now = machine(app, machine_id).expires_at - 1 * H
     assert reconciler.run_once().warned == [machine_id]

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from daaas.portal import create_app
@@ -36,6 +37,7 @@ from daaas.portal.notifications.mail import SmtpMailer
 from daaas.portal.notifications.models import Notification
 from tests.support.machines import SECRET_KEY, launch, machine
 from tests.support.providers import InMemoryProvider
+from tests.support.web import sign_in
 
 H = timedelta(hours=1)
 LOGIN, PASSWORD = "daaas-mailer", "smtp-test-password"
@@ -161,6 +163,14 @@ def outbox(app: Flask) -> list[Notification]:
     with app.extensions["daaas"].session_factory() as db:
         return list(db.scalars(select(Notification).order_by(Notification.id)))
 
+def on_the_page(app: Flask) -> FlaskClient:
+    """The scientist signed in with the Analysis page open (a browser request just now): a
+    machine becoming ready is not e-mailed."""
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    client.get("/analysis")
+    return client
+
 
 def test_warnings_and_expiry_reach_the_owner_through_smtp(app: Flask,
                                                            smtp: SmtpServer) -> None:
@@ -168,6 +178,7 @@ def test_warnings_and_expiry_reach_the_owner_through_smtp(app: Flask,
     clock = Clock()
     reconciler = worker(app, clock)
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     reconciler.run_once()
     end = machine(app, machine_id).expires_at
     clock.now = end - 47 * H
@@ -198,6 +209,7 @@ def test_decided_while_the_server_is_down_then_sent_once_by_the_next_worker(
         app: Flask, smtp: SmtpServer) -> None:
     clock = Clock()
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     first = worker(app, clock)
     first.run_once()
     clock.now = machine(app, machine_id).expires_at - 1 * H
@@ -231,6 +243,7 @@ def test_killed_between_acceptance_and_record_resends_with_the_same_message_id(
     clock = Clock()
     settings = app.extensions["daaas"].settings
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     doomed = worker(app, clock, KilledAfterSending(SmtpMailer(settings)))
     doomed.run_once()
     clock.now = machine(app, machine_id).expires_at - 1 * H
@@ -250,6 +263,7 @@ def test_a_wrong_password_is_not_sent_and_stays_pending(app: Flask, smtp: SmtpSe
         update={"smtp_password": "wrong", "smtp_timeout_seconds": 2})
     clock = Clock()
     machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
     reconciler = worker(app, clock, SmtpMailer(settings))
     reconciler.run_once()
     clock.now = machine(app, machine_id).expires_at - 1 * H
@@ -258,3 +272,22 @@ def test_a_wrong_password_is_not_sent_and_stays_pending(app: Flask, smtp: SmtpSe
     assert row.status == "pending" and row.attempts == 1 and row.last_error
     assert "wrong" not in row.last_error
     assert smtp.inbox.messages() == []
+
+
+def test_ready_is_mailed_only_when_the_owner_has_left_the_portal(app: Flask,
+                                                                smtp: SmtpServer) -> None:
+    smtp.start()
+    clock = Clock()
+    reconciler = worker(app, clock)
+    away = launch(app, environment="ccp4")  # launched, then the browser was closed
+    reconciler.run_once()
+    [(recipients, message)] = smtp.inbox.messages()
+    assert recipients == ["ada.crystal@example.org"]
+    assert message["Subject"] == f"Your machine '{machine(app, away).name}' is ready"
+    assert f"https://daaas.example.org/machines/{away}" in message.get_content()
+    on_the_page(app)
+    present = launch(app, environment="dawn")
+    reconciler.run_once()
+    reconciler.run_once()
+    assert machine(app, present).state == "ready"
+    assert len(smtp.inbox.messages()) == 1  # the owner watches the card turn ready
