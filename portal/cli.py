@@ -194,6 +194,30 @@ def orphans(remove: bool) -> None:
     click.echo(f"{len(found)} orphan(s) at the {rt.provider.name} provider")
 
 
+@main.group()
+def machines() -> None:
+    """Machines: what the lifetime policy would do."""
+
+
+@machines.command("expire")
+@click.option("--dry-run", is_flag=True, required=True,
+              help="Only show what the policy would do now (the worker does it).")
+def machines_expire(dry_run: bool) -> None:
+    """Show the machines the lifetime policy would delete, warn or stop as idle now."""
+    from daaas.portal.app import create_app
+    from daaas.portal.db import utcnow
+    from daaas.portal.machines.policy import policy_plan
+    from daaas.portal.runtime import runtime
+
+    rt = runtime(_create_app(create_app, {}))
+    with rt.session_factory() as db:
+        plan = policy_plan(db, rt.settings, utcnow(), stop_idle=rt.provider.supports_stop)
+        for item in plan:
+            click.echo(f"{item.action}\t{item.machine.id}\t{item.machine.user.username}\t"
+                       f"{item.machine.name}\t{item.detail}")
+    click.echo(f"{len(plan)} action(s) due; the worker takes them (nothing was changed)")
+
+
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from daaas.portal.auth.current import require_admin
+from daaas.portal.config import parse_hours_list
+from daaas.portal.db import utcnow
 from daaas.portal.lifecycle import db
 from daaas.portal.machines import extensions
 from daaas.portal.machines.orphans import find_orphans
@@ -41,8 +45,12 @@ def machines() -> str:
 def extension_requests() -> str:
     """List the extension requests waiting for an administrator, oldest first."""
     require_admin()
+    settings = runtime().settings
+    hours = max(parse_hours_list(settings.expiry_warning_hours), default=48.0)
     return render_template("admin/extensions.html", requests=extensions.list_pending(db()),
-                           decided=request.args.get("decided", ""))
+                           decided=request.args.get("decided", ""), soon_hours=hours,
+                           ending=extensions.ending_soon(db(), utcnow() + timedelta(
+                               hours=hours)))
 
 
 @blueprint.post("/extensions/<int:request_id>")

@@ -132,6 +132,19 @@ def list_pending(db: Session) -> list[ExtensionRequest]:
                            .order_by(ExtensionRequest.asked_at, ExtensionRequest.id)))
 
 
+#: The most machines the "ending soon" list shows.
+ENDING_SOON_LIMIT = 200
+
+
+def ending_soon(db: Session, before: datetime) -> list[Machine]:
+    """Return the machines that are still at the provider and end before ``before``, soonest
+    first (at most ENDING_SOON_LIMIT), owners loaded; read through the expiry's index. Raises
+    nothing beyond database errors."""
+    return list(db.scalars(select(Machine).options(joinedload(Machine.user)).where(
+        Machine.expires_at <= before, Machine.state.in_([s.value for s in AT_PROVIDER]))
+        .order_by(Machine.expires_at).limit(ENDING_SOON_LIMIT)))
+
+
 def decide(db: Session, settings: Settings, admin: User, request_id: int, approve: bool,
            reason: str = "", now: datetime | None = None) -> ExtensionRequest:
     """Approve or refuse a pending extension request as ``admin``; the machine moves by one

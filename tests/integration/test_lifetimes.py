@@ -359,3 +359,43 @@ def test_the_desktop_page_carries_the_expiry_banner(app: Flask) -> None:
     assert f'id="expiry-banner" class="desktop-notice expiry" role="alert" ' \
            f'data-expiry-banner="{end}" data-warn-hours="2.0" hidden' in page
     assert "/static/lifetime.js" in page
+
+
+def test_the_dry_run_shows_what_the_policy_would_do_and_changes_nothing(
+        app: Flask, settings_override: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from daaas.portal.cli import main
+
+    clock = Clock()
+    worker(app, clock).run_once()
+    on_the_page(app)
+    past, soon, later = (launch(app, environment=env) for env in ("ccp4", "dawn", "ccp4"))
+    worker(app, clock).run_once()
+    set_expiry(app, past, utcnow() - 3 * H)
+    set_expiry(app, soon, utcnow() + 90 * timedelta(minutes=1))
+    env = {"DAAAS_DATABASE_URL": settings_override["database_url"],
+           "DAAAS_VAR_DIR": settings_override["var_dir"], "DAAAS_PROVIDER": "memory",
+           "DAAAS_SECRET_KEY": "test-secret-key", "DAAAS_EXPIRY_WARNING_HOURS": "2",
+           "DAAAS_START_WEBSOCKIFY": "false", "DAAAS_EMBEDDED_WORKER": "false"}
+    result = CliRunner().invoke(main, ["machines", "expire", "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.output.splitlines() if "\t" in line]
+    assert [(line[0], line[1]) for line in lines] == [("delete", past), ("warn", soon)]
+    assert "its end passed 3 hours ago" in lines[0][4]
+    assert "1 hour left (2 h warning)" in lines[1][4]
+    assert "2 action(s) due" in result.output
+    assert later not in result.output
+    assert machine(app, past).state == "ready" and outbox(app) == []  # nothing done
+    refused = CliRunner().invoke(main, ["machines", "expire"], env=env)
+    assert refused.exit_code != 0 and "--dry-run" in refused.output
+
+
+def test_the_extensions_page_lists_machines_ending_soon(app: Flask) -> None:
+    soon = launch(app, environment="tomography-gpu")  # a day: within the 48 h warning
+    later = launch(app, environment="ccp4")  # three days
+    worker(app, Clock()).run_once()
+    page = admin_client(app).get("/admin/extensions").get_data(as_text=True)
+    listed = page.split('id="ending-soon"')[1]
+    assert "Machines ending within 48 hours" in page
+    assert f'data-machine="{soon}"' in listed and f'data-machine="{later}"' not in listed
