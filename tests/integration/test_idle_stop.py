@@ -85,7 +85,7 @@ def test_no_connection_for_the_idle_timeout_stops_the_machine_and_keeps_storage(
     assert (storage / "notes.txt").read_text() == "kept"
     with app.extensions["daaas"].session_factory() as db:
         kinds = list(db.scalars(select(Notification.kind)))
-    assert kinds == ["idle_stopped"]
+    assert kinds == ["ready", "idle_stopped"]  # nobody had the page open
 
 
 def test_a_connection_recorded_by_the_desktop_proxy_keeps_it_running(app: Flask) -> None:
