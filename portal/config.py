@@ -216,6 +216,8 @@ class Settings(BaseModel):
                                       "hours before it expires (comma-separated).")
     idle_stop: bool = Field(True, description="Stop ready machines without a desktop "
                             "connection for their environment's idle_timeout_minutes.")
+    idle_warning_minutes: int = Field(30, ge=0, le=1440, description="E-mail the owner this "
+                                      "long before an idle stop; 0: no warning.")
     smtp_host: str = Field("", description="SMTP server for e-mail; empty: messages are "
                            "written to the Maildir var_dir/mail instead.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")

@@ -115,3 +115,25 @@ def idle_stopped(db: Session, settings: Settings, machine: Machine, minutes: int
              "storage are kept: start it again from its page when you need it.\n\n"
              f"    {machine_url(settings, machine.id)}\n\n"
              f"It will still be deleted on {_when(machine.expires_at)} unless extended.\n")
+
+
+def idle_warning_key(machine_id: str, since: datetime) -> str:
+    """Return the outbox key of the warning before an idle stop of a machine idle since
+    ``since`` (one per idle spell). Raises nothing."""
+    return f"idle-warning:{machine_id}:{since.isoformat()}"
+
+
+def idle_warning(db: Session, settings: Settings, machine: Machine, stop_at: datetime,
+                 since: datetime, now: datetime) -> Notification | None:
+    """Queue the warning that ``machine``, without a desktop connection since ``since``, will
+    be stopped at ``stop_at``. Raises what :func:`queue` raises."""
+    minutes = max(1, round((stop_at - now).total_seconds() / 60))
+    return queue(
+        db, key=idle_warning_key(machine.id, since), kind="idle_warning", user=machine.user,
+        machine_id=machine.id, now=now,
+        subject=f"Your machine '{machine.name}' will be stopped in {minutes} minutes (idle)",
+        body=f"Hello {machine.user.display_name or machine.user.username},\n\n"
+             f"your machine '{machine.name}' ({machine.environment.title}) has had no desktop "
+             f"connection since {_when(since)}. It will be stopped at {_when(stop_at)} to free "
+             "its resources; its disk and your storage are kept. Open its desktop to keep it "
+             f"running:\n\n    {machine_url(settings, machine.id)}\n")

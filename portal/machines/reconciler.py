@@ -507,7 +507,8 @@ class Reconciler:
         the last connection the desktop proxy recorded (``desktop_seen_at``). At most every
         IDLE_CHECK_SECONDS, with settings, and only where the provider can stop machines:
         one read of the ready machines' few columns (the timeout read from the snapshot's
-        JSON by the database), a write only for a machine to stop."""
+        JSON by the database), a write only for a machine to stop or warn. The owner is warned
+        by e-mail ``idle_warning_minutes`` before the stop (once per idle spell)."""
         now = self.clock()
         if self.settings is None or not self.settings.idle_stop \
                 or not self.provider.supports_stop or (
@@ -516,14 +517,39 @@ class Reconciler:
             return
         self._idle_checked_at = now
         timeout = Machine.environment["limits"]["idle_timeout_minutes"].as_integer()
+        warn_before = timedelta(minutes=self.settings.idle_warning_minutes)
+        to_warn: list[tuple[str, datetime]] = []
         for row in self._rows(select(Machine.id, Machine.state_changed_at,
                                      Machine.desktop_seen_at, timeout.label("idle"))
                               .where(Machine.state == State.READY.value)):
-            idle = row.idle and idle_since(row.state_changed_at, row.desktop_seen_at) \
-                <= now - timedelta(minutes=row.idle)
-            if idle and self._record(row.id, [State.READY],
-                                     partial(self._stop_one_idle, now=now)):
-                report.changed.append(row.id)
+            if not row.idle:
+                continue
+            since = idle_since(row.state_changed_at, row.desktop_seen_at)
+            stop_at = since + timedelta(minutes=row.idle)
+            if stop_at <= now:
+                if self._record(row.id, [State.READY], partial(self._stop_one_idle, now=now)):
+                    report.changed.append(row.id)
+            elif warn_before and stop_at - warn_before <= now:
+                to_warn.append((row.id, since))
+        if to_warn:
+            queued = {key for (key,) in self._rows(select(Notification.key).where(
+                Notification.kind == "idle_warning",
+                Notification.machine_id.in_([machine_id for machine_id, _ in to_warn])))}
+            for machine_id, since in to_warn:
+                if notices.idle_warning_key(machine_id, since) not in queued and self._record(
+                        machine_id, [State.READY], partial(self._warn_idle, now=now)):
+                    report.warned.append(machine_id)
+
+    def _warn_idle(self, db: Session, machine: Machine, now: datetime) -> bool:
+        """Queue the owner's warning that ``machine`` will be stopped as idle (read again,
+        locked); True if a new one was queued."""
+        assert self.settings is not None
+        since = idle_since(machine.state_changed_at, machine.desktop_seen_at)
+        stop_at = since + timedelta(minutes=machine.environment.limits.idle_timeout_minutes)
+        if not now < stop_at <= now + timedelta(minutes=self.settings.idle_warning_minutes):
+            return False
+        return notices.idle_warning(db, self.settings, machine, stop_at, since,
+                                    now) is not None
 
     def _stop_one_idle(self, db: Session, machine: Machine, now: datetime) -> bool:
         """Ask for an idle machine's stop (read again, locked: a connection may have come

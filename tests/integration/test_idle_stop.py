@@ -69,8 +69,12 @@ def test_no_connection_for_the_idle_timeout_stops_the_machine_and_keeps_storage(
     storage = Path(app.extensions["daaas"].settings.var_dir) / "storage" / "scientist"
     storage.mkdir(parents=True, exist_ok=True)
     (storage / "notes.txt").write_text("kept")
+    clock.now = ready_at + 209 * MIN
+    assert reconciler.run_once().warned == []
+    clock.now = ready_at + 211 * MIN  # 30 minutes before the stop: the owner is warned once
+    assert reconciler.run_once().warned == [machine_id]
     clock.now = ready_at + 239 * MIN
-    reconciler.run_once()
+    assert reconciler.run_once().warned == []
     assert machine(app, machine_id).state == "ready"
     clock.now = ready_at + 241 * MIN
     reconciler.run_once()
@@ -85,7 +89,7 @@ def test_no_connection_for_the_idle_timeout_stops_the_machine_and_keeps_storage(
     assert (storage / "notes.txt").read_text() == "kept"
     with app.extensions["daaas"].session_factory() as db:
         kinds = list(db.scalars(select(Notification.kind)))
-    assert kinds == ["ready", "idle_stopped"]  # nobody had the page open
+    assert kinds == ["ready", "idle_warning", "idle_stopped"]  # nobody had the page open
 
 
 def test_a_connection_recorded_by_the_desktop_proxy_keeps_it_running(app: Flask) -> None:
@@ -116,3 +120,20 @@ def test_the_idle_check_runs_at_most_once_a_minute_and_can_be_switched_off(
     clock.now = utcnow() + 600 * MIN
     reconciler.run_once()
     assert machine(app, machine_id).state == "ready"
+
+
+def test_a_connection_after_the_warning_cancels_the_stop(app: Flask) -> None:
+    clock, provider = Clock(), InMemoryProvider(ready_after_polls=1)
+    reconciler = worker(app, clock, provider)
+    machine_id = launch(app, environment="ccp4")
+    reconciler.run_once()
+    ready_since(app, machine_id, utcnow() - 215 * MIN)
+    clock.now = utcnow() + 2 * MIN  # the idle check runs at most once a minute
+    assert reconciler.run_once().warned == [machine_id]
+    DatabaseTokens(app.extensions["daaas"].settings.effective_database_url).seen(machine_id)
+    clock.now = utcnow() + 32 * MIN
+    reconciler.run_once()
+    assert machine(app, machine_id).state == "ready"
+    with app.extensions["daaas"].session_factory() as db:
+        [warning] = db.scalars(select(Notification).where(Notification.kind == "idle_warning"))
+    assert "will be stopped in 23 minutes (idle)" in warning.subject
