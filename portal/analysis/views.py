@@ -67,6 +67,7 @@ def analysis_page(launch_error: tuple[str, str] | None = None,
                            max_machines=rt.settings.max_machines_per_user,
                            warn_hours=min(parse_hours_list(rt.settings.expiry_warning_hours),
                                           default=2.0),
+                           idle_warn_minutes=rt.settings.idle_warning_minutes,
                            launch_error=launch_error, form=form or {},
                            new_launch_id=new_launch_id)
 

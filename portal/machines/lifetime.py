@@ -75,6 +75,12 @@ def hours_text(delta: timedelta) -> str:
     return " ".join(parts)
 
 
+def idle_since(ready_at: datetime, seen_at: datetime | None) -> datetime:
+    """Return since when a ready machine is idle: its last desktop connection, or when it
+    became ready if that is later (or it never had one). Raises nothing."""
+    return ready_at if seen_at is None or seen_at < ready_at else seen_at
+
+
 def warning_due(left: timedelta, thresholds: Sequence[float]) -> float | None:
     """Return the warning threshold (hours) a machine with ``left`` before expiry is within:
     the smallest threshold at or above what is left, so a machine that appears with 1 hour

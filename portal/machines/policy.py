@@ -1,7 +1,7 @@
 """What the lifetime policy would do now, without doing it: `daaas machines expire --dry-run`
 and the administrators' Extensions page. The reconciler's warning, idle-stop and expiry phases
 take the same decisions (the same functions: :func:`~daaas.portal.machines.lifetime.warning_due`,
-:func:`~daaas.portal.machines.reconciler.idle_since`)."""
+:func:`~daaas.portal.machines.lifetime.idle_since`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from daaas.portal.config import Settings, parse_hours_list
-from daaas.portal.machines.lifetime import hours_text, warning_due
+from daaas.portal.machines.lifetime import hours_text, idle_since, warning_due
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.notices import expiry_warning_key
-from daaas.portal.machines.reconciler import idle_since
 from daaas.portal.machines.states import AT_PROVIDER, State
 from daaas.portal.notifications.models import Notification
 

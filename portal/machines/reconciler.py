@@ -53,7 +53,7 @@ from daaas.portal.machines import notices
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
 from daaas.portal.machines.extensions import machine_policy
-from daaas.portal.machines.lifetime import hours_text, warning_due
+from daaas.portal.machines.lifetime import hours_text, idle_since, warning_due
 from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
@@ -644,12 +644,6 @@ class Reconciler:
 AWAY_AFTER = timedelta(minutes=2)
 #: How often the idle stop looks at the ready machines (seconds).
 IDLE_CHECK_SECONDS = 60.0
-
-
-def idle_since(ready_at: datetime, seen_at: datetime | None) -> datetime:
-    """Return since when a ready machine is idle: its last desktop connection, or when it
-    became ready if that is later (or it never had one). Raises nothing."""
-    return ready_at if seen_at is None or seen_at < ready_at else seen_at
 
 
 class _AutocommitReads:

@@ -80,6 +80,9 @@ class MachineLifetime(Reply):
     extension_hours: float = Field(description="How much one extension adds.")
     can_extend: bool = Field(description="An extension may be asked for now.")
     extension_pending: bool = Field(description="A request waits for an administrator.")
+    idle_stop_at: Timestamp | None = Field(description="When a ready machine will be stopped "
+                                                       "as idle unless a desktop is opened; "
+                                                       "null when it will not be.")
 
 
 class MachineExperiment(Reply):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import g, url_for
@@ -9,7 +10,7 @@ from sqlalchemy import select
 
 from daaas.portal.lifecycle import db
 from daaas.portal.machines.extensions import PENDING, ExtensionRequest, machine_policy
-from daaas.portal.machines.lifetime import extension_target, latest_end
+from daaas.portal.machines.lifetime import extension_target, idle_since, latest_end
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.naming import experiment_on_desktop, size_label, storage_on_desktop
 from daaas.portal.machines.timings import phase_timings
@@ -46,15 +47,21 @@ def _pending_extensions() -> set[str]:
 def lifetime_json(machine: Machine) -> dict[str, Any]:
     """Return the machine's lifetime: its end, the latest its policy allows, how it is
     extended and whether it can be now. Raises nothing."""
+    rt = runtime()
     policy = machine_policy(machine)
     target = extension_target(machine.created_at, machine.expires_at, policy)
+    idle_stop_at = None
+    if machine.state == "ready" and rt.settings.idle_stop and rt.provider.supports_stop:
+        idle_stop_at = (idle_since(machine.state_changed_at, machine.desktop_seen_at)
+                        + timedelta(minutes=machine.environment.limits.idle_timeout_minutes))
     alive = machine.state in ("provisioning", "contextualising", "ready", "stopping", "stopped")
     return {"expires_at": machine.expires_at.isoformat(),
             "latest_end": latest_end(machine.created_at, policy).isoformat(),
             "extension": policy.extension,
             "extension_hours": policy.step.total_seconds() / 3600,
             "can_extend": alive and policy.extension != "none" and target is not None,
-            "extension_pending": machine.id in _pending_extensions()}
+            "extension_pending": machine.id in _pending_extensions(),
+            "idle_stop_at": idle_stop_at.isoformat() if idle_stop_at else None}
 
 
 def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:

@@ -200,10 +200,16 @@ function banner(machines) {
   const ending = machines.filter((m) => !["deleting", "deleted", "error"].includes(m.state)
     && window.daaasEndingSoon && window.daaasEndingSoon(m.lifetime.expires_at, warn));
   const note = document.getElementById("expiry-banner");
-  note.hidden = ending.length === 0;
-  note.textContent = ending.map((m) => `${m.name} will be deleted in `
+  const idleWarn = Number(table.dataset.idleWarnMinutes || 0) / 60;
+  const idle = machines.filter((m) => m.lifetime.idle_stop_at && idleWarn > 0
+    && window.daaasEndingSoon && window.daaasEndingSoon(m.lifetime.idle_stop_at, idleWarn));
+  note.hidden = ending.length + idle.length === 0;
+  note.textContent = [...ending.map((m) => `${m.name} will be deleted in `
     + `${window.daaasTimeLeft(m.lifetime.expires_at).replace(" left", "")}: save your work to ~/storage`
-    + (m.lifetime.can_extend ? " or extend it." : ".")).join(" ");
+    + (m.lifetime.can_extend ? " or extend it." : ".")),
+  ...idle.map((m) => `${m.name} has had no desktop open for a while and will be stopped in `
+    + `${window.daaasTimeLeft(m.lifetime.idle_stop_at).replace(" left", "")} (disk and storage kept): `
+    + "open its desktop to keep it running.")].join(" ");
 }
 
 function render(machines) {

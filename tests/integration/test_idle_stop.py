@@ -137,3 +137,20 @@ def test_a_connection_after_the_warning_cancels_the_stop(app: Flask) -> None:
     with app.extensions["daaas"].session_factory() as db:
         [warning] = db.scalars(select(Notification).where(Notification.kind == "idle_warning"))
     assert "will be stopped in 23 minutes (idle)" in warning.subject
+
+
+def test_the_api_says_when_a_ready_machine_stops_as_idle(app: Flask) -> None:
+    from tests.support.web import bearer
+
+    clock, provider = Clock(), InMemoryProvider(ready_after_polls=1)
+    machine_id = launch(app, environment="ccp4")
+    worker(app, clock, provider).run_once()
+    client, auth = app.test_client(), bearer(app, "scientist")
+    row = machine(app, machine_id)
+    lifetime = client.get(f"/api/v1/machines/{machine_id}", headers=auth).get_json()["lifetime"]
+    assert lifetime["idle_stop_at"] == (row.state_changed_at + 240 * MIN).isoformat()
+    DatabaseTokens(app.extensions["daaas"].settings.effective_database_url).seen(machine_id)
+    seen = machine(app, machine_id).desktop_seen_at
+    assert seen is not None
+    lifetime = client.get(f"/api/v1/machines/{machine_id}", headers=auth).get_json()["lifetime"]
+    assert lifetime["idle_stop_at"] == (seen + 240 * MIN).isoformat()
