@@ -48,7 +48,7 @@ from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
 from daaas.portal.config import Settings, parse_hours_list
-from daaas.portal.db import utcnow
+from daaas.portal.db import make_engine, utcnow
 from daaas.portal.machines import notices
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
@@ -159,8 +159,10 @@ class Reconciler:
         #: What wakes a waiting worker early: a launch, stop, start or delete committed by the
         #: portal (:mod:`daaas.portal.machines.wakeup`).
         self.waker = Waker(engine)
-        #: PostgreSQL: the cycle's reads on one connection (see :meth:`_rows`).
-        self._reader = _AutocommitReads(engine) if engine.dialect.name == "postgresql" else None
+        #: The cycle's reads, on one connection in autocommit (see :meth:`_rows`); an
+        #: in-memory SQLite database cannot be opened twice: its reads are transactions.
+        memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+        self._reader = None if memory else _AutocommitReads(engine)
         #: Where the pages read the provider's capacity (written every REFRESH_SECONDS); only
         #: with settings (a reconciler made without them keeps none).
         self.capacity_file = capacity_path(settings) if settings is not None else None
@@ -247,9 +249,10 @@ class Reconciler:
 
     def _rows(self, query: Executable) -> Sequence[Row[Any]]:
         """Return the rows of one read as plain rows (no ORM objects are built for what is
-        only compared). On SQLite each read is its own short transaction; on PostgreSQL the
-        reads share one connection in autocommit, each seeing what is committed when it runs,
-        at one round trip instead of four (pool check, BEGIN, query, ROLLBACK)."""
+        only compared). Reads share one connection in autocommit, each seeing what is
+        committed when it runs: on PostgreSQL one round trip instead of four (pool check,
+        BEGIN, query, ROLLBACK), on SQLite without the write lock a worker's transaction
+        takes (``BEGIN IMMEDIATE``), so a page's commit never waits for a read."""
         if self._reader is not None:
             return self._reader.rows(query)
         with self.session_factory() as db:
@@ -647,11 +650,13 @@ IDLE_CHECK_SECONDS = 60.0
 
 
 class _AutocommitReads:
-    """Reads on one PostgreSQL connection kept in autocommit (opened on first use, and again
-    once after a failure, e.g. a restarted server)."""
+    """Reads on one connection kept in autocommit (opened on first use, and again once after
+    a failure, e.g. a restarted server). On SQLite the connection comes from an engine of its
+    own, without the worker's ``BEGIN IMMEDIATE``."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.engine = engine if engine.dialect.name != "sqlite" else make_engine(
+            engine.url.render_as_string(hide_password=False))
         self.connection: Connection | None = None
 
     def rows(self, query: Executable) -> Sequence[Row[Any]]:

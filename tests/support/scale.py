@@ -68,9 +68,10 @@ def launch_at(provider: Provider, factory: sessionmaker[Session], ids: list[str]
 
 
 @contextmanager
-def counting(engine: Engine) -> Iterator[Callable[[], dict[str, int]]]:
+def counting(engine: Engine | type[Engine]) -> Iterator[Callable[[], dict[str, int]]]:
     """Count, in the ``with`` block, the SQL statements ``engine`` runs and the transactions it
-    begins; yields a function returning {"statements", "writes", "transactions"} so far."""
+    begins (``Engine`` itself: every engine's); yields a function returning {"statements",
+    "writes", "transactions"} so far. Writes are INSERT, UPDATE and DELETE statements."""
     counts = {"statements": 0, "writes": 0, "transactions": 0}
 
     def statement(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
