@@ -16,11 +16,12 @@ from sqlalchemy import select, update
 from daaas.portal import create_app
 from daaas.portal.access.tokenplugin import DatabaseTokens
 from daaas.portal.auth.models import User
-from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
+from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.models import Notification
-from tests.support.machines import SECRET_KEY, launch, machine
+from tests.support.machines import ManualClock as Clock
+from tests.support.machines import launch, machine, policy_reconciler
 from tests.support.providers import InMemoryProvider
 
 MIN = timedelta(minutes=1)
@@ -36,20 +37,10 @@ def app(settings_override: dict[str, Any]) -> Flask:
     return application
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def worker(app: Flask, clock: Clock, provider: InMemoryProvider) -> Reconciler:
-    rt = app.extensions["daaas"]
-    return Reconciler(worker_session_factory(rt.settings.effective_database_url), provider,
-                      secret_key=SECRET_KEY, ready_timeout_seconds=600, clock=clock,
-                      settings=rt.settings)
-
+    return policy_reconciler(app, clock, provider)
 
 def ready_since(app: Flask, machine_id: str, when: datetime) -> None:
     """Test set-up: the machine became ready at ``when``."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,12 +20,13 @@ from sqlalchemy import select, update
 
 from daaas.portal import create_app
 from daaas.portal.auth.models import User
-from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
+from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import MailError
 from daaas.portal.notifications.models import Notification
-from tests.support.machines import SECRET_KEY, launch, machine
+from tests.support.machines import ManualClock as Clock
+from tests.support.machines import launch, machine, policy_reconciler
 from tests.support.providers import InMemoryProvider
 from tests.support.web import bearer, csrf_from, sign_in
 
@@ -47,24 +47,11 @@ def app(settings_override: dict[str, Any]) -> Flask:
     return application
 
 
-class Clock:
-    """The reconciler's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
-def worker(app: Flask, clock: Callable[[], datetime], mailer: Any = None) -> Reconciler:
+def worker(app: Flask, clock: Clock, mailer: Any = None) -> Reconciler:
     """A reconciler as `daaas worker` builds one (settings given: warnings and mail on)."""
-    rt = app.extensions["daaas"]
-    factory = worker_session_factory(rt.settings.effective_database_url)
-    return Reconciler(factory, InMemoryProvider(ready_after_polls=1), secret_key=SECRET_KEY,
-                      ready_timeout_seconds=600, clock=clock, settings=rt.settings,
-                      mailer=mailer)
-
+    return policy_reconciler(app, clock, InMemoryProvider(ready_after_polls=1), mailer)
 
 def maildir(app: Flask) -> list[EmailMessage]:
     """The messages in the embedded Maildir (var_dir/mail), decoded."""

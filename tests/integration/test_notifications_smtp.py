@@ -31,11 +31,12 @@ from sqlalchemy import select, update
 
 from daaas.portal import create_app
 from daaas.portal.auth.models import User
-from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
+from daaas.portal.db import unit_of_work
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import SmtpMailer
 from daaas.portal.notifications.models import Notification
-from tests.support.machines import SECRET_KEY, launch, machine
+from tests.support.machines import ManualClock as Clock
+from tests.support.machines import launch, machine, policy_reconciler
 from tests.support.providers import InMemoryProvider
 from tests.support.web import sign_in
 
@@ -142,22 +143,11 @@ def app(settings_override: dict[str, Any], smtp: SmtpServer) -> Flask:
     return application
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def worker(app: Flask, clock: Clock, mailer: Any = None) -> Reconciler:
-    """A reconciler as `daaas worker` builds one: the settings' SMTP mailer unless given."""
-    rt = app.extensions["daaas"]
-    return Reconciler(worker_session_factory(rt.settings.effective_database_url),
-                      InMemoryProvider(ready_after_polls=1), secret_key=SECRET_KEY,
-                      ready_timeout_seconds=600, clock=clock, settings=rt.settings,
-                      mailer=mailer)
-
+    """A reconciler as `daaas worker` builds one (settings given: warnings and mail on)."""
+    return policy_reconciler(app, clock, InMemoryProvider(ready_after_polls=1), mailer)
 
 def outbox(app: Flask) -> list[Notification]:
     with app.extensions["daaas"].session_factory() as db:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from flask import Flask
 
 from daaas.portal.auth.service import get_user
-from daaas.portal.db import unit_of_work, worker_session_factory
+from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.notifications.mail import Mailer
 from daaas.portal.providers import Provider
 
 
@@ -26,6 +30,26 @@ def reconciler(app: Flask, provider: Provider, timeout: float = 600) -> Reconcil
     factory = worker_session_factory(app.extensions["daaas"].settings.effective_database_url)
     return Reconciler(factory, provider, secret_key=SECRET_KEY,
                       ready_timeout_seconds=timeout)
+
+
+class ManualClock:
+    """A clock the test moves by setting ``now``; starts at the real time."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def policy_reconciler(app: Flask, clock: Callable[[], datetime], provider: Provider,
+                      mailer: Mailer | None = None) -> Reconciler:
+    """Return a reconciler as `daaas worker` builds one, with the app's settings (so lifetime
+    warnings, idle stops and e-mail are on) and ``clock``; ``mailer`` defaults to the settings'."""
+    rt = app.extensions["daaas"]
+    return Reconciler(worker_session_factory(rt.settings.effective_database_url), provider,
+                      secret_key=SECRET_KEY, ready_timeout_seconds=600, clock=clock,
+                      settings=rt.settings, mailer=mailer)
 
 
 def machine(app: Flask, machine_id: str) -> Machine:
