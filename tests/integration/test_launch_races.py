@@ -19,12 +19,11 @@ import pytest
 import requests
 from flask import Flask
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines.models import LaunchKey, Machine
-from tests.support.web import bearer
+from tests.support.web import bearer, served
 
 T = TypeVar("T")
 LIMIT = 3
@@ -39,12 +38,8 @@ def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
     """The portal served by a threading werkzeug server; yields its base URL."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base
 
 
 def at_once(count: int, call: Callable[[int], T]) -> list[T]:

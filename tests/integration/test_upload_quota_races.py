@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import threading
 import time
 from base64 import b64encode
 from collections.abc import Iterator
@@ -23,11 +22,11 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from werkzeug.serving import make_server
 
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work
 from daaas.portal.storage.app_passwords import create_app_password
+from tests.support.web import served
 
 GIB, MIB, KIB = 1024**3, 1024**2, 1024
 ROOM = MIB  # what is left of the 1 GiB quota once big.bin is there
@@ -42,12 +41,8 @@ def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
     """The portal served by a threading werkzeug server; yields its base URL."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import threading
 from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,12 @@ import requests
 from flask import Flask
 from webdav3.client import Client
 from webdav3.exceptions import WebDavException
-from werkzeug.serving import make_server
 
 from daaas.portal import create_app
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work
 from daaas.portal.storage.app_passwords import create_app_password, revoke_app_password
+from tests.support.web import served
 
 SECRET = b"top secret: next to the storage folders\n"
 
@@ -29,16 +28,8 @@ SECRET = b"top secret: next to the storage folders\n"
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
     """The portal served by werkzeug on 127.0.0.1; yields its base URL."""
-    yield from _serve(app)
-
-
-def _serve(app: Flask) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with served(app) as base:
+        yield base
 
 
 def app_password(app: Flask, username: str) -> tuple[int, str]:
@@ -202,7 +193,7 @@ def test_put_over_quota_is_refused(settings_override: dict[str, Any]) -> None:
     with open(home / "big.bin", "wb") as big:  # sparse: counts against the quota
         big.truncate(1024**3 - 10)
     _id, password = app_password(app, "scientist")
-    for base in _serve(app):
+    with served(app) as base:
         answer = requests.put(f"{base}/dav/more.bin", data=b"x" * 11,
                               auth=("scientist", password), timeout=10)
         assert answer.status_code == 507 and "Not enough room" in answer.text

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jsonschema
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from daaas.portal.api.openapi import openapi_document
 from daaas.portal.db import unit_of_work
@@ -46,3 +50,17 @@ def api_token(app: Flask, username: str) -> str:
 
 def bearer(app: Flask, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_token(app, username)}"}
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 with a threading werkzeug server (truly concurrent requests);
+    yield its base URL and stop the server on exit."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(5)
