@@ -310,7 +310,7 @@ class Reconciler:
 
     def _prepare_launch(self, db: Session, machine: Machine) -> LaunchSpec | None:
         """Step 3 (cloud-init providers only) and the LaunchSpec; None when the machine failed
-        (recorded in ``db``)."""
+        (recorded in ``db``) or its storage service is unavailable (retried next cycle)."""
         try:
             user_data = None
             if self.provider.uses_cloud_init and self.settings is not None:
@@ -320,6 +320,10 @@ class Reconciler:
         except OSError as exc:
             self._fail(db, machine, STORAGE_REASON, f"{machine.id}: {exc}")
         except ContextualisationError as exc:  # waiting will not help
+            self._fail(db, machine, exc.user_message, exc.log_message)
+        except ProviderUnavailable as exc:  # e.g. the share service: retried next cycle
+            log.warning("launch of %s postponed: %s", machine.id, exc.log_message)
+        except ProviderError as exc:  # e.g. the share quota: the user is told
             self._fail(db, machine, exc.user_message, exc.log_message)
         return None
 
