@@ -9,6 +9,8 @@ import socket
 import time
 from typing import Any
 
+from playwright.sync_api import Error as PlaywrightError
+
 from tests.integration.process_scan import session_processes
 
 CHROMIUM = "/usr/bin/chromium"
@@ -27,7 +29,23 @@ def free_port() -> int:
 
 def api(page: Any, method: str, path: str, body: Any = None) -> Any:
     """Call the portal's API from the signed-in ``page`` (its cookie and CSRF token); return
-    ``{"status": ..., "body": <JSON or None>}``."""
+    ``{"status": ..., "body": <JSON or None>}``.
+
+    A page that navigates by itself (the machine page moving on to the desktop when ready)
+    destroys the call's context: a GET or DELETE (idempotent) is then made again on the new
+    page, up to three times."""
+    for attempt in range(3):
+        try:
+            return _fetch(page, method, path, body)
+        except PlaywrightError as error:
+            if ("context was destroyed" not in str(error) or method not in ("GET", "DELETE")
+                    or attempt == 2):
+                raise
+            page.wait_for_load_state()
+    raise AssertionError("unreachable")
+
+
+def _fetch(page: Any, method: str, path: str, body: Any) -> Any:
     return page.evaluate("""async ([method, path, body]) => {
         const token = document.querySelector('meta[name="csrf-token"]').content;
         const response = await fetch(path, {method, credentials: "same-origin",
