@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,13 +22,23 @@ from tests.support.paths import ROOT, passable
 @pytest.fixture(scope="module")
 def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`daaas serve` with its reconciler thread and websockify, on free ports."""
+    with served_portal(tmp_path_factory) as url:
+        yield url
+
+
+@contextmanager
+def served_portal(tmp_path_factory: pytest.TempPathFactory,
+                  settings: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `daaas serve` (local provider) on free ports with ``settings`` as DAAAS_* variables
+    on top of the test defaults; yield its URL, stop it and detach its mounts on exit."""
     if not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"):
         pytest.skip("TigerVNC (Xvnc) not installed")
     var_dir = passable(tmp_path_factory.mktemp("portal")) / "var"
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
            "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
-           "DAAAS_VAR_DIR": str(var_dir), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5"}
+           "DAAAS_VAR_DIR": str(var_dir), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5",
+           **(settings or {})}
     log = (var_dir.parent / "serve.log").open("w")
     process = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
                                 "serve"], cwd=ROOT, env=env, stdout=log,
