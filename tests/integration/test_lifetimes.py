@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from daaas.portal import create_app
 from daaas.portal.auth.models import User
@@ -24,9 +24,8 @@ from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import MailError
-from daaas.portal.notifications.models import Notification
 from tests.support.machines import ManualClock as Clock
-from tests.support.machines import launch, machine, policy_reconciler
+from tests.support.machines import launch, machine, on_the_page, outbox, policy_reconciler
 from tests.support.providers import InMemoryProvider
 from tests.support.web import bearer, csrf_from, sign_in
 
@@ -63,17 +62,6 @@ def maildir(app: Flask) -> list[EmailMessage]:
                                      policy=email.policy.default) for key in box.iterkeys()]
 
 
-def outbox(app: Flask) -> list[Notification]:
-    with app.extensions["daaas"].session_factory() as db:
-        return list(db.scalars(select(Notification).order_by(Notification.id)))
-
-def on_the_page(app: Flask) -> FlaskClient:
-    """The scientist signed in with the Analysis page open (a browser request just now): a
-    machine becoming ready is not e-mailed."""
-    client = app.test_client()
-    sign_in(client, "scientist", "scientist-demo")
-    client.get("/analysis")
-    return client
 
 
 def set_expiry(app: Flask, machine_id: str, when: datetime) -> None:

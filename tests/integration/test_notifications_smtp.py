@@ -26,19 +26,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from daaas.portal import create_app
 from daaas.portal.auth.models import User
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import SmtpMailer
-from daaas.portal.notifications.models import Notification
 from tests.support.machines import ManualClock as Clock
-from tests.support.machines import launch, machine, policy_reconciler
+from tests.support.machines import launch, machine, on_the_page, outbox, policy_reconciler
 from tests.support.providers import InMemoryProvider
-from tests.support.web import sign_in
 
 H = timedelta(hours=1)
 LOGIN, PASSWORD = "daaas-mailer", "smtp-test-password"
@@ -149,17 +146,6 @@ def worker(app: Flask, clock: Clock, mailer: Any = None) -> Reconciler:
     """A reconciler as `daaas worker` builds one (settings given: warnings and mail on)."""
     return policy_reconciler(app, clock, InMemoryProvider(ready_after_polls=1), mailer)
 
-def outbox(app: Flask) -> list[Notification]:
-    with app.extensions["daaas"].session_factory() as db:
-        return list(db.scalars(select(Notification).order_by(Notification.id)))
-
-def on_the_page(app: Flask) -> FlaskClient:
-    """The scientist signed in with the Analysis page open (a browser request just now): a
-    machine becoming ready is not e-mailed."""
-    client = app.test_client()
-    sign_in(client, "scientist", "scientist-demo")
-    client.get("/analysis")
-    return client
 
 
 def test_warnings_and_expiry_reach_the_owner_through_smtp(app: Flask,

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
@@ -13,7 +15,9 @@ from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import Mailer
+from daaas.portal.notifications.models import Notification
 from daaas.portal.providers import Provider
+from tests.support.web import sign_in
 
 
 def launch(app: Flask, username: str = "scientist", environment: str = "ccp4") -> str:
@@ -62,3 +66,18 @@ def machine(app: Flask, machine_id: str) -> Machine:
 
 
 SECRET_KEY = "test-secret-key"
+
+
+def outbox(app: Flask) -> list[Notification]:
+    """Return the e-mail outbox's rows, oldest first."""
+    with app.extensions["daaas"].session_factory() as db:
+        return list(db.scalars(select(Notification).order_by(Notification.id)))
+
+
+def on_the_page(app: Flask) -> FlaskClient:
+    """The scientist signed in with the Analysis page open (a browser request just now): a
+    machine becoming ready is not e-mailed."""
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    client.get("/analysis")
+    return client
