@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import served_portal
 from tests.support.browser import (
     delete_from_machine_page,
     launch_base_desktop,
     signed_in_page,
     watch_states,
 )
+from tests.support.serve import served_portal
 
 pytestmark = pytest.mark.e2e
 
