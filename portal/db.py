@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
-
-T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -121,29 +118,3 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-class AutocommitConnection:
-    """One connection of ``engine`` kept in autocommit, outside any transaction: opened on
-    first use, and opened again once after a database error (e.g. a restarted server)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.connection: Connection | None = None
-
-    def run(self, work: Callable[[Connection], T]) -> T:
-        """Return ``work(connection)``. Raises the database's error when it fails twice."""
-        for attempt in (1, 2):
-            try:
-                if self.connection is None:
-                    self.connection = self.engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT")
-                return work(self.connection)
-            except DBAPIError:
-                if self.connection is not None:
-                    self.connection.invalidate()
-                    self.connection.close()
-                self.connection = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable: the loop returns or raises")

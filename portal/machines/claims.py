@@ -27,9 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
-
-from daaas.portal.db import AutocommitConnection
+from sqlalchemy.engine import Connection, Engine
 
 _HELD: set[str] = set()
 _HELD_LOCK = threading.Lock()
@@ -45,13 +43,26 @@ class _AdvisoryLocks:
     """PostgreSQL session-level advisory locks on a connection held outside transactions."""
 
     def __init__(self, engine: Engine) -> None:
-        self.connection = AutocommitConnection(engine)
+        self.engine = engine
+        self.connection: Connection | None = None
         self.lock = threading.Lock()
 
     def _run(self, sql: str, key: int) -> bool:
         with self.lock:
-            return bool(self.connection.run(
-                lambda connection: connection.execute(text(sql), {"k": key}).scalar()))
+            for attempt in (1, 2):  # a connection the server dropped is opened again once
+                try:
+                    if self.connection is None:
+                        self.connection = self.engine.connect().execution_options(
+                            isolation_level="AUTOCOMMIT")
+                    return bool(self.connection.execute(text(sql), {"k": key}).scalar())
+                except Exception:
+                    if self.connection is not None:
+                        self.connection.invalidate()
+                        self.connection.close()
+                    self.connection = None
+                    if attempt == 2:
+                        raise
+            return False  # pragma: no cover - the loop returns or raises
 
     def acquire(self, machine_id: str) -> bool:
         return self._run("SELECT pg_try_advisory_lock(:k)", _key(machine_id))

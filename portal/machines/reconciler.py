@@ -38,7 +38,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Executable, Row, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
@@ -47,7 +48,7 @@ from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
 from daaas.portal.config import Settings, parse_hours_list
-from daaas.portal.db import AutocommitConnection, make_engine, utcnow
+from daaas.portal.db import make_engine, utcnow
 from daaas.portal.machines import notices
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
@@ -653,18 +654,31 @@ IDLE_CHECK_SECONDS = 60.0
 
 
 class _AutocommitReads:
-    """Reads on one connection kept in autocommit (see :class:`AutocommitConnection`). On
-    SQLite the connection comes from an engine of its own, without the worker's
-    ``BEGIN IMMEDIATE``."""
+    """Reads on one connection kept in autocommit (opened on first use, and again once after
+    a failure, e.g. a restarted server). On SQLite the connection comes from an engine of its
+    own, without the worker's ``BEGIN IMMEDIATE``."""
 
     def __init__(self, engine: Engine) -> None:
-        self.connection = AutocommitConnection(
-            engine if engine.dialect.name != "sqlite" else make_engine(
-                engine.url.render_as_string(hide_password=False)))
+        self.engine = engine if engine.dialect.name != "sqlite" else make_engine(
+            engine.url.render_as_string(hide_password=False))
+        self.connection: Connection | None = None
 
     def rows(self, query: Executable) -> Sequence[Row[Any]]:
         """Return the query's rows. Raises the database's error when it fails twice."""
-        return self.connection.run(lambda connection: connection.execute(query).all())
+        for attempt in (1, 2):
+            try:
+                if self.connection is None:
+                    self.connection = self.engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT")
+                return self.connection.execute(query).all()
+            except DBAPIError:
+                if self.connection is not None:
+                    self.connection.invalidate()
+                    self.connection.close()
+                self.connection = None
+                if attempt == 2:
+                    raise
+        return []  # pragma: no cover - the loop returns or raises
 
 
 def _cleaned_up(db: Session, machine: Machine) -> bool:
