@@ -1,0 +1,20 @@
+"""Quotas per user and per group (operations issue).
+
+Placeholder reserved so parallel work keeps one linear chain; it changes nothing yet.
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-03 14:30:00.000000
+"""
+revision = '0014'
+down_revision = '0013'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
