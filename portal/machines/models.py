@@ -79,6 +79,8 @@ class Machine(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: When the desktop proxy last saw a connection to it (written at most once a minute)
     desktop_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Why an administrator stopped or deleted it, for its owner (admin console's bulk actions)
+    admin_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     user: Mapped[User] = relationship()
     events: Mapped[list[MachineEvent]] = relationship(
