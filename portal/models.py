@@ -1,6 +1,7 @@
 """Imports every domain's models so that Alembic and create_all see the whole schema."""
 
 import daaas.portal.experiments.models  # noqa: F401  (the ICAT-core tables)
+from daaas.portal.audit.models import AuditEvent
 from daaas.portal.auth.models import ApiToken, SignInAttempt, User
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.db import Base
@@ -10,5 +11,6 @@ from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.notifications.models import Notification
 from daaas.portal.storage.models import AppPassword
 
-__all__ = ["AccessToken", "ApiToken", "AppPassword", "Base", "ExtensionRequest", "HpcJob",
-           "Machine", "MachineContext", "MachineEvent", "Notification", "SignInAttempt", "User"]
+__all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "ExtensionRequest",
+           "HpcJob", "Machine", "MachineContext", "MachineEvent", "Notification", "SignInAttempt",
+           "User"]
