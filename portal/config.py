@@ -218,6 +218,14 @@ class Settings(BaseModel):
                             "connection for their environment's idle_timeout_minutes.")
     idle_warning_minutes: int = Field(30, ge=0, le=1440, description="E-mail the owner this "
                                       "long before an idle stop; 0: no warning.")
+    home_grace_days: int = Field(14, ge=0, le=365, description="Keep the home folder of a "
+                                 "local machine deleted by the lifetime policy this many days "
+                                 "(an administrator can restore it meanwhile); 0: not kept.")
+    keep_running_max_hours: int = Field(24, ge=0, le=720, description="Longest a user may "
+                                        "keep a machine running without a connection "
+                                        "(\"keep running until\"); 0: not offered.")
+    vm_idle_cpu_percent: float = Field(5.0, ge=0, le=100, description="A VM's agent report "
+                                       "with CPU use above this counts as activity.")
     smtp_host: str = Field("", description="SMTP server for e-mail; empty: messages are "
                            "written to the Maildir var_dir/mail instead.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
