@@ -48,6 +48,7 @@ setup(
         "cryptography>=43",
         "authlib>=1.6",
         "joserfc>=1.0",
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "test": [
