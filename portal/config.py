@@ -188,6 +188,10 @@ class Settings(BaseModel):
     start_websockify: bool = Field(True, description="`daaas serve` starts the desktop proxy.")
     novnc_dir: str = Field("/usr/share/novnc", description="Installed noVNC (Debian novnc).")
     access_token_ttl_seconds: int = Field(60, ge=5, le=600, description="Desktop token life.")
+    sharing_owner_away: Literal["stay", "view_only", "disconnect"] = Field(
+        "view_only", description="When a shared desktop's owner leaves: others stay, become "
+        "view-only, or are disconnected (view-only links always end).")
+    sharing_invite_hours: int = Field(48, ge=1, le=720, description="Invitation link life.")
     rdp_gateway: str = Field("", description="RD Gateway host for .rdp files; empty: none.")
     openstack_cloud: str = Field("", description="clouds.yaml cloud name (openstack provider).")
     openstack_network: str = Field("auto", description="Network name/id, or auto or none.")
