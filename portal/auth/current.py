@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 from flask import g, request, session
 
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.auth.service import user_for_token
 from daaas.portal.auth.sessions import close_session, open_session, session_user
@@ -57,13 +58,19 @@ def start_session(user: User) -> None:
     session["sid"] = open_session(db(), runtime().settings, user, request.remote_addr or "")
     session["csrf"] = secrets.token_urlsafe(32)
     g.user = user
+    record(db(), "sign_in", actor=user.username, target=user.username,
+           detail=f"identity: {user.identity_source}")
 
 
 def end_session() -> None:
     """Sign out: end this browser's session on the server (every copy of its cookie stops
-    working) and forget the cookie's contents. Raises nothing beyond database errors."""
+    working) and forget the cookie's contents; audited when a session was signed in. Raises
+    nothing beyond database errors."""
     secret = session.get("sid")
     if isinstance(secret, str) and secret:
+        user = _from_session()
+        if user is not None:
+            record(db(), "sign_out", actor=user.username, target=user.username)
         close_session(db(), secret)
     session.clear()
     g.user = None

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import generate_password_hash
 
+from daaas.portal.audit import service as audit
 from daaas.portal.auth.backends import Identity, IdentityBackend
 from daaas.portal.auth.models import ApiToken, SignInAttempt, User
 from daaas.portal.auth.sessions import close_user_sessions
@@ -169,9 +170,12 @@ class SignInThrottled(RateLimited):
 
 def _record_attempt(factory: sessionmaker[Session], username: str, remote_addr: str,
                     succeeded: bool) -> None:
-    with unit_of_work(factory) as audit:
-        audit.add(SignInAttempt(username=username[:64], remote_addr=remote_addr[:64],
-                                succeeded=succeeded))
+    with unit_of_work(factory) as attempts:
+        attempts.add(SignInAttempt(username=username[:64], remote_addr=remote_addr[:64],
+                                   succeeded=succeeded))
+        if not succeeded:  # audited here: the request's own transaction rolls back
+            audit.record(attempts, "sign_in.failed", actor=username, target=username,
+                         detail="wrong credentials or unknown account")
 
 
 def _local_user_for(db: Session, settings: Settings, identity: Identity, source: str) -> User:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from daaas.catalogue import Catalogue, Environment
 from daaas.portal.analysis.service import get_environment
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
@@ -167,6 +168,7 @@ def launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
         db.add(LaunchKey(user_id=user.id, key=key, fingerprint=fingerprint,
                          machine_id=machine.id, created_at=now))
         db.flush()
+    audit_machine(db, user, "machine.launch", machine, f"{env.name} on {chosen}")
     return Launch(machine)
 
 
@@ -336,6 +338,7 @@ def request_delete(db: Session, user: User, machine_id: str) -> Machine:
     if State(machine.state) in FINAL or machine.state == State.DELETING.value:
         return machine
     transition(db, machine, State.DELETING, f"deletion requested by {user.username}")
+    audit_machine(db, user, "machine.delete", machine)
     return machine
 
 
@@ -356,6 +359,7 @@ def request_stop(db: Session, user: User, machine_id: str, provider: Provider) -
         raise Conflict(f"Only a ready machine can be stopped; this one is {machine.state}. "
                        "Wait until it is ready, or delete it.")
     transition(db, machine, State.STOPPING, f"stop requested by {user.username}")
+    audit_machine(db, user, "machine.stop", machine)
     return machine
 
 
@@ -375,4 +379,14 @@ def request_start(db: Session, user: User, machine_id: str, provider: Provider) 
                        + (" Wait until it has stopped, then start it." if machine.state ==
                           State.STOPPING.value else ""))
     transition(db, machine, State.PROVISIONING, f"start requested by {user.username}")
+    audit_machine(db, user, "machine.start", machine)
     return machine
+
+
+def audit_machine(db: Session, user: User, action: str, machine: Machine,
+                  detail: str = "") -> None:
+    """Audit ``user``'s ``action`` on ``machine`` in this transaction (flagged as an
+    administrator's when the machine is someone else's). Returns None."""
+    record(db, action, actor=user.username, target=f"machine {machine.id}",
+           detail=f"{machine.name}; {detail}" if detail else machine.name,
+           admin=machine.user_id != user.id)
