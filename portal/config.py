@@ -9,7 +9,6 @@ stops start-up with a :class:`ConfigError` naming the key and where it came from
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import secrets
@@ -26,7 +25,7 @@ DEFAULT_CATALOGUE_DIR = str(package_path("daaas.catalogue", "environments"))
 DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templates"))
 #: Settings shown only as '***' by ``config show``; every other text is masked by
 #: :func:`mask_secrets` (passwords in URLs and in secret-looking parameters).
-SECRET_KEYS = {"secret_key", "oidc_client_secret", "smtp_password", "metrics_token"}
+SECRET_KEYS = {"secret_key", "oidc_client_secret", "smtp_password"}
 #: A URL up to white space or the next URL (``http://a|http://b``, CVMFS's proxy lists).
 _URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\S*?)(?=\s|[A-Za-z][A-Za-z0-9+.-]*://|$)")
 _SECRET_PARAM_RE = re.compile(
@@ -145,11 +144,6 @@ class Settings(BaseModel):
                                       "without a request.")
     trusted_proxies: int = Field(0, ge=0, le=5, description="Reverse proxies in front whose "
                                  "X-Forwarded-For/-Proto/-Host/-Port are believed.")
-    metrics_token: str = Field("", description="Bearer token Prometheus sends to /metrics; "
-                               "empty: no token asked (then metrics_networks must be set).")
-    metrics_networks: str = Field("", description="Comma-separated CIDRs allowed to read "
-                                  "/metrics; empty: any (then metrics_token must be set). "
-                                  "With neither, /metrics answers 404.")
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins per account and "
                                     "address before the backoff starts.")
     login_backoff_seconds: int = Field(30, ge=1, description="First wait after that; doubles "
@@ -184,6 +178,12 @@ class Settings(BaseModel):
         "/cvmfs/<repository> is on this host (a portal not running as root cannot mount one; "
         "it also searches local_software_dir, last).")
     max_machines_per_user: int = Field(3, ge=1, description="Machines one user may have.")
+    quotas: str = Field("", description="Quotas of users and groups (admins edit them on "
+                        "/admin/quotas too): 'group NAME: machines=6, vcpus=64, memory_gib=512, "
+                        "storage_gib=500, gpu:NVIDIA A100=2; user NAME: ...'.")
+    quota_policy: Literal["most_generous", "sum"] = Field(
+        "most_generous", description="A user in several groups with quotas: the most generous "
+        "group's quota applies, or the sum of them.")
     flavor_sizes: str = Field(DEFAULT_FLAVOR_SIZES, description="What each flavor is, shown "
                               "on the cards: 'name: N cores, M GiB[, K GPU model]; ...'.")
     machine_ready_timeout_seconds: int = Field(600, ge=5, description="Give up on a launch.")
@@ -279,6 +279,12 @@ class Settings(BaseModel):
         parse_flavor_sizes(value)
         return value
 
+    @field_validator("quotas")
+    @classmethod
+    def _quotas(cls, value: str) -> str:
+        parse_quotas(value)
+        return value
+
     @field_validator("software_roots")
     @classmethod
     def _software_roots(cls, value: str) -> str:
@@ -291,12 +297,6 @@ class Settings(BaseModel):
         rest = value.replace("{username}", "")
         if not value.startswith("/") or "{" in rest or "}" in rest:
             raise ValueError("must be an absolute path; {username} is the only placeholder")
-        return value
-
-    @field_validator("metrics_networks")
-    @classmethod
-    def _metrics_networks(cls, value: str) -> str:
-        parse_networks(value)
         return value
 
     @field_validator("keystone_group_map")
@@ -423,6 +423,42 @@ def parse_flavor_sizes(value: str) -> dict[str, FlavorSize]:
     return sizes
 
 
+#: The limits a quota entry may set (besides ``gpu:<model>``).
+QUOTA_KEYS = ("machines", "vcpus", "memory_gib", "storage_gib")
+_QUOTA_NAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,100}$")
+
+
+def parse_quotas(value: str) -> dict[tuple[str, str], dict[str, int]]:
+    """Return the quotas a ``quotas`` setting gives, by (scope, name): each a dict of limits
+    (:data:`QUOTA_KEYS` and ``gpu:<model>``, whole numbers from 0).
+
+    Entries are separated by ``;``, each ``group NAME: key=N, ...`` or ``user NAME: ...``
+    (``group beamline-i03: vcpus=64, gpu:NVIDIA A100=2``). Raises ValueError naming the entry
+    or the limit that does not fit.
+    """
+    quotas: dict[tuple[str, str], dict[str, int]] = {}
+    for entry in (part.strip() for part in value.split(";") if part.strip()):
+        head, colon, rest = (text.strip() for text in entry.partition(":"))
+        scope, _, name = head.partition(" ")
+        if not colon or scope not in ("user", "group") or not _QUOTA_NAME_RE.match(name.strip()):
+            raise ValueError(f"'{entry}' is not 'group NAME: key=N, ...' or 'user NAME: "
+                             "key=N, ...'")
+        quotas[(scope, name.strip())] = _quota_limits(entry, rest)
+    return quotas
+
+
+def _quota_limits(entry: str, text: str) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for part in (item.strip() for item in text.split(",") if item.strip()):
+        key, equals, number = (item.strip() for item in part.rpartition("="))
+        known = key in QUOTA_KEYS or (key.startswith("gpu:") and key[4:].strip())
+        if not equals or not known or not number.isdigit() or len(number) > 7:
+            raise ValueError(f"'{part}' in '{entry}' is not one of {', '.join(QUOTA_KEYS)} or "
+                             "gpu:<model> with '=' and a whole number (e.g. 'gpu:NVIDIA A100=2')")
+        limits["gpu:" + key[4:].strip() if key.startswith("gpu:") else key] = int(number)
+    return limits
+
+
 def parse_group_map(value: str) -> dict[str, str]:
     """Return the rules of ``keystone_group_map`` (``"daaas:member=scientists, mx-*=mx"``) as
     pattern → group.
@@ -444,20 +480,6 @@ def parse_group_map(value: str) -> dict[str, str]:
             raise ValueError(f"'{pattern}' maps to an empty group name")
         rules[pattern] = group
     return rules
-
-
-def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Return the networks of a comma-separated CIDR list ("10.0.0.0/8, ::1/128"; a bare
-    address is one host). Raises ValueError naming an entry that is not a network."""
-    networks = []
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            raise ValueError(f"'{entry}' is not a network (e.g. 10.0.0.0/8)") from None
-    return tuple(networks)
 
 
 def mask_secrets(text: str) -> str:
