@@ -16,6 +16,7 @@ import abc
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from daaas.catalogue import Environment
@@ -157,6 +158,15 @@ class Provider(abc.ABC):
         Idempotent: an id that is already gone (or never existed) is success. Raises
         ProviderError if something the launch created could not be removed.
         """
+
+    def delete_keeping_home(self, machine_id: str, keep_at: Path) -> bool:
+        """Delete the machine as :meth:`delete` does, but first move its home folder (the
+        user's files outside their storage) to ``keep_at`` (a folder not yet there), for the
+        lifetime policy's grace period. Returns True when a home was moved there. Default:
+        a plain delete, False (a cloud server's disk goes with it). Raises what
+        :meth:`delete` raises, OSError when the home cannot be moved (nothing deleted)."""
+        self.delete(machine_id)
+        return False
 
     @abc.abstractmethod
     def list_machine_ids(self) -> set[str]:
