@@ -9,6 +9,7 @@ stops start-up with a :class:`ConfigError` naming the key and where it came from
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -25,7 +26,7 @@ DEFAULT_CATALOGUE_DIR = str(package_path("daaas.catalogue", "environments"))
 DEFAULT_JOB_TEMPLATES_DIR = str(package_path("daaas.portal", "hpc", "job_templates"))
 #: Settings shown only as '***' by ``config show``; every other text is masked by
 #: :func:`mask_secrets` (passwords in URLs and in secret-looking parameters).
-SECRET_KEYS = {"secret_key", "oidc_client_secret", "smtp_password"}
+SECRET_KEYS = {"secret_key", "oidc_client_secret", "smtp_password", "metrics_token"}
 #: A URL up to white space or the next URL (``http://a|http://b``, CVMFS's proxy lists).
 _URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\S*?)(?=\s|[A-Za-z][A-Za-z0-9+.-]*://|$)")
 _SECRET_PARAM_RE = re.compile(
@@ -144,6 +145,11 @@ class Settings(BaseModel):
                                       "without a request.")
     trusted_proxies: int = Field(0, ge=0, le=5, description="Reverse proxies in front whose "
                                  "X-Forwarded-For/-Proto/-Host/-Port are believed.")
+    metrics_token: str = Field("", description="Bearer token Prometheus sends to /metrics; "
+                               "empty: no token asked (then metrics_networks must be set).")
+    metrics_networks: str = Field("", description="Comma-separated CIDRs allowed to read "
+                                  "/metrics; empty: any (then metrics_token must be set). "
+                                  "With neither, /metrics answers 404.")
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins per account and "
                                     "address before the backoff starts.")
     login_backoff_seconds: int = Field(30, ge=1, description="First wait after that; doubles "
@@ -297,6 +303,12 @@ class Settings(BaseModel):
         rest = value.replace("{username}", "")
         if not value.startswith("/") or "{" in rest or "}" in rest:
             raise ValueError("must be an absolute path; {username} is the only placeholder")
+        return value
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _metrics_networks(cls, value: str) -> str:
+        parse_networks(value)
         return value
 
     @field_validator("keystone_group_map")
@@ -480,6 +492,20 @@ def parse_group_map(value: str) -> dict[str, str]:
             raise ValueError(f"'{pattern}' maps to an empty group name")
         rules[pattern] = group
     return rules
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Return the networks of a comma-separated CIDR list ("10.0.0.0/8, ::1/128"; a bare
+    address is one host). Raises ValueError naming an entry that is not a network."""
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"'{entry}' is not a network (e.g. 10.0.0.0/8)") from None
+    return tuple(networks)
 
 
 def mask_secrets(text: str) -> str:
