@@ -329,24 +329,29 @@ def get_machine(db: Session, user: User, machine_id: str, *, lock: bool = False)
     return machine
 
 
-def request_delete(db: Session, user: User, machine_id: str) -> Machine:
+def request_delete(db: Session, user: User, machine_id: str, reason: str = "") -> Machine:
     """Ask for the machine to be deleted; returns it in 'deleting' (or already deleted).
 
-    Raises NotFound as :func:`get_machine` does.
+    ``reason`` (an administrator's, shown to the owner) goes into the event's message and
+    ``admin_reason``. Raises NotFound as :func:`get_machine` does.
     """
     machine = get_machine(db, user, machine_id, lock=True)
     if State(machine.state) in FINAL or machine.state == State.DELETING.value:
         return machine
-    transition(db, machine, State.DELETING, f"deletion requested by {user.username}")
+    transition(db, machine, State.DELETING, f"deletion requested by {user.username}"
+               + (f": {reason}" if reason else ""))
+    machine.admin_reason = reason
     audit_machine(db, user, "machine.delete", machine)
     return machine
 
 
-def request_stop(db: Session, user: User, machine_id: str, provider: Provider) -> Machine:
+def request_stop(db: Session, user: User, machine_id: str, provider: Provider,
+                 reason: str = "") -> Machine:
     """Ask for the ready machine to be stopped (disk kept); returns it in 'stopping'.
 
     ``provider`` is the running provider, which answers whether it can stop machines. Stopping
-    or stopped already is success. Raises NotFound as :func:`get_machine` does,
+    or stopped already is success. ``reason`` (an administrator's, shown to the owner) goes
+    into the event's message and ``admin_reason``. Raises NotFound as :func:`get_machine` does,
     StopNotSupported (409) when the provider cannot stop machines, Conflict when it is not
     ready.
     """
@@ -358,7 +363,9 @@ def request_stop(db: Session, user: User, machine_id: str, provider: Provider) -
     if machine.state != State.READY.value:
         raise Conflict(f"Only a ready machine can be stopped; this one is {machine.state}. "
                        "Wait until it is ready, or delete it.")
-    transition(db, machine, State.STOPPING, f"stop requested by {user.username}")
+    transition(db, machine, State.STOPPING, f"stop requested by {user.username}"
+               + (f": {reason}" if reason else ""))
+    machine.admin_reason = reason
     audit_machine(db, user, "machine.stop", machine)
     return machine
 
@@ -379,6 +386,7 @@ def request_start(db: Session, user: User, machine_id: str, provider: Provider) 
                        + (" Wait until it has stopped, then start it." if machine.state ==
                           State.STOPPING.value else ""))
     transition(db, machine, State.PROVISIONING, f"start requested by {user.username}")
+    machine.admin_reason = ""
     audit_machine(db, user, "machine.start", machine)
     return machine
 
