@@ -168,6 +168,12 @@ class Settings(BaseModel):
     demo_data: bool = Field(True, description="Create demo users on an empty embedded start.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging threshold.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines: text, or one JSON object per line (timestamp, level, "
+        "logger, message, request id, user, machine id) for ELK/Loki.")
+    audit_retention_days: int = Field(
+        365, ge=0, le=36500, description="`daaas audit prune` deletes audit events older than "
+        "this; 0: keep them forever.")
     provider: str = Field("local", description="Compute provider: local (desktops on this host).")
     local_max_sessions: int = Field(8, ge=1, description="Local provider: desktops at once.")
     local_single_user_mode: bool = Field(
