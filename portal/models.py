@@ -9,8 +9,9 @@ from daaas.portal.hpc.models import HpcJob
 from daaas.portal.machines.extensions import ExtensionRequest
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.notifications.models import Notification
+from daaas.portal.sharing.models import DesktopConnection, MachineMember, ShareLink
 from daaas.portal.storage.models import AppPassword
 
-__all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "ExtensionRequest",
-           "HpcJob", "Machine", "MachineContext", "MachineEvent", "Notification", "SignInAttempt",
-           "User"]
+__all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "DesktopConnection",
+           "ExtensionRequest", "HpcJob", "Machine", "MachineContext", "MachineEvent",
+           "MachineMember", "Notification", "ShareLink", "SignInAttempt", "User"]

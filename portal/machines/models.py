@@ -123,6 +123,11 @@ class AccessToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: What the connection may do (:class:`daaas.portal.sharing.models.Role`), and the share
+    #: link it came through, if any (sharing issue, migration 0016)
+    role: Mapped[str] = mapped_column(String(10), default="owner", server_default="owner")
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("share_links.id", ondelete="SET NULL"), nullable=True)
 
 
 class LaunchKey(Base):
