@@ -49,6 +49,7 @@ setup(
         "authlib>=1.6",
         "joserfc>=1.0",
         "prometheus_client>=0.20",
+        "python-json-logger>=3.1",
     ],
     extras_require={
         "test": [
