@@ -91,6 +91,15 @@ class Settings(BaseModel):
     experiment_data_path_template: str = Field(
         "/data/{instrument}/{year}/{visit_id}",
         description="Where an experiment's data is when its datasets name no location.")
+    experiment_export: Literal["", "nfs", "cephfs"] = Field(
+        "", description="How cloud VMs mount experiment data: nfs, cephfs; empty: not at all.")
+    experiment_export_location: str = Field(
+        "", description="Template of the data folder an export covers: /archive/{instrument}/"
+        "{cycle}; each {field} matches one folder of a dataset's location.")
+    experiment_export_source: str = Field(
+        "", description="Template of that export: nfs.example.org:/exports/{instrument}/{cycle}.")
+    experiment_export_options: str = Field(
+        "", description="Comma-separated mount options for experiment data: vers=4.2,sec=krb5.")
     # ICAT experiment catalogue
     experiments_backend: str = Field(
         "embedded", description="Experiment metadata: embedded tables, icat, or module:Class.")
@@ -211,6 +220,9 @@ class Settings(BaseModel):
         "view-only, or are disconnected (view-only links always end).")
     sharing_invite_hours: int = Field(48, ge=1, le=720, description="Invitation link life.")
     rdp_gateway: str = Field("", description="RD Gateway host for .rdp files; empty: none.")
+    rdp_sign_in_minutes: int = Field(5, ge=1, le=60, description="RDP sign-in secret life.")
+    ssh_bastion: str = Field("", description="Jump host for ssh to VMs ([user@]host[:port]); "
+                             "empty: VMs are reached directly.")
     openstack_cloud: str = Field("", description="clouds.yaml cloud name (openstack provider).")
     openstack_network: str = Field("auto", description="Network name/id, or auto or none.")
     openstack_security_groups: str = Field("", description="Comma-separated security groups.")
