@@ -1,6 +1,7 @@
 """Imports every domain's models so that Alembic and create_all see the whole schema."""
 
 import daaas.portal.experiments.models  # noqa: F401  (the ICAT-core tables)
+from daaas.portal.access.models import RdpSignIn
 from daaas.portal.audit.models import AuditEvent
 from daaas.portal.auth.models import ApiToken, SignInAttempt, User
 from daaas.portal.bootstrap.models import MachineContext
@@ -10,8 +11,10 @@ from daaas.portal.machines.extensions import ExtensionRequest
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.notifications.models import Notification
 from daaas.portal.sharing.models import DesktopConnection, MachineMember, ShareLink
+from daaas.portal.sshkeys.models import SshKey
 from daaas.portal.storage.models import AppPassword
 
 __all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "DesktopConnection",
            "ExtensionRequest", "HpcJob", "Machine", "MachineContext", "MachineEvent",
-           "MachineMember", "Notification", "ShareLink", "SignInAttempt", "User"]
+           "MachineMember", "Notification", "RdpSignIn", "ShareLink", "SignInAttempt", "SshKey",
+           "User"]
