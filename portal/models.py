@@ -10,11 +10,17 @@ from daaas.portal.hpc.models import HpcJob
 from daaas.portal.machines.extensions import ExtensionRequest
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.notifications.models import Notification
-from daaas.portal.sharing.models import DesktopConnection, MachineMember, ShareLink
+from daaas.portal.sharing.models import (
+    DesktopConnection,
+    MachineMember,
+    ShareLink,
+    SharePolicy,
+)
 from daaas.portal.sshkeys.models import SshKey
 from daaas.portal.storage.models import AppPassword
 
 __all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "DesktopConnection",
            "ExtensionRequest", "HpcJob", "Machine", "MachineContext", "MachineEvent",
-           "MachineMember", "Notification", "RdpSignIn", "ShareLink", "SignInAttempt", "SshKey",
-           "User"]
+           "MachineMember", "Notification", "RdpSignIn", "ShareLink", "SharePolicy",
+           "SignInAttempt",
+           "SshKey", "User"]

@@ -100,3 +100,25 @@ class DesktopConnection(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped[User] = relationship()
+
+
+class OwnerAway(Enum):
+    """What happens to the others on a shared desktop when its owner's last connection ends.
+
+    View-only links end in every case: they live only while the owner is connected.
+    """
+
+    STAY = "stay"
+    VIEW_ONLY = "view_only"
+    DISCONNECT = "disconnect"
+
+
+class SharePolicy(Base):
+    """A shared machine's owner-away policy (written with the site's default at the first
+    share; the owner may change it in the share dialog)."""
+
+    __tablename__ = "share_policies"
+
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    owner_away: Mapped[str] = mapped_column(String(12))

@@ -1,6 +1,6 @@
 """Machine members, roles and share links (sharing issue): ``machine_members``,
-``share_links``, ``desktop_connections`` (the proxy's open connections), and the role and link
-of each desktop token.
+``share_links``, ``share_policies``, ``desktop_connections`` (the proxy's open connections),
+and the role and link of each desktop token.
 
 Revision ID: 0016
 Revises: 0015
@@ -72,6 +72,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_desktop_connections')))
     op.create_index('ix_desktop_connections_machine_closed', 'desktop_connections',
                     ['machine_id', 'closed_at'])
+    op.create_table(
+        'share_policies',
+        sa.Column('machine_id', sa.String(length=32), nullable=False),
+        sa.Column('owner_away', sa.String(length=12), nullable=False),
+        sa.ForeignKeyConstraint(['machine_id'], ['machines.id'], ondelete='CASCADE',
+                                name=op.f('fk_share_policies_machine_id_machines')),
+        sa.PrimaryKeyConstraint('machine_id', name=op.f('pk_share_policies')))
     with op.batch_alter_table('access_tokens') as batch:
         batch.add_column(sa.Column('role', sa.String(length=10), nullable=False,
                                    server_default='owner'))
@@ -85,6 +92,7 @@ def downgrade() -> None:
         batch.drop_constraint(op.f('fk_access_tokens_link_id_share_links'), type_='foreignkey')
         batch.drop_column('link_id')
         batch.drop_column('role')
+    op.drop_table('share_policies')
     op.drop_index('ix_desktop_connections_machine_closed', table_name='desktop_connections')
     op.drop_table('desktop_connections')
     op.drop_index(op.f('ix_share_links_machine_id'), table_name='share_links')
