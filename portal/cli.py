@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daaas.portal import migrate
+from daaas.portal.audit.service import operator, record
 from daaas.portal.auth import service as auth_service
 from daaas.portal.auth import tokens as api_tokens
 from daaas.portal.auth.models import User
@@ -219,11 +220,9 @@ def machines_expire(dry_run: bool) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # At DEBUG these log request bodies, user_data and tokens included: never below INFO.
-    for noisy in ("keystoneauth", "openstack", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
+    from daaas.portal.logs import configure
+
+    configure(settings)
 
 
 def _create_app(factory: Any, override: dict[str, Any]) -> Any:
@@ -307,6 +306,7 @@ def users_add(username: str, display_name: str, email: str, admin: bool,
                                         display_name=display_name, email=email,
                                         groups=list(groups), instruments=list(instruments),
                                         is_admin=admin)
+        _audited(session, "user.create", user.username, "administrator" if admin else "")
         click.echo(f"Created {user.username} (uid {user.uid}, gid {user.gid}).")
 
 
@@ -328,6 +328,7 @@ def users_set_password(username: str, password: str) -> None:
     with unit_of_work(_factory(_settings())) as session:
         _require_user(session, username)
         auth_service.set_password(session, username, password)
+        _audited(session, "user.set_password", username)
     click.echo(f"Password of {username} changed.")
 
 
@@ -338,6 +339,7 @@ def users_disable(username: str) -> None:
     with unit_of_work(_factory(_settings())) as session:
         _require_user(session, username)
         auth_service.set_active(session, username, False)
+        _audited(session, "user.disable", username)
     click.echo(f"{username} is disabled and signed out everywhere.")
 
 
@@ -348,6 +350,7 @@ def users_enable(username: str) -> None:
     with unit_of_work(_factory(_settings())) as session:
         _require_user(session, username)
         auth_service.set_active(session, username, True)
+        _audited(session, "user.enable", username)
     click.echo(f"{username} may sign in again.")
 
 
@@ -366,7 +369,7 @@ def tokens_create(username: str, name: str, days: int | None) -> None:
     settings = _settings()
     with unit_of_work(_factory(settings)) as session:
         user = _require_user(session, username)
-        made = api_tokens.new_token(session, settings, user, name, days)
+        made = api_tokens.new_token(session, settings, user, name, days, actor=operator())
     click.echo(made.secret)
 
 
@@ -397,6 +400,29 @@ def tokens_revoke(token_id: int) -> None:
     with unit_of_work(_factory(_settings())) as session:
         token = api_tokens.revoke_token(session, token_id, None)
         click.echo(f"Revoked token {token_id} ({token.name}) of {token.user.username}.")
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("prune")
+def audit_prune() -> None:
+    """Delete audit events older than audit_retention_days (run it daily, e.g. from cron)."""
+    from daaas.portal.audit.service import prune
+
+    settings = _settings()
+    with unit_of_work(_factory(settings)) as session:
+        removed = prune(session, settings.audit_retention_days)
+    kept = (f"older than {settings.audit_retention_days} days"
+            if settings.audit_retention_days else "none: audit_retention_days is 0")
+    click.echo(f"Deleted {removed} audit event(s) ({kept}).")
+
+
+def _audited(session: Session, action: str, username: str, detail: str = "") -> None:
+    record(session, action, actor=operator(), target=f"user {username}", detail=detail,
+           admin=True)
 
 
 def _minute(when: datetime) -> str:

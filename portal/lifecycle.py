@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
+from daaas.portal import logs
 from daaas.portal.errors import AuthenticationRequired, PortalError
 from daaas.portal.runtime import runtime
 
@@ -26,7 +27,8 @@ def db() -> Session:
 
 
 def install(app: Flask) -> None:
-    """Register the commit/rollback hooks and the error handlers on ``app``."""
+    """Register the request id, the commit/rollback hooks and the error handlers on ``app``."""
+    logs.install(app)
     app.after_request(_finish)
     app.teardown_request(_close)
     app.register_error_handler(PortalError, _portal_error)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from daaas.portal.access.connection import TokenStore, connection
 from daaas.portal.access.urls import websocket_url
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
@@ -137,6 +138,8 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
                        host=target.host, port=target.vnc_port,
                        socket_path=target.vnc_socket, created_at=now, expires_at=expires_at))
     db.flush()
+    record(db, "desktop.open", actor=user.username, target=f"machine {machine.id}",
+           detail=machine.name, admin=machine.user_id != user.id)
     log.info("desktop token issued to %s for machine %s", user.username, machine.id)
     return DesktopAccess(token=token, websocket_url=websocket_url(settings, token, request_host),
                          expires_at=expires_at)

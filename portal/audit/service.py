@@ -7,6 +7,7 @@ without its record and no record without its action.
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -45,6 +46,15 @@ def origin(name: str) -> Iterator[None]:
 def set_origin(name: str) -> None:
     """Set the source of events recorded outside a web request for this thread/context."""
     _ORIGIN.set(name)
+
+
+def operator() -> str:
+    """Return how an administrator at the command line is named as an actor: ``cli:<login>``
+    (the operating system account running ``daaas``; ``cli`` when it has no name)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
 
 
 def current_source() -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from daaas.portal.audit.service import operator, record
 from daaas.portal.auth.models import ApiToken, User
 from daaas.portal.auth.service import create_token
 from daaas.portal.config import Settings
@@ -70,8 +71,9 @@ def live_token_count(db: Session, user: User) -> int:
 
 
 def new_token(db: Session, settings: Settings, user: User, name: str,
-              days: int | None = None) -> NewToken:
-    """Create a token for ``user`` named ``name`` living ``days`` (None: the default).
+              days: int | None = None, *, actor: str | None = None) -> NewToken:
+    """Create a token for ``user`` named ``name`` living ``days`` (None: the default); audited
+    as ``user``'s own doing, or as the administrator ``actor``'s (the command line).
 
     Raises InvalidInput for a bad name or lifetime (:func:`token_name`, :func:`lifetime`) and
     when the user already holds ``api_tokens_per_user`` live tokens.
@@ -82,6 +84,8 @@ def new_token(db: Session, settings: Settings, user: User, name: str,
         raise InvalidInput(f"You already have {cap} API tokens, the most this portal allows. "
                            "Revoke one you no longer use first.")
     token, secret = create_token(db, user, clean, span)
+    record(db, "api_token.create", actor=actor or user.username, target=f"api token {token.id}",
+           detail=f"{clean} of {user.username}, {span} days", admin=actor is not None)
     return NewToken(token, secret)
 
 
@@ -108,8 +112,12 @@ def revoke_token(db: Session, token_id: int, owner: User | None) -> ApiToken:
     token = db.get(ApiToken, token_id) if 0 < token_id <= MAX_TOKEN_ID else None
     if token is None or (owner is not None and token.user_id != owner.id):
         raise NotFound("There is no such API token (it may have been revoked already).")
+    username = token.user.username
     db.delete(token)
     db.flush()
+    record(db, "api_token.revoke", actor=owner.username if owner else operator(),
+           target=f"api token {token.id}", detail=f"{token.name} of {username}",
+           admin=owner is None)
     return token
 
 

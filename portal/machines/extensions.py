@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import Base, UTCDateTime, utcnow
@@ -26,6 +27,7 @@ from daaas.portal.machines.lifetime import (
     policy_for,
 )
 from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.service import audit_machine
 from daaas.portal.machines.states import AT_PROVIDER, State
 
 PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
@@ -116,9 +118,11 @@ def extend(db: Session, user: User, machine: Machine, now: datetime | None = Non
         _event(db, machine, f"{user.username} asked to extend its life by "
                f"{hours_text(target - machine.expires_at)}; waiting for an administrator", now)
         db.flush()
+        audit_machine(db, user, "machine.extension_request", machine, f"request {waiting.id}")
         return Extended(machine, waiting)
     _event(db, machine, f"life extended by {hours_text(target - machine.expires_at)} to "
            f"{target:%d %b %H:%M} UTC by {user.username}", now)
+    audit_machine(db, user, "machine.extend", machine, f"until {target:%Y-%m-%d %H:%M} UTC")
     machine.expires_at = target
     return Extended(machine)
 
@@ -183,4 +187,7 @@ def decide(db: Session, settings: Settings, admin: User, request_id: int, approv
         _event(db, machine, f"extension refused by {admin.username}"
                + (f": {reason}" if reason else ""), now)
     notices.extension_decided(db, settings, machine, found.id, approve, reason, now)
+    record(db, "machine.extension_approved" if approve else "machine.extension_refused",
+           actor=admin.username, target=f"machine {machine.id}", admin=True,
+           detail=f"request {found.id}" + (f"; {reason}" if reason else ""))
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from daaas.portal.audit.service import set_origin
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.db import worker_session_factory
 from daaas.portal.machines.reconciler import Reconciler
@@ -34,6 +35,7 @@ class WorkerThread(threading.Thread):
 
     def run(self) -> None:
         """Adopt or clean up what the provider runs, then reconcile until stopped."""
+        set_origin("worker")  # audit events recorded by this thread come from the worker
         try:
             self.reconciler.adopt()
         except Exception:

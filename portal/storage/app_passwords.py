@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.db import utcnow
 from daaas.portal.errors import InvalidInput, NotFound
@@ -43,6 +44,8 @@ def create_app_password(db: Session, user: User, name: str) -> tuple[AppPassword
                       password_hash=generate_password_hash(secret, method="scrypt"))
     db.add(row)
     db.flush()
+    record(db, "app_password.create", actor=user.username, target=f"app password {row.id}",
+           detail=name)
     return row, secret
 
 
@@ -58,6 +61,8 @@ def revoke_app_password(db: Session, user: User, password_id: int) -> str:
     if row is None or row.user_id != user.id:
         raise NotFound("That app password does not exist (it may have been revoked already).")
     db.delete(row)
+    record(db, "app_password.revoke", actor=user.username, target=f"app password {row.id}",
+           detail=row.name)
     return row.name
 
 
