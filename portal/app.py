@@ -121,10 +121,12 @@ def _register(app: Flask) -> None:
     from daaas.portal.hpc.views import blueprint as hpc
     from daaas.portal.machines.api import blueprint as machines_api
     from daaas.portal.machines.views import blueprint as machines
+    from daaas.portal.sshkeys.api import blueprint as sshkeys_api
+    from daaas.portal.sshkeys.views import blueprint as sshkeys
 
     for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api,
                       experiments, experiments_api,
-                      context_api, hpc, hpc_api, account):
+                      context_api, hpc, hpc_api, account, sshkeys, sshkeys_api):
         app.register_blueprint(blueprint)
     lifecycle.install(app)
     csrf.install(app)

@@ -64,10 +64,13 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     from daaas.portal.hpc import schemas as hpc_schemas
     from daaas.portal.machines import openapi as machines
     from daaas.portal.machines import schemas as machine_schemas
+    from daaas.portal.sshkeys import openapi as sshkeys
+    from daaas.portal.sshkeys import schemas as sshkey_schemas
 
     return ((PATHS, schemas), (machines.PATHS, machine_schemas),
             (experiments.PATHS, experiment_schemas), (access.PATHS, access_schemas),
-            (context.PATHS, context_schemas), (hpc.PATHS, hpc_schemas))
+            (context.PATHS, context_schemas), (hpc.PATHS, hpc_schemas),
+            (sshkeys.PATHS, sshkey_schemas))
 
 
 def api_models() -> tuple[tuple[type[BaseModel], ...], tuple[type[BaseModel], ...]]:

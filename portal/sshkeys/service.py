@@ -155,7 +155,8 @@ def remove_key(db: Session, user: User, key_id: int) -> SshKey:
     """
     row = db.get(SshKey, key_id)
     if row is None or row.user_id != user.id:
-        raise NotFound("No such SSH key on your profile.", f"ssh key {key_id} not {user.username}'s")
+        raise NotFound("No such SSH key on your profile.",
+                       f"ssh key {key_id} is not {user.username}'s")
     db.delete(row)
     db.flush()
     return row
