@@ -7,7 +7,9 @@ from daaas.portal.auth.models import ApiToken, SignInAttempt, User
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.db import Base
 from daaas.portal.hpc.models import HpcJob
+from daaas.portal.machines.activity import MachineActivity
 from daaas.portal.machines.extensions import ExtensionRequest
+from daaas.portal.machines.homes import KeptHome
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.notifications.models import Notification
 from daaas.portal.sharing.models import (
@@ -20,7 +22,8 @@ from daaas.portal.sshkeys.models import SshKey
 from daaas.portal.storage.models import AppPassword
 
 __all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "DesktopConnection",
-           "ExtensionRequest", "HpcJob", "Machine", "MachineContext", "MachineEvent",
+           "ExtensionRequest", "HpcJob", "KeptHome", "Machine", "MachineActivity",
+           "MachineContext", "MachineEvent",
            "MachineMember", "Notification", "RdpSignIn", "ShareLink", "SharePolicy",
            "SignInAttempt",
            "SshKey", "User"]
