@@ -12,6 +12,7 @@ from daaas.portal.machines.extensions import ExtensionRequest
 from daaas.portal.machines.homes import KeptHome
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.notifications.models import Notification
+from daaas.portal.quotas.models import QuotaRow
 from daaas.portal.sharing.models import (
     DesktopConnection,
     MachineMember,
@@ -24,6 +25,6 @@ from daaas.portal.storage.models import AppPassword
 __all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "DesktopConnection",
            "ExtensionRequest", "HpcJob", "KeptHome", "Machine", "MachineActivity",
            "MachineContext", "MachineEvent",
-           "MachineMember", "Notification", "RdpSignIn", "ShareLink", "SharePolicy",
+           "MachineMember", "Notification", "QuotaRow", "RdpSignIn", "ShareLink", "SharePolicy",
            "SignInAttempt",
            "SshKey", "User"]

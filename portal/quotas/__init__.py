@@ -1,0 +1,1 @@
+"""Quotas per user and per group: machines, vCPUs, memory, GPUs per type, storage."""
