@@ -75,10 +75,13 @@ def hours_text(delta: timedelta) -> str:
     return " ".join(parts)
 
 
-def idle_since(ready_at: datetime, seen_at: datetime | None) -> datetime:
-    """Return since when a ready machine is idle: its last desktop connection, or when it
-    became ready if that is later (or it never had one). Raises nothing."""
-    return ready_at if seen_at is None or seen_at < ready_at else seen_at
+def idle_since(ready_at: datetime, seen_at: datetime | None,
+               busy_until: datetime | None = None) -> datetime:
+    """Return since when a ready machine is idle: the latest of when it became ready, its
+    last desktop connection and ``busy_until`` (the other activity signals: "keep running
+    until", the VM agent's last active report; in the future while kept running). Raises
+    nothing."""
+    return max([ready_at] + [at for at in (seen_at, busy_until) if at is not None])
 
 
 def warning_due(left: timedelta, thresholds: Sequence[float]) -> float | None:

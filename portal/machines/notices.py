@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from daaas.portal.config import Settings
+from daaas.portal.machines.homes import KeptHome, restored_name
 from daaas.portal.machines.lifetime import hours_text
 from daaas.portal.machines.models import Machine
 from daaas.portal.notifications.models import Notification
@@ -52,9 +53,15 @@ def expiry_warning(db: Session, settings: Settings, machine: Machine, hours: flo
 
 
 def expired(db: Session, settings: Settings, machine: Machine, maximum: str,
-            now: datetime) -> Notification | None:
+            now: datetime, kept: KeptHome | None = None) -> Notification | None:
     """Queue the news that ``machine`` was deleted at the end of its lifetime (``maximum`` in
-    words). Raises what :func:`queue` raises."""
+    words); with ``kept``, where its home folder's files are and until when. Raises what
+    :func:`queue` raises."""
+    home = ("" if kept is None else
+            "The files of the machine's home folder (everything outside ~/storage) are kept "
+            f"until {_when(kept.purge_after)}. To have them back, ask the facility's support "
+            "before then: an administrator restores them into your storage, as the folder "
+            f"~/storage/{restored_name(machine, kept.decided_at)} (also in My Data).\n\n")
     return queue(
         db, key=f"expired:{machine.id}", kind="expired", user=machine.user,
         machine_id=machine.id, now=now,
@@ -63,7 +70,7 @@ def expired(db: Session, settings: Settings, machine: Machine, maximum: str,
              f"your machine '{machine.name}' ({machine.environment.title}) reached the end of "
              f"its lifetime ({maximum}) on {_when(machine.expires_at)} and is being deleted.\n\n"
              "Your storage is untouched: its files are in My Data and on any new machine "
-             "under ~/storage. Launch a new machine from the Analysis page:\n\n"
+             f"under ~/storage.\n\n{home}Launch a new machine from the Analysis page:\n\n"
              f"    {portal_url(settings)}/analysis\n\n"
              f"The machine's history: {machine_url(settings, machine.id)}\n")
 

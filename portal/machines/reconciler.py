@@ -49,7 +49,9 @@ from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
 from daaas.portal.config import Settings, parse_hours_list
 from daaas.portal.db import make_engine, utcnow
-from daaas.portal.machines import notices
+from daaas.portal.hpc.activity import machines_with_jobs
+from daaas.portal.machines import homes, notices
+from daaas.portal.machines.activity import MachineActivity, busy_until
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
 from daaas.portal.machines.extensions import machine_policy
@@ -168,6 +170,7 @@ class Reconciler:
         self.capacity_file = capacity_path(settings) if settings is not None else None
         self._capacity_read_at: datetime | None = None
         self._idle_checked_at: datetime | None = None
+        self._purge_checked_at: datetime | None = None
         #: Hours before expiry at which owners are warned (largest first).
         self.warnings = parse_hours_list(settings.expiry_warning_hours) if settings else ()
         self.mailer = mailer if mailer is not None or settings is None else mailer_for(settings)
@@ -196,6 +199,7 @@ class Reconciler:
         self._expire(report)
         self._delete_requested(report)
         self._clean_up(report)
+        self._purge_homes(report)
         self._send_mail(report)
         self._refresh_capacity()
         return report
@@ -526,18 +530,30 @@ class Reconciler:
         timeout = Machine.environment["limits"]["idle_timeout_minutes"].as_integer()
         warn_before = timedelta(minutes=self.settings.idle_warning_minutes)
         to_warn: list[tuple[str, datetime]] = []
+        to_stop: list[str] = []
         for row in self._rows(select(Machine.id, Machine.state_changed_at,
-                                     Machine.desktop_seen_at, timeout.label("idle"))
+                                     Machine.desktop_seen_at, timeout.label("idle"),
+                                     MachineActivity.keep_running_until,
+                                     MachineActivity.vm_active_at)
+                              .outerjoin(MachineActivity)
                               .where(Machine.state == State.READY.value)):
             if not row.idle:
                 continue
-            since = idle_since(row.state_changed_at, row.desktop_seen_at)
+            since = idle_since(row.state_changed_at, row.desktop_seen_at,
+                               busy_until(row.keep_running_until, row.vm_active_at))
             stop_at = since + timedelta(minutes=row.idle)
             if stop_at <= now:
-                if self._record(row.id, [State.READY], partial(self._stop_one_idle, now=now)):
-                    report.changed.append(row.id)
+                to_stop.append(row.id)
             elif warn_before and stop_at - warn_before <= now:
                 to_warn.append((row.id, since))
+        if to_stop or to_warn:  # an unfinished HPC job launched from a machine: in use
+            busy = self._with_jobs([machine_id for machine_id, _ in to_warn] + to_stop)
+            to_warn = [(machine_id, since) for machine_id, since in to_warn
+                       if machine_id not in busy]
+            for machine_id in (m for m in to_stop if m not in busy):
+                if self._record(machine_id, [State.READY],
+                                partial(self._stop_one_idle, now=now)):
+                    report.changed.append(machine_id)
         if to_warn:
             queued = {key for (key,) in self._rows(select(Notification.key).where(
                 Notification.kind == "idle_warning",
@@ -547,11 +563,19 @@ class Reconciler:
                         machine_id, [State.READY], partial(self._warn_idle, now=now)):
                     report.warned.append(machine_id)
 
+    def _with_jobs(self, machine_ids: list[str]) -> set[str]:
+        """Return which of ``machine_ids`` have an unfinished HPC job launched from them (the
+        jobs' states refreshed from the cluster where it can be asked), in a short
+        transaction of its own. Never raises for the cluster (its recorded states count)."""
+        assert self.settings is not None
+        with self.session_factory.begin() as db:
+            return machines_with_jobs(db, self.settings, machine_ids)
+
     def _warn_idle(self, db: Session, machine: Machine, now: datetime) -> bool:
         """Queue the owner's warning that ``machine`` will be stopped as idle (read again,
         locked); True if a new one was queued."""
         assert self.settings is not None
-        since = idle_since(machine.state_changed_at, machine.desktop_seen_at)
+        since = _idle_since(db, machine)
         stop_at = since + timedelta(minutes=machine.environment.limits.idle_timeout_minutes)
         if not now < stop_at <= now + timedelta(minutes=self.settings.idle_warning_minutes):
             return False
@@ -562,7 +586,7 @@ class Reconciler:
         """Ask for an idle machine's stop (read again, locked: a connection may have come
         meanwhile) and queue its owner's e-mail; True if it was stopped."""
         minutes = machine.environment.limits.idle_timeout_minutes
-        since = idle_since(machine.state_changed_at, machine.desktop_seen_at)
+        since = _idle_since(db, machine)
         if since > now - timedelta(minutes=minutes):
             return False
         transition(db, machine, State.STOPPING, f"no desktop connection for {minutes} "
@@ -591,11 +615,15 @@ class Reconciler:
             return False
         lived = hours_text(machine.expires_at - machine.created_at)
         maximum = hours_text(machine_policy(machine).maximum)
+        kept = homes.plan_keep(db, self.settings, machine, now) if self.settings else None
+        home = "" if kept is None else (f"; its home folder is kept until "
+                                        f"{kept.purge_after:%d %b %Y} (an administrator can "
+                                        "restore it into the owner's storage)")
         transition(db, machine, State.DELETING, f"reached the end of its lifetime ({lived}, "
                    f"of a maximum lifetime of {maximum} with extensions); deleted by policy, "
-                   "the owner's storage is kept")
+                   f"the owner's storage is kept{home}")
         if self.settings is not None:
-            notices.expired(db, self.settings, machine, lived, now)
+            notices.expired(db, self.settings, machine, lived, now, kept)
         return True
 
     def _send_mail(self, report: CycleReport) -> None:
@@ -607,13 +635,53 @@ class Reconciler:
                                      self.claims, self.clock)
 
     def _delete_requested(self, report: CycleReport) -> None:
-        for machine_id in self._ids([State.DELETING]):
+        deleting = self._ids([State.DELETING])
+        keep = {row.machine_id for row in self._rows(select(homes.KeptHome.machine_id).where(
+            homes.KeptHome.status == homes.PLANNED,
+            homes.KeptHome.machine_id.in_(deleting)))} if deleting else set()
+        for machine_id in deleting:
             with self.claims.hold(machine_id) as mine:
-                if not mine or not self._delete_at_provider(machine_id, "delete"):
+                if not mine:
+                    continue
+                if machine_id in keep:
+                    done = self._delete_keeping_home(machine_id)
+                else:
+                    done = self._delete_at_provider(machine_id, "delete")
+                if not done:
                     continue
                 if self._record(machine_id, [State.DELETING], lambda db, m: transition(
                         db, m, State.DELETED, "removed at the provider")):
                     report.deleted.append(machine_id)
+
+    def _delete_keeping_home(self, machine_id: str) -> bool:
+        """Delete a machine whose home the policy keeps (moved under ``var_dir/kept-homes``)
+        and record where, in one transaction; False (retried next cycle) if it failed."""
+        assert self.settings is not None
+        keep_at = homes.kept_root(self.settings) / machine_id
+        try:
+            kept = self.provider.delete_keeping_home(machine_id, keep_at) or keep_at.is_dir()
+        except (ProviderError, OSError) as exc:  # retried next cycle
+            log.warning("deletion of %s keeping its home failed, will retry: %s", machine_id,
+                        getattr(exc, "log_message", exc))
+            return False
+        with self.session_factory.begin() as db:
+            homes.mark_kept(db, machine_id, keep_at if kept else None)
+        return True
+
+    def _purge_homes(self, report: CycleReport) -> None:
+        """Remove the kept homes whose grace period ended, at most every IDLE_CHECK_SECONDS
+        (one read), each in its own transaction."""
+        now = self.clock()
+        if self.settings is None or (
+                self._purge_checked_at is not None
+                and (now - self._purge_checked_at).total_seconds() < IDLE_CHECK_SECONDS):
+            return
+        self._purge_checked_at = now
+        for row in self._rows(select(homes.KeptHome.id).where(
+                homes.KeptHome.status == homes.KEPT, homes.KeptHome.purge_after <= now)):
+            with self.session_factory.begin() as db:
+                if homes.purge(db, row.id, now):
+                    log.info("kept home %d purged: its grace period ended", row.id)
 
     def _clean_up(self, report: CycleReport) -> None:
         """Remove what the provider still holds of failed machines (retried each cycle)."""
@@ -679,6 +747,13 @@ class _AutocommitReads:
                 if attempt == 2:
                     raise
         return []  # pragma: no cover - the loop returns or raises
+
+
+def _idle_since(db: Session, machine: Machine) -> datetime:
+    """Return since when ``machine`` is idle, read again with its activity row."""
+    activity = db.get(MachineActivity, machine.id)
+    busy = busy_until(activity.keep_running_until, activity.vm_active_at) if activity else None
+    return idle_since(machine.state_changed_at, machine.desktop_seen_at, busy)
 
 
 def _cleaned_up(db: Session, machine: Machine) -> bool:

@@ -129,6 +129,28 @@ class LocalProvider(Provider):
         with self._locked():
             self._cleanup(machine_id, remove_home=True)
 
+    def delete_keeping_home(self, machine_id: str, keep_at: Path) -> bool:
+        """End the session's processes, move its home to ``keep_at`` (without the links to
+        the user's storage and experiments) and remove the rest. Returns False when the
+        session has no home (gone already). Raises ProviderError as :meth:`delete`, OSError
+        when the home cannot be moved (the session's folder is then left in place)."""
+        paths = SessionPaths.of_or_none(self.sessions_dir, machine_id)
+        if paths is None:
+            return False
+        with self._locked():
+            if not paths.home.is_dir():
+                if paths.root.exists():
+                    self._cleanup(machine_id, remove_home=True)
+                return False
+            self._cleanup(machine_id, remove_home=False)
+            for entry in paths.home.iterdir():  # links into the session folder: gone with it
+                if entry.is_symlink() and os.readlink(entry).startswith(".."):
+                    entry.unlink()
+            keep_at.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.move(paths.home, keep_at)
+            shutil.rmtree(paths.root, ignore_errors=True)
+            return True
+
     def stop(self, machine_id: str) -> None:
         """End the session's processes and keep its home; poll then says STOPPED.
 
