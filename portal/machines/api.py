@@ -100,7 +100,7 @@ def stop_machine(machine_id: str) -> tuple[dict[str, Any], int]:
 def start_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     """Ask for the stopped machine to be started; 202 with the machine in 'provisioning'."""
     machine = service.request_start(db(), require_user(), machine_id,
-                                    runtime().provider)
+                                    runtime().provider, runtime().settings)
     return reply(machine, with_events=True), 202
 
 

@@ -27,6 +27,7 @@ from daaas.portal.machines.models import LaunchKey, Machine, MachineEvent
 from daaas.portal.machines.naming import clean_name, default_name, unique_name
 from daaas.portal.machines.states import FINAL, State, can_move
 from daaas.portal.providers import Provider, StopNotSupported
+from daaas.portal.quotas import service as quotas
 
 
 class InvalidTransition(RuntimeError):
@@ -213,15 +214,16 @@ def admit_launch(db: Session, settings: Settings, user: User, environment: Envir
     (:func:`lock_launches`, taken here if the caller has not), so what it counts cannot
     change until the launch is recorded and committed.
 
-    Today it checks ``max_machines_per_user`` (failed, deleting and deleted machines do not
-    count). Quotas to come (vCPU, memory, GPU per group) belong here as further checks: a
-    group quota locks the group's row the same way, after the user's, always in that order.
-    Raises LimitReached (409) naming the limit when a check fails.
+    It checks the user's machine limit (failed, deleting and deleted machines do not
+    count), then the quotas of the user and their groups (:func:`quotas.admit`, which locks
+    each such group after the user, always in that order). Raises LimitReached (409) naming
+    the limit, or QuotaExceeded (409) naming the quota, when a check fails.
     """
     lock_launches(db, user)
     reason = limit_reason(db, settings, user)
     if reason:
         raise LimitReached(reason)
+    quotas.admit(db, settings, user, flavor)
 
 
 def _names_in_use(db: Session, user: User, *, but: str | None = None) -> set[str]:
@@ -279,11 +281,12 @@ def counted_machines(db: Session, user: User) -> int:
 def limit_reason(db: Session, settings: Settings, user: User) -> str | None:
     """Return why the user may not launch another machine now (the limit is reached), or None.
     Raises nothing beyond database errors."""
-    active = counted_machines(db, user)
-    if active < settings.max_machines_per_user:
+    active, most = counted_machines(db, user), quotas.machine_limit(db, settings, user)
+    if active < most:
         return None
-    return (f"You already have {active} machine{'s' if active != 1 else ''}, the most this "
-            "site allows. Delete one you no longer need, then launch again.")
+    whose = "this site allows" if most == settings.max_machines_per_user else "your quota allows"
+    return (f"You already have {active} machine{'s' if active != 1 else ''}, the most {whose}. "
+            "Delete one you no longer need, then launch again.")
 
 
 MAX_PAGE = 500
@@ -370,15 +373,21 @@ def request_stop(db: Session, user: User, machine_id: str, provider: Provider,
     return machine
 
 
-def request_start(db: Session, user: User, machine_id: str, provider: Provider) -> Machine:
+def request_start(db: Session, user: User, machine_id: str, provider: Provider,
+                  settings: Settings | None = None) -> Machine:
     """Ask for the stopped machine to be started again; returns it in 'provisioning'.
 
     The reconciler starts it at ``provider`` (the running one) and brings it to ready, under
-    the ready timeout. Raises NotFound as :func:`get_machine` does, StopNotSupported (409)
-    when the provider cannot start machines, Conflict when it is not stopped (a stopping one:
-    wait, then start).
+    the ready timeout. With ``settings`` (pages and the API pass them) the start is weighed
+    against the owner's quotas under the owner's launch lock, as a launch is. Raises NotFound
+    as :func:`get_machine` does, StopNotSupported (409) when the provider cannot start
+    machines, Conflict when it is not stopped (a stopping one: wait, then start), and
+    QuotaExceeded (409) naming the quota its cores, memory or GPU would exceed.
     """
     machine = get_machine(db, user, machine_id, lock=True)
+    if settings is not None and machine.state == State.STOPPED.value:
+        lock_launches(db, machine.user)
+        quotas.admit(db, settings, machine.user, machine.flavor, starting=True)
     if not provider.supports_stop:
         raise StopNotSupported(provider.name, machine.id)
     if machine.state != State.STOPPED.value:

@@ -180,5 +180,6 @@ def stop(machine_id: str) -> Response:
 @blueprint.post("/machines/<machine_id>/start")
 def start(machine_id: str) -> Response:
     """Ask for the stopped machine to be started again and show it."""
-    service.request_start(db(), require_user(), machine_id, runtime().provider)
+    service.request_start(db(), require_user(), machine_id, runtime().provider,
+                          runtime().settings)
     return redirect(url_for("machines.page", machine_id=machine_id), code=303)
