@@ -121,6 +121,7 @@ def _register(app: Flask) -> None:
     from daaas.portal.hpc.views import blueprint as hpc
     from daaas.portal.machines.api import blueprint as machines_api
     from daaas.portal.machines.views import blueprint as machines
+    from daaas.portal.metrics.views import blueprint as metrics
     from daaas.portal.sshkeys.api import blueprint as sshkeys_api
     from daaas.portal.sshkeys.views import blueprint as sshkeys
 
@@ -128,6 +129,7 @@ def _register(app: Flask) -> None:
                       experiments, experiments_api,
                       context_api, hpc, hpc_api, account, sshkeys, sshkeys_api):
         app.register_blueprint(blueprint)
+    app.register_blueprint(metrics)  # /metrics for Prometheus (portal/metrics)
     lifecycle.install(app)
     csrf.install(app)
     conditional.install(app)  # ETag and 304 for the polled lists
