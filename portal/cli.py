@@ -219,6 +219,40 @@ def machines_expire(dry_run: bool) -> None:
     click.echo(f"{len(plan)} action(s) due; the worker takes them (nothing was changed)")
 
 
+@main.group()
+def homes() -> None:
+    """Home folders of machines deleted by the lifetime policy, kept for home_grace_days."""
+
+
+@homes.command("list")
+def homes_list() -> None:
+    """List the kept home folders: machine, owner, name, kept until."""
+    from daaas.portal.machines.homes import list_kept
+
+    settings = load_settings()
+    with _factory(settings)() as db:
+        kept = list_kept(db)
+        for home in kept:
+            click.echo(f"{home.machine_id}\t{home.user.username}\t{home.machine.name}\t"
+                       f"{home.status}\tuntil {_minute(home.purge_after)}")
+    click.echo(f"{len(kept)} home folder(s) kept")
+
+
+@homes.command("restore")
+@click.argument("machine")
+def homes_restore(machine: str) -> None:
+    """Restore MACHINE's (id or name) kept home folder into its owner's storage."""
+    from daaas.portal.audit.service import operator
+    from daaas.portal.db import utcnow
+    from daaas.portal.machines.homes import restore_home
+
+    settings = load_settings()
+    with unit_of_work(_factory(settings)) as db:
+        home = restore_home(db, settings, machine, operator(), utcnow())
+        click.echo(f"restored the home folder of {home.machine_id} into the storage of "
+                   f"{home.user.username} as {home.restored_to}")
+
+
 def _configure_logging(settings: Settings) -> None:
     from daaas.portal.logs import configure
 

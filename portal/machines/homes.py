@@ -22,11 +22,13 @@ from pathlib import Path
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import Base, UTCDateTime
-from daaas.portal.errors import Conflict, Forbidden, NotFound
+from daaas.portal.errors import Conflict, NotFound
 from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.storage.service import storage_area
 
 PLANNED, KEPT, RESTORED, PURGED = "planned", "kept", "restored", "purged"
 #: Where kept homes wait, under var_dir (mode 0700, the portal's).
@@ -145,16 +147,37 @@ def find_kept(db: Session, machine: str) -> KeptHome:
     return rows[0]
 
 
-def restore(db: Session, admin: User, storage: Path, home: KeptHome, now: datetime) -> str:
-    """Move the kept ``home`` (locked by the caller's transaction) into its owner's storage
-    folder ``storage`` as :func:`restored_name`, owned by the owner; record it and an event;
-    return where it is as the desktop shows it (``~/storage/restored-…``).
+def restore_home(db: Session, settings: Settings, machine: str, actor: str,
+                 now: datetime) -> KeptHome:
+    """Restore the kept home of ``machine`` (id or unique name) into its owner's storage as
+    ``actor`` (an administrator: the caller checked), with an event and an audit record;
+    return the row (``restored_to`` says where, as the desktop shows it).
 
-    Raises Forbidden for a non-admin, Conflict when it is not kept (restored or purged
-    already, or its machine not deleted yet), OSError when it cannot be moved.
+    Raises NotFound, Conflict (restored or purged already, its machine not deleted yet, or a
+    storage the portal's host does not reach), OSError when it cannot be moved.
     """
-    if not admin.is_admin:
-        raise Forbidden("Only administrators restore home folders.")
+    home = find_kept(db, machine)
+    db.refresh(home, with_for_update=True)
+    area = storage_area(settings, home.user)
+    if not area.on_portal:
+        raise Conflict("The owner's storage is not reachable from the portal's host, so the "
+                       "home folder cannot be put there; copy it by hand.",
+                       f"kept home {home.path}: storage not on the portal")
+    restore(db, actor, area.path, home, now)
+    record(db, "home.restore", actor=actor, target=home.machine_id,
+           detail=f"to {home.restored_to} of {home.user.username}", admin=True)
+    return home
+
+
+def restore(db: Session, actor: str, storage: Path, home: KeptHome, now: datetime) -> str:
+    """Move the kept ``home`` (locked by the caller's transaction) into the owner's storage
+    folder ``storage`` as :func:`restored_name` (``-2``, ``-3`` … when taken), owned by the
+    owner; record it and an event; return where it is as the desktop shows it
+    (``~/storage/restored-…``).
+
+    Raises Conflict when it is not kept (restored or purged already, or its machine not
+    deleted yet), OSError when it cannot be moved.
+    """
     if home.status != KEPT or not home.path:
         raise Conflict(f"The home folder of '{home.machine.name}' is {home.status}"
                        + (f" ({home.restored_to})" if home.restored_to else "")
@@ -167,12 +190,12 @@ def restore(db: Session, admin: User, storage: Path, home: KeptHome, now: dateti
     shutil.move(home.path, target)
     if os.geteuid() == 0:
         _chown_tree(target, home.user.uid, home.user.gid)
-    home.status, home.done_at, home.done_by = RESTORED, now, admin.username
+    home.status, home.done_at, home.done_by = RESTORED, now, actor
     home.restored_to = f"~/storage/{target.name}"
+    home.path = ""
     db.add(MachineEvent(machine_id=home.machine_id, from_state=home.machine.state,
                         to_state=home.machine.state, at=now,
-                        message=f"home folder restored to {home.restored_to} by "
-                                f"{admin.username}"))
+                        message=f"home folder restored to {home.restored_to} by {actor}"))
     return home.restored_to
 
 
