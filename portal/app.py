@@ -109,9 +109,12 @@ def _config_error(registry: Registry[Any], exc: BackendUnavailable) -> ConfigErr
 def _register(app: Flask) -> None:
     from daaas.portal.access.api import blueprint as access_api
     from daaas.portal.access.views import blueprint as access
+    from daaas.portal.admin.api import blueprint as admin_api
     from daaas.portal.admin.views import blueprint as admin
     from daaas.portal.analysis.views import blueprint as analysis
     from daaas.portal.api.views import blueprint as api
+    from daaas.portal.audit.views import api as audit_api
+    from daaas.portal.audit.views import blueprint as audit
     from daaas.portal.auth.account import blueprint as account
     from daaas.portal.auth.views import blueprint as auth
     from daaas.portal.bootstrap.api import blueprint as context_api
@@ -125,9 +128,10 @@ def _register(app: Flask) -> None:
     from daaas.portal.sshkeys.api import blueprint as sshkeys_api
     from daaas.portal.sshkeys.views import blueprint as sshkeys
 
-    for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api,
+    for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, admin_api, api,
                       experiments, experiments_api,
-                      context_api, hpc, hpc_api, account, sshkeys, sshkeys_api):
+                      context_api, hpc, hpc_api, account, sshkeys, sshkeys_api,
+                      audit, audit_api):
         app.register_blueprint(blueprint)
     app.register_blueprint(metrics)  # /metrics for Prometheus (portal/metrics)
     lifecycle.install(app)

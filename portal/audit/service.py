@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import has_request_context, request
 from sqlalchemy import delete, select
@@ -26,6 +26,7 @@ from daaas.portal.audit.models import (
     MAX_TARGET,
     AuditEvent,
 )
+from daaas.portal.audit.schemas import AuditQuery
 from daaas.portal.db import utcnow
 
 #: Where events come from outside a web request: "cli" unless the process says otherwise
@@ -85,6 +86,18 @@ class AuditFilter:
     target: str = ""
     since: datetime | None = None
     until: datetime | None = None
+
+
+def filter_for(query: AuditQuery) -> AuditFilter:
+    """Return the filter of a page's or the API's query: its days are UTC, ``until``
+    included."""
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=UTC)
+
+    return AuditFilter(actor=query.actor.strip(), action=query.action.strip(),
+                       target=query.target.strip(),
+                       since=midnight(query.since) if query.since else None,
+                       until=midnight(query.until) + timedelta(days=1) if query.until else None)
 
 
 def search(db: Session, where: AuditFilter, *, limit: int | None = 500) -> Sequence[AuditEvent]:
