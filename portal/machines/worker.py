@@ -9,16 +9,18 @@ from daaas.portal.audit.service import set_origin
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.db import worker_session_factory
 from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.metrics.worker import MeasuredReconciler
 from daaas.portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 def make_reconciler(runtime: Runtime) -> Reconciler:
-    """Return a reconciler on the runtime's database and provider."""
+    """Return a reconciler on the runtime's database and provider, its cycles and provider
+    calls measured for /metrics (:mod:`daaas.portal.metrics.worker`)."""
     settings: Settings = runtime.settings
     factory = worker_session_factory(settings.effective_database_url)
-    return Reconciler(factory, runtime.provider,
+    return MeasuredReconciler(factory, runtime.provider,
                       secret_key=resolve_secret_key(settings),
                       ready_timeout_seconds=settings.machine_ready_timeout_seconds,
                       settings=settings)
