@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from daaas.portal.access.service import not_ready_message
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.errors import Conflict
@@ -85,6 +86,8 @@ def rdp_download(db: Session, settings: Settings, provider: Provider, user: User
     if target.rdp_port is None:
         raise _refusal(machine, rdp_unavailable_reason(machine, target))
     text = rdp_file(target.host, target.rdp_port, machine.user.username, settings.rdp_gateway)
+    record(db, "desktop.rdp_file", actor=user.username, target=f"machine {machine.id}",
+           detail=machine.name, admin=machine.user_id != user.id)
     return RdpDownload(f"{machine.environment_name}-{machine.id[:8]}.rdp", text)
 
 
