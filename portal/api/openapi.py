@@ -56,6 +56,8 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     """Return each domain's path items and its ``schemas`` module, this one's first."""
     from daaas.portal.access import openapi as access
     from daaas.portal.access import schemas as access_schemas
+    from daaas.portal.admin import openapi as admin
+    from daaas.portal.admin import schemas as admin_schemas
     from daaas.portal.bootstrap import openapi as context
     from daaas.portal.bootstrap import schemas as context_schemas
     from daaas.portal.experiments import openapi as experiments
@@ -70,6 +72,7 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     return ((PATHS, schemas), (machines.PATHS, machine_schemas),
             (experiments.PATHS, experiment_schemas), (access.PATHS, access_schemas),
             (context.PATHS, context_schemas), (hpc.PATHS, hpc_schemas),
+            (admin.PATHS, admin_schemas),
             (sshkeys.PATHS, sshkey_schemas))
 
 
