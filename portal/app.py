@@ -128,7 +128,8 @@ def _register(app: Flask) -> None:
     from daaas.portal.sshkeys.api import blueprint as sshkeys_api
     from daaas.portal.sshkeys.views import blueprint as sshkeys
 
-    for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, admin_api, api,
+    for blueprint in (auth, analysis, machines, machines_api, access, access_api, admin, api,
+                      admin_api,
                       experiments, experiments_api,
                       context_api, hpc, hpc_api, account, sshkeys, sshkeys_api,
                       audit, audit_api):
