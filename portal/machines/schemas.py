@@ -132,6 +132,8 @@ class Machine(Reply):
                                   "name where the site does not describe it.")
     state: State
     error_reason: str
+    admin_reason: str = Field("", description="Why an administrator stopped or deleted it "
+                                              "(shown to its owner); empty otherwise.")
     created_at: Timestamp
     state_changed_at: Timestamp
     expires_at: Timestamp

@@ -78,6 +78,7 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "size": size_label(rt.settings, machine.flavor),
         "state": machine.state,
         "error_reason": machine.error_reason,
+        "admin_reason": machine.admin_reason,
         "created_at": machine.created_at.isoformat(),
         "state_changed_at": machine.state_changed_at.isoformat(),
         "expires_at": machine.expires_at.isoformat(),
