@@ -122,6 +122,12 @@ function progress(machine) {
   if (["stopping", "stopped"].includes(machine.state)) {
     td.textContent = machine.state === "stopped" ? "Stopped; disk kept" : "Stopping…";
     td.className = "muted";
+    if (machine.admin_reason) {
+      const note = document.createElement("p");
+      note.className = "admin-reason";
+      note.textContent = `Stopped by an administrator: ${machine.admin_reason}`;
+      td.append(note);
+    }
     return td;
   }
   const bar = document.createElement("progress");
