@@ -58,6 +58,8 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     from daaas.portal.access import schemas as access_schemas
     from daaas.portal.admin import openapi as admin
     from daaas.portal.admin import schemas as admin_schemas
+    from daaas.portal.audit import openapi as audit
+    from daaas.portal.audit import schemas as audit_schemas
     from daaas.portal.bootstrap import openapi as context
     from daaas.portal.bootstrap import schemas as context_schemas
     from daaas.portal.experiments import openapi as experiments
@@ -73,7 +75,7 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
             (experiments.PATHS, experiment_schemas), (access.PATHS, access_schemas),
             (context.PATHS, context_schemas), (hpc.PATHS, hpc_schemas),
             (admin.PATHS, admin_schemas),
-            (sshkeys.PATHS, sshkey_schemas))
+            (sshkeys.PATHS, sshkey_schemas), (audit.PATHS, audit_schemas))
 
 
 def api_models() -> tuple[tuple[type[BaseModel], ...], tuple[type[BaseModel], ...]]:
