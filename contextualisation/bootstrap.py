@@ -63,6 +63,8 @@ def bootstrap_document(ctx: Context) -> dict[str, Any]:
         },
         "vnc_password_file": f"{ctx.user.home}/.vnc/passwd" if ctx.access.vnc else None,
         "set_login_password": ctx.access.xrdp,
+        "authorized_keys_file": f"{ctx.user.home}/.ssh/authorized_keys" if ctx.access.ssh
+        else None,
         "mounts": [mount.target for mount in ctx.mounts],
         "cvmfs_repositories": list(ctx.cvmfs_repositories),
         "secret_dirs": list(SECRET_DIRS),

@@ -7,11 +7,14 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from daaas.portal.access.rdp import rdp_download
-from daaas.portal.access.schemas import DesktopAccess, DesktopOpening, DesktopStatus
+from daaas.portal.access.schemas import DesktopAccess, DesktopOpening, DesktopStatus, RdpSignIn
 from daaas.portal.access.service import desktop_status, issue_desktop_token
+from daaas.portal.access.signin import issue_sign_in
 from daaas.portal.access.views import rdp_response
 from daaas.portal.api.schema import dump
 from daaas.portal.auth.current import require_user
+from daaas.portal.config import resolve_secret_key
+from daaas.portal.db import utcnow
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
@@ -60,3 +63,16 @@ def rdp(machine_id: str) -> Response:
     rt = runtime()
     return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
                                      machine_id))
+
+
+@blueprint.post("/machines/<machine_id>/rdp-sign-in")
+def rdp_sign_in(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Return 201 with a one-time RDP sign-in secret for the user's own ready machine (not to
+    be stored). Raises AuthenticationRequired, NotFound, Forbidden (not the owner) or Conflict
+    (not ready, or RDP not offered), answered as JSON errors."""
+    settings = runtime().settings
+    grant = issue_sign_in(db(), settings, resolve_secret_key(settings), require_user(),
+                          machine_id, utcnow())
+    body = RdpSignIn(secret=grant.secret, username=grant.username,
+                     expires_at=grant.expires_at.isoformat())
+    return dump(body), 201, {"Cache-Control": "no-store"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daaas.portal.access.schemas import DesktopAccess, DesktopStatus
+from daaas.portal.access.schemas import DesktopAccess, DesktopStatus, RdpSignIn
 from daaas.portal.api.schema import content, errors
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -28,4 +28,10 @@ PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "The .rdp file (an attachment)", "content": {
             "application/x-rdp": {"schema": {"type": "string"}}}},
             **errors(401, 404, 409, **WHY)}}},
+    "/machines/{machine_id}/rdp-sign-in": {"parameters": [MACHINE_ID], "post": {
+        "summary": "A one-time RDP sign-in secret (a short-lived token signed by the portal, "
+                   "checked by the machine): the password for the .rdp file's user, once",
+        "responses": {"201": content(RdpSignIn, "Created (single use, short-lived)"),
+                      **errors(401, 403, 404, 409, _403="Not the machine's owner, or no CSRF "
+                               "token", _404=WHY["_404"], _409=WHY["_409"])}}},
 }

@@ -2,11 +2,9 @@
 
 Only the OpenStack provider gives a machine an RDP port; local desktops and QEMU machines serve
 the browser desktop only. The file carries the address, the user name, the optional RD Gateway
-and ``prompt for credentials:i:1``, so the client asks for a password. That sign-in cannot be
-completed today: xrdp checks the VM's login password, which is a secret derived from the
-portal's secret key and the machine id (:func:`daaas.portal.machines.secrets.rdp_password`),
-handed to the VM by the bootstrap exchange and never shown to anyone; the portal's own password
-is not it. A one-time sign-in secret for RDP is planned (issue 18).
+and ``prompt for credentials:i:1``, so the client asks for a password: the user types the
+one-time sign-in secret the machine page gives with the download (:mod:`.signin`), which the
+VM's PAM module checks. No password is in the file, none the user knows is the VM's.
 """
 
 from __future__ import annotations
@@ -39,10 +37,10 @@ class RdpDownload:
 def rdp_file(host: str, port: int, username: str, gateway: str = "") -> str:
     """Return the text of a .rdp file for ``host:port`` and ``username`` (CRLF line ends).
 
-    The file holds no password: the client prompts for one (see the module's docstring for why
-    no password the user knows works yet). With ``gateway`` the client connects through that RD
-    Gateway and asks for the gateway's password too (``gatewaycredentialssource:i:0``). Raises
-    nothing.
+    The file holds no password: the client prompts for one, and the user types the one-time
+    sign-in secret (:mod:`daaas.portal.access.signin`). With ``gateway`` the client connects
+    through that RD Gateway and asks for the gateway's password too
+    (``gatewaycredentialssource:i:0``). Raises nothing.
     """
     address = f"[{host}]" if ":" in host else host
     lines = [f"full address:s:{address}:{port}", f"username:s:{username}",

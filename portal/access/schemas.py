@@ -45,5 +45,14 @@ class DesktopStatus(Reply):
                     "last day, latest first.")
 
 
+class RdpSignIn(Reply):
+    """A one-time RDP sign-in secret: type it as the password of ``username`` in the RDP
+    client. Shown once; it expires at ``expires_at`` and works once on this machine."""
+
+    secret: str = Field(description="The one-time password (a token signed by the portal).")
+    username: str = Field(description="The account to sign in as.")
+    expires_at: Timestamp
+
+
 REQUESTS: tuple[type[BaseModel], ...] = ()
-REPLIES = (DesktopAccess, DesktopStatus, DesktopOpening)
+REPLIES = (RdpSignIn, DesktopAccess, DesktopStatus, DesktopOpening)

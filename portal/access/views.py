@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Response, render_template, send_from_directory
+from flask.typing import ResponseReturnValue
 
+from daaas.portal.access.offer import AccessOffer, access_offer
 from daaas.portal.access.rdp import RdpDownload, rdp_download
+from daaas.portal.access.signin import issue_sign_in
 from daaas.portal.auth.current import require_user
-from daaas.portal.config import parse_hours_list
+from daaas.portal.config import parse_hours_list, resolve_secret_key
+from daaas.portal.db import utcnow
 from daaas.portal.errors import PortalError
 from daaas.portal.lifecycle import db
+from daaas.portal.machines.models import Machine
 from daaas.portal.machines.naming import storage_on_desktop
 from daaas.portal.machines.service import get_machine
 from daaas.portal.runtime import runtime
@@ -24,6 +29,15 @@ class NoVncMissing(PortalError):
 
     status_code = 503
     code = "novnc_missing"
+
+
+@blueprint.app_context_processor
+def _access_helpers() -> dict[str, object]:
+    """Give templates ``machine_access(machine)``: the ways into it the page offers."""
+    def machine_access(machine: Machine) -> AccessOffer:
+        rt = runtime()
+        return access_offer(rt.settings, rt.provider, machine)
+    return {"machine_access": machine_access}
 
 
 @blueprint.get("/machines/<machine_id>/desktop")
@@ -52,6 +66,22 @@ def rdp(machine_id: str) -> Response:
     rt = runtime()
     return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
                                      machine_id))
+
+
+@blueprint.post("/machines/<machine_id>/rdp-sign-in")
+def rdp_sign_in(machine_id: str) -> ResponseReturnValue:
+    """Show a fresh one-time RDP sign-in secret, once, with the .rdp download (not cached).
+
+    Raises AuthenticationRequired, NotFound, Forbidden (not the owner) or Conflict (not ready,
+    or RDP not offered, with the reason).
+    """
+    settings = runtime().settings
+    grant = issue_sign_in(db(), settings, resolve_secret_key(settings), require_user(),
+                          machine_id, utcnow())
+    page = render_template("access/rdp_sign_in.html", grant=grant,
+                           machine=get_machine(db(), require_user(), machine_id),
+                           minutes=settings.rdp_sign_in_minutes)
+    return page, 201, {"Cache-Control": "no-store"}
 
 
 @blueprint.get("/novnc/<path:filename>")

@@ -30,6 +30,16 @@ class SecretFile(Reply):
     owner: str = Field("", description="user[:group] to own the file; absent: root.")
 
 
+class DataMount(Reply):
+    """A network file system the agent mounts read-only (experiment data)."""
+
+    fstype: str = Field(description="nfs or ceph.")
+    source: str = Field(description="server:/export/folder (nfs) or mon1,mon2:/path (ceph).")
+    target: str = Field(description="Mount point in the user's home.")
+    options: str = Field(description="Mount options, 'ro' first.")
+    label: str = ""
+
+
 class MachineSecrets(Reply):
     """The exchange's answer: the passwords the machine's access services use, and files."""
 
@@ -37,6 +47,10 @@ class MachineSecrets(Reply):
     rdp_password: str = Field("", description="The user's login password, when xrdp is on.")
     report_token: str = Field(description="Bearer token for the status report.")
     files: list[SecretFile]
+    mounts: list[DataMount] = Field(default_factory=list,
+                                    description="Experiment data, mounted read-only.")
+    ssh_authorized_keys: str | None = Field(
+        None, description="When the machine offers SSH: the user's authorized_keys file.")
 
 
 class StatusReport(Body):

@@ -21,13 +21,16 @@ from sqlalchemy.orm import Session
 
 from daaas.contextualisation.builder import access_services
 from daaas.contextualisation.files import one_line
+from daaas.portal.access.signin import verifier_files
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.errors import Conflict, Forbidden
 from daaas.portal.hpc.machine import secret_files
 from daaas.portal.machines.models import Machine
+from daaas.portal.machines.mounts import exchange_mounts, experiment_mounts, export_rule
 from daaas.portal.machines.secrets import rdp_password, token_digest, vnc_password
 from daaas.portal.machines.states import AT_PROVIDER, STARTING
+from daaas.portal.sshkeys.service import authorized_keys
 from daaas.portal.storage.service import secret_files as storage_secret_files
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,22 @@ def exchange(db: Session, settings: Settings, machine_id: str, token: str,
     answer["files"] += secret_files(settings, machine, now)  # the user's Slurm JWT, if any
     answer["files"] += storage_secret_files(  # the storage key (CephFS), if any
         settings, machine.user, machine.id, _live_machines(db, machine))
+    extra = access_and_data(db, settings, machine)
+    answer["files"] += extra.pop("files")
+    answer.update(extra)
+    return answer
+
+
+def access_and_data(db: Session, settings: Settings, machine: Machine) -> dict[str, Any]:
+    """Return the exchange's SSH keys (when the machine offers SSH), the RDP sign-in verifier's
+    file (when it offers RDP) and the experiment data mounts (read-only). Raises nothing."""
+    home = f"/home/{machine.user.username}"
+    mounts = experiment_mounts(export_rule(settings), machine.experiment, home)
+    answer: dict[str, Any] = {
+        "files": verifier_files(resolve_secret_key(settings), machine),
+        "mounts": exchange_mounts(mounts)}
+    if access_services(machine.environment).ssh:
+        answer["ssh_authorized_keys"] = authorized_keys(db, machine.user)
     return answer
 
 

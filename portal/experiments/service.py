@@ -69,7 +69,9 @@ def snapshot(investigation: InvestigationInfo, data_path_template: str) -> dict[
     return {"id": investigation.id, "facility": investigation.facility,
             "name": investigation.name, "visit_id": investigation.visit_id,
             "title": investigation.title, "instruments": list(investigation.instruments),
-            "data_path": investigation.data_path(data_path_template)}
+            "data_path": investigation.data_path(data_path_template),
+            # where cloud VMs mount the data from (portal.machines.mounts), at most 500 folders
+            "data_locations": list(dict.fromkeys(investigation.data_locations))[:500]}
 
 
 def visible_investigation(backend: ExperimentBackend, user: User,
