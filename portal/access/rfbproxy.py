@@ -16,8 +16,13 @@ holds the database URL and the portal's secret key. For every websocket
    secret key and the machine id (:func:`daaas.portal.access.rfb.sign_in_to_server`);
 3. to the browser it offers only security type None (:func:`daaas.portal.access.rfb.greet_client`);
 4. then it relays bytes both ways in :meth:`RfbProxyHandler.relay`, where every message from
-   the browser passes :meth:`RfbProxyHandler.from_browser`, the one place where a view-only
-   role will drop input.
+   the browser passes :meth:`RfbProxyHandler.from_browser`, which follows the client message
+   stream and drops a viewer's input (:mod:`daaas.portal.sharing.rfbfilter`).
+
+Each connection is recorded in the sharing registry (:mod:`daaas.portal.sharing.registry`)
+with the role its token carried; the relay reads its row every
+:data:`~daaas.portal.sharing.registry.CHECK_EVERY` seconds, so a role change or a revocation
+made by the web process applies within a second.
 
 The browser never receives the password, and tokens are hidden in every log line.
 """
@@ -32,7 +37,6 @@ import select
 import socket
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +54,9 @@ from daaas.portal.access.tokenplugin import (
     redact_websockify_logs,
 )
 from daaas.portal.machines.secrets import vnc_password
+from daaas.portal.sharing.models import Role
+from daaas.portal.sharing.registry import CHECK_EVERY, TOUCH_EVERY, Grant
+from daaas.portal.sharing.rfbfilter import ClientMessages, UnknownMessage
 
 log = logging.getLogger("daaas.rfbproxy")
 HANDSHAKE_TIMEOUT = 10.0
@@ -57,17 +64,6 @@ UNREACHABLE = "The desktop cannot be reached right now. Try again in a moment."
 #: TLS is terminated in front of the proxy (docs/admin.md); websockify turns its own TLS on
 #: when its certificate file exists, and this path never can.
 NO_TLS_CERT = "/dev/null/no-tls-here.pem"
-
-
-class Role(Enum):
-    """What a desktop connection may do.
-
-    Every token today is its machine's owner's (or an administrator's): full control. The
-    sharing issue adds a view-only role, stored with the token, that
-    :meth:`RfbProxyHandler.from_browser` enforces.
-    """
-
-    OWNER = "owner"
 
 
 class SocketStream:
@@ -142,6 +138,11 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
     server: RfbProxyServer
     target: DesktopTarget | None = None
     role: Role = Role.OWNER
+    grant: Grant | None = None
+    connection_id: int | None = None
+    messages: ClientMessages | None = None
+    _checked_at = 0.0
+    _touched_at = 0.0
 
     def validate_connection(self) -> None:
         """Spend the ``?token=`` of the request before the websocket is accepted.
@@ -155,7 +156,10 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
         target = self.server.tokens.lookup(token)
         if target is None:
             raise self.server.EClose("desktop token refused")
-        self.target, self.role = target, Role.OWNER
+        grant = self.server.tokens.grant(token)
+        if grant is None:
+            raise self.server.EClose("desktop token's role unknown")
+        self.target, self.grant, self.role = target, grant, grant.role
 
     def token_from_path(self) -> str:
         """Return the request's ``?token=`` ("" when there is none). Raises nothing."""
@@ -185,8 +189,11 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
             self._handshake(target, SocketStream(server), browser)
             server.settimeout(None)
             self._mark_seen()
+            self._register(target)
             self.relay(server, browser.buffer)
         finally:
+            if self.connection_id is not None:
+                self.server.tokens.close(self.connection_id)
             with contextlib.suppress(OSError):
                 server.shutdown(socket.SHUT_RDWR)
             server.close()
@@ -230,16 +237,54 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
         self._seen_at = time.monotonic()
         self.server.tokens.seen(self.target.machine_id)
 
+    def _register(self, target: DesktopTarget) -> None:
+        assert self.grant is not None, "validate_connection reads the grant first"
+        self.connection_id = self.server.tokens.open(target.machine_id, self.grant)
+        if self.connection_id is None:
+            raise self.CClose(1011, "desktop connection not recorded")
+        self._checked_at = self._touched_at = time.monotonic()
+
+    def check_registry(self) -> None:
+        """Apply the registry's word on this connection, read at most every CHECK_EVERY
+        seconds: its current role, or close it when it was ended (revoked). Returns None;
+        raises CClose (code 4001, the reason) for an ended connection."""
+        now = time.monotonic()
+        if self.connection_id is None or now - self._checked_at < CHECK_EVERY:
+            return
+        self._checked_at = now
+        touch = now - self._touched_at >= TOUCH_EVERY
+        found = self.server.tokens.check(self.connection_id, touch=touch)
+        if found is None:
+            return
+        if touch:
+            self._touched_at = now
+        role, ended = found
+        if ended:
+            log.info("machine %s: connection %s ended: %s", self.target and
+                     self.target.machine_id, self.connection_id, ended)
+            raise self.CClose(4001, ended[:100])
+        if role is not self.role:
+            log.info("connection %s: role %s -> %s", self.connection_id, self.role.value,
+                     role.value)
+            self.role = role
+
     def from_browser(self, data: bytes) -> bytes:
         """Return what of ``data`` (bytes of RFB client messages) goes on to the VNC server.
 
-        The owner's connection passes everything. This is the one place where a view-only
-        role (the sharing issue) drops input: it must follow the client message stream across
-        frames (message type, then each type's length; see RFC 6143, 7.5), pass
-        SetPixelFormat, SetEncodings and FramebufferUpdateRequest, and drop KeyEvent,
-        PointerEvent and ClientCutText. Raises nothing.
+        The client message stream is followed across frames
+        (:class:`~daaas.portal.sharing.rfbfilter.ClientMessages`): ClientInit always asks for a
+        shared session, and a viewer's input (key, pointer, clipboard, desktop size, xvp,
+        QEMU) is dropped, its SetPixelFormat, SetEncodings, FramebufferUpdateRequest,
+        EnableContinuousUpdates and ClientFence pass. Raises CClose (1008) when a viewer sends
+        a message the proxy cannot measure.
         """
-        return data
+        if self.messages is None:
+            self.messages = ClientMessages()
+        try:
+            return self.messages.feed(data, viewer=self.role is Role.VIEWER)
+        except UnknownMessage as error:
+            log.warning("connection %s (viewer): %s; closing", self.connection_id, error)
+            raise self.CClose(1008, "unsupported message from a viewer") from None
 
     def relay(self, server: socket.socket, pending: bytes = b"") -> None:
         """Relay bytes between the browser's websocket and the VNC server until one closes.
@@ -253,9 +298,10 @@ class RfbProxyHandler(ProxyRequestHandler):  # type: ignore[misc]  # websockify 
         browser_blocked = False
         while True:
             self._mark_seen(every=self.SEEN_EVERY)
+            self.check_registry()
             writers = ([server] if to_server else []) + \
                 ([self.request] if to_browser or browser_blocked else [])
-            wait = 0 if self.request.pending() else 1
+            wait = 0 if self.request.pending() else CHECK_EVERY
             readable, writable, _ = select.select([self.request, server], writers, [], wait)
             if self.request in writable:
                 browser_blocked = self.send_frames(to_browser)

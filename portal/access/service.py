@@ -32,9 +32,9 @@ from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.machines.secrets import token_digest
-from daaas.portal.machines.service import get_machine
 from daaas.portal.machines.states import State
 from daaas.portal.providers.base import Provider
+from daaas.portal.sharing.access import Access, machine_access
 
 log = logging.getLogger(__name__)
 KEEP_USED_TOKENS = timedelta(days=1)
@@ -105,21 +105,25 @@ def not_ready_message(machine: Machine) -> str | None:
     return f"This machine is {state.value}, so its desktop cannot be opened."
 
 
-def ready_machine(db: Session, user: User, machine_id: str) -> Machine:
-    """Return the user's (or, for an admin, anyone's) machine if it is ready.
+def ready_machine(db: Session, user: User, machine_id: str) -> Access:
+    """Return the machine (the user's, one shared with them or, for an admin, anyone's) and
+    the user's role on it, if it is ready.
 
-    Raises NotFound (not the user's machine) or Conflict (not ready, saying why).
+    Raises NotFound (not the user's machine nor shared with them) or Conflict (not ready,
+    saying why).
     """
-    machine = get_machine(db, user, machine_id)
+    found = machine_access(db, user, machine_id)
+    machine = found.machine
     message = not_ready_message(machine)
     if message:
         raise Conflict(message, f"desktop access to {machine.id} refused: state {machine.state}")
-    return machine
+    return found
 
 
 def issue_desktop_token(db: Session, settings: Settings, provider: Provider, user: User,
                         machine_id: str, *, request_host: str = "") -> DesktopAccess:
-    """Issue a fresh one-time token for the machine's desktop.
+    """Issue a fresh one-time token for the machine's desktop, with the user's role on it
+    (owner, or a member's user or viewer: the proxy enforces it).
 
     Returns the raw token (shown only now), the websocket URL to open (token included) and the
     expiry; where the VNC server listens (host and port, or Unix socket) is stored with the
@@ -127,19 +131,21 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
     neither ``websockify_url`` nor ``public_url`` is configured. Raises NotFound, Conflict
     (machine not ready) or MachineGone (the provider lost it).
     """
-    machine = ready_machine(db, user, machine_id)
+    found = ready_machine(db, user, machine_id)
+    machine = found.machine
     target = provider.connection_target(machine.id)
     token, now = secrets.token_urlsafe(32), utcnow()
     expires_at = now + timedelta(seconds=settings.access_token_ttl_seconds)
     db.execute(delete(AccessToken).where(AccessToken.expires_at < now - KEEP_USED_TOKENS))
-    if machine.user_id != user.id:
+    if machine.user_id != user.id and found.is_owner:
         record_admin_opening(db, machine, user, now)
     db.add(AccessToken(machine_id=machine.id, user_id=user.id, secret_hash=token_digest(token),
                        host=target.host, port=target.vnc_port,
-                       socket_path=target.vnc_socket, created_at=now, expires_at=expires_at))
+                       socket_path=target.vnc_socket, created_at=now, expires_at=expires_at,
+                       role=found.role.value))
     db.flush()
     record(db, "desktop.open", actor=user.username, target=f"machine {machine.id}",
-           detail=machine.name, admin=machine.user_id != user.id)
+           detail=machine.name, admin=machine.user_id != user.id and found.is_owner)
     log.info("desktop token issued to %s for machine %s", user.username, machine.id)
     return DesktopAccess(token=token, websocket_url=websocket_url(settings, token, request_host),
                          expires_at=expires_at)
@@ -198,18 +204,19 @@ class DesktopStatus:
 
 
 def desktop_status(db: Session, provider: Provider, user: User, machine_id: str) -> DesktopStatus:
-    """Return the machine's :class:`DesktopStatus` as ``user`` (its owner or an admin) sees it.
+    """Return the machine's :class:`DesktopStatus` as ``user`` (its owner, an admin or a
+    member) sees it.
 
-    Raises NotFound (not the user's machine).
+    Raises NotFound (not the user's machine nor shared with them).
     """
-    machine = get_machine(db, user, machine_id)
+    machine = machine_access(db, user, machine_id).machine
     state = State(machine.state)
     since = utcnow() - KEEP_USED_TOKENS
     rows = db.execute(
         select(User, func.max(AccessToken.created_at).label("latest"))
         .join(AccessToken, AccessToken.user_id == User.id)
         .where(AccessToken.machine_id == machine.id, AccessToken.created_at > since,
-               User.id != machine.user_id, User.id != user.id)
+               AccessToken.role == "owner", User.id != machine.user_id, User.id != user.id)
         .group_by(User.id).order_by(func.max(AccessToken.created_at).desc())).all()
     return DesktopStatus(state=state.value, message=not_ready_message(machine),
                          can_start=state is State.STOPPED and provider.supports_stop,

@@ -26,8 +26,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from daaas.portal.access.service import DesktopTarget, consume_token, record_desktop_seen
 from daaas.portal.db import make_engine
+from daaas.portal.sharing import registry
+from daaas.portal.sharing.models import Role
 
 log = logging.getLogger("daaas.tokenplugin")
 LAUNCHER_ENV = "WEBSOCKIFY_LAUNCHER_PID"
@@ -55,6 +59,52 @@ class DatabaseTokens:
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
+        self._engine: tuple[int, Engine] | None = None
+
+    def engine(self) -> Engine:
+        """Return this process's engine for the connection registry (one per forked
+        connection process, made on first use). Raises nothing."""
+        if self._engine is None or self._engine[0] != os.getpid():
+            self._engine = (os.getpid(), make_engine(self.database_url))
+        return self._engine[1]
+
+    def grant(self, token: str) -> registry.Grant | None:
+        """Return the role, user and link of a spent token, None when it cannot be read.
+        Raises nothing: a failure is logged and refuses the connection."""
+        try:
+            return registry.token_grant(self.engine(), token)
+        except Exception as error:  # refuse rather than guess a role
+            log.error("desktop token's role not read: %s", type(error).__name__)
+            return None
+
+    def open(self, machine_id: str, grant: registry.Grant) -> int | None:
+        """Record the connection in the registry; returns its id, None when that failed
+        (logged; the caller refuses the connection). Raises nothing."""
+        try:
+            return registry.open_connection(self.engine(), machine_id, grant)
+        except Exception as error:  # an unregistered connection could not be revoked
+            log.error("machine %s: desktop connection not recorded: %s", machine_id,
+                      type(error).__name__)
+            return None
+
+    def check(self, connection_id: int, *, touch: bool) -> tuple[Role, str] | None:
+        """Return the connection's role and why it was ended ("" if not); None when the
+        database cannot be read now (the connection keeps its role). Raises nothing."""
+        try:
+            return registry.check(self.engine(), connection_id, touch=touch)
+        except Exception as error:  # a missed check is retried at the next one
+            log.warning("desktop connection %s not checked: %s", connection_id,
+                        type(error).__name__)
+            return None
+
+    def close(self, connection_id: int) -> None:
+        """Record that the connection closed (and apply the owner-away policy). Raises
+        nothing: a failure is logged."""
+        try:
+            registry.close_connection(self.engine(), connection_id)
+        except Exception as error:  # the row then ages out of the connected list
+            log.warning("desktop connection %s: close not recorded: %s", connection_id,
+                        type(error).__name__)
 
     def lookup(self, token: str) -> DesktopTarget | None:
         """Return the machine and VNC server the token opens, or None (unknown, used, expired,
