@@ -11,7 +11,6 @@ import hmac
 import ipaddress
 
 from flask import Blueprint, Response, request
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from daaas.portal.config import Settings, parse_networks
 from daaas.portal.errors import Forbidden, NotFound, PortalError
@@ -19,6 +18,8 @@ from daaas.portal.metrics.collect import scrape
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("metrics", __name__)
+#: The classic text format (Prometheus 2 and 3 read it; the names need no UTF-8 escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class MetricsOff(NotFound):
@@ -88,6 +89,6 @@ def metrics() -> Response:
                                                                              ""))
     with rt.engine.connect() as connection:
         body = scrape(connection, rt.settings, list(rt.catalogue.environments))
-    response = Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    response = Response(body, mimetype=None, content_type=CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-store"
     return response
