@@ -68,6 +68,8 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     from daaas.portal.hpc import schemas as hpc_schemas
     from daaas.portal.machines import openapi as machines
     from daaas.portal.machines import schemas as machine_schemas
+    from daaas.portal.quotas import openapi as quotas
+    from daaas.portal.quotas import schemas as quota_schemas
     from daaas.portal.sshkeys import openapi as sshkeys
     from daaas.portal.sshkeys import schemas as sshkey_schemas
 
@@ -75,7 +77,8 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
             (experiments.PATHS, experiment_schemas), (access.PATHS, access_schemas),
             (context.PATHS, context_schemas), (hpc.PATHS, hpc_schemas),
             (admin.PATHS, admin_schemas),
-            (sshkeys.PATHS, sshkey_schemas), (audit.PATHS, audit_schemas))
+            (sshkeys.PATHS, sshkey_schemas), (audit.PATHS, audit_schemas),
+            (quotas.PATHS, quota_schemas))
 
 
 def api_models() -> tuple[tuple[type[BaseModel], ...], tuple[type[BaseModel], ...]]:
