@@ -23,6 +23,7 @@ from daaas.portal.experiments.service import launch_choices_by_environment
 from daaas.portal.hpc.machine import configured as hpc_configured
 from daaas.portal.lifecycle import db
 from daaas.portal.machines.service import limit_reason
+from daaas.portal.quotas.service import panel as quota_panel
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("analysis", __name__)
@@ -65,6 +66,7 @@ def analysis_page(launch_error: tuple[str, str] | None = None,
                            experiment_choices=choices, experiments_problem=problem,
                            limit_reason=limit_reason(db(), rt.settings, user),
                            max_machines=rt.settings.max_machines_per_user,
+                           quota_lines=quota_panel(db(), rt.settings, user),
                            warn_hours=min(parse_hours_list(rt.settings.expiry_warning_hours),
                                           default=2.0),
                            idle_warn_minutes=rt.settings.idle_warning_minutes,
