@@ -13,9 +13,11 @@ from flask import Blueprint, request
 from daaas.portal.api.schema import dump, parse_body
 from daaas.portal.auth.csrf import csrf_exempt
 from daaas.portal.bootstrap import schemas, service
+from daaas.portal.bootstrap.activity import record_activity
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Forbidden
 from daaas.portal.lifecycle import db
+from daaas.portal.machines.schemas import ActivityAccepted, ActivityReport
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("context_api", __name__, url_prefix="/api/v1")
@@ -38,6 +40,17 @@ def status(machine_id: str) -> tuple[dict[str, Any], int]:
     report = parse_body(schemas.StatusReport)
     service.record_report(db(), machine_id, _bearer(), report.status, report.reason, utcnow())
     return dump(schemas.StatusAccepted(machine_id=machine_id, status=report.status)), 202
+
+
+@blueprint.post("/context/<machine_id>/activity")
+@csrf_exempt
+def activity(machine_id: str) -> tuple[dict[str, Any], int]:
+    """Record the agent's periodic ``{"cpu_percent", "sessions"}`` report (202, ``active``:
+    whether it keeps the machine from an idle stop); 403 without the report token."""
+    report = parse_body(ActivityReport)
+    active = record_activity(db(), runtime().settings, machine_id, _bearer(),
+                             report.cpu_percent, report.sessions, report.detail, utcnow())
+    return dump(ActivityAccepted(machine_id=machine_id, active=active)), 202
 
 
 def _bearer() -> str:

@@ -50,6 +50,14 @@ def activity_of(db: Session, machine_id: str) -> MachineActivity:
     return row
 
 
+def hours_from(now: datetime, hours: float) -> datetime | None:
+    """Return ``now`` plus ``hours`` to the minute, or None for 0 (no longer kept running).
+    Raises nothing."""
+    if hours <= 0:
+        return None
+    return (now + timedelta(hours=hours)).replace(second=0, microsecond=0)
+
+
 def keep_running_limit(settings: Settings, machine: Machine, now: datetime) -> datetime | None:
     """Return the latest "keep running until" the policy allows for ``machine`` now: at most
     ``keep_running_max_hours`` ahead and never past its end; None when not offered (setting

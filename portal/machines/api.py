@@ -8,9 +8,10 @@ from flask import Blueprint, request
 
 from daaas.portal.api.schema import dump, parse_body, parse_query
 from daaas.portal.auth.current import require_user
+from daaas.portal.db import utcnow
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.lifecycle import db
-from daaas.portal.machines import extensions, schemas, service
+from daaas.portal.machines import activity, extensions, schemas, service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.serialize import machine_json
 from daaas.portal.runtime import runtime
@@ -115,3 +116,17 @@ def extend_machine(machine_id: str) -> tuple[dict[str, Any], int]:
     machine = service.get_machine(db(), user, machine_id, lock=True)
     done = extensions.extend(db(), user, machine)
     return reply(done.machine, with_events=True), 202 if done.pending is not None else 200
+
+
+@blueprint.post("/machines/<machine_id>/keep-running")
+def keep_running(machine_id: str) -> dict[str, Any]:
+    """Keep the user's ready machine running ``{"hours": h}`` from now whatever its desktop
+    connections (0: no longer); 200 with the machine (``lifetime.keep_running_until``).
+    Raises what :func:`activity.keep_running` raises: InvalidInput (400) past the limit,
+    Forbidden (403) when not offered, Conflict (409) unless ready."""
+    hours = parse_body(schemas.KeepRunningRequest).hours
+    user, now = require_user(), utcnow()
+    machine = service.get_machine(db(), user, machine_id, lock=True)
+    activity.keep_running(db(), runtime().settings, user, machine,
+                          activity.hours_from(now, hours), now)
+    return reply(machine, with_events=True)

@@ -6,6 +6,9 @@ from typing import Any
 
 from daaas.portal.api.schema import content, errors, query_parameters, request_body
 from daaas.portal.machines.schemas import (
+    ActivityAccepted,
+    ActivityReport,
+    KeepRunningRequest,
     LaunchRequest,
     Machine,
     MachineList,
@@ -63,6 +66,19 @@ PATHS: dict[str, Any] = {
         "responses": {"200": content(Machine, "Extended"),
                       "202": content(Machine, "Waiting for an administrator's approval"),
                       **errors(401, 403, 404, 409)}}},
+    "/machines/{machine_id}/keep-running": {"parameters": [MACHINE_ID], "post": {
+        "summary": "Keep a ready machine running for some hours whatever its desktop "
+                   "connections (not stopped as idle), within the portal's limit and never "
+                   "past its end; hours 0 stops keeping it. 400 past the limit, 403 when not "
+                   "offered, 409 unless ready",
+        "requestBody": request_body(KeepRunningRequest),
+        "responses": {"200": content(Machine, "Kept running (or no longer)"),
+                      **errors(400, 401, 403, 404, 409)}}},
+    "/context/{machine_id}/activity": {"parameters": [MACHINE_ID], "post": {
+        "summary": "A VM agent's periodic activity report (CPU use, logged-in sessions), with "
+                   "the machine's report token as bearer; activity keeps it from an idle stop",
+        "security": [{"bearer": []}], "requestBody": request_body(ActivityReport),
+        "responses": {"202": content(ActivityAccepted, "Recorded"), **errors(400, 403)}}},
     "/machines/{machine_id}/start": _change(
         "Start a stopped machine again (answers at once; 409 unless stopped)", "Provisioning",
         409),

@@ -42,6 +42,38 @@ class RenameRequest(Body):
                                   "differ from the names of the owner's other machines.")
 
 
+class KeepRunningRequest(Body):
+    """How long to keep a ready machine running whatever its desktop connections."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"hours": 8}, {"hours": 0}]})
+
+    hours: float = Field(ge=0, le=720, description="Keep it running this many hours from "
+                                                   "now (at most the portal's "
+                                                   "keep_running_max_hours, never past its "
+                                                   "end); 0 stops keeping it.")
+
+
+class ActivityReport(Body):
+    """A VM agent's periodic report of what happens on the machine (not people's input)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"cpu_percent": 83.5, "sessions": 1, "detail": "load 1.9"}]})
+
+    cpu_percent: float = Field(ge=0, le=100_000, description="CPU use since the last report, "
+                                                             "percent of one core summed over "
+                                                             "cores.")
+    sessions: int = Field(ge=0, le=100_000, description="Logged-in sessions (desktop, RDP, "
+                                                        "SSH) of people.")
+    detail: str = Field("", max_length=200, description="A short note for administrators.")
+
+
+class ActivityAccepted(Reply):
+    """The report was recorded; ``active``: it counts as activity (no idle stop)."""
+
+    machine_id: str
+    active: bool
+
+
 class MachineEnvironment(Reply):
     """The environment a machine runs."""
 
@@ -83,6 +115,12 @@ class MachineLifetime(Reply):
     idle_stop_at: Timestamp | None = Field(description="When a ready machine will be stopped "
                                                        "as idle unless a desktop is opened; "
                                                        "null when it will not be.")
+    keep_running_until: Timestamp | None = Field(description="Its owner keeps it running "
+                                                             "until then (not stopped as "
+                                                             "idle); null when not.")
+    keep_running_limit: Timestamp | None = Field(description="The latest it can be kept "
+                                                             "running until now; null when "
+                                                             "it cannot be.")
 
 
 class MachineExperiment(Reply):
@@ -155,5 +193,5 @@ class MachineList(Reply):
     offset: int
 
 
-REQUESTS = (LaunchRequest, RenameRequest)
-REPLIES = (Machine, MachineList)
+REQUESTS = (LaunchRequest, RenameRequest, KeepRunningRequest, ActivityReport)
+REPLIES = (Machine, MachineList, ActivityAccepted)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import g, url_for
 from sqlalchemy import select
 
+from daaas.portal.db import utcnow
 from daaas.portal.lifecycle import db
+from daaas.portal.machines.activity import MachineActivity, busy_until, keep_running_limit
 from daaas.portal.machines.extensions import PENDING, ExtensionRequest, machine_policy
 from daaas.portal.machines.lifetime import extension_target, idle_since, latest_end
 from daaas.portal.machines.models import Machine
@@ -44,6 +46,19 @@ def _pending_extensions() -> set[str]:
     return pending
 
 
+def _activity() -> dict[str, tuple[datetime | None, datetime | None]]:
+    """Return each machine's "keep running until" and last active agent report, read once
+    per request (rows exist only for machines with such a signal)."""
+    if "machine_activity" not in g:
+        g.machine_activity = {
+            row.machine_id: (row.keep_running_until, row.vm_active_at)
+            for row in db().execute(select(MachineActivity.machine_id,
+                                           MachineActivity.keep_running_until,
+                                           MachineActivity.vm_active_at))}
+    found: dict[str, tuple[datetime | None, datetime | None]] = g.machine_activity
+    return found
+
+
 def lifetime_json(machine: Machine) -> dict[str, Any]:
     """Return the machine's lifetime: its end, the latest its policy allows, how it is
     extended and whether it can be now. Raises nothing."""
@@ -51,9 +66,15 @@ def lifetime_json(machine: Machine) -> dict[str, Any]:
     policy = machine_policy(machine)
     target = extension_target(machine.created_at, machine.expires_at, policy)
     idle_stop_at = None
+    keep_until, active_at = _activity().get(machine.id, (None, None))
+    now = utcnow()
+    if keep_until is not None and keep_until <= now:
+        keep_until = None
     if machine.state == "ready" and rt.settings.idle_stop and rt.provider.supports_stop:
-        idle_stop_at = (idle_since(machine.state_changed_at, machine.desktop_seen_at)
+        idle_stop_at = (idle_since(machine.state_changed_at, machine.desktop_seen_at,
+                                   busy_until(keep_until, active_at))
                         + timedelta(minutes=machine.environment.limits.idle_timeout_minutes))
+    limit = keep_running_limit(rt.settings, machine, now) if machine.state == "ready" else None
     alive = machine.state in ("provisioning", "contextualising", "ready", "stopping", "stopped")
     return {"expires_at": machine.expires_at.isoformat(),
             "latest_end": latest_end(machine.created_at, policy).isoformat(),
@@ -61,7 +82,9 @@ def lifetime_json(machine: Machine) -> dict[str, Any]:
             "extension_hours": policy.step.total_seconds() / 3600,
             "can_extend": alive and policy.extension != "none" and target is not None,
             "extension_pending": machine.id in _pending_extensions(),
-            "idle_stop_at": idle_stop_at.isoformat() if idle_stop_at else None}
+            "idle_stop_at": idle_stop_at.isoformat() if idle_stop_at else None,
+            "keep_running_until": keep_until.isoformat() if keep_until else None,
+            "keep_running_limit": limit.isoformat() if limit else None}
 
 
 def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:

@@ -12,11 +12,13 @@ from daaas.portal.analysis.views import analysis_page
 from daaas.portal.auth.current import require_user
 from daaas.portal.bootstrap.userdata import inspectable_user_data
 from daaas.portal.config import parse_hours_list
+from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.lifecycle import db, wants_json
-from daaas.portal.machines import extensions, service
+from daaas.portal.machines import activity, extensions, service
+from daaas.portal.machines.activity import keep_running_limit
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.naming import (
     MAX_NAME,
@@ -95,6 +97,7 @@ def machine_page(machine: Machine, rename_error: str = "", typed_name: str | Non
                            if visit else None,
                            when_text=when_text, human_size=human_size,
                            lifetime=lifetime_json(machine), extend_error=extend_error,
+                           keep_hours=_keep_hours(machine),
                            warn_hours=min(parse_hours_list(rt.settings.expiry_warning_hours),
                                           default=2.0))
 
@@ -161,6 +164,38 @@ def extend(machine_id: str) -> ResponseReturnValue:
         machine = service.get_machine(db(), user, machine_id)
         return machine_page(machine, extend_error=exc.user_message), exc.status_code
     return redirect(url_for("machines.page", machine_id=machine_id), code=303)
+
+
+@blueprint.post("/machines/<machine_id>/keep-running")
+def keep_running(machine_id: str) -> ResponseReturnValue:
+    """Keep the machine running for the form's ``hours`` whatever its connections (0: no
+    longer) and show it again; a refusal is shown on the page with the error's status."""
+    user, now = require_user(), utcnow()
+    raw = request.form.get("hours", "0")
+    hours = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else 0
+    try:
+        activity.keep_running(db(), runtime().settings, user,
+                              service.get_machine(db(), user, machine_id, lock=True),
+                              activity.hours_from(now, hours), now)
+    except (Conflict, Forbidden, InvalidInput) as exc:
+        if wants_json():
+            raise
+        db().rollback()
+        machine = service.get_machine(db(), user, machine_id)
+        return machine_page(machine, extend_error=exc.user_message), exc.status_code
+    return redirect(url_for("machines.page", machine_id=machine_id), code=303)
+
+
+def _keep_hours(machine: Machine) -> list[int]:
+    """Return the whole hours the page offers to keep ``machine`` running (1, 2, 4, 8 …
+    within the limit, and the limit itself). Raises nothing."""
+    now = utcnow()
+    limit = keep_running_limit(runtime().settings, machine, now)
+    if limit is None or machine.state != State.READY.value:
+        return []
+    most = int((limit - now).total_seconds() // 3600)
+    offered = [h for h in (1, 2, 4, 8, 12, 24, 48, 72, 168) if h < most]
+    return [*offered, most] if most >= 1 else []
 
 
 @blueprint.post("/machines/<machine_id>/delete")

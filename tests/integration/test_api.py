@@ -148,9 +148,9 @@ def _body_routes() -> list[tuple[str, str]]:
 
 def test_every_body_route_is_known_to_the_tests() -> None:
     assert sorted(_body_routes()) == [
-        ("/context/m-none/bootstrap", "post"), ("/context/m-none/status", "post"),
-        ("/jobs", "post"), ("/machines", "post"), ("/machines/m-none", "patch"),
-        ("/tokens", "post")]
+        ("/context/m-none/activity", "post"), ("/context/m-none/bootstrap", "post"),
+        ("/context/m-none/status", "post"), ("/jobs", "post"), ("/machines", "post"), ("/machines/m-none", "patch"),
+        ("/machines/m-none/keep-running", "post"), ("/tokens", "post")]
 
 
 @pytest.mark.parametrize("raw", [b"\x00", b"[]", b"\"ccp4\"", b"{\"environment\": ", b"\xff{}"])
@@ -178,6 +178,8 @@ def test_a_body_that_is_not_a_json_object_is_400(client: FlaskClient, raw: bytes
      "parameters.folder: must be text or a number"),
     ("/context/m-none/status", {"status": "fine"}, "status: input should be 'ready' or 'failed'"),
     ("/context/m-none/bootstrap", {"token": 42}, "token: input should be a valid string"),
+    ("/machines/m-none/keep-running", {"hours": "8"}, "hours: input should be a valid number"),
+    ("/context/m-none/activity", {"cpu_percent": 3}, "sessions: field required"),
 ])
 def test_a_bad_body_names_the_field(client: FlaskClient, path: str, body: Any,
                                     expected: str) -> None:

@@ -79,7 +79,7 @@ def test_a_launch_lives_the_initial_lifetime_and_the_api_says_how_long(app: Flas
         "expires_at": row.expires_at.isoformat(),
         "latest_end": (row.created_at + 336 * H).isoformat(), "extension": "auto",
         "extension_hours": 24.0, "can_extend": False, "extension_pending": False,
-        "idle_stop_at": None}
+        "idle_stop_at": None, "keep_running_until": None, "keep_running_limit": None}
     assert body["links"]["extend"] == f"/api/v1/machines/{machine_id}/extend"
 
 
