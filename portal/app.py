@@ -127,6 +127,8 @@ def _register(app: Flask) -> None:
     from daaas.portal.metrics.views import blueprint as metrics
     from daaas.portal.quotas.api import blueprint as quotas_api
     from daaas.portal.quotas.views import blueprint as quotas
+    from daaas.portal.sharing.views import api as sharing_api
+    from daaas.portal.sharing.views import pages as sharing
     from daaas.portal.sshkeys.api import blueprint as sshkeys_api
     from daaas.portal.sshkeys.views import blueprint as sshkeys
 
@@ -134,7 +136,7 @@ def _register(app: Flask) -> None:
                       admin_api,
                       experiments, experiments_api,
                       context_api, hpc, hpc_api, account, sshkeys, sshkeys_api,
-                      audit, audit_api, quotas, quotas_api):
+                      audit, audit_api, quotas, quotas_api, sharing, sharing_api):
         app.register_blueprint(blueprint)
     app.register_blueprint(metrics)  # /metrics for Prometheus (portal/metrics)
     lifecycle.install(app)

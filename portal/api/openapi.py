@@ -70,6 +70,8 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     from daaas.portal.machines import schemas as machine_schemas
     from daaas.portal.quotas import openapi as quotas
     from daaas.portal.quotas import schemas as quota_schemas
+    from daaas.portal.sharing import openapi as sharing
+    from daaas.portal.sharing import schemas as sharing_schemas
     from daaas.portal.sshkeys import openapi as sshkeys
     from daaas.portal.sshkeys import schemas as sshkey_schemas
 
@@ -78,7 +80,7 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
             (context.PATHS, context_schemas), (hpc.PATHS, hpc_schemas),
             (admin.PATHS, admin_schemas),
             (sshkeys.PATHS, sshkey_schemas), (audit.PATHS, audit_schemas),
-            (quotas.PATHS, quota_schemas))
+            (quotas.PATHS, quota_schemas), (sharing.PATHS, sharing_schemas))
 
 
 def api_models() -> tuple[tuple[type[BaseModel], ...], tuple[type[BaseModel], ...]]:
