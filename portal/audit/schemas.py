@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from daaas.portal.api.schema import Query, Reply, Timestamp
 from daaas.portal.audit.models import MAX_ACTION, MAX_ACTOR, MAX_TARGET
@@ -27,6 +27,12 @@ class AuditQuery(Query):
     until: dt.date | None = Field(None, description="Up to and including this day.")
     limit: int = Field(500, ge=1, le=MAX_LIMIT, description="Events in the answer, newest "
                        "first.")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _empty_is_any(cls, value: object) -> object:
+        """An empty day (the page's form sends its empty date fields) means any."""
+        return None if value == "" else value
 
 
 class AuditEventReply(Reply):
