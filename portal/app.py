@@ -110,6 +110,7 @@ def _register(app: Flask) -> None:
     from daaas.portal.access.api import blueprint as access_api
     from daaas.portal.access.views import blueprint as access
     from daaas.portal.admin.api import blueprint as admin_api
+    from daaas.portal.admin.lifetimes import blueprint as admin_lifetimes
     from daaas.portal.admin.views import blueprint as admin
     from daaas.portal.analysis.views import blueprint as analysis
     from daaas.portal.api.views import blueprint as api
@@ -138,6 +139,7 @@ def _register(app: Flask) -> None:
                       context_api, hpc, hpc_api, account, sshkeys, sshkeys_api,
                       audit, audit_api, quotas, quotas_api, sharing, sharing_api):
         app.register_blueprint(blueprint)
+    app.register_blueprint(admin_lifetimes)  # /admin/lifetimes (portal/admin/lifetimes.py)
     app.register_blueprint(metrics)  # /metrics for Prometheus (portal/metrics)
     lifecycle.install(app)
     csrf.install(app)

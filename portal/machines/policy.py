@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from daaas.portal.config import Settings, parse_hours_list
+from daaas.portal.machines.activity import MachineActivity, busy_until
 from daaas.portal.machines.lifetime import hours_text, idle_since, warning_due
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.notices import expiry_warning_key
@@ -53,12 +54,42 @@ def policy_plan(db: Session, settings: Settings, now: datetime,
             plan.append(Planned(machine, "warn", f"{hours_text(left)} left ({hours:g} h "
                                                  "warning)"))
     if stop_idle and settings.idle_stop:
-        for machine in db.scalars(select(Machine).options(joinedload(Machine.user)).where(
-                Machine.state == State.READY.value)):
-            minutes = machine.environment.limits.idle_timeout_minutes
-            since = idle_since(machine.state_changed_at, machine.desktop_seen_at)
-            if since <= now - timedelta(minutes=minutes):
-                plan.append(Planned(machine, "stop", f"no desktop connection since "
-                                                     f"{since:%d %b %H:%M} UTC (idle after "
-                                                     f"{minutes} min)"))
+        for idle in idle_machines(db, now):
+            if idle.stop_at <= now:
+                plan.append(Planned(idle.machine, "stop", f"idle since {idle.since:%d %b %H:%M} "
+                                    f"UTC (stopped after {idle.minutes} min)"))
     return plan
+
+
+@dataclass(frozen=True)
+class Idle:
+    """A ready machine and since when it is idle (no desktop connection, not kept running,
+    no active agent report); ``stop_at`` is when the idle stop takes it (an unfinished HPC job
+    launched from it still holds it off, which the reconciler asks the cluster about)."""
+
+    machine: Machine
+    since: datetime
+    stop_at: datetime
+    minutes: int
+    keep_running_until: datetime | None
+
+
+def idle_machines(db: Session, now: datetime, within: timedelta | None = None) -> list[Idle]:
+    """Return the ready machines with an idle timeout, longest idle first, owners loaded;
+    with ``within``, only those the idle stop takes before ``now + within``. Reads only;
+    raises nothing beyond database errors."""
+    found: list[Idle] = []
+    for machine, keep, active in db.execute(
+            select(Machine, MachineActivity.keep_running_until, MachineActivity.vm_active_at)
+            .outerjoin(MachineActivity).options(joinedload(Machine.user))
+            .where(Machine.state == State.READY.value)):
+        minutes = machine.environment.limits.idle_timeout_minutes
+        if not minutes:
+            continue
+        since = idle_since(machine.state_changed_at, machine.desktop_seen_at,
+                           busy_until(keep, active))
+        stop_at = since + timedelta(minutes=minutes)
+        if within is None or stop_at <= now + within:
+            found.append(Idle(machine, min(since, now), stop_at, minutes,
+                              keep if keep is not None and keep > now else None))
+    return sorted(found, key=lambda idle: idle.stop_at)
