@@ -5,8 +5,15 @@ Grafana dashboard and alert rules name only exported metrics."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +32,11 @@ from daaas.portal.machines.service import transition
 from daaas.portal.machines.states import State
 from daaas.portal.machines.worker import make_reconciler
 from daaas.portal.metrics.collect import METRICS, STATEMENTS, scrape
-from daaas.portal.metrics.worker import MeasuredReconciler
+from daaas.portal.metrics.worker import MeasuredReconciler, WorkerMetrics, metrics_folder
 from daaas.portal.runtime import runtime
-from tests.support.machines import SECRET_KEY, launch
-from tests.support.providers import FailingProvider
+from tests.support.machines import SECRET_KEY, ManualClock, launch
+from tests.support.paths import ROOT
+from tests.support.providers import FailingProvider, NeverReadyProvider
 from tests.support.web import served
 
 TOKEN = "scrape-token-for-tests"
@@ -151,22 +159,83 @@ def test_failures_by_reason_and_provider_errors(app: Flask) -> None:
     rt = runtime(app)
     failing = MeasuredReconciler(worker_session_factory(rt.settings.effective_database_url),
                                  FailingProvider(fail_on="launch"), secret_key=SECRET_KEY,
-                                 ready_timeout_seconds=600, settings=rt.settings)
+                                 ready_timeout_seconds=600, settings=rt.settings,
+                                 metrics=WorkerMetrics(metrics_folder(rt.settings), "failing"))
     refused = launch(app)
     failing.run_once()
+    clock = ManualClock()
+    slow = MeasuredReconciler(worker_session_factory(rt.settings.effective_database_url),
+                              NeverReadyProvider(), secret_key=SECRET_KEY,
+                              ready_timeout_seconds=600, settings=rt.settings, clock=clock,
+                              metrics=WorkerMetrics(metrics_folder(rt.settings), "slow"))
+    late = launch(app)
+    slow.run_once()
+    slow.run_once()  # contextualising, never ready
+    clock.now += timedelta(seconds=601)
+    slow.run_once()
     gone = launch(app, environment="ccp4")
     with unit_of_work(rt.session_factory) as db:
         machine = db.get(Machine, gone)
         assert machine is not None
         transition(db, machine, State.ERROR, GONE_REASON)
     with rt.session_factory() as db:
-        assert db.get(Machine, refused).state == State.ERROR.value  # type: ignore[union-attr]
+        for machine_id in (refused, late):
+            assert db.get(Machine, machine_id).state == State.ERROR.value  # type: ignore[union-attr]
     found = samples(get_text(app))
     assert value(found, "daaas_machine_failures_total", stage="requested",
                  reason="launch_refused") == 1
     assert value(found, "daaas_machine_failures_total", stage="requested", reason="gone") == 1
+    assert value(found, "daaas_machine_failures_total", stage="contextualising",
+                 reason="timeout") == 1
     assert value(found, "daaas_provider_errors_total", operation="launch",
-                 error="LaunchFailed") == 1
+                 error="LaunchFailed", worker="failing") == 1
+    assert value(found, "daaas_provider_calls_total", operation="launch", worker="slow") == 1
+
+
+def test_a_worker_process_and_two_web_processes_agree(app: Flask,
+                                                      settings_override: dict[str, Any]) -> None:
+    """A real `daaas worker` launches; two separately built portals (as two web processes)
+    scrape the same database figures, and both see the worker's own figures under its pid."""
+    from daaas.portal import create_app
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
+           "DAAAS_DATABASE_URL": settings_override["database_url"],
+           "DAAAS_VAR_DIR": settings_override["var_dir"],
+           "DAAAS_SECRET_KEY": settings_override["secret_key"],
+           "DAAAS_PROVIDER": "tests.support.providers:InMemoryProvider",
+           "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.3", "DAAAS_START_WEBSOCKIFY": "false"}
+    worker = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
+                               "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    other = create_app(settings_override)
+    try:
+        machine_id = launch(app)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with runtime(app).session_factory() as db:
+                row = db.get(Machine, machine_id)
+                if row is not None and row.state == State.READY.value:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the worker did not make the machine ready")
+        time.sleep(1)  # a cycle after ready: the worker's file is written at each cycle's end
+        scrapes = []
+        for portal in (app, other):
+            with served(portal) as base:
+                scrapes.append(samples(get(base).text))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        other.extensions["daaas"].engine.dispose()
+    same = ("daaas_machines", "daaas_launches_total", "daaas_launch_phase_seconds_count",
+            "daaas_launch_phase_seconds_bucket", "daaas_launch_phase_seconds_sum")
+    first, second = ([s for s in found if s.name in same] for found in scrapes)
+    assert first == second and first
+    for found in scrapes:
+        assert value(found, "daaas_launch_phase_seconds_count", phase="total") == 1
+        assert value(found, "daaas_provider_calls_total", operation="launch",
+                     worker=f"{socket.gethostname()}-{worker.pid}") == 1
+        assert value(found, "daaas_reconciler_cycle_seconds_count", kind="full") >= 2
 
 
 @pytest.mark.parametrize(("settings", "status", "words"), [
