@@ -71,12 +71,12 @@ def restored_name(machine: Machine, decided_at: datetime) -> str:
     return f"restored-{slug}-{decided_at:%Y-%m-%d}"
 
 
-def plan_keep(db: Session, settings: Settings, machine: Machine,
-              now: datetime) -> KeptHome | None:
-    """Record that ``machine``'s home is to be kept (policy deletion of a machine whose
-    provider can keep homes, ``home_grace_days`` above 0); None otherwise or when recorded
-    before. Raises nothing beyond database errors."""
-    if settings.home_grace_days <= 0 or machine.provider != "local":
+def plan_keep(db: Session, settings: Settings, machine: Machine, now: datetime,
+              keeps_homes: bool) -> KeptHome | None:
+    """Record that ``machine``'s home is to be kept (a policy deletion on a provider that
+    ``keeps_homes``, ``home_grace_days`` above 0); None otherwise. Recorded before: the same
+    row. Raises nothing beyond database errors."""
+    if settings.home_grace_days <= 0 or not keeps_homes:
         return None
     found = db.scalar(select(KeptHome).where(KeptHome.machine_id == machine.id))
     if found is not None:

@@ -615,7 +615,8 @@ class Reconciler:
             return False
         lived = hours_text(machine.expires_at - machine.created_at)
         maximum = hours_text(machine_policy(machine).maximum)
-        kept = homes.plan_keep(db, self.settings, machine, now) if self.settings else None
+        kept = homes.plan_keep(db, self.settings, machine, now, self.provider.keeps_homes) \
+            if self.settings else None
         home = "" if kept is None else (f"; its home folder is kept until "
                                         f"{kept.purge_after:%d %b %Y} (an administrator can "
                                         "restore it into the owner's storage)")

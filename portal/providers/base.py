@@ -120,6 +120,9 @@ class Provider(abc.ABC):
     #: user-data into ``LaunchSpec.user_data``, and the machine becomes ready only when its
     #: bootstrap agent reports so (poll such machines as RUNNING, never READY).
     uses_cloud_init: ClassVar[bool] = False
+    #: True when :meth:`delete_keeping_home` keeps a home folder on the portal's host (the
+    #: local provider): the lifetime policy then keeps a deleted machine's home for a while.
+    keeps_homes: ClassVar[bool] = False
 
     @property
     def supports_stop(self) -> bool:

@@ -58,6 +58,7 @@ class LocalProvider(Provider):
 
     name = "local"
     supports_stop = True  # processes ended, home kept
+    keeps_homes = True  # delete_keeping_home moves the home aside
 
     def __init__(self, var_dir: str | Path = "var", max_sessions: int = 8,
                  desktop: str = "pcmanfm", first_display: int = 10, last_display: int = 99,
