@@ -35,7 +35,7 @@ class DataMount(Reply):
 
     fstype: str = Field(description="nfs or ceph.")
     source: str = Field(description="server:/export/folder (nfs) or mon1,mon2:/path (ceph).")
-    target: str = Field(description="Mount point in the user's home.")
+    folder: str = Field(description="Mount point: this folder of the user's home.")
     options: str = Field(description="Mount options, 'ro' first.")
     label: str = ""
 

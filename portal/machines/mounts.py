@@ -136,7 +136,8 @@ def _mount(rule: ExportRule, source: str, fields: dict[str, str],
 
 
 def exchange_mounts(mounts: Sequence[Mount]) -> list[dict[str, str]]:
-    """Return the mounts as the bootstrap exchange hands them to the agent. Raises nothing."""
-    return [{"fstype": FSTYPES[m.kind], "source": m.source, "target": m.target,
+    """Return the mounts as the bootstrap exchange hands them to the agent: each at a folder
+    of the user's home (the agent knows where that is). Raises nothing."""
+    return [{"fstype": FSTYPES[m.kind], "source": m.source, "folder": PurePosixPath(m.target).name,
              "options": ",".join(dict.fromkeys(("ro" if m.read_only else "rw", *m.options))),
              "label": m.label} for m in mounts]

@@ -62,7 +62,7 @@ def test_the_export_may_use_the_experiments_own_fields_and_cephfs() -> None:
     assert mount.source == "mon1,mon2:/volumes/ISIS/2026/RB1234" and mount.kind == "cephfs"
     assert exchange_mounts([mount]) == [{
         "fstype": "ceph", "source": "mon1,mon2:/volumes/ISIS/2026/RB1234",
-        "target": "/home/alice/experiment-RB1234", "options": "ro,name=data",
+        "folder": "experiment-RB1234", "options": "ro,name=data",
         "label": "experiment RB1234"}]
 
 
