@@ -19,6 +19,7 @@ from daaas.portal.machines.models import Machine
 from daaas.portal.machines.naming import storage_on_desktop
 from daaas.portal.machines.service import get_machine
 from daaas.portal.runtime import runtime
+from daaas.portal.sharing.access import machine_access
 
 blueprint = Blueprint("access", __name__)
 NOVNC_CACHE_SECONDS = 3600
@@ -42,15 +43,18 @@ def _access_helpers() -> dict[str, object]:
 
 @blueprint.get("/machines/<machine_id>/desktop")
 def desktop(machine_id: str) -> str:
-    """Return the browser desktop page of the user's machine.
+    """Return the browser desktop page of the user's machine, or of one shared with them (as
+    user or viewer: the page says so; the proxy enforces it).
 
-    Raises AuthenticationRequired (sign-in redirect) or NotFound (not the user's machine).
+    Raises AuthenticationRequired (sign-in redirect) or NotFound (not the user's machine nor
+    shared with them).
     """
     user = require_user()
-    machine = get_machine(db(), user, machine_id)
+    found = machine_access(db(), user, machine_id)
+    machine = found.machine
     settings = runtime().settings
     return render_template("access/desktop.html", machine=machine,
-                           is_owner=machine.user_id == user.id,
+                           is_owner=machine.user_id == user.id, role=found.role.value,
                            storage_on_desktop=storage_on_desktop(settings, machine.provider),
                            warn_hours=min(parse_hours_list(settings.expiry_warning_hours),
                                           default=2.0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daaas.portal.access.schemas import DesktopAccess
+from daaas.portal.access.schemas import DesktopAccess, DesktopStatus
 from daaas.portal.api.schema import ID_SCHEMA, content, errors, request_body
 from daaas.portal.sharing.schemas import (
     InviteRequest,
@@ -75,4 +75,11 @@ PATHS: dict[str, Any] = {
                                         _404="Not a working view link",
                                         _409="The owner is not connected, or the machine is "
                                              "not ready")}}},
+    "/share/{secret}/desktop-status": {
+        "parameters": [{"name": "secret", "in": "path", "required": True,
+                        "schema": {"type": "string", "maxLength": 100}}],
+        "get": {"summary": "A view link's desktop status: the machine's state and whether the "
+                           "desktop can be watched now (the owner is connected)",
+                "responses": {"200": content(DesktopStatus, "The desktop's status"),
+                              **errors(401, 404, _404="Not a working view link")}}},
 }

@@ -47,6 +47,8 @@ from daaas.portal.sharing.models import (
 log = logging.getLogger(__name__)
 NO_SUCH_LINK = ("This share link does not work (any more): it was used, revoked or has "
                 "expired. Ask the machine's owner for a new one.")
+OWNER_AWAY = ("The owner of this desktop is not connected now; a view-only link works only "
+              "while they are. Try again when they are on their desktop.")
 #: A connection the proxy has not touched for this long is taken as gone (a proxy killed).
 FRESH = timedelta(seconds=45)
 
@@ -394,7 +396,5 @@ def issue_link_token(db: Session, settings: Settings, provider: Provider, user: 
     is not ready) or MachineGone."""
     machine, link = view_link(db, secret)
     if not owner_connected(db, machine):
-        raise Conflict("The owner of this desktop is not connected now; a view-only link works "
-                       "only while they are. Try again when they are on their desktop.",
-                       f"view link #{link.id} of {machine.id}: owner not connected")
+        raise Conflict(OWNER_AWAY, f"view link #{link.id} of {machine.id}: owner not connected")
     return _token(db, settings, provider, user, machine, Role.VIEWER, link.id, request_host)

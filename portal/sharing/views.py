@@ -9,7 +9,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from daaas.portal.access.schemas import DesktopAccess
+from daaas.portal.access.schemas import DesktopAccess, DesktopStatus
+from daaas.portal.access.service import END_STATES, not_ready_message
 from daaas.portal.api.schema import ID, dump, parse_body, with_ids
 from daaas.portal.auth.current import current_user, require_user
 from daaas.portal.auth.models import User
@@ -17,6 +18,7 @@ from daaas.portal.config import parse_hours_list
 from daaas.portal.errors import NotFound
 from daaas.portal.lifecycle import db
 from daaas.portal.machines.models import Machine
+from daaas.portal.machines.states import State
 from daaas.portal.runtime import runtime
 from daaas.portal.sharing import service
 from daaas.portal.sharing.access import machine_access
@@ -147,6 +149,22 @@ def link_access(secret: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     return dump(body), 201, {"Cache-Control": "no-store"}
 
 
+@api.get("/share/<secret>/desktop-status")
+def link_status(secret: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Return 200 with the desktop status of a view link's machine (what its desktop page
+    needs between connections): its state, whether it can be opened now (the owner is
+    connected). Raises NotFound (not a working view link)."""
+    require_user()
+    machine, _ = service.view_link(db(), secret)
+    message = not_ready_message(machine)
+    if message is None and not service.owner_connected(db(), machine):
+        message = service.OWNER_AWAY
+    state = State(machine.state)
+    body = DesktopStatus(state=machine.state, message=message, can_start=False,
+                         ended=state in END_STATES, openings=[])
+    return dump(body), 200, {"Cache-Control": "no-store"}
+
+
 @pages.get("/share/<secret>")
 def link(secret: str) -> str | Response:
     """Show an invitation (to accept with a POST) or the view-only desktop of a view link.
@@ -164,6 +182,7 @@ def link(secret: str) -> str | Response:
         "access/desktop.html", machine=machine, is_owner=False, role=Role.VIEWER.value,
         via_link=True, storage_on_desktop=None,
         access_url=url_for("sharing_api.link_access", secret=secret),
+        status_url=url_for("sharing_api.link_status", secret=secret),
         warn_hours=min(parse_hours_list(settings.expiry_warning_hours), default=2.0))
 
 
