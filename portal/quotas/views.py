@@ -25,9 +25,11 @@ def page(error: str = "", form: Mapping[str, str] | None = None) -> str:
     (its values kept in ``form``). Raises Forbidden for a non-administrator."""
     require_admin()
     settings = runtime().settings
-    return render_template("quotas/admin.html", quotas=service.all_quotas(db(), settings),
+    quotas = service.all_quotas(db(), settings)
+    return render_template("quotas/admin.html", quotas=quotas,
                            policy=settings.quota_policy, keys=QUOTA_KEYS, error=error,
-                           form=form or {}, saved=request.args.get("saved", ""),
+                           form=form or _editing(quotas, request.args.get("edit", "")),
+                           saved=request.args.get("saved", ""),
                            site_machines=settings.max_machines_per_user,
                            site_storage=settings.storage_quota_gb)
 
@@ -54,6 +56,18 @@ def reset(scope: str, name: str) -> Response:
     """Drop an administrator's quota (the settings' entry applies again); back to the list."""
     edits.drop_quota(db(), require_admin(), scope, name)
     return redirect(url_for("quotas.page", saved=f"{scope} {name}"), code=303)
+
+
+def _editing(quotas: list[service.Quota], which: str) -> dict[str, str]:
+    """The form's values for the quota ``which`` ("group:NAME") names, or none."""
+    for quota in quotas:
+        if f"{quota.scope}:{quota.name}" == which:
+            limits = quota.limits
+            return {"scope": quota.scope, "name": quota.name,
+                    **{key: str(limits[key]) for key in QUOTA_KEYS if key in limits},
+                    "gpus": ", ".join(f"{k[4:]}={v}" for k, v in limits.items()
+                                      if k.startswith("gpu:"))}
+    return {}
 
 
 def _number(key: str, raw: str) -> int | None:

@@ -95,6 +95,9 @@ def test_the_admin_page_sets_a_quota_and_shows_a_refused_form(app: Flask,
     assert 'data-quota="user:scientist"' in shown
     assert "1 \N{MULTIPLICATION SIGN} NVIDIA A100" in shown
     assert audit_rows(app) == [("quota.set", "admin", "user scientist", True)]
+    editing = client.get("/admin/quotas?edit=user:scientist").get_data(as_text=True)
+    assert 'name="gpus" placeholder="NVIDIA A100=2, NVIDIA L40S=1" value="NVIDIA A100=1"' in \
+        editing and 'name="machines" inputmode="numeric" value="5"' in editing
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         assert storage_quota_gib(db, app.extensions["daaas"].settings,
                                  get_user(db, "scientist")) == 20
