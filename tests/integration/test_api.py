@@ -141,13 +141,14 @@ def test_tokens_cli(settings_override: dict[str, Any], client: FlaskClient) -> N
 def _body_routes() -> list[tuple[str, str]]:
     """Every documented (path, method) that takes a JSON body, with sample path parameters."""
     doc = openapi_document()
-    return [(path.replace("{machine_id}", "m-none"), method)
+    return [(path.replace("{machine_id}", "m-none").replace("{username}", "neutron"), method)
             for path, item in doc["paths"].items() for method, operation in item.items()
             if method != "parameters" and "requestBody" in operation]
 
 
 def test_every_body_route_is_known_to_the_tests() -> None:
     assert sorted(_body_routes()) == [
+        ("/admin/machines/bulk", "post"), ("/admin/users/neutron/disable", "post"),
         ("/context/m-none/activity", "post"), ("/context/m-none/bootstrap", "post"),
         ("/context/m-none/status", "post"), ("/jobs", "post"), ("/machines", "post"), ("/machines/m-none", "patch"),
         ("/machines/m-none/keep-running", "post"), ("/tokens", "post")]
@@ -156,9 +157,13 @@ def test_every_body_route_is_known_to_the_tests() -> None:
 @pytest.mark.parametrize("raw", [b"\x00", b"[]", b"\"ccp4\"", b"{\"environment\": ", b"\xff{}"])
 def test_a_body_that_is_not_a_json_object_is_400(client: FlaskClient, raw: bytes) -> None:
     headers = {**_session_headers(client), "Content-Type": "application/json"}
+    admin = client.application.test_client()  # the admin console's routes: an administrator
+    sign_in(admin, "admin", "admin-demo-pass")
+    admin_headers = {"X-CSRF-Token": csrf_from(admin, "/analysis"),
+                     "Content-Type": "application/json"}
     for path, method in _body_routes():
-        response = client.open(f"/api/v1{path}", method=method.upper(), data=raw,
-                               headers=headers)
+        by, sent = (admin, admin_headers) if path.startswith("/admin/") else (client, headers)
+        response = by.open(f"/api/v1{path}", method=method.upper(), data=raw, headers=sent)
         assert response.status_code == 400, (path, raw, response.status_code)
         assert_matches(response.get_json(), "Error")
         message = response.get_json()["error"]["message"]
