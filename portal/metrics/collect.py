@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
@@ -29,7 +30,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.engine import Connection
 
 from daaas.portal.bootstrap.models import MachineContext
@@ -177,33 +178,33 @@ class PortalCollector(Collector):
         return failures
 
     def _phases(self) -> Metric:
-        """The launch phase histograms: each machine's first entry into the four states of a
-        launch (one grouped query), as :func:`daaas.portal.machines.timings.phase_timings`
-        derives them."""
-        wanted = {state.value for _, start, end in PHASES for state in (start, end)}
-        rows = self.connection.execute(
-            select(MachineEvent.machine_id, MachineEvent.to_state,
-                   func.min(MachineEvent.at).label("at"))
-            .where(MachineEvent.to_state.in_(sorted(wanted)))
-            .group_by(MachineEvent.machine_id, MachineEvent.to_state)).all()
-        entered: dict[str, dict[str, datetime]] = defaultdict(dict)
-        for row in rows:
-            entered[row.machine_id][row.to_state] = row.at
-        observed: dict[str, list[float]] = {label: [] for label in PHASE_LABELS.values()}
-        for states in entered.values():
-            for name, start, end in PHASES:
-                if start.value in states and end.value in states:
-                    observed[PHASE_LABELS[name]].append(
-                        max(0.0, (states[end.value] - states[start.value]).total_seconds()))
+        """The launch phase histograms, bucketed by the database in ONE query: each machine's
+        first entry into the four states of a launch (as
+        :func:`daaas.portal.machines.timings.phase_timings` derives them), the seconds between
+        them, and per phase a count per bucket, the count and the sum."""
+        wanted = sorted({state.value for _, start, end in PHASES for state in (start, end)})
+        first = (select(*[func.min(case((MachineEvent.to_state == state, MachineEvent.at)))
+                          .label(state) for state in wanted])
+                 .where(MachineEvent.to_state.in_(wanted))
+                 .group_by(MachineEvent.machine_id).subquery())
+        columns: list[ColumnElement[Any]] = []
+        for _, start, end in PHASES:
+            seconds = _seconds_between(first.c[start.value], first.c[end.value],
+                                       self.connection.dialect.name)
+            columns += [func.sum(case((seconds <= bound, 1), else_=0)) for bound in PHASE_BUCKETS]
+            columns += [func.count(seconds), func.coalesce(func.sum(seconds), 0)]
+        row = self.connection.execute(select(*columns).select_from(first)).one()
         family = HistogramMetricFamily(
             "daaas_launch_phase_seconds", "Duration of each launch phase: queue (requested to "
             "provisioning), provision (to contextualising), contextualise (to ready) and total "
             "(the click to ready), from the machines' events.", labels=["phase"])
-        for phase, values in observed.items():
-            buckets = [(_bound(b), float(sum(1 for v in values if v <= b)))
-                       for b in PHASE_BUCKETS]
-            family.add_metric([phase], [*buckets, ("+Inf", float(len(values)))],
-                              sum_value=sum(values))
+        width = len(PHASE_BUCKETS) + 2
+        for index, (name, _, _) in enumerate(PHASES):
+            values = [float(v or 0) for v in row[index * width:(index + 1) * width]]
+            *cumulative, count, total = values
+            buckets = [(_bound(b), c) for b, c in zip(PHASE_BUCKETS, cumulative, strict=True)]
+            family.add_metric([PHASE_LABELS[name]], [*buckets, ("+Inf", count)],
+                              sum_value=total)
         return family
 
     def _bootstrap(self) -> Iterator[Metric]:
@@ -273,6 +274,15 @@ class PortalCollector(Collector):
                                 "run in all.", value=capacity.sessions_total)
         yield GaugeMetricFamily("daaas_capacity_age_seconds", "Age of the capacity reading.",
                                 value=max(0.0, (self.now - known.read_at).total_seconds()))
+
+
+def _seconds_between(start: ColumnElement[Any], end: ColumnElement[Any],
+                     dialect: str) -> ColumnElement[Any]:
+    """Return SQL for the seconds from ``start`` to ``end`` (naive UTC timestamps, as
+    :class:`daaas.portal.db.UTCDateTime` stores them); NULL when either is NULL."""
+    if dialect == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
 def _bound(value: float) -> str:
