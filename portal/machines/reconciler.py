@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import BrowserSession
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.bootstrap.service import vm_report
@@ -591,6 +592,8 @@ class Reconciler:
             return False
         transition(db, machine, State.STOPPING, f"no desktop connection for {minutes} "
                    "minutes: stopped as idle (its disk and the owner's storage are kept)")
+        record(db, "machine.stop", actor="worker", target=f"machine {machine.id}",
+               detail=f"{machine.name}; idle for {minutes} minutes")
         if self.settings is not None:
             notices.idle_stopped(db, self.settings, machine, minutes, since, now)
         return True
@@ -623,6 +626,8 @@ class Reconciler:
         transition(db, machine, State.DELETING, f"reached the end of its lifetime ({lived}, "
                    f"of a maximum lifetime of {maximum} with extensions); deleted by policy, "
                    f"the owner's storage is kept{home}")
+        record(db, "machine.delete", actor="worker", target=f"machine {machine.id}",
+               detail=f"{machine.name}; end of its lifetime ({lived})")
         if self.settings is not None:
             notices.expired(db, self.settings, machine, lived, now, kept)
         return True

@@ -20,9 +20,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from daaas.portal.audit.models import AppendOnly, AuditEvent
-from daaas.portal.audit.service import record
+from daaas.portal.audit.service import origin, record
 from daaas.portal.db import unit_of_work, utcnow
-from tests.support.machines import machine, reconciler
+from tests.support.machines import ManualClock, launch, machine, policy_reconciler, reconciler
 from tests.support.web import assert_matches, bearer, csrf_from, sign_in
 
 DAAAS = Path(sys.executable).with_name("daaas")
@@ -265,3 +265,23 @@ def test_the_command_line_is_audited_and_prunes_by_retention(app: Flask) -> None
     pruned = daaas(app, "audit", "prune", DAAAS_AUDIT_RETENTION_DAYS="30")
     assert "Deleted 1 audit event" in pruned.stdout
     assert [e.actor for e in events(app)] == [e.actor for e in rows]
+
+
+def test_the_workers_policy_stops_and_deletes_are_audited(app: Flask) -> None:
+    clock = ManualClock()
+    worker = policy_reconciler(app, clock, app.extensions["daaas"].provider)
+    machines = [launch(app, environment="ccp4"), launch(app, environment="tomography-gpu")]
+    with origin("worker"):  # as the worker's thread runs (WorkerThread.run)
+        worker.run_once()
+        worker.run_once()
+        clock.now += timedelta(hours=2)  # no desktop for longer than their idle timeouts
+        worker.run_once()
+        clock.now = max(machine(app, m).expires_at for m in machines) + timedelta(minutes=1)
+        worker.run_once()
+    by_worker = [(e.action, e.target, e.source, e.admin) for e in events(app)
+                 if e.actor == "worker"]
+    assert sorted(by_worker) == sorted((action, f"machine {m}", "worker", False)
+                                       for action in ("machine.stop", "machine.delete")
+                                       for m in machines)
+    assert [row[0] for row in by_worker] == ["machine.stop"] * 2 + ["machine.delete"] * 2
+    assert {e.action for e in events(app) if e.actor == "scientist"} == {"machine.launch"}
