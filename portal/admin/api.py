@@ -23,7 +23,8 @@ from daaas.portal.runtime import runtime
 blueprint = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
 
 
-def user_json(user: User, usage_now: service.Usage) -> dict[str, Any]:
+def user_json(user: User, usage_now: service.Usage,
+              quota: tuple[service.QuotaLine, ...]) -> dict[str, Any]:
     """Return ``user`` as the API's :class:`~schemas.AdminUser`. Raises nothing."""
     return {"username": user.username, "display_name": user.display_name, "email": user.email,
             "groups": list(user.groups or []), "is_admin": user.is_admin,
@@ -33,13 +34,15 @@ def user_json(user: User, usage_now: service.Usage) -> dict[str, Any]:
             "last_sign_in_at": user.last_sign_in_at.isoformat() if user.last_sign_in_at
             else None,
             "usage": {"machines": usage_now.machines, "running": usage_now.running,
-                      "vcpus": usage_now.vcpus, "gpus": usage_now.gpus}}
+                      "vcpus": usage_now.vcpus, "gpus": usage_now.gpus},
+            "quota": [vars(line) for line in quota]}
 
 
 def _user(user: User) -> dict[str, Any]:
-    usage_now = service.usage_of(db(), runtime().settings, [user.id]).get(user.id,
-                                                                          service.Usage())
-    return dump(schemas.AdminUser.model_validate(user_json(user, usage_now)))
+    settings = runtime().settings
+    usage_now = service.usage_of(db(), settings, [user.id]).get(user.id, service.Usage())
+    quota = service.effective_quotas(db(), settings, [user]).get(user.id, ())
+    return dump(schemas.AdminUser.model_validate(user_json(user, usage_now, quota)))
 
 
 @blueprint.get("/users")
@@ -49,7 +52,7 @@ def users() -> dict[str, Any]:
     query = parse_query(schemas.UserQuery)
     lines = service.search_users(db(), runtime().settings, query.q, limit=query.limit)
     return dump(schemas.UserList(users=[schemas.AdminUser.model_validate(
-        user_json(line.user, line.usage)) for line in lines]))
+        user_json(line.user, line.usage, line.quota)) for line in lines]))
 
 
 @blueprint.get("/users/<username>")

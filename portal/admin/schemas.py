@@ -28,6 +28,16 @@ class UserUsage(Reply):
     gpus: int
 
 
+class QuotaLimit(Reply):
+    """One limit of a user's effective quota: the tightest per key ("used of limit", held
+    by "your", "group 'x'" or "the site's")."""
+
+    key: str = Field(description="machines, vcpus, memory_gib or gpu:<model>.")
+    used: str
+    limit: str
+    holder: str
+
+
 class AdminUser(Reply):
     """A user as administrators see them."""
 
@@ -41,6 +51,8 @@ class AdminUser(Reply):
     disabled_reason: str
     last_sign_in_at: Timestamp | None
     usage: UserUsage
+    quota: list[QuotaLimit] = Field(description="The effective compute quota (quotas "
+                                                "service), tightest limit per key.")
 
 
 class UserList(Reply):

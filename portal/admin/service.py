@@ -28,6 +28,8 @@ from daaas.portal.machines.models import AccessToken, Machine
 from daaas.portal.machines.service import request_delete, request_stop
 from daaas.portal.machines.states import State
 from daaas.portal.providers import Provider
+from daaas.portal.quotas import rules
+from daaas.portal.quotas.service import all_quotas, ledger
 
 #: States in which a machine holds cores and GPUs at the provider (a stopped one does not).
 RUNNING = (State.PROVISIONING.value, State.CONTEXTUALISING.value, State.READY.value,
@@ -52,11 +54,55 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class QuotaLine:
+    """One limit that applies to a user (the tightest per key, from the quotas service's
+    rules): "vCPUs 12 of 32 (group 'diamond-users')"."""
+
+    key: str
+    used: str
+    limit: str
+    holder: str
+
+    @property
+    def text(self) -> str:
+        """Return the line as people read it. Raises nothing."""
+        label = {"machines": "Machines", "vcpus": "vCPUs", "memory_gib": "Memory"}.get(
+            self.key) or f"GPU ({self.key[4:]})"
+        return f"{label} {self.used} of {self.limit} ({self.holder})"
+
+
+@dataclass(frozen=True)
 class UserLine:
-    """One user in the admin console, with what they hold now."""
+    """One user in the admin console, with what they hold now and their effective quota."""
 
     user: User
     usage: Usage
+    quota: tuple[QuotaLine, ...] = ()
+
+
+def effective_quotas(db: Session, settings: Settings,
+                     users: Sequence[User]) -> dict[int, tuple[QuotaLine, ...]]:
+    """Return each user's effective compute quota (per limit the tightest that applies, as
+    the launch admission of :mod:`daaas.portal.quotas` weighs it), by user id: two queries
+    for the whole list (the quotas and the live machines). Raises nothing beyond database
+    errors."""
+    quotas, book = all_quotas(db, settings), ledger(db, settings)
+    site = {"machines": settings.max_machines_per_user}
+    order = {"machines": 0, "vcpus": 1, "memory_gib": 2}
+    found: dict[int, tuple[QuotaLine, ...]] = {}
+    for user in users:
+        groups = set(user.groups or [])
+        own = next((q.limits for q in quotas
+                    if q.scope == "user" and q.name == user.username), None)
+        theirs = {q.name: q.limits for q in quotas if q.scope == "group" and q.name in groups}
+        bounds = rules.tightest(rules.bounds(own, theirs, book.usage([user.id]),
+                                             lambda names: book.usage(groups=names),
+                                             settings.quota_policy, site))
+        found[user.id] = tuple(
+            QuotaLine(b.key, rules.amount(b.key, b.used), rules.amount(b.key, b.limit),
+                      b.holder)
+            for b in sorted(bounds, key=lambda b: (order.get(b.key, 3), b.key)))
+    return found
 
 
 def flavor_size(sizes: dict[str, FlavorSize], flavor: str) -> FlavorSize:
@@ -109,7 +155,8 @@ def search_users(db: Session, settings: Settings, text: str = "", *,
         users = sorted(users + extra, key=lambda u: u.username)
     users = users[:limit]
     usage = usage_of(db, settings, [u.id for u in users])
-    return [UserLine(u, usage.get(u.id, Usage())) for u in users]
+    quota = effective_quotas(db, settings, users)
+    return [UserLine(u, usage.get(u.id, Usage()), quota.get(u.id, ())) for u in users]
 
 
 def user_machines(db: Session, user: User) -> list[Machine]:

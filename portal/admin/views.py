@@ -106,9 +106,11 @@ def user(username: str) -> str:
     """One user: usage, machines, and the disable/enable form. Raises NotFound."""
     require_admin()
     found = get_user(db(), username)
-    usage_now = service.usage_of(db(), runtime().settings, [found.id]).get(found.id,
-                                                                          service.Usage())
+    settings = runtime().settings
+    usage_now = service.usage_of(db(), settings, [found.id]).get(found.id, service.Usage())
     return render_template("admin/user.html", person=found, usage=usage_now,
+                           quota=service.effective_quotas(db(), settings, [found]).get(
+                               found.id, ()),
                            machines=service.user_machines(db(), found),
                            max_reason=service.MAX_REASON)
 

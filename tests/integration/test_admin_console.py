@@ -213,7 +213,9 @@ def test_disable_and_enable_a_user(app: Flask) -> None:
     assert sign_in(app.test_client(), "scientist", "scientist-demo").status_code == 302
 
 
-def test_users_search_and_usage(app: Flask) -> None:
+def test_users_search_usage_and_quota(settings_override: dict[str, Any]) -> None:
+    app = create_app({**settings_override, "provider": "memory", "max_machines_per_user": 5,
+                      "quotas": "group diamond-users: vcpus=64, gpu:NVIDIA L40S=2"})
     launch(app, "scientist", "ccp4", "g1.l40s-1")
     launch(app, "scientist", "ccp4", "m1.large")
     all_ready(app)
@@ -222,10 +224,15 @@ def test_users_search_and_usage(app: Flask) -> None:
                                   headers=headers).get_json()["users"]
     assert [u["username"] for u in found] == ["scientist"]  # by group, any case
     assert found[0]["usage"] == {"machines": 2, "running": 2, "vcpus": 8 + 4, "gpus": 1}
+    quota = {q["key"]: (q["used"], q["limit"], q["holder"]) for q in found[0]["quota"]}
+    assert quota == {"machines": ("2", "5", "the site's"),
+                     "vcpus": ("12", "64", "group 'diamond-users'"),
+                     "gpu:NVIDIA L40S": ("1", "2", "group 'diamond-users'")}
     detail = app.test_client().get("/api/v1/admin/users/scientist", headers=headers)
     assert len(detail.get_json()["machines"]) == 2
     page = admin_client(app).get("/admin/users?q=ada").get_data(as_text=True)
     assert 'data-user="scientist"' in page and 'data-user="neutron"' not in page
+    assert "GPU (NVIDIA L40S) 1 of 2 (group &#39;diamond-users&#39;)" in page
     assert app.test_client().get("/api/v1/admin/users/nobody",
                                  headers=headers).status_code == 404
 
