@@ -252,6 +252,8 @@ class Settings(BaseModel):
                             "connection for their environment's idle_timeout_minutes.")
     idle_warning_minutes: int = Field(30, ge=0, le=1440, description="E-mail the owner this "
                                       "long before an idle stop; 0: no warning.")
+    idle_check_seconds: float = Field(60.0, ge=0.5, le=3600, description="How often the "
+                                      "worker looks for idle machines to warn or stop.")
     home_grace_days: int = Field(14, ge=0, le=365, description="Keep the home folder of a "
                                  "local machine deleted by the lifetime policy this many days "
                                  "(an administrator can restore it meanwhile); 0: not kept.")
