@@ -11,6 +11,7 @@ from daaas.portal.api.schema import dump, parse_body
 from daaas.portal.auth.current import require_admin, require_user
 from daaas.portal.lifecycle import db
 from daaas.portal.quotas import edits, schemas, service
+from daaas.portal.quotas.storage import storage_quota_gib
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("quotas_api", __name__, url_prefix="/api/v1")
@@ -21,7 +22,7 @@ def my_quota() -> dict[str, Any]:
     """Return the signed-in user's limits, what is in use, and their storage quota."""
     user, settings = require_user(), runtime().settings
     lines = [schemas.QuotaUse(**vars(line)) for line in service.panel(db(), settings, user)]
-    return dump(schemas.MyQuota(limits=lines, storage_gib=service.storage_quota_gib(
+    return dump(schemas.MyQuota(limits=lines, storage_gib=storage_quota_gib(
         db(), settings, user)))
 
 

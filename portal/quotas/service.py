@@ -55,12 +55,12 @@ class Quota:
     updated_at: datetime | None = None
 
 
-def all_quotas(db: Session, settings: Settings) -> list[Quota]:
-    """Return every quota, the settings' with the administrators' rows over them, groups
-    first, by name. Raises nothing beyond database errors."""
+def all_quotas(db: Session | None, settings: Settings) -> list[Quota]:
+    """Return every quota, the settings' with the administrators' rows over them (none
+    without ``db``), groups first, by name. Raises nothing beyond database errors."""
     found = {key: Quota(key[0], key[1], limits, "settings")
              for key, limits in parse_quotas(settings.quotas).items()}
-    for row in db.scalars(select(QuotaRow)):
+    for row in db.scalars(select(QuotaRow)) if db is not None else ():
         found[(row.scope, row.name)] = Quota(row.scope, row.name, row_limits(row), "admin",
                                              row.updated_by, row.updated_at)
     return sorted(found.values(), key=lambda q: (q.scope != "group", q.name))
@@ -73,7 +73,7 @@ def row_limits(row: QuotaRow) -> dict[str, int]:
     return limits | {f"gpu:{model}": count for model, count in (row.gpus or {}).items()}
 
 
-def quotas_of(db: Session, settings: Settings,
+def quotas_of(db: Session | None, settings: Settings,
               user: User) -> tuple[Limits | None, dict[str, Limits]]:
     """Return the user's own quota (None when there is none) and their groups' quotas by group
     name (only groups that have one). Raises nothing beyond database errors."""
@@ -177,13 +177,6 @@ def admit(db: Session, settings: Settings, user: User, flavor: str, *,
         if bound.refuses(need.get(bound.key, 0)):
             raise QuotaExceeded(bound.refusal(need[bound.key], "Start" if starting else
                                               "Launch"))
-
-
-def storage_quota_gib(db: Session, settings: Settings, user: User) -> int:
-    """Return the user's storage quota in GiB (:func:`rules.storage_gib`). Raises database
-    errors only."""
-    own, groups = quotas_of(db, settings, user)
-    return rules.storage_gib(own, groups, settings.quota_policy, settings.storage_quota_gb)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import BinaryIO
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.errors import PortalError
+from daaas.portal.quotas.storage import storage_quota_bytes
 from daaas.portal.storage.files import QuotaExceeded, give_to_owner, human_size, quota_message
 from daaas.portal.storage.service import storage_area
 
@@ -64,9 +65,11 @@ def too_large_message(size: int | None, quota: int) -> str:
             "larger quota.")
 
 
-def quota_bytes(settings: Settings) -> int:
-    """Return the per-user storage quota in bytes (``storage_quota_gb``). Raises nothing."""
-    return settings.storage_quota_gb * GIB
+def quota_bytes(settings: Settings, user: User | None) -> int:
+    """Return the user's storage quota in bytes: their own, else their groups', else
+    ``storage_quota_gb`` (:func:`daaas.portal.quotas.storage.storage_quota_bytes`; None:
+    nobody signed in, the site's). Raises database errors only."""
+    return storage_quota_bytes(settings, user)
 
 
 class Upload:
@@ -130,7 +133,7 @@ def reserve_upload(settings: Settings, user: User, folder: Path, size: int | Non
     (507; nothing is created) when it does not fit in the room left, OSError when the folder
     cannot take the temporary file.
     """
-    quota = quota_bytes(settings)
+    quota = quota_bytes(settings, user)
     if size is not None and size > quota:
         raise UploadTooLarge(too_large_message(size, quota))
     with _locked(settings, user) as ledger:
@@ -167,7 +170,7 @@ def room_left(settings: Settings, user: User, ledger: Path, *, but: Path | None 
     """
     outstanding = sum(_outstanding(entry) for entry in ledger.glob("*.json") if entry != but)
     used = storage_area(settings, user).used_bytes
-    return quota_bytes(settings) - used - outstanding
+    return quota_bytes(settings, user) - used - outstanding
 
 
 def room_before_upload(settings: Settings, user: User) -> int:

@@ -11,12 +11,14 @@ bootstrap exchange for :func:`secret_files`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 from daaas.contextualisation import Mount
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
+from daaas.portal.quotas.storage import storage_quota_bytes
 from daaas.portal.storage.backends import STORAGE_BACKENDS, StorageArea, StorageBackend
 
 __all__ = ["StorageArea", "backend", "machine_mounts", "secret_files", "storage_area"]
@@ -37,9 +39,12 @@ def storage_area(settings: Settings, user: User) -> StorageArea:
     """Return the user's storage as the portal host sees it (``.path``, ``.used_bytes``,
     ``.quota_bytes``), creating its folder on first need where the backend owns one.
 
-    Raises OSError when the folder cannot be created, StorageError when misconfigured.
+    ``.quota_bytes`` is the user's own (:func:`storage_quota_bytes`: their quota, else their
+    groups', else the site's). Raises OSError when the folder cannot be created, StorageError
+    when misconfigured.
     """
-    return backend(settings).area(user)
+    return replace(backend(settings).area(user),
+                   quota_bytes=storage_quota_bytes(settings, user))
 
 
 def machine_mounts(settings: Settings, user: User, machine_id: str) -> tuple[Mount, ...]:

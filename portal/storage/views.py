@@ -54,7 +54,7 @@ def _stream_uploads(endpoint: str | None, _values: dict[str, Any] | None) -> Non
             raise InvalidInput("Send the file itself as the request body "
                                "(Content-Type: application/octet-stream).")
         # (None would mean "the app's limit" to Flask: no body can exceed the whole quota)
-        limit = quota_bytes(runtime().settings)
+        limit = quota_bytes(runtime().settings, current_user())
         if request.content_length is not None and request.content_length > limit:
             raise UploadTooLarge(too_large_message(request.content_length, limit))
         request.max_content_length = limit
@@ -69,7 +69,8 @@ def _too_large(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, UploadTooLarge):
         message = exc.user_message
     elif request.endpoint == "storage.upload":
-        message = too_large_message(request.content_length, quota_bytes(runtime().settings))
+        message = too_large_message(request.content_length, quota_bytes(runtime().settings,
+                                                                        user))
     else:  # a form of My Data over the app's body limit
         limit = request.max_content_length or 0
         return error_response(413, "request_too_large", "What was sent is larger than the "

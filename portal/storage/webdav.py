@@ -282,7 +282,7 @@ class QuotaGuard(BaseMiddleware):  # type: ignore[misc]
         if environ.get("REQUEST_METHOD") == "PUT" and user is not None and length and \
                 length.isdigit():
             rt: Runtime = self.config["daaas_runtime"]
-            size, quota = int(length), quota_bytes(rt.settings)
+            size, quota = int(length), quota_bytes(rt.settings, user)
             if size > quota:
                 return _text(start_response, "413 Request Entity Too Large",
                              too_large_message(size, quota))

@@ -6,9 +6,12 @@ quota per user through the same service."""
 from __future__ import annotations
 
 import html
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -16,16 +19,19 @@ from sqlalchemy import select
 from daaas.portal.audit.models import AuditEvent
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work
-from daaas.portal.quotas.service import storage_quota_gib
-from tests.support.web import assert_matches, bearer, csrf_from, sign_in
+from daaas.portal.quotas.storage import storage_quota_gib
+from daaas.portal.storage.app_passwords import create_app_password
+from tests.support.web import assert_matches, bearer, csrf_from, served, sign_in
 
 GROUP = "beamline-i03"
+GIB = 1024**3
 
 
 @pytest.fixture
 def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
     """The in-memory provider and one quota from the settings."""
     return {**settings_override, "provider": "memory", "max_machines_per_user": 2,
+            "storage_quota_gb": 1,
             "quotas": f"group {GROUP}: gpu:NVIDIA A100=2, storage_gib=300"}
 
 
@@ -128,6 +134,46 @@ def test_storage_quota_is_the_groups_for_its_members(app: Flask) -> None:
     rt = app.extensions["daaas"]
     with unit_of_work(rt.session_factory) as db:
         scientist = get_user(db, "scientist")
-        assert storage_quota_gib(db, rt.settings, scientist) == 100  # storage_quota_gb
+        assert storage_quota_gib(db, rt.settings, scientist) == 1  # storage_quota_gb
         scientist.groups = [*scientist.groups, GROUP]
         assert storage_quota_gib(db, rt.settings, scientist) == 300
+
+
+def test_a_users_storage_quota_holds_for_my_data_and_webdav(app: Flask,
+                                                             client: FlaskClient) -> None:
+    """Site quota 1 GiB; the administrator gives scientist 2 GiB: uploads past the site's
+    quota fit (My Data through the session's user, WebDAV through a user read in a session of
+    its own), and stop fitting when the user's quota is dropped again."""
+    admin = bearer(app, "admin")
+    home = Path(app.extensions["daaas"].settings.var_dir) / "storage" / "scientist"
+    home.mkdir(parents=True)
+    with open(home / "big.bin", "wb") as big:  # sparse: 1.5 GiB counted against the quota
+        big.truncate(3 * GIB // 2)
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        _row, password = create_app_password(db, get_user(db, "scientist"), "test")
+    sign_in(client, "scientist", "scientist-demo")
+    meta = re.search(r'<meta name="csrf-token" content="([^"]+)"',
+                     client.get("/analysis").get_data(as_text=True))
+    assert meta
+    token = meta.group(1)
+
+    def upload(name: str) -> int:
+        return client.post(f"/my-data/-/upload?path=&name={name}", data=b"x" * 10,
+                           headers={"X-CSRF-Token": token, "Accept": "application/json",
+                                    "Content-Type": "application/octet-stream"}).status_code
+
+    assert upload("a.bin") == 507  # the site's 1 GiB
+    assert client.put("/api/v1/admin/quotas/user/scientist", headers=admin,
+                      json={"storage_gib": 2}).status_code == 200
+    assert upload("b.bin") == 201
+    with served(app) as base:
+        put = requests.put(f"{base}/dav/c.bin", data=b"x" * 10, auth=("scientist", password),
+                           timeout=10)
+        assert put.status_code in (201, 204), put.text
+        assert client.delete("/api/v1/admin/quotas/user/scientist",
+                             headers=admin).status_code == 204
+        refused = requests.put(f"{base}/dav/d.bin", data=b"x" * 10,
+                               auth=("scientist", password), timeout=10)
+        assert refused.status_code == 507 and "Not enough room" in refused.text
+    assert upload("e.bin") == 507
+    assert sorted(p.name for p in home.iterdir()) == ["b.bin", "big.bin", "c.bin"]
