@@ -19,6 +19,7 @@ AGENT_SOURCE = package_path("daaas.contextualisation", "agent", "daaas-bootstrap
 DOCUMENT_VERSION = 1
 VNC_DISPLAY = 1
 VNC_PORT = 5900 + VNC_DISPLAY
+RDP_SIGN_IN_PATH = "/etc/daaas/rdp-sign-in.json"
 SECRET_DIRS = ("/etc/daaas/secrets", "/etc/ceph", "/etc/munge")
 ACCESS_UNITS = {
     "vnc": f"tigervncserver@:{VNC_DISPLAY}.service",
@@ -65,6 +66,7 @@ def bootstrap_document(ctx: Context) -> dict[str, Any]:
         "set_login_password": ctx.access.xrdp,
         "authorized_keys_file": f"{ctx.user.home}/.ssh/authorized_keys" if ctx.access.ssh
         else None,
+        "rdp_sign_in_file": RDP_SIGN_IN_PATH if ctx.access.xrdp else None,
         "mounts": [mount.target for mount in ctx.mounts],
         "cvmfs_repositories": list(ctx.cvmfs_repositories),
         "secret_dirs": list(SECRET_DIRS),

@@ -36,8 +36,6 @@ from daaas.portal.machines.service import get_machine
 
 #: The JWS header of every sign-in token; the verifier accepts this one only.
 HEADER = {"alg": "EdDSA", "typ": "daaas-rdp+jwt"}
-#: Where the agent installs the verifier's settings (a file of the bootstrap exchange).
-VERIFIER_CONFIG_PATH = "/etc/daaas/secrets/rdp-sign-in.json"
 NONCE_DIR = "/var/lib/daaas/rdp-nonces"
 
 
@@ -104,12 +102,10 @@ def _check_offered(machine: Machine) -> None:
         raise Conflict(reason, f"rdp sign-in for {machine.id} refused: {reason}")
 
 
-def verifier_files(secret_key: str, machine: Machine) -> list[dict[str, str]]:
-    """Return the bootstrap exchange's file for the VM's verifier (public key, machine id), or
-    none when the machine does not offer RDP. Nothing in it is secret. Raises nothing."""
+def verifier_settings(secret_key: str, machine: Machine) -> dict[str, str] | None:
+    """Return what the VM's verifier needs (the machine id and the portal's public key), or None
+    when the machine does not offer RDP. Nothing in it is secret. Raises nothing."""
     if "rdp" not in machine.environment.protocols:
-        return []
-    config = {"machine_id": machine.id, "public_key": public_key_pem(secret_key),
-              "nonce_dir": NONCE_DIR}
-    return [{"path": VERIFIER_CONFIG_PATH, "content": json.dumps(config, indent=1) + "\n",
-             "mode": "0644"}]
+        return None
+    return {"machine_id": machine.id, "public_key": public_key_pem(secret_key),
+            "nonce_dir": NONCE_DIR}

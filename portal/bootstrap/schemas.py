@@ -40,6 +40,14 @@ class DataMount(Reply):
     label: str = ""
 
 
+class RdpVerifier(Reply):
+    """What the VM's RDP sign-in module checks tokens with (nothing secret)."""
+
+    machine_id: str
+    public_key: str = Field(description="The portal's Ed25519 public key (PEM).")
+    nonce_dir: str = Field(description="Where the VM records the tokens it accepted.")
+
+
 class MachineSecrets(Reply):
     """The exchange's answer: the passwords the machine's access services use, and files."""
 
@@ -49,6 +57,8 @@ class MachineSecrets(Reply):
     files: list[SecretFile]
     mounts: list[DataMount] = Field(default_factory=list,
                                     description="Experiment data, mounted read-only.")
+    rdp_sign_in: RdpVerifier | None = Field(
+        None, description="When the machine offers RDP: for its sign-in module.")
     ssh_authorized_keys: str | None = Field(
         None, description="When the machine offers SSH: the user's authorized_keys file.")
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from daaas.contextualisation.builder import access_services
 from daaas.contextualisation.files import one_line
-from daaas.portal.access.signin import verifier_files
+from daaas.portal.access.signin import verifier_settings
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.errors import Conflict, Forbidden
@@ -88,22 +88,21 @@ def exchange(db: Session, settings: Settings, machine_id: str, token: str,
     answer["files"] += secret_files(settings, machine, now)  # the user's Slurm JWT, if any
     answer["files"] += storage_secret_files(  # the storage key (CephFS), if any
         settings, machine.user, machine.id, _live_machines(db, machine))
-    extra = access_and_data(db, settings, machine)
-    answer["files"] += extra.pop("files")
-    answer.update(extra)
+    answer.update(access_and_data(db, settings, machine))
     return answer
 
 
 def access_and_data(db: Session, settings: Settings, machine: Machine) -> dict[str, Any]:
     """Return the exchange's SSH keys (when the machine offers SSH), the RDP sign-in verifier's
-    file (when it offers RDP) and the experiment data mounts (read-only). Raises nothing."""
+    settings (when it offers RDP) and the experiment data mounts (read-only). Raises nothing."""
     home = f"/home/{machine.user.username}"
     mounts = experiment_mounts(export_rule(settings), machine.experiment, home)
-    answer: dict[str, Any] = {
-        "files": verifier_files(resolve_secret_key(settings), machine),
-        "mounts": exchange_mounts(mounts)}
+    answer: dict[str, Any] = {"mounts": exchange_mounts(mounts)}
     if access_services(machine.environment).ssh:
         answer["ssh_authorized_keys"] = authorized_keys(db, machine.user)
+    verifier = verifier_settings(resolve_secret_key(settings), machine)
+    if verifier is not None:
+        answer["rdp_sign_in"] = verifier
     return answer
 
 

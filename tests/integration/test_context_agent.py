@@ -79,6 +79,8 @@ def boot(cloud: Cloud, machine_id: str, vm: dict[str, Path],
         (vm["cvmfs"] / repository).mkdir()
     document["user"].update(uid=os.getuid(), gid=os.getgid(), home=str(home))
     document.update(vnc_password_file=str(home / ".vnc" / "passwd"),
+                    authorized_keys_file=str(home / ".ssh" / "authorized_keys"),
+                    rdp_sign_in_file=str(vm["secrets"] / "rdp-sign-in.json"),
                     secret_dirs=[str(vm["secrets"])], cvmfs_root=str(vm["cvmfs"]),
                     retry={"initial_delay": 0.05, "max_delay": 0.2, "attempts": 4, "timeout": 10})
     config = vm["home"].parent / "bootstrap.json"

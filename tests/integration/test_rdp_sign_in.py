@@ -29,7 +29,7 @@ from sqlalchemy import select
 from daaas.contextualisation import AGENT_SOURCE
 from daaas.portal import create_app
 from daaas.portal.access.models import RdpSignIn
-from daaas.portal.access.signin import sign_token, verifier_files
+from daaas.portal.access.signin import sign_token, verifier_settings
 from daaas.portal.config import resolve_secret_key
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
@@ -58,8 +58,8 @@ def vm_config(app: Flask, machine_id: str, tmp_path: Path) -> Path:
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         machine = db.get(Machine, machine_id)
         assert machine is not None
-        [item] = verifier_files(resolve_secret_key(app.extensions["daaas"].settings), machine)
-    config = json.loads(item["content"])
+        config = verifier_settings(resolve_secret_key(app.extensions["daaas"].settings), machine)
+    assert config is not None
     config["nonce_dir"] = str(tmp_path / f"nonces-{machine_id[:6]}")
     path = tmp_path / f"rdp-sign-in-{machine_id[:6]}.json"
     path.write_text(json.dumps(config))
