@@ -84,6 +84,18 @@ def idle_since(ready_at: datetime, seen_at: datetime | None,
     return max([ready_at] + [at for at in (seen_at, busy_until) if at is not None])
 
 
+#: The desktop proxy records an open connection again every 60 seconds: a record younger than
+#: this may belong to a connection still open, so no idle stop is decided on it (this matters
+#: only for idle timeouts of a minute or two).
+CONNECTION_HEARTBEAT = timedelta(seconds=75)
+
+
+def maybe_connected(seen_at: datetime | None, now: datetime) -> bool:
+    """Return True when the proxy's last record of a connection (``seen_at``) is recent enough
+    that the connection may still be open (:data:`CONNECTION_HEARTBEAT`). Raises nothing."""
+    return seen_at is not None and now - seen_at < CONNECTION_HEARTBEAT
+
+
 def warning_due(left: timedelta, thresholds: Sequence[float]) -> float | None:
     """Return the warning threshold (hours) a machine with ``left`` before expiry is within:
     the smallest threshold at or above what is left, so a machine that appears with 1 hour

@@ -56,7 +56,7 @@ from daaas.portal.machines.activity import MachineActivity, busy_until
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
 from daaas.portal.machines.extensions import machine_policy
-from daaas.portal.machines.lifetime import hours_text, idle_since, warning_due
+from daaas.portal.machines.lifetime import hours_text, idle_since, maybe_connected, warning_due
 from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
@@ -517,7 +517,7 @@ class Reconciler:
         """Stop (never delete) ready machines without a desktop connection for their
         environment's ``idle_timeout_minutes``, counted from the later of becoming ready and
         the last connection the desktop proxy recorded (``desktop_seen_at``). At most every
-        IDLE_CHECK_SECONDS, with settings, and only where the provider can stop machines:
+        ``idle_check_seconds``, with settings, and only where the provider can stop machines:
         one read of the ready machines' few columns (the timeout read from the snapshot's
         JSON by the database), a write only for a machine to stop or warn. The owner is warned
         by e-mail ``idle_warning_minutes`` before the stop (once per idle spell)."""
@@ -525,7 +525,8 @@ class Reconciler:
         if self.settings is None or not self.settings.idle_stop \
                 or not self.provider.supports_stop or (
                 self._idle_checked_at is not None
-                and (now - self._idle_checked_at).total_seconds() < IDLE_CHECK_SECONDS):
+                and (now - self._idle_checked_at).total_seconds()
+                < self.settings.idle_check_seconds):
             return
         self._idle_checked_at = now
         timeout = Machine.environment["limits"]["idle_timeout_minutes"].as_integer()
@@ -543,7 +544,7 @@ class Reconciler:
             since = idle_since(row.state_changed_at, row.desktop_seen_at,
                                busy_until(row.keep_running_until, row.vm_active_at))
             stop_at = since + timedelta(minutes=row.idle)
-            if stop_at <= now:
+            if stop_at <= now and not maybe_connected(row.desktop_seen_at, now):
                 to_stop.append(row.id)
             elif warn_before and stop_at - warn_before <= now:
                 to_warn.append((row.id, since))
@@ -588,7 +589,8 @@ class Reconciler:
         meanwhile) and queue its owner's e-mail; True if it was stopped."""
         minutes = machine.environment.limits.idle_timeout_minutes
         since = _idle_since(db, machine)
-        if since > now - timedelta(minutes=minutes):
+        if since > now - timedelta(minutes=minutes) or maybe_connected(machine.desktop_seen_at,
+                                                                       now):
             return False
         transition(db, machine, State.STOPPING, f"no desktop connection for {minutes} "
                    "minutes: stopped as idle (its disk and the owner's storage are kept)")
