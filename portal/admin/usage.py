@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
@@ -117,15 +118,13 @@ def usage_csv(rows: list[UsageRow], by: GroupBy, start: datetime, end: datetime)
     return out.getvalue()
 
 
-def _nice_top(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten at or above ``value`` (at least 1)."""
-    step = 1.0
-    while step * 10 <= value:
-        step *= 10
-    for factor in (1, 2, 5, 10):
-        if step * factor >= value:
-            return step * factor
-    return step * 10
+def _scale(value: float) -> tuple[float, int]:
+    """Return a tick step (1, 2, 2.5 or 5 times a power of ten) and how many ticks reach at
+    least ``value`` (at most 5, at least 1 hour in all)."""
+    value = max(value, 1.0)
+    power = 10 ** math.floor(math.log10(value / 4))
+    step = next(power * f for f in (1, 2, 2.5, 5, 10) if power * f * 4 >= value)
+    return step, math.ceil(value / step - 1e-9)
 
 
 def usage_svg(rows: list[UsageRow], title: str) -> str:
@@ -136,8 +135,9 @@ def usage_svg(rows: list[UsageRow], title: str) -> str:
     label_w, chart_w, row_h, top, bottom = 200, 480, 44, 40, 36
     width = label_w + chart_w + 90
     height = top + row_h * max(len(rows), 1) + bottom
-    peak = _nice_top(max([r.machine_hours for r in rows] + [r.gpu_hours for r in rows] + [1]))
-    scale = chart_w / peak
+    step, ticks = _scale(max([r.machine_hours for r in rows] + [r.gpu_hours for r in rows]
+                             + [0.0]))
+    scale = chart_w / (step * ticks)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="usage-chart" role="img" '
              f'aria-labelledby="usage-chart-title" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}">',
@@ -148,8 +148,8 @@ def usage_svg(rows: list[UsageRow], title: str) -> str:
              f'<rect class="usage-gpu" x="{label_w + 130}" y="26" width="12" height="10"/>'
              f'<text class="usage-legend" x="{label_w + 146}" y="35">GPU-hours</text>']
     axis_y = top + row_h * max(len(rows), 1)
-    for i in range(5):
-        value = peak * i / 4
+    for i in range(ticks + 1):
+        value = step * i
         x = label_w + value * scale
         parts.append(f'<line class="usage-grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" '
                      f'y2="{axis_y}"/>'
