@@ -40,7 +40,6 @@ def set_quota(scope: str, name: str) -> dict[str, Any]:
     """Set a user's or group's quota (a :class:`~schemas.QuotaLimits`); 200 with it. Raises
     what :func:`edits.set_quota` raises, InvalidInput for a body that does not fit."""
     admin = require_admin()
-    edits.check_target(scope, name)
     body = parse_body(schemas.QuotaLimits)
     edits.set_quota(db(), admin, scope, name, body.model_dump(exclude={"gpus"}), body.gpus)
     found = next(q for q in service.all_quotas(db(), runtime().settings)
