@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import QueryableAttribute
 
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import Settings
@@ -181,16 +182,18 @@ class PortalCollector(Collector):
         """The launch phase histograms, bucketed by the database in ONE query: each machine's
         first entry into the four states of a launch (as
         :func:`daaas.portal.machines.timings.phase_timings` derives them), the seconds between
-        them, and per phase a count per bucket, the count and the sum."""
+        them (each timestamp converted to seconds once), and per phase a count per bucket,
+        the count and the sum."""
         wanted = sorted({state.value for _, start, end in PHASES for state in (start, end)})
-        first = (select(*[func.min(case((MachineEvent.to_state == state, MachineEvent.at)))
-                          .label(state) for state in wanted])
+        dialect = self.connection.dialect.name
+        first = (select(*[func.min(case((MachineEvent.to_state == state,
+                                         _epoch(MachineEvent.at, dialect)))).label(state)
+                          for state in wanted])
                  .where(MachineEvent.to_state.in_(wanted))
                  .group_by(MachineEvent.machine_id).subquery())
         columns: list[ColumnElement[Any]] = []
         for _, start, end in PHASES:
-            seconds = _seconds_between(first.c[start.value], first.c[end.value],
-                                       self.connection.dialect.name)
+            seconds = first.c[end.value] - first.c[start.value]
             columns += [func.sum(case((seconds <= bound, 1), else_=0)) for bound in PHASE_BUCKETS]
             columns += [func.count(seconds), func.coalesce(func.sum(seconds), 0)]
         row = self.connection.execute(select(*columns).select_from(first)).one()
@@ -276,13 +279,12 @@ class PortalCollector(Collector):
                                 value=max(0.0, (self.now - known.read_at).total_seconds()))
 
 
-def _seconds_between(start: ColumnElement[Any], end: ColumnElement[Any],
-                     dialect: str) -> ColumnElement[Any]:
-    """Return SQL for the seconds from ``start`` to ``end`` (naive UTC timestamps, as
-    :class:`daaas.portal.db.UTCDateTime` stores them); NULL when either is NULL."""
+def _epoch(column: QueryableAttribute[datetime], dialect: str) -> ColumnElement[Any]:
+    """Return SQL for ``column`` (a naive UTC timestamp, as :class:`daaas.portal.db.UTCDateTime`
+    stores it) in seconds since an epoch; differences of two are durations in seconds."""
     if dialect == "postgresql":
-        return func.extract("epoch", end - start)
-    return (func.julianday(end) - func.julianday(start)) * 86400.0
+        return func.date_part("epoch", column)  # double precision (extract: numeric)
+    return func.julianday(column) * 86400.0
 
 
 def _bound(value: float) -> str:
