@@ -158,3 +158,18 @@ def _read(sock: socket.socket, size: int) -> bytes:
             raise OSError("closed")
         data += chunk
     return data
+
+
+def changed_pixels(first: bytes, second: bytes) -> int:
+    """Return how many pixels differ (by more than a little) between two PNG screenshots."""
+    from io import BytesIO
+
+    from PIL import Image, ImageChops
+
+    one = Image.open(BytesIO(first)).convert("RGB")
+    two = Image.open(BytesIO(second)).convert("RGB")
+    if one.size != two.size:
+        return one.width * one.height
+    difference = ImageChops.difference(one, two).convert("L").point(lambda v: 255 if v > 24
+                                                                     else 0)
+    return int(sum(1 for value in difference.get_flattened_data() if value))
