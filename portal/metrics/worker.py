@@ -37,6 +37,8 @@ FOLDER = "metrics"
 #: The provider's operations that are timed and counted (everything else passes through).
 OPERATIONS = frozenset({"launch", "poll", "delete", "delete_keeping_home", "stop", "start",
                         "capacity", "adopt_or_cleanup", "list_machine_ids"})
+#: A worker's file not written for this long is removed when a worker starts (seconds).
+FORGET_AFTER_SECONDS = 86400.0
 #: Buckets of a provider call's duration (seconds).
 CALL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 #: Buckets of a reconcile cycle's duration (seconds).
@@ -79,6 +81,16 @@ class WorkerMetrics:
             ["provider", "operation", "error"], registry=self.registry)
         for kind in ("full", "asked"):  # present (at zero) before the first failure
             self.cycle_failures.labels(kind=kind)
+
+    def forget_old_workers(self, now: float) -> None:
+        """Remove the files of workers that wrote nothing for FORGET_AFTER_SECONDS (ended long
+        ago; the scrape leaves them out after 10 minutes already). Never raises."""
+        try:
+            for path in self.path.parent.glob("worker-*.prom"):
+                if now - path.stat().st_mtime > FORGET_AFTER_SECONDS:
+                    path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("old worker metrics in %s not removed: %s", self.path.parent, exc)
 
     def write(self) -> None:
         """Write the figures to :attr:`path` (atomically). Never raises: a missed write
@@ -143,6 +155,7 @@ class MeasuredReconciler(Reconciler):
                          clock=clock, settings=settings, mailer=mailer)
         for operation in ("launch", "poll", "delete", "capacity"):  # zero before any call
             self.metrics.calls.labels(provider.name, operation)
+        self.metrics.forget_old_workers(time.time())
         self.metrics.write()
 
     def run_once(self) -> CycleReport:

@@ -238,6 +238,21 @@ def test_a_worker_process_and_two_web_processes_agree(app: Flask,
         assert value(found, "daaas_reconciler_cycle_seconds_count", kind="full") >= 2
 
 
+def test_a_starting_worker_forgets_workers_gone_for_a_day(app: Flask) -> None:
+    rt = runtime(app)
+    folder = metrics_folder(rt.settings)
+    folder.mkdir()
+    old, recent = folder / "worker-gone-1.prom", folder / "worker-other-2.prom"
+    for path in (old, recent):
+        path.write_text("# nothing\n", encoding="utf-8")
+    a_day_ago = time.time() - 86400 - 60
+    os.utime(old, (a_day_ago, a_day_ago))
+    worker = make_reconciler(rt)
+    assert isinstance(worker, MeasuredReconciler)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [recent.name, worker.metrics.path.name])
+
+
 @pytest.mark.parametrize(("settings", "status", "words"), [
     ({"metrics_token": ""}, 404, "Metrics are off"),
     ({"metrics_token": "", "metrics_networks": "10.0.0.0/8"}, 403, "metrics_networks"),
