@@ -31,6 +31,7 @@ from daaas.portal.machines.serialize import lifetime_json
 from daaas.portal.machines.states import State
 from daaas.portal.machines.timings import phase_timings
 from daaas.portal.providers import ConnectionTarget, ProviderError
+from daaas.portal.quotas.service import QuotaExceeded
 from daaas.portal.runtime import runtime
 from daaas.portal.storage.files import human_size
 from daaas.portal.storage.service import StorageArea, storage_area
@@ -74,7 +75,7 @@ def page(machine_id: str) -> str:
 
 
 def machine_page(machine: Machine, rename_error: str = "", typed_name: str | None = None,
-                 extend_error: str = "") -> str:
+                 extend_error: str = "", start_error: str = "") -> str:
     """Render the machine page; ``rename_error`` is why the name ``typed_name`` was refused,
     shown next to the name field with what was typed kept; ``extend_error`` why an extension
     was refused. Raises NotSignedIn when nobody is signed in."""
@@ -97,6 +98,7 @@ def machine_page(machine: Machine, rename_error: str = "", typed_name: str | Non
                            if visit else None,
                            when_text=when_text, human_size=human_size,
                            lifetime=lifetime_json(machine), extend_error=extend_error,
+                           start_error=start_error,
                            keep_hours=_keep_hours(machine),
                            warn_hours=min(parse_hours_list(rt.settings.expiry_warning_hours),
                                           default=2.0))
@@ -213,8 +215,17 @@ def stop(machine_id: str) -> Response:
 
 
 @blueprint.post("/machines/<machine_id>/start")
-def start(machine_id: str) -> Response:
-    """Ask for the stopped machine to be started again and show it."""
-    service.request_start(db(), require_user(), machine_id, runtime().provider,
-                          runtime().settings)
+def start(machine_id: str) -> ResponseReturnValue:
+    """Ask for the stopped machine to be started again and show it; a start past a quota is
+    shown on the page next to the Start button (the error's status), a JSON caller gets the
+    JSON error."""
+    user = require_user()
+    try:
+        service.request_start(db(), user, machine_id, runtime().provider, runtime().settings)
+    except QuotaExceeded as exc:
+        if wants_json():
+            raise
+        db().rollback()
+        machine = service.get_machine(db(), user, machine_id)
+        return machine_page(machine, start_error=exc.user_message), exc.status_code
     return redirect(url_for("machines.page", machine_id=machine_id), code=303)

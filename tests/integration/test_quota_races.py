@@ -9,6 +9,7 @@ GPU, and starting it again is weighed like a launch.
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -123,6 +124,12 @@ def test_a_stopped_machine_holds_no_gpu_and_starting_it_counts(app: Flask,
                          headers=headers, timeout=60)
     assert start.status_code == 409, start.text
     assert start.json()["error"]["message"] == REFUSAL.replace("Launch", "Start")
+    page = browser.post(f"{server}/machines/{first.json()['id']}/start", timeout=60,
+                        headers={"X-CSRF-Token": headers["X-CSRF-Token"]},
+                        allow_redirects=False)  # the machine page's Start button
+    assert page.status_code == 409
+    shown = re.search(r'id="start-error">([^<]*)<', page.text)
+    assert shown and html.unescape(shown.group(1)) == REFUSAL.replace("Launch", "Start")
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         assert db.get_one(Machine, first.json()["id"]).state == "stopped"
         db.get_one(Machine, third.json()["id"]).state = "error"  # a failed launch frees it
