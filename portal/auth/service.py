@@ -23,6 +23,7 @@ from daaas.portal.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
+    SignInFailed,
 )
 
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{1,31}$")
@@ -108,6 +109,9 @@ def sign_in(db: Session, factory: sessionmaker[Session], backend: IdentityBacken
         raise
     _record_attempt(factory, username, remote_addr, succeeded=True)
     user = _local_user_for(db, settings, identity, backend.password_source)
+    if not user.is_active:  # an external backend (Keystone) knows no local disable
+        raise SignInFailed("This account is disabled. Ask an administrator.",
+                           f"sign-in refused: account {user.username} is disabled here")
     user.last_sign_in_at = utcnow()
     return user
 
