@@ -15,13 +15,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from daaas.portal import create_app
 from daaas.portal.admin.capacity import Running, next_free
 from daaas.portal.audit.models import AuditEvent
+from daaas.portal.auth.backends import IDENTITY_BACKENDS, Identity, IdentityBackend
 from daaas.portal.auth.models import User
 from daaas.portal.auth.service import get_user
+from daaas.portal.config import Settings
 from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.errors import SignInFailed
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine, MachineEvent
 from tests.support.machines import ManualClock, machine, reconciler
@@ -347,3 +351,35 @@ def test_capacity_page_and_api(app: Flask) -> None:
                                  headers=bearer(app, "admin")).get_json()
     assert body["read_at"] is None
     assert all(f["next_free"] is None for f in body["flavors"])
+
+
+class Directory(IdentityBackend):
+    """A site directory double that knows nothing of the portal's disable: it signs
+    ``neutron`` in with a fixed password."""
+
+    name = "directory-double"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Directory:
+        return cls()
+
+    def authenticate(self, db: Session, username: str, password: str) -> Identity:
+        if (username, password) != ("neutron", "directory-pass"):
+            raise SignInFailed("Wrong user name or password.")
+        return Identity(username=username, groups=("isis-users",))
+
+
+def test_a_disabled_account_cannot_sign_in_through_an_external_directory(
+        settings_override: dict[str, Any]) -> None:
+    with IDENTITY_BACKENDS.registered("directory", Directory):
+        app = create_app({**settings_override, "identity_backend": "directory",
+                          "provider": "memory"})
+    assert sign_in(app.test_client(), "neutron", "directory-pass").status_code == 302
+    answer = app.test_client().post("/api/v1/admin/users/neutron/disable",
+                                    headers=bearer(app, "admin"),
+                                    json={"reason": "Left the facility"})
+    assert answer.status_code == 200 and answer.get_json()["is_active"] is False
+    refused = sign_in(app.test_client(), "neutron", "directory-pass")
+    assert refused.status_code == 401
+    assert "This account is disabled" in refused.get_data(as_text=True)
+    app.extensions["daaas"].engine.dispose()
