@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from daaas.portal.access.connection import TokenStore
@@ -38,6 +39,8 @@ from daaas.portal.sharing.models import DesktopConnection, OwnerAway, Role, Shar
 CHECK_EVERY = 0.25
 #: How often it also marks the row as still open (``seen_at``).
 TOUCH_EVERY = 10.0
+#: Closed connections are kept this long (then removed when the machine gets a new one).
+KEEP_CLOSED = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ def open_connection(store: TokenStore, machine_id: str, grant: Grant) -> int:
                                 role=grant.role.value, ended="", opened_at=utcnow(),
                                 seen_at=utcnow())
         db.add(row)
+        db.execute(delete(DesktopConnection).where(
+            DesktopConnection.machine_id == machine_id,
+            DesktopConnection.closed_at < utcnow() - KEEP_CLOSED))
         via = f" through link #{grant.link_id}" if grant.link_id else ""
         _event(db, machine, f"{grant.username} joined the desktop as {grant.role.value}{via}",
                "desktop.join", grant.username)

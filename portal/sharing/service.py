@@ -93,6 +93,13 @@ def policy(db: Session, settings: Settings, machine: Machine) -> OwnerAway:
     return OwnerAway(row.owner_away)
 
 
+def current_policy(settings: Settings, db: Session, machine: Machine) -> OwnerAway:
+    """Return the machine's owner-away policy without recording anything (the site's default
+    until it is first shared). Raises SQLAlchemy errors only."""
+    row = db.get(SharePolicy, machine.id)
+    return OwnerAway(row.owner_away if row else settings.sharing_owner_away)
+
+
 def set_policy(db: Session, settings: Settings, user: User, machine_id: str,
                raw: object) -> OwnerAway:
     """Set the machine's owner-away policy; returns it. Raises NotFound, Forbidden (not the

@@ -46,7 +46,7 @@ def sharing_reply(session: Session, user: User, machine_id: str) -> Sharing:
     machine, owner = found.machine, found.is_owner
     return Sharing(
         role=found.role.value, owner=machine.user.username,
-        owner_away=service.policy(session, runtime().settings, machine).value if owner
+        owner_away=service.current_policy(runtime().settings, session, machine).value if owner
         else None,
         members=[Member(username=m.user.username, display_name=m.user.display_name,
                         role=m.role, since=m.created_at.isoformat())
