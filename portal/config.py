@@ -219,6 +219,9 @@ class Settings(BaseModel):
         "view_only", description="When a shared desktop's owner leaves: others stay, become "
         "view-only, or are disconnected (view-only links always end).")
     sharing_invite_hours: int = Field(48, ge=1, le=720, description="Invitation link life.")
+    support_emergency_access: bool = Field(True, description="Administrators may open any "
+                                           "desktop without the owner's acceptance (recorded "
+                                           "and shown); false: they ask, the owner accepts.")
     rdp_gateway: str = Field("", description="RD Gateway host for .rdp files; empty: none.")
     rdp_sign_in_minutes: int = Field(5, ge=1, le=60, description="RDP sign-in secret life.")
     ssh_bastion: str = Field("", description="Jump host for ssh to VMs ([user@]host[:port]); "
