@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -107,8 +107,8 @@ class BulkRequest(Body):
          "reason": "Maintenance of the GPU hosts tonight."}]})
 
     action: Literal["stop", "delete"]
-    machines: list[str] = Field(min_length=1, max_length=200,
-                                description="Machine ids (1 to 200).")
+    machines: list[Annotated[str, Field(max_length=64)]] = Field(
+        min_length=1, max_length=200, description="Machine ids (1 to 200).")
     reason: str = Field(max_length=500, description="1 to 500 characters; shown to owners.")
 
 
@@ -166,12 +166,16 @@ class CapacityReport(Reply):
     method: str = Field(description="How free now and next free were computed.")
 
 
+#: A day as YYYY-MM-DD (bounded for the API's fuzz test).
+Day = Annotated[date, Field(json_schema_extra={"maxLength": 10})]
+
+
 class UsageQuery(Query):
     """The period (UTC days, both included) and the grouping of a usage report."""
 
     by: Literal["environment", "group", "user"] = "environment"
-    start: date | None = Field(None, description="First day (default: 6 days before end).")
-    end: date | None = Field(None, description="Last day, included (default: today).")
+    start: Day | None = Field(None, description="First day (default: 6 days before end).")
+    end: Day | None = Field(None, description="Last day, included (default: today).")
 
 
 class UsageLine(Reply):
