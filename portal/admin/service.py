@@ -270,6 +270,14 @@ def filter_machines(db: Session, wanted: MachineFilter, now: datetime, *,
     return list(rows), total
 
 
+def machines_by_ids(db: Session, machine_ids: Sequence[str]) -> list[Machine]:
+    """Return the machines with these ids (unknown ids are left out), newest first, with
+    their owners. Raises nothing beyond database errors."""
+    return list(db.scalars(select(Machine).where(Machine.id.in_(list(machine_ids)))
+                           .options(joinedload(Machine.user))
+                           .order_by(Machine.created_at.desc(), Machine.id)))
+
+
 def idle_for(machine: Machine, now: datetime) -> timedelta | None:
     """Return how long a ready machine has had no desktop connection (None unless ready).
     Raises nothing."""

@@ -75,10 +75,8 @@ def confirm_bulk() -> str:
     ids = request.form.getlist("machine")[:service.MAX_BULK]
     if action not in ("stop", "delete") or not ids:
         raise InvalidInput("Choose one or more machines and Stop or Delete.")
-    rows, _ = service.filter_machines(db(), service.MachineFilter(include_deleted=True),
-                                      utcnow())
-    chosen = [m for m in rows if m.id in set(ids)]
-    return render_template("admin/confirm.html", action=action, machines=chosen,
+    return render_template("admin/confirm.html", action=action,
+                           machines=service.machines_by_ids(db(), ids),
                            max_reason=service.MAX_REASON)
 
 
