@@ -105,14 +105,15 @@ def not_ready_message(machine: Machine) -> str | None:
     return f"This machine is {state.value}, so its desktop cannot be opened."
 
 
-def ready_machine(db: Session, user: User, machine_id: str) -> Access:
+def ready_machine(db: Session, user: User, machine_id: str, *,
+                  emergency: bool = True) -> Access:
     """Return the machine (the user's, one shared with them or, for an admin, anyone's) and
     the user's role on it, if it is ready.
 
-    Raises NotFound (not the user's machine nor shared with them) or Conflict (not ready,
-    saying why).
+    ``emergency`` False: an administrator needs to be a member. Raises NotFound (not the user's
+    machine nor shared with them) or Conflict (not ready, saying why).
     """
-    found = machine_access(db, user, machine_id)
+    found = machine_access(db, user, machine_id, emergency=emergency)
     machine = found.machine
     message = not_ready_message(machine)
     if message:
@@ -131,7 +132,7 @@ def issue_desktop_token(db: Session, settings: Settings, provider: Provider, use
     neither ``websockify_url`` nor ``public_url`` is configured. Raises NotFound, Conflict
     (machine not ready) or MachineGone (the provider lost it).
     """
-    found = ready_machine(db, user, machine_id)
+    found = ready_machine(db, user, machine_id, emergency=settings.support_emergency_access)
     machine = found.machine
     target = provider.connection_target(machine.id)
     token, now = secrets.token_urlsafe(32), utcnow()

@@ -13,13 +13,14 @@ from daaas.portal.access.signin import issue_sign_in
 from daaas.portal.auth.current import require_user
 from daaas.portal.config import parse_hours_list, resolve_secret_key
 from daaas.portal.db import utcnow
-from daaas.portal.errors import PortalError
+from daaas.portal.errors import NotFound, PortalError
 from daaas.portal.lifecycle import db
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.naming import storage_on_desktop
 from daaas.portal.machines.service import get_machine
 from daaas.portal.runtime import runtime
 from daaas.portal.sharing.access import machine_access
+from daaas.portal.sharing.views import support_page
 
 blueprint = Blueprint("access", __name__)
 NOVNC_CACHE_SECONDS = 3600
@@ -46,13 +47,20 @@ def desktop(machine_id: str) -> str:
     """Return the browser desktop page of the user's machine, or of one shared with them (as
     user or viewer: the page says so; the proxy enforces it).
 
-    Raises AuthenticationRequired (sign-in redirect) or NotFound (not the user's machine nor
-    shared with them).
+    An administrator who needs the owner's acceptance (``support_emergency_access`` off) gets
+    the page to ask for it. Raises AuthenticationRequired (sign-in redirect) or NotFound (not
+    the user's machine nor shared with them).
     """
     user = require_user()
-    found = machine_access(db(), user, machine_id)
-    machine = found.machine
     settings = runtime().settings
+    try:
+        found = machine_access(db(), user, machine_id,
+                               emergency=settings.support_emergency_access)
+    except NotFound:
+        if not user.is_admin:
+            raise
+        return support_page(user, machine_id)  # an administrator asks the owner first
+    machine = found.machine
     return render_template("access/desktop.html", machine=machine,
                            is_owner=machine.user_id == user.id, role=found.role.value,
                            storage_on_desktop=storage_on_desktop(settings, machine.provider),

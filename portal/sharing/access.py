@@ -31,23 +31,26 @@ class Access:
         return self.role is Role.OWNER
 
 
-def role_of(db: Session, user: User, machine: Machine) -> Role | None:
-    """Return ``user``'s role on ``machine`` (owner for the owner and administrators), or None.
+def role_of(db: Session, user: User, machine: Machine, *, emergency: bool = True) -> Role | None:
+    """Return ``user``'s role on ``machine`` (owner for the owner, and for administrators
+    unless ``emergency`` is False: then they need to be members too), or None.
 
     Raises SQLAlchemy errors only.
     """
-    if machine.user_id == user.id or user.is_admin:
+    if machine.user_id == user.id or (user.is_admin and emergency):
         return Role.OWNER
     role = db.scalar(select(MachineMember.role).where(MachineMember.machine_id == machine.id,
                                                       MachineMember.user_id == user.id))
     return Role(role) if role else None
 
 
-def machine_access(db: Session, user: User, machine_id: str) -> Access:
-    """Return the machine and ``user``'s role on it. Raises NotFound for a non-member (never
-    revealing that the machine exists)."""
+def machine_access(db: Session, user: User, machine_id: str, *,
+                   emergency: bool = True) -> Access:
+    """Return the machine and ``user``'s role on it; ``emergency`` False: an administrator needs
+    to be a member (the setting ``support_emergency_access``). Raises NotFound for a non-member
+    (never revealing that the machine exists)."""
     machine = db.scalar(select(Machine).where(Machine.id == machine_id))
-    role = None if machine is None else role_of(db, user, machine)
+    role = None if machine is None else role_of(db, user, machine, emergency=emergency)
     if machine is None or role is None:
         raise NotFound(NO_SUCH_MACHINE)
     return Access(machine, role)

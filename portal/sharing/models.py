@@ -33,10 +33,14 @@ MEMBER_ROLES = (Role.USER, Role.VIEWER)
 
 class LinkKind(Enum):
     """``invite``: one-time, expiring, makes the first account that opens it a member.
-    ``view``: view-only, works only while the owner is connected, makes nobody a member."""
+    ``view``: view-only, works only while the owner is connected, makes nobody a member.
+    ``support``: not a link but an administrator's request for access, waiting for the owner
+    (``used_by_id`` is the administrator; ``used_at`` the acceptance, ``revoked_at`` a refusal).
+    """
 
     INVITE = "invite"
     VIEW = "view"
+    SUPPORT = "support"
 
 
 class MachineMember(Base):

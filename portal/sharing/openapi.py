@@ -13,6 +13,7 @@ from daaas.portal.sharing.schemas import (
     PolicyRequest,
     SharedList,
     Sharing,
+    SupportRequest,
 )
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -61,6 +62,22 @@ PATHS: dict[str, Any] = {
         "parameters": [MACHINE_ID, _id("connection_id")],
         "delete": {"summary": "Remove someone from the desktop (a member loses membership)",
                    "responses": {"204": {"description": "Removed"},
+                                 **errors(401, 403, 404, **NOT_OWNER)}}},
+    "/machines/{machine_id}/support-requests": {"parameters": [MACHINE_ID], "post": {
+        "summary": "An administrator asks the owner for access to the desktop (when "
+                   "support_emergency_access is off); the owner is e-mailed",
+        "responses": {"201": content(SupportRequest, "Asked (or already asking)"),
+                      **errors(401, 403, 404, 409, _403="Not an administrator",
+                               _409="Has access already")}}},
+    "/machines/{machine_id}/support-requests/{request_id}/accept": {
+        "parameters": [MACHINE_ID, _id("request_id")],
+        "post": {"summary": "The owner accepts: the administrator becomes a member (user)",
+                 "responses": {"200": content(Sharing, "Accepted; the machine's sharing"),
+                               **errors(401, 403, 404, **NOT_OWNER)}}},
+    "/machines/{machine_id}/support-requests/{request_id}": {
+        "parameters": [MACHINE_ID, _id("request_id")],
+        "delete": {"summary": "The owner refuses a support request",
+                   "responses": {"204": {"description": "Refused"},
                                  **errors(401, 403, 404, **NOT_OWNER)}}},
     "/shared": {"get": {
         "summary": "The machines others shared with the caller",

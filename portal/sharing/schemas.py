@@ -82,6 +82,15 @@ class NewLink(Link):
                                  "view-only desktop.")
 
 
+class SupportRequest(Reply):
+    """An administrator's pending request for access to the desktop."""
+
+    id: int = Field(description="POST .../support-requests/{this}/accept, or DELETE to refuse.")
+    username: str
+    display_name: str
+    created_at: Timestamp
+
+
 class Sharing(Reply):
     """Who a machine is shared with and who is on its desktop now, as the caller may see it."""
 
@@ -91,6 +100,8 @@ class Sharing(Reply):
     members: list[Member]
     connected: list[Connected]
     links: list[Link] = Field(description="Working links (owner only; else empty).")
+    support_requests: list[SupportRequest] = Field(
+        description="Administrators asking for access (owner only; else empty).")
 
 
 class SharedMachine(Reply):
@@ -111,4 +122,4 @@ class SharedList(Reply):
 
 
 REQUESTS: tuple[type[BaseModel], ...] = (InviteRequest, LinkRequest, PolicyRequest)
-REPLIES = (Sharing, Member, Connected, Link, NewLink, SharedMachine, SharedList)
+REPLIES = (Sharing, Member, Connected, Link, NewLink, SharedMachine, SharedList, SupportRequest)

@@ -54,10 +54,10 @@ FRESH = timedelta(seconds=45)
 
 
 def owned(db: Session, user: User, machine_id: str) -> Machine:
-    """Return the machine if ``user`` is its owner or an administrator. Raises NotFound for a
-    non-member, Forbidden for a member (only the owner shares a machine)."""
+    """Return the machine if ``user`` is its owner. Raises NotFound for a non-member, Forbidden
+    for a member or an administrator (only the owner shares a machine)."""
     found = machine_access(db, user, machine_id)
-    if not found.is_owner:
+    if found.machine.user_id != user.id:
         raise Forbidden("Only the machine's owner can share it or change who it is shared "
                         "with.", f"{user.username} ({found.role.value}) tried to change the "
                         f"sharing of {machine_id}")
@@ -327,6 +327,7 @@ def links(db: Session, machine: Machine) -> list[ShareLink]:
     first. Raises SQLAlchemy errors only."""
     now = utcnow()
     rows = db.scalars(select(ShareLink).where(ShareLink.machine_id == machine.id,
+                                              ShareLink.kind != LinkKind.SUPPORT.value,
                                               ShareLink.revoked_at.is_(None),
                                               ShareLink.used_at.is_(None))
                       .order_by(ShareLink.id.desc()))
@@ -405,3 +406,74 @@ def issue_link_token(db: Session, settings: Settings, provider: Provider, user: 
     if not owner_connected(db, machine):
         raise Conflict(OWNER_AWAY, f"view link #{link.id} of {machine.id}: owner not connected")
     return _token(db, settings, provider, user, machine, Role.VIEWER, link.id, request_host)
+
+
+def request_support(db: Session, settings: Settings, admin: User,
+                    machine_id: str) -> ShareLink:
+    """An administrator asks the owner for access to the desktop (when emergency access is
+    off); the owner is e-mailed. Returns the pending request (an earlier one still pending is
+    returned as it is). Raises Forbidden (not an administrator), NotFound (no such machine),
+    Conflict (their own machine, or a member already)."""
+    if not admin.is_admin:
+        raise Forbidden("Only administrators ask for support access; ask the owner to share "
+                        "the desktop with you.")
+    machine = db.get(Machine, machine_id)
+    if machine is None or machine.state == State.DELETED.value:
+        raise NotFound("There is no such machine. It may have been deleted.")
+    if machine.user_id == admin.id or role_of(db, admin, machine, emergency=False):
+        raise Conflict("You have access to this desktop already.")
+    pending = [r for r, who in support_requests(db, machine) if who.id == admin.id]
+    if pending:
+        return pending[0]
+    now = utcnow()
+    row = ShareLink(machine_id=machine.id, kind=LinkKind.SUPPORT.value, role=Role.USER.value,
+                    secret_hash=token_digest(secrets.token_urlsafe(24)), created_at=now,
+                    expires_at=now + timedelta(hours=settings.sharing_invite_hours),
+                    used_by_id=admin.id)
+    db.add(row)
+    db.flush()
+    event(db, machine, f"administrator {admin.username} asks for support access",
+          actor=admin.username, action="sharing.support", admin=True)
+    owner = db.get(User, machine.user_id)
+    assert owner is not None
+    name = machine.name or machine.environment_name
+    queue(db, key=f"support:{row.id}", kind="support_request", user=owner,
+          machine_id=machine.id,
+          subject=f"An administrator asks to join your desktop: {name}",
+          body=(f"{admin.display_name or admin.username} ({admin.username}), an administrator, "
+                f"asks for access to your desktop \"{name}\" to help you.\n\nAccept or refuse "
+                f"in the Share dialog of its desktop page: "
+                f"{machine_url(settings, machine.id)}/desktop\n"), now=now)
+    return row
+
+
+def support_requests(db: Session, machine: Machine) -> list[tuple[ShareLink, User]]:
+    """Return the machine's pending support requests and who asks, oldest first. Raises
+    SQLAlchemy errors only."""
+    now = utcnow()
+    rows = db.execute(select(ShareLink, User).join(User, User.id == ShareLink.used_by_id)
+                      .where(ShareLink.machine_id == machine.id,
+                             ShareLink.kind == LinkKind.SUPPORT.value,
+                             ShareLink.used_at.is_(None), ShareLink.revoked_at.is_(None))
+                      .order_by(ShareLink.id)).all()
+    return [(row, who) for row, who in rows
+            if row.expires_at is None or row.expires_at > now]
+
+
+def answer_support(db: Session, settings: Settings, owner: User, machine_id: str,
+                   request_id: int, *, accept: bool) -> None:
+    """The owner accepts (the administrator becomes a member, role user) or refuses a support
+    request. Raises NotFound (machine or pending request), Forbidden (not the owner)."""
+    machine = owned(db, owner, machine_id)
+    found = [(row, who) for row, who in support_requests(db, machine) if row.id == request_id]
+    if not found:
+        raise NotFound("There is no such pending support request on this machine.")
+    row, admin = found[0]
+    if accept:
+        row.used_at = utcnow()
+        add_member(db, settings, machine, admin, Role.USER, by=owner)
+    else:
+        row.revoked_at = utcnow()
+    verb = "accepted" if accept else "refused"
+    event(db, machine, f"support access for {admin.username} {verb} by {owner.username}",
+          actor=owner.username, action="sharing.support")

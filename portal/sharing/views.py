@@ -21,8 +21,8 @@ from daaas.portal.machines.models import Machine
 from daaas.portal.machines.states import State
 from daaas.portal.runtime import runtime
 from daaas.portal.sharing import service
-from daaas.portal.sharing.access import machine_access
-from daaas.portal.sharing.models import LinkKind, Role
+from daaas.portal.sharing.access import NO_SUCH_MACHINE, machine_access
+from daaas.portal.sharing.models import LinkKind, Role, ShareLink
 from daaas.portal.sharing.schemas import (
     Connected,
     InviteRequest,
@@ -34,6 +34,7 @@ from daaas.portal.sharing.schemas import (
     SharedList,
     SharedMachine,
     Sharing,
+    SupportRequest,
 )
 
 api = with_ids(Blueprint("sharing_api", __name__, url_prefix="/api/v1"))
@@ -58,7 +59,16 @@ def sharing_reply(session: Session, user: User, machine_id: str) -> Sharing:
         links=[Link(id=link.id, kind=link.kind, role=link.role,
                     created_at=link.created_at.isoformat(),
                     expires_at=link.expires_at.isoformat() if link.expires_at else None)
-               for link in service.links(session, machine)] if owner else [])
+               for link in service.links(session, machine)] if owner else [],
+        support_requests=[support_reply(row, who)
+                          for row, who in service.support_requests(session, machine)]
+        if machine.user_id == user.id else [])
+
+
+def support_reply(row: ShareLink, who: User) -> SupportRequest:
+    """Return a pending support request as the API shows it. Raises nothing."""
+    return SupportRequest(id=row.id, username=who.username, display_name=who.display_name,
+                          created_at=row.created_at.isoformat())
 
 
 @api.get("/machines/<machine_id>/sharing")
@@ -125,6 +135,53 @@ def end_connection(machine_id: str, connection_id: int) -> tuple[str, int]:
     NotFound, Forbidden."""
     service.end_connection(db(), require_user(), machine_id, connection_id)
     return "", 204
+
+
+@api.post("/machines/<machine_id>/support-requests")
+def request_support(machine_id: str) -> tuple[dict[str, Any], int]:
+    """An administrator asks the owner for access; 201 with the pending request. Raises
+    Forbidden (not an administrator), NotFound, Conflict (has access already)."""
+    row = service.request_support(db(), runtime().settings, require_user(), machine_id)
+    admin = db().get(User, row.used_by_id)
+    assert admin is not None
+    return dump(support_reply(row, admin)), 201
+
+
+@api.post(f"/machines/<machine_id>/support-requests/<{ID}:request_id>/accept")
+def accept_support(machine_id: str, request_id: int) -> dict[str, Any]:
+    """The owner accepts: the administrator becomes a member (user); 200 with the sharing.
+    Raises NotFound, Forbidden (not the owner)."""
+    user = require_user()
+    service.answer_support(db(), runtime().settings, user, machine_id, request_id, accept=True)
+    return dump(sharing_reply(db(), user, machine_id))
+
+
+@api.delete(f"/machines/<machine_id>/support-requests/<{ID}:request_id>")
+def refuse_support(machine_id: str, request_id: int) -> tuple[str, int]:
+    """The owner refuses a support request; 204. Raises NotFound, Forbidden."""
+    service.answer_support(db(), runtime().settings, require_user(), machine_id, request_id,
+                           accept=False)
+    return "", 204
+
+
+@pages.post("/machines/<machine_id>/support")
+def ask_support(machine_id: str) -> str:
+    """An administrator asks for access from the desktop page; shows that the owner was asked.
+    Raises Forbidden, NotFound, Conflict."""
+    user = require_user()
+    service.request_support(db(), runtime().settings, user, machine_id)
+    return support_page(user, machine_id)
+
+
+def support_page(user: User, machine_id: str) -> str:
+    """Return the page an administrator sees instead of a desktop they need the owner's
+    acceptance for (support_emergency_access is off). Raises NotFound (not an administrator,
+    or no such machine)."""
+    machine = db().get(Machine, machine_id)
+    if not user.is_admin or machine is None:
+        raise NotFound(NO_SUCH_MACHINE)
+    asked = any(who.id == user.id for _, who in service.support_requests(db(), machine))
+    return render_template("sharing/support.html", machine=machine, asked=asked)
 
 
 @api.get("/shared")

@@ -9,47 +9,19 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from daaas.portal.audit.models import AuditEvent
 from daaas.portal.db import unit_of_work
-from daaas.portal.machines.models import AccessToken, MachineEvent
+from daaas.portal.machines.models import AccessToken
 from daaas.portal.notifications.models import Notification
 from tests.support.access import make_machine
-from tests.support.web import sign_in
-
-PASSWORDS = {"scientist": "scientist-demo", "neutron": "neutron-demo",
-             "admin": "admin-demo-pass"}
+from tests.support.sharing import Person, events
 
 
 @pytest.fixture
 def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
     return {**settings_override, "provider": "memory"}
-
-
-class Person:
-    """A signed-in browser: pages, and the JSON API with the session's CSRF token."""
-
-    def __init__(self, app: Flask, username: str) -> None:
-        self.client: FlaskClient = app.test_client()
-        self.username = username
-        sign_in(self.client, username, PASSWORDS[username])
-        page = self.client.get("/account").get_data(as_text=True)
-        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
-        assert match, "no CSRF token"
-        self.csrf = match.group(1)
-
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        return self.client.open(f"/api/v1{path}", method=method, json=body,
-                                headers={"X-CSRF-Token": self.csrf,
-                                         "Accept": "application/json"})
-
-
-def events(app: Flask, machine_id: str) -> list[str]:
-    with unit_of_work(app.extensions["daaas"].session_factory) as db:
-        return [e.message for e in db.scalars(select(MachineEvent).where(
-            MachineEvent.machine_id == machine_id).order_by(MachineEvent.id))]
 
 
 def token_roles(app: Flask, machine_id: str) -> list[str]:

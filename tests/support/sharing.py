@@ -3,13 +3,22 @@ send after the handshake, and raw RFB client messages."""
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from daaas.portal.db import unit_of_work
+from daaas.portal.machines.models import MachineEvent
 from daaas.portal.providers import ConnectionTarget
+from tests.support.web import sign_in
 
 PIXEL_FORMAT = struct.pack("!BBBBHHHBBBxxx", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
 
@@ -173,3 +182,31 @@ def changed_pixels(first: bytes, second: bytes) -> int:
     difference = ImageChops.difference(one, two).convert("L").point(lambda v: 255 if v > 24
                                                                      else 0)
     return int(sum(1 for value in difference.get_flattened_data() if value))
+
+
+PASSWORDS = {"scientist": "scientist-demo", "neutron": "neutron-demo",
+             "admin": "admin-demo-pass"}
+
+
+class Person:
+    """A signed-in browser: pages, and the JSON API with the session's CSRF token."""
+
+    def __init__(self, app: Flask, username: str) -> None:
+        self.client: FlaskClient = app.test_client()
+        self.username = username
+        sign_in(self.client, username, PASSWORDS[username])
+        page = self.client.get("/account").get_data(as_text=True)
+        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+        assert match, "no CSRF token"
+        self.csrf = match.group(1)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        return self.client.open(f"/api/v1{path}", method=method, json=body,
+                                headers={"X-CSRF-Token": self.csrf,
+                                         "Accept": "application/json"})
+
+
+def events(app: Flask, machine_id: str) -> list[str]:
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        return [e.message for e in db.scalars(select(MachineEvent).where(
+            MachineEvent.machine_id == machine_id).order_by(MachineEvent.id))]

@@ -97,6 +97,20 @@ function render(sharing) {
         button("Revoke", "The link stops working; its connections close",
                () => call(`${base}/links/${l.id}`, "DELETE"))));
     fill(document.getElementById("share-links"), links, "No working links.");
+    const support = sharing.support_requests.map((r) => {
+        const row = item(`Administrator ${r.display_name || r.username} (${r.username}) asks for access`,
+            button("Accept", `Let ${r.username} in as a user (you can remove them later)`,
+                   () => call(`${base}/support-requests/${r.id}/accept`, "POST")),
+            button("Refuse", "Refuse the request",
+                   () => call(`${base}/support-requests/${r.id}`, "DELETE")));
+        row.dataset.username = r.username;
+        return row;
+    });
+    document.getElementById("share-support").replaceChildren(...support);
+    document.getElementById("share-support-box").hidden = support.length === 0;
+    if (support.length) {
+        document.getElementById("share-count").textContent += ` · ${support.length} asking`;
+    }
     const away = document.getElementById("share-away");
     if (document.activeElement !== away) away.value = sharing.owner_away;
 }
