@@ -207,6 +207,17 @@ class Settings(BaseModel):
         "group's quota applies, or the sum of them.")
     flavor_sizes: str = Field(DEFAULT_FLAVOR_SIZES, description="What each flavor is, shown "
                               "on the cards: 'name: N cores, M GiB[, K GPU model]; ...'.")
+    warm_pools: str = Field(
+        "", description="Warm pools: machines booted ahead of any user, claimed by a launch "
+        "of the same environment and flavor: 'ENVIRONMENT/FLAVOR=N; ...' (FLAVOR omitted: "
+        "the environment's default). Each pooled machine holds a session slot (a GPU for a "
+        "GPU flavor) while it waits.")
+    warm_pool_max_age_minutes: float = Field(
+        240.0, gt=0, description="Warm pools: a pooled machine waiting longer is replaced.")
+    warm_pool_free_sessions: int = Field(
+        1, ge=0, description="Warm pools: the worker fills a pool only while more than this "
+        "many session slots stay free for users' launches, and removes a pooled machine when "
+        "a user's launch waits for capacity.")
     machine_ready_timeout_seconds: int = Field(600, ge=5, description="Give up on a launch.")
     reconcile_interval_seconds: float = Field(2.0, gt=0, description="Reconciler cycle pause.")
     embedded_worker: bool = Field(True, description="`daaas serve` runs the reconciler too.")

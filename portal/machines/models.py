@@ -60,7 +60,9 @@ class Machine(Base):
                       # the reconciler: its reads by state need only this index (covering),
                       # not the rows with their environment snapshots; and the expiry
                       Index("ix_machines_state_id", "state", "id"),
-                      Index("ix_machines_expires_at", "expires_at"))
+                      Index("ix_machines_expires_at", "expires_at"),
+                      # warm pools: a launch's claim and the worker's refill (migration 0020)
+                      Index("ix_machines_pool_state", "pool", "state"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -81,6 +83,12 @@ class Machine(Base):
     desktop_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: Why an administrator stopped or deleted it, for its owner (admin console's bulk actions)
     admin_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: Warm pools (issue 20, :mod:`daaas.portal.pools`): the pool ("environment/flavor") a
+    #: machine waits in, owned by the pool account; None once claimed, and never set again
+    pool: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: When a launch claimed it from its pool, and when the claimer was set up on it
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    personalised_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped[User] = relationship()
     events: Mapped[list[MachineEvent]] = relationship(

@@ -26,7 +26,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.PROVISIONING: frozenset({S.CONTEXTUALISING, S.STOPPED, S.DELETING, S.ERROR}),
     # contextualising/ready -> stopped: stopped outside the portal (administrator, maintenance)
     S.CONTEXTUALISING: frozenset({S.READY, S.STOPPED, S.DELETING, S.ERROR}),
-    S.READY: frozenset({S.STOPPING, S.STOPPED, S.DELETING, S.ERROR}),
+    # ready -> contextualising: a warm pool's machine claimed, set up for its user (issue 20)
+    S.READY: frozenset({S.CONTEXTUALISING, S.STOPPING, S.STOPPED, S.DELETING, S.ERROR}),
     S.STOPPING: frozenset({S.STOPPED, S.DELETING, S.ERROR}),
     S.STOPPED: frozenset({S.PROVISIONING, S.DELETING, S.ERROR}),
     S.DELETING: frozenset({S.DELETED, S.ERROR}),
