@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from daaas.catalogue import Environment
-from daaas.portal.providers.errors import StopNotSupported
+from daaas.portal.providers.errors import LaunchFailed, StopNotSupported
 
 
 class ProviderState(enum.Enum):
@@ -133,6 +133,27 @@ class Provider(abc.ABC):
         providers that override :meth:`stop` and :meth:`start` answer True. Raises nothing.
         """
         return False
+
+    @property
+    def supports_pools(self) -> bool:
+        """Return True when this provider can keep warm-pool machines (issue 20): launched
+        under the pool account with no user's folders or secrets, then handed to one user by
+        :meth:`personalise`. The default is False (the setting ``warm_pools`` is then not
+        acted on). Raises nothing.
+        """
+        return False
+
+    def personalise(self, spec: LaunchSpec) -> None:
+        """Hand the pooled machine ``spec.machine_id`` to the user in ``spec``: their account
+        (uid/gid), their folders (``spec.mounts``), credentials and session; return once it
+        is theirs. Called once per claim, perhaps again after a worker died mid-way: it must
+        be idempotent. Watch progress with :meth:`poll` (READY when the user's session is up).
+        The default raises LaunchFailed (no pools here). Raises MachineGone for an unknown
+        id, LaunchFailed when the machine cannot be handed over (it is then deleted, never
+        put back in the pool).
+        """
+        raise LaunchFailed("This machine could not be prepared for you; launch again.",
+                           f"{self.name}: no warm pools (personalise {spec.machine_id})")
 
     @abc.abstractmethod
     def launch(self, spec: LaunchSpec) -> None:
