@@ -82,3 +82,22 @@ def test_the_agent_without_a_configuration_says_so(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(AGENT), "--config", str(tmp_path / "none.json")],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "no usable configuration" in done.stderr
+
+
+def test_the_bootstrap_agent_keeps_the_report_token_for_the_activity_agent(
+        tmp_path: Path) -> None:
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("daaas_bootstrap_agent",
+                                                  str(AGENT.with_name("daaas-bootstrap")))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    agent = importlib.util.module_from_spec(spec)
+    loader.exec_module(agent)
+    secrets = tmp_path / "secrets"
+    agent.keep_report_token({"secret_dirs": [str(secrets), "/etc/ceph"]}, "report-secret")
+    kept = secrets / "report-token"
+    assert kept.read_text() == "report-secret" and kept.stat().st_mode & 0o777 == 0o600
+    agent.keep_report_token({"secret_dirs": []}, "other")  # nowhere to keep it: nothing
+    assert kept.read_text() == "report-secret"
