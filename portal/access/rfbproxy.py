@@ -53,6 +53,7 @@ from daaas.portal.access.tokenplugin import (
     read_source,
     redact_websockify_logs,
 )
+from daaas.portal.audit.service import set_origin
 from daaas.portal.machines.secrets import vnc_password
 from daaas.portal.sharing.models import Role
 from daaas.portal.sharing.registry import CHECK_EVERY, TOUCH_EVERY, Grant
@@ -398,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceFileError, ValueError) as error:
         print(f"desktop proxy: {error}", file=sys.stderr)
         return 2
+    set_origin("proxy")  # audit rows of joins and leaves come from the desktop proxy
     launcher = os.environ.get(LAUNCHER_ENV, "")
     if launcher.isdigit():
         exit_with_launcher(int(launcher))

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from daaas.portal.access.proxy import ProxyProcess, start_proxy
 from daaas.portal.access.service import issue_desktop_token
+from daaas.portal.audit.models import AuditEvent
 from daaas.portal.auth.service import get_user
 from daaas.portal.config import Settings, load_settings
 from daaas.portal.db import unit_of_work
@@ -276,3 +277,8 @@ def test_connections_are_recorded_and_closed(app: Flask, proxy: ProxyProcess,
             break
         assert time.monotonic() < deadline, "the connection's close was not recorded"
         time.sleep(0.05)
+    with unit_of_work(rt.session_factory) as db:
+        audited = {(row.action, row.actor, row.source) for row in db.scalars(
+            select(AuditEvent).where(AuditEvent.target == f"machine {machine_id}"))}
+    assert {("desktop.join", "scientist", "proxy"),
+            ("desktop.leave", "scientist", "proxy")} <= audited
