@@ -71,8 +71,8 @@ DATABASE_METRICS = (
     "daaas_bootstrap_exchanges_total", "daaas_bootstrap_reports_total",
     "daaas_hpc_submissions_total", "daaas_hpc_jobs")
 CAPACITY_METRICS = (
-    "daaas_capacity_gpus_free", "daaas_capacity_gpus_total", "daaas_capacity_sessions_free",
-    "daaas_capacity_sessions_total", "daaas_capacity_age_seconds")
+    "daaas_capacity_gpus_free", "daaas_capacity_gpus", "daaas_capacity_sessions_free",
+    "daaas_capacity_sessions", "daaas_capacity_age_seconds")
 WORKER_METRICS = (
     "daaas_reconciler_cycle_seconds", "daaas_reconciler_cycle_failures_total",
     "daaas_reconciler_last_cycle_timestamp_seconds", "daaas_provider_calls_total",
@@ -267,13 +267,13 @@ class PortalCollector(Collector):
             free.add_metric([gpu_type], capacity.gpus_free)
             yield free
         if capacity.gpus_total is not None:
-            total = GaugeMetricFamily("daaas_capacity_gpus_total", "GPUs the provider has in "
+            total = GaugeMetricFamily("daaas_capacity_gpus", "GPUs the provider has in "
                                       "all, by GPU type.", labels=["gpu_type"])
             total.add_metric([gpu_type], capacity.gpus_total)
             yield total
         yield GaugeMetricFamily("daaas_capacity_sessions_free", "Machines that can still "
                                 "start at the provider.", value=capacity.sessions_free)
-        yield GaugeMetricFamily("daaas_capacity_sessions_total", "Machines the provider can "
+        yield GaugeMetricFamily("daaas_capacity_sessions", "Machines the provider can "
                                 "run in all.", value=capacity.sessions_total)
         yield GaugeMetricFamily("daaas_capacity_age_seconds", "Age of the capacity reading.",
                                 value=max(0.0, (self.now - known.read_at).total_seconds()))
