@@ -13,6 +13,7 @@ from daaas.portal.sharing.schemas import (
     PolicyRequest,
     SharedList,
     Sharing,
+    SuggestionList,
     SupportRequest,
 )
 
@@ -63,6 +64,12 @@ PATHS: dict[str, Any] = {
         "delete": {"summary": "Remove someone from the desktop (a member loses membership)",
                    "responses": {"204": {"description": "Removed"},
                                  **errors(401, 403, 404, **NOT_OWNER)}}},
+    "/machines/{machine_id}/sharing/suggestions": {"parameters": [MACHINE_ID], "get": {
+        "summary": "Whom the owner might share with: the other members of the machine's "
+                   "experiment who have an account here",
+        "responses": {"200": content(SuggestionList, "Suggestions (empty without an "
+                                                     "experiment or a reachable catalogue)"),
+                      **errors(401, 403, 404, **NOT_OWNER)}}},
     "/machines/{machine_id}/support-requests": {"parameters": [MACHINE_ID], "post": {
         "summary": "An administrator asks the owner for access to the desktop (when "
                    "support_emergency_access is off); the owner is e-mailed",

@@ -91,6 +91,21 @@ class SupportRequest(Reply):
     created_at: Timestamp
 
 
+class Suggested(Reply):
+    """A member of the machine's experiment who has an account here."""
+
+    username: str
+    display_name: str
+
+
+class SuggestionList(Reply):
+    """Whom the owner might share with: the other members of the machine's experiment."""
+
+    experiment: str = Field(description="The experiment's visit; empty when the machine has "
+                                        "none or the catalogue cannot be reached.")
+    users: list[Suggested]
+
+
 class Sharing(Reply):
     """Who a machine is shared with and who is on its desktop now, as the caller may see it."""
 
@@ -122,4 +137,5 @@ class SharedList(Reply):
 
 
 REQUESTS: tuple[type[BaseModel], ...] = (InviteRequest, LinkRequest, PolicyRequest)
-REPLIES = (Sharing, Member, Connected, Link, NewLink, SharedMachine, SharedList, SupportRequest)
+REPLIES = (Sharing, Member, Connected, Link, NewLink, SharedMachine, SharedList, SupportRequest,
+           Suggested, SuggestionList)

@@ -27,6 +27,8 @@ from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from daaas.portal.experiments.backends import ExperimentBackend
+from daaas.portal.experiments.errors import ExperimentsUnavailable
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.machines.secrets import token_digest
 from daaas.portal.machines.states import State
@@ -477,3 +479,33 @@ def answer_support(db: Session, settings: Settings, owner: User, machine_id: str
     verb = "accepted" if accept else "refused"
     event(db, machine, f"support access for {admin.username} {verb} by {owner.username}",
           actor=owner.username, action="sharing.support")
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """The machine's experiment (its visit, "" when none) and its members with an account
+    here who are neither the owner nor members yet."""
+
+    experiment: str
+    users: list[User]
+
+
+def suggestions(db: Session, experiments: ExperimentBackend, owner: User,
+                machine_id: str) -> Suggestions:
+    """Return whom the owner might share with: the other members of the machine's experiment
+    (from ICAT, or the embedded catalogue). An unreachable catalogue suggests nobody. Raises
+    NotFound, Forbidden (not the owner)."""
+    machine = owned(db, owner, machine_id)
+    if machine.experiment_id is None:
+        return Suggestions("", [])
+    try:
+        info = experiments.get(machine.experiment_id)
+    except (ExperimentsUnavailable, NotFound) as error:
+        log.warning("machine %s: no sharing suggestions: %s", machine.id, error.log_message)
+        return Suggestions("", [])
+    names = {member.name for member in info.members}
+    taken = select(MachineMember.user_id).where(MachineMember.machine_id == machine.id)
+    users = db.scalars(select(User).where(User.username.in_(names),
+                                          User.id != machine.user_id, User.id.not_in(taken))
+                       .order_by(User.username))
+    return Suggestions(info.visit_id or info.name, list(users))

@@ -34,6 +34,8 @@ from daaas.portal.sharing.schemas import (
     SharedList,
     SharedMachine,
     Sharing,
+    Suggested,
+    SuggestionList,
     SupportRequest,
 )
 
@@ -135,6 +137,15 @@ def end_connection(machine_id: str, connection_id: int) -> tuple[str, int]:
     NotFound, Forbidden."""
     service.end_connection(db(), require_user(), machine_id, connection_id)
     return "", 204
+
+
+@api.get("/machines/<machine_id>/sharing/suggestions")
+def suggestions(machine_id: str) -> dict[str, Any]:
+    """Return the other members of the machine's experiment who have accounts here (the
+    owner's share dialog offers them). Raises NotFound, Forbidden (not the owner)."""
+    found = service.suggestions(db(), runtime().experiments, require_user(), machine_id)
+    return dump(SuggestionList(experiment=found.experiment, users=[
+        Suggested(username=u.username, display_name=u.display_name) for u in found.users]))
 
 
 @api.post("/machines/<machine_id>/support-requests")

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from daaas.portal.audit.models import AuditEvent
 from daaas.portal.db import unit_of_work
-from daaas.portal.machines.models import AccessToken
+from daaas.portal.experiments.models import IcatUser, Investigation, InvestigationUser
+from daaas.portal.machines.models import AccessToken, Machine
 from daaas.portal.notifications.models import Notification
 from tests.support.access import make_machine
 from tests.support.sharing import Person, events
@@ -173,3 +174,30 @@ def test_a_revoked_link_and_a_view_link_without_the_owner(app: Flask) -> None:
     status = guest.api("GET", f"{path}/desktop-status").get_json()
     assert status["state"] == "ready" and "not connected" in status["message"]
     assert guest.api("GET", "/share/nonsense/desktop-status").status_code == 404
+
+
+def test_the_experiments_other_members_are_suggested(app: Flask) -> None:
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        investigation = db.scalars(select(Investigation).where(
+            Investigation.visit_id == "MX31850-12")).one()
+        neutron = db.scalars(select(IcatUser).where(IcatUser.name == "neutron")).one()
+        db.add(InvestigationUser(investigation_id=investigation.id, user_id=neutron.id))
+        experiment_id = investigation.id
+    machine_id = make_machine(app, "scientist")
+    plain_id = make_machine(app, "scientist")
+    with unit_of_work(rt.session_factory) as db:
+        machine = db.get(Machine, machine_id)
+        assert machine is not None
+        machine.experiment_id = experiment_id
+    owner, guest = Person(app, "scientist"), Person(app, "neutron")
+    base = f"/machines/{machine_id}/sharing/suggestions"
+    assert owner.api("GET", base).get_json() == {
+        "experiment": "MX31850-12",
+        "users": [{"username": "neutron", "display_name": "Dr Ben Neutron"}]}
+    assert owner.api("GET", f"/machines/{plain_id}/sharing/suggestions").get_json() == {
+        "experiment": "", "users": []}
+    assert guest.api("GET", base).status_code == 404
+    owner.api("POST", f"/machines/{machine_id}/members", {"username": "neutron", "role": "user"})
+    assert owner.api("GET", base).get_json()["users"] == []
+    assert guest.api("GET", base).status_code == 403

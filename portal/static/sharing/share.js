@@ -142,10 +142,36 @@ async function makeLink(kind, role) {
     }
 }
 
+// The other members of the machine's experiment, offered once when the dialog opens.
+async function suggest() {
+    let found;
+    try {
+        found = await call(`${base}/sharing/suggestions`);
+    } catch {
+        return;
+    }
+    const rows = found.users.map((u) => {
+        const invite = (role) => button(`as ${role}`, `Share with ${u.username} as ${role}`, async () => {
+            await call(`${base}/members`, "POST", {username: u.username, role});
+            say(`Shared with ${u.username} as ${role}.`, "ok");
+            await suggest();
+        });
+        const row = item(`${u.display_name || u.username} (${u.username})`, invite("viewer"), invite("user"));
+        row.dataset.username = u.username;
+        return row;
+    });
+    document.getElementById("share-experiment").textContent = found.experiment;
+    document.getElementById("share-suggest").replaceChildren(...rows);
+    document.getElementById("share-suggest-box").hidden = rows.length === 0;
+}
+
 toggleButton.addEventListener("click", () => {
     panel.hidden = !panel.hidden;
     toggleButton.setAttribute("aria-expanded", String(!panel.hidden));
-    if (!panel.hidden) refresh();
+    if (!panel.hidden) {
+        refresh();
+        if (panel.dataset.role === "owner") suggest();
+    }
 });
 
 if (panel.dataset.role === "owner") {
