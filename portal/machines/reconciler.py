@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
+from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.audit.service import record
 from daaas.portal.auth.models import BrowserSession
 from daaas.portal.bootstrap.models import MachineContext
@@ -58,6 +59,8 @@ from daaas.portal.machines.claims import Claims
 from daaas.portal.machines.extensions import machine_policy
 from daaas.portal.machines.lifetime import hours_text, idle_since, maybe_connected, warning_due
 from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.orphans import FILE_NAME as ORPHANS_FILE
+from daaas.portal.machines.orphans import find_orphans, write_orphans
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
@@ -65,6 +68,7 @@ from daaas.portal.machines.wakeup import Waker
 from daaas.portal.notifications.mail import Mailer, mailer_for
 from daaas.portal.notifications.models import Notification
 from daaas.portal.notifications.service import send_pending
+from daaas.portal.pools.keeper import PoolKeeper
 from daaas.portal.providers import (
     CapacityExhausted,
     LaunchSpec,
@@ -175,6 +179,10 @@ class Reconciler:
         #: Hours before expiry at which owners are warned (largest first).
         self.warnings = parse_hours_list(settings.expiry_warning_hours) if settings else ()
         self.mailer = mailer if mailer is not None or settings is None else mailer_for(settings)
+        #: Warm pools (issue 20), when configured and the provider can keep them
+        self.pools = PoolKeeper(self, settings, partial(load_site_catalogue, settings)) \
+            if settings is not None and settings.warm_pools and provider.supports_pools \
+            else None
 
     def adopt(self) -> set[str]:
         """At start-up: keep provider machines the database expects, remove all others.
@@ -192,6 +200,9 @@ class Reconciler:
         """Run one cycle: launch (steps 2-4), poll (one call; step 6, ready, and the stops and
         starts it finds asked for), time out, expire, delete, clean up."""
         report = CycleReport()
+        if self.pools is not None:
+            self.pools.personalise(report)
+            self.pools.maintain(report)
         self._launch_requested(report)
         self._poll(report)
         self._time_out(report)
@@ -210,9 +221,14 @@ class Reconciler:
         The rest (the poll, stops and starts it finds asked for, time-outs) waits for the next
         full cycle."""
         report = CycleReport()
+        if self.pools is not None and self.pools.personalise(report):
+            self._poll(report)  # a claimed machine's user waits: ready as soon as it is
         self._launch_requested(report)
         self._delete_requested(report)
         self._clean_up(report)
+        if self.pools is not None:  # refill after a claim
+            self.pools.maintain(report)
+            self._launch_requested(report)
         return report
 
     def run_forever(self, stop: threading.Event, interval: float) -> None:
@@ -232,7 +248,8 @@ class Reconciler:
             woken = self.waker.wait(max(0.0, due - time.monotonic()), stop)
 
     def _refresh_capacity(self) -> None:
-        """Read the provider's capacity for the pages, at most every REFRESH_SECONDS.
+        """Read the provider's capacity and find the orphans for the pages (next to each
+        other in the var folder), at most every REFRESH_SECONDS.
 
         A provider that cannot tell now is asked again next cycle; the pages keep the last
         reading until it is stale. Never raises: the cycle's real work is done already.
@@ -249,6 +266,14 @@ class Reconciler:
             log.warning("capacity not read: %s", exc.log_message)
         except Exception:  # a page's hint is not worth a failed cycle
             log.exception("capacity not recorded")
+        try:  # the provider is asked before the session's first read: no transaction open
+            with self.session_factory() as db:
+                found = find_orphans(db, self.provider)
+            write_orphans(self.capacity_file.with_name(ORPHANS_FILE), found, now)
+        except ProviderError as exc:
+            log.warning("orphans not listed: %s", exc.log_message)
+        except Exception:
+            log.exception("orphans not recorded")
 
     # -- the database: one read per phase, one short write per changed machine ---------------
 
@@ -391,7 +416,9 @@ class Reconciler:
             state = State.CONTEXTUALISING
         if state is State.CONTEXTUALISING and self.provider.uses_cloud_init:
             self._apply_vm_report(db, machine)
-        elif status.state is ProviderState.READY and state is State.CONTEXTUALISING:
+        elif status.state is ProviderState.READY and state is State.CONTEXTUALISING \
+                and (machine.claimed_at is None or machine.personalised_at is not None):
+            # a claimed pooled machine is ready for its user only once handed to them
             transition(db, machine, State.READY, "desktop is ready")
 
     def _apply_vm_report(self, db: Session, machine: Machine) -> None:
@@ -470,7 +497,7 @@ class Reconciler:
                              MachineEvent.from_state == State.STOPPED.value,
                              MachineEvent.to_state == State.PROVISIONING.value)
                       .correlate(Machine).scalar_subquery())
-        overdue = func.coalesce(last_start, Machine.created_at) <= deadline
+        overdue = func.coalesce(last_start, Machine.claimed_at, Machine.created_at) <= deadline
         minutes = max(1, round(self.ready_timeout / 60))
         for row in self._rows(select(Machine.id, Machine.state).where(
                 Machine.state.in_([s.value for s in STARTING]), overdue)):
@@ -538,7 +565,8 @@ class Reconciler:
                                      MachineActivity.keep_running_until,
                                      MachineActivity.vm_active_at)
                               .outerjoin(MachineActivity)
-                              .where(Machine.state == State.READY.value)):
+                              .where(Machine.state == State.READY.value,
+                                     Machine.pool.is_(None))):  # warm pools: no idle stop
             if not row.idle:
                 continue
             since = idle_since(row.state_changed_at, row.desktop_seen_at,

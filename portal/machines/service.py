@@ -26,6 +26,7 @@ from daaas.portal.machines.lifetime import policy_for
 from daaas.portal.machines.models import LaunchKey, Machine, MachineEvent
 from daaas.portal.machines.naming import clean_name, default_name, unique_name
 from daaas.portal.machines.states import FINAL, State, can_move
+from daaas.portal.pools import service as pools
 from daaas.portal.providers import Provider, StopNotSupported
 from daaas.portal.quotas import service as quotas
 
@@ -153,17 +154,26 @@ def launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
     admit_launch(db, settings, user, env, chosen)
     name = unique_name(default_name(env.title, experiment["visit_id"] if experiment else None,
                                     now), _names_in_use(db, user))
-    machine = Machine(id=uuid.uuid4().hex, user=user, name=name, environment_name=env.name,
-                      environment=env, flavor=chosen, provider=settings.provider,
-                      state=State.REQUESTED.value, created_at=now, state_changed_at=now,
-                      expires_at=now + policy_for(env, chosen, user.groups or []).initial,
-                      experiment_id=experiment["id"] if experiment else None,
-                      experiment=experiment)
-    db.add(machine)
-    db.add(MachineEvent(machine_id=machine.id, from_state=None, to_state=State.REQUESTED.value,
-                        message=f"{user.username} asked for {env.title} ({chosen})"
-                        + (f" for experiment {experiment['visit_id']}" if experiment else ""),
-                        at=now))
+    asked = f"{user.username} asked for {env.title} ({chosen})" \
+        + (f" for experiment {experiment['visit_id']}" if experiment else "")
+    expires_at = now + policy_for(env, chosen, user.groups or []).initial
+    pooled = pools.claim(db, settings, user, env, chosen, now)  # warm pools (issue 20)
+    if pooled is not None:
+        machine = pooled
+        machine.name, machine.expires_at = name, expires_at
+        machine.experiment_id = experiment["id"] if experiment else None
+        machine.experiment = experiment
+        transition(db, machine, State.CONTEXTUALISING, f"{asked}; claimed from the warm pool")
+    else:
+        machine = Machine(id=uuid.uuid4().hex, user=user, name=name,
+                          environment_name=env.name, environment=env, flavor=chosen,
+                          provider=settings.provider, state=State.REQUESTED.value,
+                          created_at=now, state_changed_at=now, expires_at=expires_at,
+                          experiment_id=experiment["id"] if experiment else None,
+                          experiment=experiment)
+        db.add(machine)
+        db.add(MachineEvent(machine_id=machine.id, from_state=None,
+                            to_state=State.REQUESTED.value, message=asked, at=now))
     db.flush()
     if key is not None:
         db.add(LaunchKey(user_id=user.id, key=key, fingerprint=fingerprint,

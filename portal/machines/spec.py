@@ -28,7 +28,9 @@ def launch_spec(settings: Settings | None, secret_key: str, machine: Machine,
                       environment=machine.environment,
                       vnc_password=vnc_password(secret_key, machine.id), user_data=user_data,
                       flavor=machine.flavor,
-                      mounts=session_mounts(settings, machine) if settings else ())
+                      # a warm pool's machine (pool account) gets no one's folders
+                      mounts=session_mounts(settings, machine)
+                      if settings and machine.pool is None else ())
 
 
 def session_mounts(settings: Settings, machine: Machine) -> tuple[SessionMount, ...]:

@@ -44,8 +44,9 @@ from daaas.portal.machines.states import State
 log = logging.getLogger(__name__)
 CHANNEL = "daaas_reconcile"
 #: States a web request records for the worker to act on (a start is stopped -> provisioning).
+#: Contextualising: a warm pool's machine claimed by a launch (issue 20), to personalise.
 INTENTS = frozenset({State.REQUESTED.value, State.DELETING.value, State.STOPPING.value,
-                     State.PROVISIONING.value})
+                     State.PROVISIONING.value, State.CONTEXTUALISING.value})
 _WAKE = "daaas_wake_worker"
 
 

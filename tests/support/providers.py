@@ -49,6 +49,7 @@ class _Machine:
     polls: int = 0
     error: str = ""
     stopped: bool = False
+    personalised: bool = False  # handed to a user from a warm pool
 
 
 class InMemoryProvider(Provider):
@@ -71,6 +72,8 @@ class InMemoryProvider(Provider):
         self._machines: dict[str, _Machine] = {}
         self._next_port = 5900
         self._lock = threading.Lock()
+        #: Every spec each machine was given: its launch's, then its personalisation's
+        self.specs: dict[str, list[LaunchSpec]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InMemoryProvider:
@@ -81,6 +84,32 @@ class InMemoryProvider(Provider):
     def supports_stop(self) -> bool:
         """Return ``stoppable``: whether stop and start work on this double."""
         return self.stoppable
+
+    @property
+    def supports_pools(self) -> bool:
+        """Return True: this double keeps warm-pool machines (``personalise``)."""
+        return True
+
+    def personalise(self, spec: LaunchSpec) -> None:
+        """Hand the machine to ``spec``'s user: its spec becomes theirs and it starts their
+        session (BUILDING, then READY as after a launch). Records every spec it was given in
+        ``specs``. The same user again is success; another user raises LaunchFailed (a real
+        machine is never handed to two people). Raises MachineGone for an unknown id."""
+        with self._lock:
+            self.calls["personalise"] += 1
+            machine = self._held(spec.machine_id)
+            if machine.spec.uid == spec.uid:
+                return
+            if machine.personalised:
+                raise LaunchFailed("This machine is someone else's.",
+                                   f"{spec.machine_id}: already handed to {machine.spec.uid}")
+            machine.spec, machine.polls, machine.personalised = spec, 0, True
+            self.specs.setdefault(spec.machine_id, []).append(spec)
+
+    def spec_of(self, machine_id: str) -> LaunchSpec:
+        """Return the spec the machine now runs with. Raises KeyError for an unknown id."""
+        with self._lock:
+            return self._machines[machine_id].spec
 
     def launch(self, spec: LaunchSpec) -> None:
         """Record the machine (once per id). Raises CapacityExhausted past ``max_sessions``."""
@@ -95,6 +124,7 @@ class InMemoryProvider(Provider):
                 )
             self._next_port += 1
             self._machines[spec.machine_id] = _Machine(spec, self._next_port)
+            self.specs.setdefault(spec.machine_id, []).append(spec)
 
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
         """Return each id's status (GONE if unknown); each call counts one poll per machine."""

@@ -1,0 +1,253 @@
+"""The worker's part of warm pools: refill, replace, give way, personalise.
+
+:class:`PoolKeeper` runs inside the reconciler's cycle and keeps its shape: one read of the
+pooled and claimed machines, a short write only for a machine that changes, no transaction
+open during a provider call.
+
+- **Refill**: each configured pool (setting ``warm_pools``) gets new ``requested`` machines
+  owned by the pool account up to its size; the reconciler's launch phase starts them like
+  any launch, with the pool account's identity and no folders (:func:`launch_spec`), so
+  nothing of a user is on them.
+- **Replace**: a pooled machine older than ``warm_pool_max_age_minutes`` is deleted (its
+  pool is refilled in the same pass).
+- **Give way**: pools fill only while more than ``warm_pool_free_sessions`` session slots
+  (and a GPU, for a GPU flavor) stay free; when a user's launch waits for capacity, a pooled
+  machine is deleted to make room.
+- **Personalise**: a claimed machine (``claimed_at`` set, ``personalised_at`` not) is handed
+  to its user by :meth:`Provider.personalise` with the user's LaunchSpec (their account,
+  folders, experiment data); the poll then moves it to ready. A worker killed in between
+  leaves it claimed (the next worker personalises it again) or the ready timeout fails and
+  deletes it: it never goes back to a pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from daaas.catalogue import Catalogue, Environment
+from daaas.portal.config import ConfigError, Settings, parse_flavor_sizes
+from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.service import transition
+from daaas.portal.machines.spec import launch_spec
+from daaas.portal.machines.states import State
+from daaas.portal.pools.rules import PoolSize, parse_pools, pool_key
+from daaas.portal.pools.service import PoolFigures, figures_path, pool_account, write_figures
+from daaas.portal.providers import Capacity, LaunchSpec, ProviderError
+
+if TYPE_CHECKING:
+    from daaas.portal.machines.reconciler import CycleReport, Reconciler
+
+log = logging.getLogger(__name__)
+
+#: Pooled machines in these states are counted as the pool's (not deleting, failed or gone)
+LIVE = frozenset({State.REQUESTED, State.PROVISIONING, State.CONTEXTUALISING, State.READY})
+#: A pooled machine waits this long beyond its age before the expiry phase would see it
+FAR = timedelta(days=3650)
+
+
+class PoolKeeper:
+    """Keeps the warm pools of one reconciler (its provider must support pools)."""
+
+    def __init__(self, reconciler: Reconciler, settings: Settings,
+                 catalogue: Callable[[], Catalogue]) -> None:
+        """``catalogue`` returns the site's catalogue (read when a pool is refilled).
+
+        Raises ConfigError when the setting ``warm_pools`` is not well formed.
+        """
+        self.reconciler = reconciler
+        self.settings = settings
+        self.pools: tuple[PoolSize, ...] = parse_pools(settings.warm_pools)
+        self._catalogue = catalogue
+        self._environments: dict[str, Environment] | None = None
+
+    # -- personalise --------------------------------------------------------------------------
+
+    def personalise(self, report: CycleReport) -> int:
+        """Hand each claimed machine not yet personalised to its user; returns how many were.
+        Never raises for a provider's error (the machine fails and is deleted)."""
+        r = self.reconciler
+        done = 0
+        for row in r._rows(select(Machine.id).where(
+                Machine.state == State.CONTEXTUALISING.value, Machine.claimed_at.is_not(None),
+                Machine.personalised_at.is_(None))):
+            with r.claims.hold(row.id) as mine:
+                if not mine:
+                    continue
+                spec = r._record(row.id, [State.CONTEXTUALISING], self._user_spec)
+                if spec is None:
+                    continue
+                try:
+                    r.provider.personalise(spec)
+                except ProviderError as exc:
+                    r._record_failure(row.id, [State.CONTEXTUALISING], exc.user_message,
+                                      exc.log_message)
+                    continue
+                except OSError as exc:
+                    r._record_failure(row.id, [State.CONTEXTUALISING],
+                                      "Your storage could not be prepared for this machine; "
+                                      "contact the facility's support.", f"{row.id}: {exc}")
+                    continue
+                if r._record(row.id, [State.CONTEXTUALISING], self._personalised):
+                    done += 1
+                    report.changed.append(row.id)
+        return done
+
+    def _user_spec(self, db: Session, machine: Machine) -> LaunchSpec | None:
+        if machine.personalised_at is not None or machine.claimed_at is None:
+            return None
+        return launch_spec(self.settings, self.reconciler.secret_key, machine)
+
+    def _personalised(self, db: Session, machine: Machine) -> bool:
+        machine.personalised_at = self.reconciler.clock()
+        db.add(MachineEvent(machine_id=machine.id, from_state=machine.state,
+                            to_state=machine.state, at=machine.personalised_at,
+                            message=f"set up for {machine.user.username}"))
+        return True
+
+    # -- refill, replace, give way ------------------------------------------------------------
+
+    def maintain(self, report: CycleReport) -> None:
+        """Replace over-age pooled machines, give way to waiting user launches, refill the
+        pools and write their figures. Never raises for a provider's or the catalogue's
+        error (logged; the next cycle tries again)."""
+        r = self.reconciler
+        now = r.clock()
+        oldest = now - timedelta(minutes=self.settings.warm_pool_max_age_minutes)
+        pooled = r._rows(select(Machine.id, Machine.pool, Machine.state, Machine.created_at)
+                         .where(Machine.pool.is_not(None),
+                                Machine.state.in_([s.value for s in LIVE]))
+                         .order_by(Machine.created_at))
+        live: Counter[str] = Counter()
+        ready: Counter[str] = Counter()
+        removed: set[str] = set()
+        for row in pooled:
+            if row.created_at <= oldest and self._remove(row.id, "replaced: it waited in its "
+                                                         "pool longer than its maximum age"):
+                removed.add(row.id)
+                continue
+            live[row.pool] += 1
+            ready[row.pool] += row.state == State.READY.value
+        try:
+            capacity = r.provider.capacity()
+        except ProviderError as exc:
+            log.warning("warm pools not refilled: capacity unknown: %s", exc.log_message)
+            return
+        waiting = r._rows(select(func.count(Machine.id)).where(
+            Machine.state == State.REQUESTED.value, Machine.pool.is_(None)))[0][0]
+        free = capacity.sessions_free
+        if waiting and free is not None and free <= 0:
+            # users' launches wait for a slot: the oldest idle pooled machines make room
+            for row in [row for row in pooled if row.id not in removed][:waiting]:
+                if self._remove(row.id, "removed to make room for a user's launch"):
+                    removed.add(row.id)
+                    live[row.pool] -= 1
+                    ready[row.pool] -= row.state == State.READY.value
+        else:
+            self._refill(live, capacity, now)
+        self._write_figures(live, ready, now)
+
+    def _remove(self, machine_id: str, why: str) -> bool:
+        """Ask for the deletion of a pooled machine not claimed meanwhile; True if asked."""
+        return bool(self.reconciler._record(
+            machine_id, LIVE, lambda db, machine: machine.pool is not None
+            and transition(db, machine, State.DELETING, why) is not None))
+
+    def _environments_by_name(self) -> dict[str, Environment]:
+        if self._environments is None:
+            self._environments = dict(self._catalogue().environments)
+        return self._environments
+
+    def _resolved(self) -> list[tuple[Environment, str, int]]:
+        """The configured pools with their environment and flavor (unknown ones logged)."""
+        found = []
+        try:
+            environments = self._environments_by_name()
+        except (ConfigError, OSError) as exc:
+            log.warning("warm pools: the catalogue cannot be read: %s", exc)
+            return []
+        for pool in self.pools:
+            env = environments.get(pool.environment)
+            flavor = pool.flavor or (env.flavors.default if env else "")
+            if env is None or flavor not in env.flavors.allowed:
+                log.warning("warm pools: no environment %s with flavor %s in the catalogue",
+                            pool.environment, flavor)
+                continue
+            if self.reconciler.provider.unavailable_reason(env):
+                log.warning("warm pools: %s cannot run on this provider", env.name)
+                continue
+            found.append((env, flavor, pool.size))
+        return found
+
+    def _refill(self, live: Counter[str], capacity: Capacity, now: datetime) -> None:
+        """Record new pooled machines up to each pool's size, while capacity allows."""
+        free = capacity.sessions_free
+        room = None if free is None else free - self.settings.warm_pool_free_sessions
+        gpus = capacity.gpus_free
+        sizes = parse_flavor_sizes(self.settings.flavor_sizes)
+        wanted: list[tuple[Environment, str]] = []
+        for env, flavor, size in self._resolved():
+            for _ in range(max(0, size - live[pool_key(env.name, flavor)])):
+                if room is not None and room <= 0:
+                    break
+                if flavor in env.flavors.gpu:
+                    need = sizes[flavor].gpus if flavor in sizes and sizes[flavor].gpus else 1
+                    if gpus is not None and gpus < need:
+                        break
+                    gpus = None if gpus is None else gpus - need
+                wanted.append((env, flavor))
+                room = None if room is None else room - 1
+        if not wanted:
+            return
+        with self.reconciler.session_factory.begin() as db:
+            account = pool_account(db, self.settings)
+            for env, flavor in wanted:
+                key = pool_key(env.name, flavor)
+                machine = Machine(id=uuid.uuid4().hex, user=account, name=f"pool {key}",
+                                  environment_name=env.name, environment=env, flavor=flavor,
+                                  provider=self.settings.provider, state=State.REQUESTED.value,
+                                  created_at=now, state_changed_at=now, expires_at=now + FAR,
+                                  pool=key)
+                db.add(machine)
+                db.add(MachineEvent(machine_id=machine.id, from_state=None,
+                                    to_state=State.REQUESTED.value, at=now,
+                                    message=f"started for the warm pool {key}"))
+            log.info("warm pools: %d machine(s) asked for", len(wanted))
+
+    def _write_figures(self, live: Counter[str], ready: Counter[str], now: datetime) -> None:
+        """Write each pool's figures for the cards and the admin page (never raises)."""
+        r = self.reconciler
+        hour = now - timedelta(hours=1)
+        try:
+            pools = self._resolved()
+            keys = [pool_key(env.name, flavor) for env, flavor, _ in pools]
+            claimed = Counter({row.key: row.n for row in r._rows(
+                select((Machine.environment_name + "/" + Machine.flavor).label("key"),
+                       func.count(Machine.id).label("n"))
+                .where(Machine.claimed_at > hour).group_by(Machine.environment_name,
+                                                           Machine.flavor))})
+            launched = Counter({row.key: row.n for row in r._rows(
+                select((Machine.environment_name + "/" + Machine.flavor).label("key"),
+                       func.count(Machine.id).label("n"))
+                .where(Machine.pool.is_(None),
+                       func.coalesce(Machine.claimed_at, Machine.created_at) > hour)
+                .group_by(Machine.environment_name, Machine.flavor))})
+            sizes = parse_flavor_sizes(self.settings.flavor_sizes)
+            figures = []
+            for (env, flavor, size), key in zip(pools, keys, strict=True):
+                gpu = sizes[flavor].gpus if flavor in sizes and sizes[flavor].gpus else 1
+                figures.append(PoolFigures(
+                    key=key, size=size, ready=ready[key], starting=live[key] - ready[key],
+                    claimed_last_hour=claimed[key], launches_last_hour=launched[key],
+                    held_sessions=live[key],
+                    held_gpus=live[key] * gpu if flavor in env.flavors.gpu else 0))
+            write_figures(figures_path(self.settings), figures, now)
+        except Exception:  # a page's hint is not worth a failed cycle
+            log.exception("warm pools: figures not recorded")
