@@ -63,7 +63,9 @@ def bootstrap_document(ctx: Context) -> dict[str, Any]:
             "home": ctx.user.home,
         },
         "vnc_password_file": f"{ctx.user.home}/.vnc/passwd" if ctx.access.vnc else None,
-        "set_login_password": ctx.access.xrdp,
+        # RDP signs in with the portal's one-time token (PAM, rdp_sign_in_file): no login
+        # password is set, so nothing reusable is stored in the VM (older agents read this).
+        "set_login_password": False,
         "authorized_keys_file": f"{ctx.user.home}/.ssh/authorized_keys" if ctx.access.ssh
         else None,
         "rdp_sign_in_file": RDP_SIGN_IN_PATH if ctx.access.xrdp else None,

@@ -52,7 +52,8 @@ class MachineSecrets(Reply):
     """The exchange's answer: the passwords the machine's access services use, and files."""
 
     vnc_password: str = Field("", description="When the machine runs VNC.")
-    rdp_password: str = Field("", description="The user's login password, when xrdp is on.")
+    rdp_password: str = Field("", description="No longer sent: RDP signs in with one-time "
+                              "tokens (rdp_sign_in).")
     report_token: str = Field(description="Bearer token for the status report.")
     files: list[SecretFile]
     mounts: list[DataMount] = Field(default_factory=list,

@@ -28,7 +28,7 @@ from daaas.portal.errors import Conflict, Forbidden
 from daaas.portal.hpc.machine import secret_files
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.mounts import exchange_mounts, experiment_mounts, export_rule
-from daaas.portal.machines.secrets import rdp_password, token_digest, vnc_password
+from daaas.portal.machines.secrets import token_digest, vnc_password
 from daaas.portal.machines.states import AT_PROVIDER, STARTING
 from daaas.portal.sshkeys.service import authorized_keys
 from daaas.portal.storage.service import secret_files as storage_secret_files
@@ -114,7 +114,8 @@ def _live_machines(db: Session, machine: Machine) -> frozenset[str]:
 
 
 def machine_secrets(secret_key: str, machine: Machine, report_token: str) -> dict[str, Any]:
-    """Return the exchange's answer: only the passwords the machine's access services use.
+    """Return the exchange's answer: the VNC password when the machine runs VNC (RDP signs
+    in with one-time tokens, so no login password is sent).
 
     Raises nothing.
     """
@@ -122,8 +123,6 @@ def machine_secrets(secret_key: str, machine: Machine, report_token: str) -> dic
     answer: dict[str, Any] = {"report_token": report_token, "files": []}
     if access.vnc:
         answer["vnc_password"] = vnc_password(secret_key, machine.id)
-    if access.xrdp:
-        answer["rdp_password"] = rdp_password(secret_key, machine.id)
     return answer
 
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from daaas.portal.api.openapi import openapi_document
 from daaas.portal.auth.csrf import CSRF_MESSAGE
 from daaas.portal.db import utcnow
-from daaas.portal.machines.secrets import rdp_password, vnc_password
+from daaas.portal.machines.secrets import vnc_password
 from tests.integration.context_support import (
     Cloud,
     context_row,
@@ -59,7 +59,7 @@ def test_first_exchange_returns_the_secrets_the_agent_needs(cloud: Cloud, app: F
                                                             client: FlaskClient) -> None:
     machine_id, token = cloud.launch()
     document = cloud.document(machine_id)
-    assert document["vnc_password_file"] and document["set_login_password"] is True
+    assert document["vnc_password_file"] and document["set_login_password"] is False
 
     response = exchange(client, machine_id, token)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -68,16 +68,15 @@ def test_first_exchange_returns_the_secrets_the_agent_needs(cloud: Cloud, app: F
     assert_matches(body, "MachineSecrets")
     key = secret_key(app)
     assert body["vnc_password"] == vnc_password(key, machine_id)
-    assert body["rdp_password"] == rdp_password(key, machine_id)
-    assert body["vnc_password"] != body["rdp_password"]
-    assert all("\n" not in body[k] for k in ("vnc_password", "rdp_password"))
+    assert "rdp_password" not in body  # RDP signs in with one-time tokens
+    assert "\n" not in body["vnc_password"]
     assert len(body["report_token"]) >= 32 and body["files"] == []
 
     row = context_row(app, machine_id)
     assert row["used_at"] is not None
     assert row["report_token_hash"] == hashlib.sha256(body["report_token"].encode()).hexdigest()
     stored = " ".join(str(value) for value in row.values())
-    for secret in (token, body["report_token"], body["vnc_password"], body["rdp_password"]):
+    for secret in (token, body["report_token"], body["vnc_password"]):
         assert secret not in stored
 
 

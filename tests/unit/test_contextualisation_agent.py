@@ -137,7 +137,8 @@ def test_retries_a_503_installs_secrets_and_reports_ready(
     key_file = machine["secrets"] / "alice.secret"
     portal.bootstrap_answers = [(503, {}), (200, secrets_answer(files=[
         {"path": str(key_file), "content": "AQD-ceph-key==", "mode": "0400"}]))]
-    done = run_agent(write_config(portal, machine), machine)
+    # set_login_password as an older portal's document says it (the agent still honours it)
+    done = run_agent(write_config(portal, machine, set_login_password=True), machine)
     assert done.returncode == 0, done.stderr
 
     bootstrap_calls = portal.calls(f"/portal/api/v1/context/{MACHINE}/bootstrap")
