@@ -30,7 +30,7 @@ def page(investigation_id: int) -> str:
     rt, user = runtime(), require_user()
     investigation = visible_investigation(rt.experiments, user, investigation_id)
     return render_template("experiments/page.html", investigation=investigation,
-                           desktop_path=experiment_on_desktop(rt.settings.provider,
+                           desktop_path=experiment_on_desktop(rt.settings, rt.settings.provider,
                                                               investigation.visit_id),
                            sessions=sessions_of(db(), investigation_id),
                            hpc_jobs=recorded_jobs(db(), user, experiment_id=investigation_id))

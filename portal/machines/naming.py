@@ -91,11 +91,13 @@ def experiment_folder(visit_id: str) -> str:
     return f"{EXPERIMENT_FOLDER_PREFIX}{visit_id}"
 
 
-def experiment_on_desktop(provider: str, visit_id: str) -> str | None:
+def experiment_on_desktop(settings: Settings, provider: str, visit_id: str) -> str | None:
     """Return where a desktop of ``provider`` shows an experiment's data
     ("~/experiment-MX31850-12"), or None when its machines do not get the data (cloud
-    machines, until issue 18). Raises nothing."""
-    return f"~/{experiment_folder(visit_id)}" if provider in MOUNTING_PROVIDERS else None
+    machines when the site sets no ``experiment_export``). Raises nothing."""
+    if provider in MOUNTING_PROVIDERS or settings.experiment_export:
+        return f"~/{experiment_folder(visit_id)}"
+    return None
 
 
 def storage_on_desktop(settings: Settings, provider: str) -> str | None:

@@ -109,7 +109,7 @@ def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, An
         "phases": phase_timings(machine).as_dict(),
         "experiment": machine.experiment,
         "folders": {"storage": storage_on_desktop(rt.settings, machine.provider),
-                    "experiment": experiment_on_desktop(machine.provider, visit)
+                    "experiment": experiment_on_desktop(rt.settings, machine.provider, visit)
                     if visit else None},
         "can_stop": rt.provider.supports_stop,
         "links": {name: link.replace(PLACEHOLDER, machine.id)

@@ -94,8 +94,8 @@ def machine_page(machine: Machine, rename_error: str = "", typed_name: str | Non
                            typed_name=machine.name if typed_name is None else typed_name,
                            storage_path=storage_path,
                            storage=_storage_of(machine) if storage_path else None,
-                           experiment_path=experiment_on_desktop(machine.provider, visit)
-                           if visit else None,
+                           experiment_path=experiment_on_desktop(
+                               rt.settings, machine.provider, visit) if visit else None,
                            when_text=when_text, human_size=human_size,
                            lifetime=lifetime_json(machine), extend_error=extend_error,
                            start_error=start_error,

@@ -124,7 +124,7 @@ def _desktop_path(root: files.Root, clean: str, investigations: list[Investigati
         top = storage_on_desktop(settings, settings.provider)
     else:
         visits = [i.visit_id for i in investigations if f"{EXPERIMENT_PREFIX}{i.id}" == root.key]
-        top = experiment_on_desktop(settings.provider, visits[0]) if visits else None
+        top = experiment_on_desktop(settings, settings.provider, visits[0]) if visits else None
     return f"{top}/{clean}" if top and clean else top
 
 

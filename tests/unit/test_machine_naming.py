@@ -59,8 +59,10 @@ def test_clean_name_keeps_printable_text() -> None:
 
 def test_desktop_paths_and_sizes() -> None:
     settings = Settings.model_validate({"secret_key": "k"})
-    assert experiment_on_desktop("local", "MX31850-12") == "~/experiment-MX31850-12"
-    assert experiment_on_desktop("openstack", "MX31850-12") is None
+    assert experiment_on_desktop(Settings(), "local", "MX31850-12") == "~/experiment-MX31850-12"
+    assert experiment_on_desktop(Settings(), "openstack", "MX31850-12") is None
+    exported = Settings(experiment_export="nfs")
+    assert experiment_on_desktop(exported, "openstack", "MX31850-12") == "~/experiment-MX31850-12"
     assert storage_on_desktop(settings, "local") == "~/storage"
     assert storage_on_desktop(settings, "openstack") is None  # portal-local storage
     assert storage_on_desktop(settings.model_copy(update={"storage_backend": "nfs"}),
