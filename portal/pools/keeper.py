@@ -143,15 +143,18 @@ class PoolKeeper:
         waiting = r._rows(select(func.count(Machine.id)).where(
             Machine.state == State.REQUESTED.value, Machine.pool.is_(None)))[0][0]
         free = capacity.sessions_free
-        if waiting and free is not None and free <= 0:
-            # users' launches wait for a slot: the oldest idle pooled machines make room
-            for row in [row for row in pooled if row.id not in removed][:waiting]:
+        short = 0 if free is None else waiting - max(free, 0)
+        if short > 0:
+            # users' launches would find no slot: the oldest pooled machines make room now
+            # (deleted at the provider before this cycle's launches)
+            for row in [row for row in pooled if row.id not in removed][:short]:
                 if self._remove(row.id, "removed to make room for a user's launch"):
+                    self._delete_now(row.id)
                     removed.add(row.id)
                     live[row.pool] -= 1
                     ready[row.pool] -= row.state == State.READY.value
         else:
-            self._refill(live, capacity, now)
+            self._refill(live, capacity, waiting, now)
         self._write_figures(live, ready, now)
 
     def _remove(self, machine_id: str, why: str) -> bool:
@@ -159,6 +162,15 @@ class PoolKeeper:
         return bool(self.reconciler._record(
             machine_id, LIVE, lambda db, machine: machine.pool is not None
             and transition(db, machine, State.DELETING, why) is not None))
+
+    def _delete_now(self, machine_id: str) -> None:
+        """Delete a pooled machine at the provider at once (no transaction open) and record
+        it; left to the deletion phase if the provider fails now."""
+        r = self.reconciler
+        with r.claims.hold(machine_id) as mine:
+            if mine and r._delete_at_provider(machine_id, "give way"):
+                r._record(machine_id, [State.DELETING], lambda db, machine: transition(
+                    db, machine, State.DELETED, "removed at the provider"))
 
     def _environments_by_name(self) -> dict[str, Environment]:
         if self._environments is None:
@@ -186,10 +198,13 @@ class PoolKeeper:
             found.append((env, flavor, pool.size))
         return found
 
-    def _refill(self, live: Counter[str], capacity: Capacity, now: datetime) -> None:
-        """Record new pooled machines up to each pool's size, while capacity allows."""
+    def _refill(self, live: Counter[str], capacity: Capacity, waiting: int,
+                now: datetime) -> None:
+        """Record new pooled machines up to each pool's size, while capacity allows: the
+        users' ``waiting`` launches and ``warm_pool_free_sessions`` slots stay free."""
         free = capacity.sessions_free
-        room = None if free is None else free - self.settings.warm_pool_free_sessions
+        room = None if free is None \
+            else free - waiting - self.settings.warm_pool_free_sessions
         gpus = capacity.gpus_free
         sizes = parse_flavor_sizes(self.settings.flavor_sizes)
         wanted: list[tuple[Environment, str]] = []

@@ -1,0 +1,211 @@
+"""Warm pools (issue 20) on SQLite and PostgreSQL, with the in-memory provider double.
+
+A real worker (the Reconciler with the app's settings) fills the pool; launches come through
+the portal's API served by a threading server, released together, so claims really race.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import select
+
+from daaas.portal.auth.service import create_user
+from daaas.portal.db import unit_of_work
+from daaas.portal.machines.models import Machine
+from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.pools.service import POOL_ACCOUNT, read_figures
+from tests.support.machines import ManualClock, launch, policy_reconciler
+from tests.support.providers import InMemoryProvider
+from tests.support.web import bearer, served
+
+T = TypeVar("T")
+POOL = "dawn/m1.xlarge"  # dawn's default flavor; every user may launch it
+
+
+@pytest.fixture
+def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
+    """The in-memory provider and a pool of five dawn desktops."""
+    return {**settings_override, "provider": "memory", "warm_pools": "dawn=5",
+            "warm_pool_free_sessions": 0, "warm_pool_max_age_minutes": 60}
+
+
+def rows(app: Flask, *where: Any) -> list[Machine]:
+    with app.extensions["daaas"].session_factory() as db:
+        found = list(db.scalars(select(Machine).where(*where).order_by(Machine.created_at)))
+        for row in found:
+            _ = row.user, row.events
+        return found
+
+
+def pooled(app: Flask) -> list[Machine]:
+    """The machines waiting in the pool, whatever their state but deleted or failed."""
+    return rows(app, Machine.pool == POOL, Machine.state.not_in(["deleted", "deleting",
+                                                                 "error"]))
+
+
+def filled(app: Flask, worker: Reconciler) -> list[str]:
+    """Run the worker until the pool's five machines are ready; return their ids."""
+    for _ in range(5):
+        worker.run_once()
+    ready = [m.id for m in pooled(app) if m.state == "ready"]
+    assert len(ready) == 5, [(m.state, m.pool) for m in pooled(app)]
+    return ready
+
+
+def at_once(count: int, call: Callable[[int], T]) -> list[T]:
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> T:
+        barrier.wait(10)
+        return call(i)
+
+    with ThreadPoolExecutor(count) as threads:
+        return list(threads.map(run, range(count)))
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[str]:
+    with served(app) as base:
+        yield base
+
+
+def test_the_worker_fills_the_pool_with_machines_of_no_one(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    ready = filled(app, policy_reconciler(app, ManualClock(), provider))
+    for machine in pooled(app):
+        assert machine.user.username == POOL_ACCOUNT and not machine.user.is_active
+        [spec] = provider.specs[machine.id]  # launched once, with nothing of a user
+        assert spec.username == POOL_ACCOUNT and spec.mounts == ()
+    figures = read_figures(app.extensions["daaas"].settings,
+                           rows(app)[-1].state_changed_at)
+    assert figures[POOL].ready == 5 and figures[POOL].size == 5 and len(ready) == 5
+
+
+def test_twenty_launches_at_once_on_a_pool_of_five(app: Flask, server: str) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    worker = policy_reconciler(app, ManualClock(), provider)
+    pool_ids = set(filled(app, worker))
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        for i in range(20):
+            create_user(db, rt.settings, f"racer{i}", f"racer{i}-password")
+    tokens = [bearer(app, f"racer{i}") for i in range(20)]
+    answers = at_once(20, lambda i: requests.post(
+        f"{server}/api/v1/machines", json={"environment": "dawn"}, headers=tokens[i],
+        timeout=60))
+    assert [a.status_code for a in answers] == [202] * 20, [a.text for a in answers]
+    ids = [a.json()["id"] for a in answers]
+    assert len(set(ids)) == 20  # no machine shared
+    hits = [m for m in rows(app, Machine.id.in_(ids)) if m.claimed_at is not None]
+    assert {m.id for m in hits} == pool_ids  # 5 hits: exactly the pool's machines
+    assert len({m.user.username for m in hits}) == 5
+    normal = rows(app, Machine.id.in_(ids), Machine.claimed_at.is_(None))
+    assert len(normal) == 15 and {m.state for m in normal} == {"requested"}
+    assert all(m.pool is None and m.state == "contextualising" for m in hits)
+    for _ in range(4):
+        worker.run_once()
+    for m in rows(app, Machine.id.in_(ids)):
+        assert m.state == "ready", (m.id, m.state)
+        assert provider.spec_of(m.id).username == m.user.username
+    for m in hits:  # each pooled machine handed over once, to its claimer only
+        assert [s.username for s in provider.specs[m.id]] == [POOL_ACCOUNT, m.user.username]
+    assert len(pooled(app)) == 5  # refilled
+
+
+def test_personalisation_delivers_only_the_claimers_folders(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    worker = policy_reconciler(app, ManualClock(), provider)
+    filled(app, worker)
+    mine = launch(app, "scientist", "dawn")
+    theirs = launch(app, "neutron", "dawn")
+    worker.run_asked()
+    for machine_id, owner in ((mine, "scientist"), (theirs, "neutron")):
+        row = rows(app, Machine.id == machine_id)[0]
+        assert row.state == "ready" and row.personalised_at is not None
+        launched, handed = provider.specs[machine_id]
+        assert launched.username == POOL_ACCOUNT and launched.mounts == ()
+        assert (handed.username, handed.uid) == (owner, row.user.uid)
+        [storage] = handed.mounts
+        assert storage.source.rstrip("/").endswith(owner) or owner in storage.source
+        other = "neutron" if owner == "scientist" else "scientist"
+        assert other not in storage.source
+    events = [e.message for e in rows(app, Machine.id == mine)[0].events]
+    assert any("claimed from the warm pool" in e for e in events)
+    assert "set up for scientist" in events
+
+
+def test_the_pool_refills_after_a_claim_and_keeps_its_size(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    worker = policy_reconciler(app, ManualClock(), provider)
+    before = set(filled(app, worker))
+    claimed = launch(app, "scientist", "dawn")
+    assert claimed in before
+    worker.run_asked()  # the wake-up after a claim: personalised, and the pool refilled
+    waiting = pooled(app)
+    assert len(waiting) == 5 and claimed not in {m.id for m in waiting}
+    worker.run_once()
+    worker.run_once()
+    assert sorted(m.state for m in pooled(app)) == ["ready"] * 5
+
+
+def test_a_pooled_machine_past_its_age_is_replaced_and_never_claimed(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    clock = ManualClock()
+    worker = policy_reconciler(app, clock, provider)
+    old = set(filled(app, worker))
+    clock.now += timedelta(minutes=61)
+    worker.run_once()
+    worker.run_once()
+    worker.run_once()
+    for machine in rows(app, Machine.id.in_(old)):
+        assert machine.state == "deleted" and machine.pool == POOL
+        assert "longer than its maximum age" in machine.events[-2].message
+        assert machine.id not in provider.list_machine_ids()
+    assert len(pooled(app)) == 5 and not old & {m.id for m in pooled(app)}
+
+
+def test_pools_give_way_to_a_users_launch(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=5)  # the pool holds every slot
+    worker = policy_reconciler(app, ManualClock(), provider)
+    filled(app, worker)
+    wanted = launch(app, "scientist", "jupyter-python")  # no pool for this one
+    worker.run_once()
+    assert rows(app, Machine.id == wanted)[0].state in ("provisioning", "contextualising",
+                                                        "ready")
+    assert len(pooled(app)) == 4  # one gave way; not refilled while no slot is free
+    worker.run_once()
+    assert len(pooled(app)) == 4
+
+
+def test_a_worker_lost_between_claim_and_personalisation(app: Flask) -> None:
+    """The claim is committed by the portal; the worker that would personalise is gone. The
+    next worker hands the machine to its user; a machine that cannot be handed over fails
+    and is deleted. It never returns to the pool."""
+    provider = InMemoryProvider(max_sessions=40)
+    clock = ManualClock()
+    filled(app, policy_reconciler(app, clock, provider))
+    claimed = launch(app, "scientist", "dawn")
+    other = launch(app, "neutron", "dawn")
+    machine = rows(app, Machine.id == claimed)[0]
+    assert machine.pool is None and machine.personalised_at is None
+    # a worker started afresh (the first one is never run again) personalises it
+    provider.fail(other, "the machine died during the hand-over")
+    second = policy_reconciler(app, clock, provider)
+    second.run_asked()
+    second.run_once()
+    assert rows(app, Machine.id == claimed)[0].state == "ready"
+    assert rows(app, Machine.id == claimed)[0].user.username == "scientist"
+    lost = rows(app, Machine.id == other)[0]
+    assert lost.state == "error" and lost.pool is None
+    assert lost.user.username == "neutron"
+    second.run_once()
+    assert other not in provider.list_machine_ids()
+    assert {claimed, other}.isdisjoint({m.id for m in pooled(app)})
