@@ -20,10 +20,14 @@ from daaas.portal.db import utcnow
 from daaas.portal.errors import InvalidInput
 from daaas.portal.lifecycle import db
 from daaas.portal.machines import extensions
-from daaas.portal.machines.capacity import describe_flavors
-from daaas.portal.machines.orphans import find_orphans
+from daaas.portal.machines.capacity import (
+    age_text,
+    capacity_path,
+    describe_flavors,
+    read_capacity,
+)
+from daaas.portal.machines.orphans import orphans_path, read_orphans
 from daaas.portal.machines.states import State
-from daaas.portal.providers import Capacity, ProviderError
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -41,7 +45,8 @@ def catalogue() -> str:
 def machines() -> str:
     """List everyone's machines matching the filters (state, user, environment, flavour, age,
     idle), newest first, with checkboxes for a bulk stop or delete, the provider's remaining
-    capacity and its orphans. A filter that does not parse is shown, not applied."""
+    capacity and its orphans as the reconciler last read them (the provider is never asked
+    from a page). A filter that does not parse is shown, not applied."""
     require_admin()
     error = ""
     try:
@@ -62,7 +67,9 @@ def machines() -> str:
                            states=[s.value for s in State],
                            environments=sorted(rt.catalogue.environments),
                            flavors=sorted(describe_flavors(rt.settings)),
-                           capacity=_capacity(), orphans=_orphans(),
+                           capacity=read_capacity(capacity_path(rt.settings), now),
+                           orphans=read_orphans(orphans_path(rt.settings), now),
+                           age_text=age_text,
                            notices=rt.provider.notices())
 
 
@@ -195,19 +202,3 @@ def decide_extension(request_id: int) -> Response:
     reason = request.form.get("reason", "")[:extensions.MAX_REASON]
     done = extensions.decide(db(), runtime().settings, admin, request_id, approve, reason)
     return redirect(url_for("admin.extension_requests", decided=done.status), code=303)
-
-
-def _orphans() -> list[str] | str:
-    """Machine ids the provider runs without a live machine, or why they cannot be listed."""
-    try:
-        return find_orphans(db(), runtime().provider)
-    except ProviderError as exc:
-        return exc.user_message
-
-
-def _capacity() -> Capacity | str:
-    """The provider's capacity, or why it cannot be told (asked once per page view)."""
-    try:
-        return runtime().provider.capacity()
-    except ProviderError as exc:
-        return exc.user_message

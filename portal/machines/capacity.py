@@ -104,3 +104,10 @@ def describe_flavors(settings: Settings) -> dict[str, FlavorSize]:
     """Return the flavours the site's ``flavor_sizes`` setting describes, by name (the setting
     was checked at start-up). Raises nothing."""
     return parse_flavor_sizes(settings.flavor_sizes)
+
+
+def age_text(read_at: datetime, now: datetime) -> str:
+    """Return how long ago the reconciler read something, for a page: "20 s ago",
+    "3 min ago" (whole units, never negative). Raises nothing."""
+    seconds = max(0, int((now - read_at).total_seconds()))
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
