@@ -3,13 +3,14 @@
 Everything here is cheap on a page view: the sizes come from the ``flavor_sizes`` setting,
 GPU room from the capacity the reconciler last read (:mod:`daaas.portal.machines.capacity`),
 an environment's availability from :meth:`Provider.unavailable_reason` (cheap by contract),
-the machine limit from one count in the database.
+the machine limit from one count in the database, a warm pool's waiting machine from the
+figures the worker last wrote (:func:`daaas.portal.pools.service.read_figures`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from daaas.catalogue import Environment
@@ -22,6 +23,8 @@ from daaas.portal.machines.capacity import (
     gpu_reason,
     read_capacity,
 )
+from daaas.portal.pools.rules import pool_key
+from daaas.portal.pools.service import read_figures
 from daaas.portal.providers import Capacity, Provider
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -49,6 +52,8 @@ class Card:
     unavailable: str | None
     #: "2 of 8 NVIDIA A100 free" when it has GPU sizes and some are free, else ""
     gpu_note: str
+    #: the sizes with a warm pool's machine waiting, as the worker last counted (issue 20)
+    instant: tuple[str, ...] = ()
 
     @property
     def no_size(self) -> str | None:
@@ -81,7 +86,12 @@ def cards(settings: Settings, provider: Provider, environments: list[Environment
     known = read_capacity(capacity_path(settings), now)
     capacity = known.capacity if known else None
     hpc = hpc_configured(settings)
-    return [_card(settings, provider, env, capacity, hpc) for env in environments]
+    waiting = {key for key, pool in read_figures(settings, now).items() if pool.ready > 0}
+    return [replace(card, instant=tuple(size.flavor for size in card.sizes
+                                        if pool_key(card.environment.name, size.flavor)
+                                        in waiting))
+            for card in (_card(settings, provider, env, capacity, hpc)
+                         for env in environments)]
 
 
 def _card(settings: Settings, provider: Provider, env: Environment, capacity: Capacity | None,

@@ -24,7 +24,7 @@ from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.pools.service import POOL_ACCOUNT, read_figures
 from tests.support.machines import ManualClock, launch, policy_reconciler
 from tests.support.providers import InMemoryProvider
-from tests.support.web import bearer, served
+from tests.support.web import bearer, served, sign_in
 
 T = TypeVar("T")
 POOL = "dawn/m1.xlarge"  # dawn's default flavor; every user may launch it
@@ -209,3 +209,19 @@ def test_a_worker_lost_between_claim_and_personalisation(app: Flask) -> None:
     second.run_once()
     assert other not in provider.list_machine_ids()
     assert {claimed, other}.isdisjoint({m.id for m in pooled(app)})
+
+
+def card(page: str, environment: str) -> str:
+    start = page.index(f'id="card-{environment}"')
+    return page[start:page.index("</li>", start)]
+
+
+def test_the_card_says_instant_while_a_pooled_machine_waits(app: Flask) -> None:
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    assert "Instant" not in card(client.get("/analysis").text, "dawn")  # nothing counted yet
+    provider = InMemoryProvider(max_sessions=40)
+    filled(app, policy_reconciler(app, ManualClock(), provider))
+    page = client.get("/analysis").text
+    assert 'class="badge ok instant"' in card(page, "dawn")
+    assert "Instant" not in card(page, "jupyter-python")  # no pool for it
