@@ -158,5 +158,8 @@ def test_the_real_agent_writes_authorized_keys_and_mounts_the_data_read_only(
     assert mounts == [
         f"-t nfs -o ro,vers=4.2,sec=sys nfs.facility.example:/exports/MARI/{cycle}/RB1234 "
         f"{home}/experiment-RB1234-1-MARI-{cycle}" for cycle in ("cycle_23_1", "cycle_23_2")]
+    for cycle in ("cycle_23_1", "cycle_23_2"):
+        link = home / "Desktop" / f"Experiment RB1234-1-MARI-{cycle}"
+        assert os.readlink(link) == f"../experiment-RB1234-1-MARI-{cycle}"
     verifier = json.loads((vm["secrets"] / "rdp-sign-in.json").read_text())
     assert verifier["machine_id"] == machine_id and "PUBLIC KEY" in verifier["public_key"]
