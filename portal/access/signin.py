@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from daaas.portal.access.models import RdpSignIn
 from daaas.portal.access.rdp import rdp_unavailable_reason
 from daaas.portal.access.service import not_ready_message
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.errors import Conflict, Forbidden
@@ -92,6 +93,8 @@ def issue_sign_in(db: Session, settings: Settings, secret_key: str, user: User,
               "iat": int(now.timestamp()), "exp": int(expires_at.timestamp())}
     db.add(RdpSignIn(nonce=nonce, machine_id=machine.id, user_id=user.id, issued_at=now,
                      expires_at=expires_at))
+    record(db, "desktop.rdp_sign_in", actor=user.username, target=f"machine {machine.id}",
+           detail=f"{machine.name}, nonce {nonce[:6]}…")
     return SignInSecret(sign_token(secret_key, claims), machine.user.username, machine.id,
                         expires_at)
 

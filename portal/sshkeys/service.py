@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.errors import Conflict, InvalidInput, NotFound
 from daaas.portal.sshkeys.models import SshKey
@@ -145,6 +146,8 @@ def add_key(db: Session, user: User, text: str, name: str = "") -> SshKey:
                  public_key=parsed.public_key, fingerprint=parsed.fingerprint)
     db.add(row)
     db.flush()
+    record(db, "ssh_key.add", actor=user.username, target=f"ssh key {row.id}",
+           detail=f"{name}, {parsed.fingerprint}")
     return row
 
 
@@ -159,6 +162,8 @@ def remove_key(db: Session, user: User, key_id: int) -> SshKey:
                        f"ssh key {key_id} is not {user.username}'s")
     db.delete(row)
     db.flush()
+    record(db, "ssh_key.remove", actor=user.username, target=f"ssh key {key_id}",
+           detail=f"{row.name}, {row.fingerprint}")
     return row
 
 

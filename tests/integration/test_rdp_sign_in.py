@@ -30,6 +30,7 @@ from daaas.contextualisation import AGENT_SOURCE
 from daaas.portal import create_app
 from daaas.portal.access.models import RdpSignIn
 from daaas.portal.access.signin import sign_token, verifier_settings
+from daaas.portal.audit.models import AuditEvent
 from daaas.portal.config import resolve_secret_key
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
@@ -104,6 +105,11 @@ def test_a_secret_signs_in_once_and_is_refused_again(rdp_app: Flask, tmp_path: P
     assert row.machine_id == machine_id and body["secret"] not in recorded
     nonce = json.loads(base64.urlsafe_b64decode(body["secret"].split(".")[1] + "=="))["nonce"]
     assert row.nonce == nonce and (tmp_path / f"nonces-{machine_id[:6]}" / nonce).exists()
+    with unit_of_work(rdp_app.extensions["daaas"].session_factory) as db:
+        [event] = db.scalars(select(AuditEvent).where(
+            AuditEvent.action == "desktop.rdp_sign_in")).all()
+        assert (event.actor, event.target) == ("scientist", f"machine {machine_id}")
+        assert body["secret"] not in event.detail and nonce not in event.detail
 
 
 def test_tampered_expired_foreign_and_misdirected_secrets_are_refused(

@@ -8,7 +8,9 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from daaas.portal.audit.models import AuditEvent
 from daaas.portal.db import unit_of_work
 from daaas.portal.sshkeys.models import SshKey
 from tests.support.web import assert_matches, bearer, csrf_from, sign_in
@@ -54,6 +56,11 @@ def test_the_api_adds_lists_refuses_and_removes_keys(app: Flask, client: FlaskCl
                          headers=bearer(app, "neutron")).status_code == 404
     assert client.delete(f"/api/v1/ssh-keys/{body['id']}", headers=headers).status_code == 204
     assert stored(app) == []
+    with unit_of_work(app.extensions["daaas"].session_factory) as db:
+        trail = [(e.action, e.actor, e.target) for e in db.scalars(
+            select(AuditEvent).where(AuditEvent.action.like("ssh_key.%")).order_by(AuditEvent.id))]
+    assert trail == [("ssh_key.add", "scientist", f"ssh key {body['id']}"),
+                     ("ssh_key.remove", "scientist", f"ssh key {body['id']}")]
 
 
 def test_the_same_key_may_be_on_two_profiles(app: Flask, client: FlaskClient) -> None:
