@@ -89,3 +89,27 @@ def counting(engine: Engine | type[Engine]) -> Iterator[Callable[[], dict[str, i
     finally:
         event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine, "begin", begin)
+
+
+def add_requested(factory: sessionmaker[Session], environment: Environment,
+                  users: list[str], count: int, *, provider: str = "memory") -> list[str]:
+    """Write ``count`` machines of ``environment`` as a launch request leaves them (state
+    ``requested``, one event; owners in turn from ``users``); returns their ids, oldest
+    first."""
+    ids: list[str] = []
+    now = utcnow()
+    with unit_of_work(factory) as db:
+        owners = [db.query(User).filter_by(username=u).one() for u in users]
+        for index in range(count):
+            machine_id = uuid.uuid4().hex
+            at = now - timedelta(seconds=count - index)
+            db.add(Machine(id=machine_id, user=owners[index % len(owners)],
+                           name=f"{environment.title} {index}",
+                           environment_name=environment.name, environment=environment,
+                           flavor=environment.flavors.default, provider=provider,
+                           state="requested", created_at=at, state_changed_at=at,
+                           expires_at=now + timedelta(days=7)))
+            db.add(MachineEvent(machine_id=machine_id, from_state=None, to_state="requested",
+                                message="requested", at=at))
+            ids.append(machine_id)
+    return ids
