@@ -54,6 +54,15 @@ function button(text, title, action) {
     return b;
 }
 
+// Rebuild a list only when what it shows changed, so a button is never replaced under the
+// pointer by a refresh that brought nothing new.
+function changed(list, data) {
+    const key = JSON.stringify(data);
+    if (list.dataset.shown === key) return false;
+    list.dataset.shown = key;
+    return true;
+}
+
 function fill(list, rows, empty) {
     list.replaceChildren(...(rows.length ? rows : [item(empty)]));
     if (!rows.length) list.firstChild.className = "muted";
@@ -63,6 +72,28 @@ const base = `/api/v1/machines/${panel.dataset.machineId}`;
 
 function render(sharing) {
     const owner = sharing.role === "owner";
+    document.getElementById("share-count").textContent = sharing.connected.length
+        ? `(${sharing.connected.length})` : "";
+    if (owner && sharing.support_requests.length) {
+        document.getElementById("share-count").textContent +=
+            ` · ${sharing.support_requests.length} asking`;
+    }
+    const connectedList = document.getElementById("share-connected");
+    if (changed(connectedList, [owner, sharing.owner, sharing.connected])) {
+        renderConnected(connectedList, sharing, owner);
+    }
+    if (!owner) return;
+    const membersList = document.getElementById("share-members");
+    if (changed(membersList, sharing.members)) renderMembers(membersList, sharing);
+    const linksList = document.getElementById("share-links");
+    if (changed(linksList, sharing.links)) renderLinks(linksList, sharing);
+    const supportList = document.getElementById("share-support");
+    if (changed(supportList, sharing.support_requests)) renderSupport(supportList, sharing);
+    const away = document.getElementById("share-away");
+    if (document.activeElement !== away) away.value = sharing.owner_away;
+}
+
+function renderConnected(list, sharing, owner) {
     const connected = sharing.connected.map((c) => {
         const who = `${c.display_name || c.username} (${c.username}) · ${ROLE_TEXT[c.role] || c.role}`
             + (c.via_link ? " · view-only link" : "");
@@ -74,10 +105,10 @@ function render(sharing) {
         row.dataset.role = c.role;
         return row;
     });
-    fill(document.getElementById("share-connected"), connected, "Nobody is connected.");
-    document.getElementById("share-count").textContent = sharing.connected.length
-        ? `(${sharing.connected.length})` : "";
-    if (!owner) return;
+    fill(list, connected, "Nobody is connected.");
+}
+
+function renderMembers(list, sharing) {
     const members = sharing.members.map((m) => {
         const other = m.role === "viewer" ? "user" : "viewer";
         const row = item(`${m.display_name || m.username} (${m.username}) · ${ROLE_TEXT[m.role]}`,
@@ -89,14 +120,20 @@ function render(sharing) {
         row.dataset.role = m.role;
         return row;
     });
-    fill(document.getElementById("share-members"), members, "Not shared with anyone.");
+    fill(list, members, "Not shared with anyone.");
+}
+
+function renderLinks(list, sharing) {
     const links = sharing.links.map((l) => item(
         l.kind === "invite"
             ? `Invitation #${l.id} (${l.role}), until ${new Date(l.expires_at).toLocaleString()}`
             : `View-only link #${l.id} (while you are connected)`,
         button("Revoke", "The link stops working; its connections close",
                () => call(`${base}/links/${l.id}`, "DELETE"))));
-    fill(document.getElementById("share-links"), links, "No working links.");
+    fill(list, links, "No working links.");
+}
+
+function renderSupport(list, sharing) {
     const support = sharing.support_requests.map((r) => {
         const row = item(`Administrator ${r.display_name || r.username} (${r.username}) asks for access`,
             button("Accept", `Let ${r.username} in as a user (you can remove them later)`,
@@ -106,13 +143,8 @@ function render(sharing) {
         row.dataset.username = r.username;
         return row;
     });
-    document.getElementById("share-support").replaceChildren(...support);
+    list.replaceChildren(...support);
     document.getElementById("share-support-box").hidden = support.length === 0;
-    if (support.length) {
-        document.getElementById("share-count").textContent += ` · ${support.length} asking`;
-    }
-    const away = document.getElementById("share-away");
-    if (document.activeElement !== away) away.value = sharing.owner_away;
 }
 
 async function refresh() {
