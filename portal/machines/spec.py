@@ -27,7 +27,7 @@ def launch_spec(settings: Settings | None, secret_key: str, machine: Machine,
     return LaunchSpec(machine_id=machine.id, username=user.username, uid=user.uid, gid=user.gid,
                       environment=machine.environment,
                       vnc_password=vnc_password(secret_key, machine.id), user_data=user_data,
-                      flavor=machine.flavor,
+                      flavor=machine.flavor, pooled=machine.pool is not None,
                       # a warm pool's machine (pool account) gets no one's folders
                       mounts=session_mounts(settings, machine)
                       if settings and machine.pool is None else ())

@@ -81,6 +81,9 @@ class LaunchSpec:
     user_data: bytes | None = field(default=None, repr=False)
     mounts: tuple[SessionMount, ...] = ()
     flavor: str = ""
+    #: A warm pool's machine (issue 20): ``username``/``uid`` are the pool account's and
+    #: ``mounts`` empty; :meth:`Provider.personalise` later hands it to its user.
+    pooled: bool = False
 
 
 @dataclass(frozen=True)

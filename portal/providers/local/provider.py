@@ -14,6 +14,7 @@ import shutil
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from daaas.portal.providers.base import (
     ConnectionTarget,
     LaunchSpec,
     Provider,
+    ProviderState,
     ProviderStatus,
 )
 from daaas.portal.providers.errors import (
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
     from daaas.catalogue import Environment
     from daaas.portal.config import Settings
 
+
+#: In a session folder: a warm pool's reserved slot, no session started (issue 20)
+POOLED_MARK = "pooled"
 
 class LocalProvider(Provider):
     """Desktop sessions on this host under ``<var_dir>/sessions/<machine_id>/``."""
@@ -87,6 +92,29 @@ class LocalProvider(Provider):
         return cls(var_dir=settings.var_dir, max_sessions=settings.local_max_sessions,
                    single_user_mode=settings.local_single_user_mode, software_roots=roots)
 
+    @property
+    def supports_pools(self) -> bool:
+        """Return True: a pooled local machine is a reserved slot whose programs were checked
+        (:meth:`launch` with ``spec.pooled``); its desktop starts under the user's own
+        account at :meth:`personalise`. An X server cannot change its uid, and one started
+        under the pool account would leave a process of that account in the user's session,
+        so nothing runs before the claim. Raises nothing."""
+        return True
+
+    def personalise(self, spec: LaunchSpec) -> None:
+        """Start the pooled session ``spec.machine_id`` as ``spec``'s user (a launch under
+        their account, with their folders); a session already started for them is kept.
+        Raises MachineGone when the machine is neither pooled nor running, and what
+        :meth:`launch` raises."""
+        paths = self._paths_or_fail(spec.machine_id)
+        with self._locked():  # not held during the launch, which takes it itself
+            mark = paths.root / POOLED_MARK
+            if not mark.exists() and not session.alive(self.sessions_dir, spec.machine_id):
+                raise MachineGone("This desktop is no longer there; launch again.",
+                                  f"local {spec.machine_id}: not pooled, not running")
+            mark.unlink(missing_ok=True)
+        self.launch(replace(spec, pooled=False))
+
     def launch(self, spec: LaunchSpec) -> None:
         """Start the session, or finish/keep the one already there under this id.
 
@@ -99,6 +127,9 @@ class LocalProvider(Provider):
         """
         paths = self._paths_or_fail(spec.machine_id)
         found = desk.check_programs(self.programs)
+        if spec.pooled:
+            self._reserve(spec, paths)
+            return
         with self._locked():
             account = session_account(spec.username, spec.uid, spec.gid,
                                       single_user_mode=self.single_user_mode)
@@ -115,9 +146,12 @@ class LocalProvider(Provider):
                 raise  # nothing running and no password behind
 
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
-        """Return each session's status from its state file and /proc; GONE if unknown."""
+        """Return each session's status from its state file and /proc; GONE if unknown;
+        READY for a warm pool's reserved slot."""
         with self._lock:
-            return {mid: session.session_status(SessionPaths.of_or_none(self.sessions_dir, mid))
+            pooled = self._pooled_ids()
+            return {mid: ProviderStatus(ProviderState.READY) if mid in pooled
+                    else session.session_status(SessionPaths.of_or_none(self.sessions_dir, mid))
                     for mid in machine_ids}
 
     def delete(self, machine_id: str) -> None:
@@ -181,7 +215,7 @@ class LocalProvider(Provider):
         with self._lock:
             recorded = session.recorded_ids(self.sessions_dir)
             running = {mid for mid in recorded if session.alive(self.sessions_dir, mid)}
-            return running | session.marked_ids(self.sessions_dir)
+            return running | session.marked_ids(self.sessions_dir) | self._pooled_ids()
 
     def unavailable_reason(self, environment: Environment) -> str | None:
         """Return which of the environment's programs are not on this host (for a person), or
@@ -221,15 +255,40 @@ class LocalProvider(Provider):
         """
         with self._locked():
             adopted = set()
-            found = session.recorded_ids(self.sessions_dir) | session.marked_ids(self.sessions_dir)
+            pooled = self._pooled_ids()
+            found = session.recorded_ids(self.sessions_dir) \
+                | session.marked_ids(self.sessions_dir) | pooled
             for machine_id in found:
-                if machine_id in known_ids and session.alive(self.sessions_dir, machine_id):
+                if machine_id in known_ids and (session.alive(self.sessions_dir, machine_id)
+                                                or machine_id in pooled):
                     adopted.add(machine_id)
                 else:
                     self._cleanup(machine_id, remove_home=remove_homes)
             return adopted
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _pooled_ids(self) -> set[str]:
+        """The ids of warm pools' reserved slots (a session folder with the pooled mark)."""
+        if not self.sessions_dir.is_dir():
+            return set()
+        return {entry.parent.name for entry in self.sessions_dir.glob(f"*/{POOLED_MARK}")}
+
+    def _reserve(self, spec: LaunchSpec, paths: SessionPaths) -> None:
+        """Reserve a slot for a warm pool's machine: its folder (the portal's own, 0700) and
+        the pooled mark; no process, no account, no file of anyone. Raises
+        CapacityExhausted when no slot is free, LaunchFailed for a GPU environment."""
+        if spec.environment.gpu == "required":
+            raise CapacityExhausted("This environment needs a GPU; this server has none.")
+        with self._locked():
+            if paths.root.exists():
+                return
+            if len(self.list_machine_ids()) >= self.max_sessions:
+                raise CapacityExhausted(
+                    "All desktop slots on this server are in use; try again when one is free.",
+                    f"local: {self.max_sessions} sessions running")
+            paths.root.mkdir(mode=0o700)
+            (paths.root / POOLED_MARK).touch(mode=0o600)
 
     def _paths_or_fail(self, machine_id: str) -> SessionPaths:
         paths = SessionPaths.of_or_none(self.sessions_dir, machine_id)
@@ -309,6 +368,7 @@ class LocalProvider(Provider):
                                 f"local {machine_id}: pids {sorted(survivors)} survived SIGKILL")
         if state is not None and "xvnc" in state.procs:
             remove_stale_x_files(state.display, state.procs["xvnc"])
+        (paths.root / POOLED_MARK).unlink(missing_ok=True)
         detach(paths.root)  # never delete a folder with experiment data mounted inside
         shutil.rmtree(paths.run, ignore_errors=True)
         if remove_home:
