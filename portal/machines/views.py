@@ -7,7 +7,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from daaas.contextualisation import ContextualisationError
-from daaas.portal.access.rdp import rdp_unavailable_reason
 from daaas.portal.analysis.views import analysis_page
 from daaas.portal.auth.current import require_user
 from daaas.portal.bootstrap.userdata import inspectable_user_data
@@ -30,7 +29,7 @@ from daaas.portal.machines.naming import (
 from daaas.portal.machines.serialize import lifetime_json
 from daaas.portal.machines.states import State
 from daaas.portal.machines.timings import phase_timings
-from daaas.portal.providers import ConnectionTarget, ProviderError
+from daaas.portal.providers import ProviderError
 from daaas.portal.quotas.service import QuotaExceeded
 from daaas.portal.runtime import runtime
 from daaas.portal.storage.files import human_size
@@ -84,7 +83,6 @@ def machine_page(machine: Machine, rename_error: str = "", typed_name: str | Non
     storage_path = storage_on_desktop(rt.settings, machine.provider)
     return render_template("machines/page.html", machine=machine,
                            timings=phase_timings(machine),
-                           rdp_reason=rdp_unavailable_reason(machine, _target(machine)),
                            can_stop=rt.provider.supports_stop,
                            user_data=_user_data_for_admin(machine) if user.is_admin else None,
                            hpc_jobs=recorded_jobs(db(), user, machine_id=machine.id),
@@ -139,16 +137,6 @@ def _user_data_for_admin(machine: Machine) -> str:
         return inspectable_user_data(runtime().settings, machine)
     except ContextualisationError as exc:
         return f"# cannot render user-data: {exc.user_message}"
-
-
-def _target(machine: Machine) -> ConnectionTarget | None:
-    """Where a ready machine is reached (asked once per page view, never polled)."""
-    if machine.state != State.READY.value:
-        return None
-    try:
-        return runtime().provider.connection_target(machine.id)
-    except ProviderError:
-        return None
 
 
 @blueprint.post("/machines/<machine_id>/extend")
