@@ -63,6 +63,15 @@ def test_the_api_adds_lists_refuses_and_removes_keys(app: Flask, client: FlaskCl
                      ("ssh_key.remove", "scientist", f"ssh key {body['id']}")]
 
 
+def test_text_a_database_cannot_store_is_refused(app: Flask, client: FlaskClient) -> None:
+    headers = bearer(app, "scientist")
+    for body in ({"public_key": new_key("\ud800")}, {"public_key": new_key(), "name": "a\x00b"},
+                 {"public_key": "ssh-ed25519 \ud800\udfff"}):
+        response = client.post("/api/v1/ssh-keys", json=body, headers=headers)
+        assert response.status_code == 400, (body, response.get_data(as_text=True))
+    assert stored(app) == []
+
+
 def test_the_same_key_may_be_on_two_profiles(app: Flask, client: FlaskClient) -> None:
     key = new_key("shared")
     for user in ("scientist", "neutron"):
