@@ -79,6 +79,13 @@ def _event(db: Session, machine: Machine, message: str, action: str, actor: str)
     record(db, action, actor=actor, target=f"machine {machine.id}", detail=message)
 
 
+def shared(db: Session, machine: Machine, user_id: int) -> bool:
+    """True when a join or leave of ``user_id`` is worth an event: someone else's, or the
+    owner's on a machine that was ever shared (the owner alone on their desktop is not news).
+    Raises SQLAlchemy errors only."""
+    return user_id != machine.user_id or db.get(SharePolicy, machine.id) is not None
+
+
 def open_connection(store: TokenStore, machine_id: str, grant: Grant) -> int:
     """Record a new desktop connection and its "joined" event; the owner's return gives the
     others back the role their token had. Returns the connection's id. Raises SQLAlchemy
@@ -95,8 +102,10 @@ def open_connection(store: TokenStore, machine_id: str, grant: Grant) -> int:
             DesktopConnection.machine_id == machine_id,
             DesktopConnection.closed_at < utcnow() - KEEP_CLOSED))
         via = f" through link #{grant.link_id}" if grant.link_id else ""
-        _event(db, machine, f"{grant.username} joined the desktop as {grant.role.value}{via}",
-               "desktop.join", grant.username)
+        if shared(db, machine, grant.user_id):
+            _event(db, machine,
+                   f"{grant.username} joined the desktop as {grant.role.value}{via}",
+                   "desktop.join", grant.username)
         if grant.user_id == machine.user_id:
             db.execute(update(DesktopConnection).where(
                 DesktopConnection.machine_id == machine_id,
@@ -135,8 +144,9 @@ def close_connection(store: TokenStore, connection_id: int) -> None:
         user = db.get(User, row.user_id)
         assert machine is not None and user is not None
         how = f" ({row.ended})" if row.ended else ""
-        _event(db, machine, f"{user.username} left the desktop{how}", "desktop.leave",
-               user.username)
+        if shared(db, machine, user.id):
+            _event(db, machine, f"{user.username} left the desktop{how}", "desktop.leave",
+                   user.username)
         if row.user_id == machine.user_id:
             db.flush()
             owner_left(db, machine)

@@ -22,7 +22,7 @@ from daaas.portal.auth.service import get_user
 from daaas.portal.config import Settings, load_settings
 from daaas.portal.db import unit_of_work
 from daaas.portal.errors import Conflict
-from daaas.portal.machines.models import Machine, MachineEvent
+from daaas.portal.machines.models import Machine
 from daaas.portal.sharing import service
 from daaas.portal.sharing.models import DesktopConnection, Role
 from tests.support.access import free_port, make_machine
@@ -31,6 +31,7 @@ from tests.support.sharing import (
     RecordingVncServer,
     continuous_updates,
     cut_text,
+    events,
     fence,
     key_event,
     pointer_event,
@@ -175,8 +176,7 @@ def test_revocation_closes_the_viewer_within_a_second(app: Flask, proxy: ProxyPr
     [first, _] = vnc.wait_for_clients(2)
     vnc.wait_for_bytes(first, update_request(x=3))  # the owner's connection goes on
     with unit_of_work(rt.session_factory) as db:
-        messages = [e.message for e in db.scalars(select(MachineEvent).where(
-            MachineEvent.machine_id == machine_id))]
+        messages = events(app, machine_id)
         with pytest.raises(service.NotFound):
             issue_desktop_token(db, rt.settings, VncTarget(vnc.target()),
                                 get_user(db, "neutron"), machine_id)
@@ -262,11 +262,29 @@ def wait_for_role(app: Flask, machine_id: str, username: str, role: str) -> None
 
 def test_connections_are_recorded_and_closed(app: Flask, proxy: ProxyProcess,
                                              vnc: RecordingVncServer) -> None:
+    alone = make_machine(app, "scientist")
+    owner = connect(app, proxy, vnc, "scientist", alone)
+    wait_for_connections(app, alone, 1)
+    assert open_rows(app, alone) == [("scientist", "owner")]
+    owner.close()
+    wait_for_close(app, alone)
+    assert not [m for m in events(app, alone) if "the desktop" in m], \
+        "the owner alone on an unshared desktop is no event"
     machine_id = make_machine(app, "scientist")
+    share(app, machine_id, "neutron", Role.VIEWER)
     owner = connect(app, proxy, vnc, "scientist", machine_id)
     wait_for_connections(app, machine_id, 1)
-    assert open_rows(app, machine_id) == [("scientist", "owner")]
     owner.close()
+    wait_for_close(app, machine_id)
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        audited = {(row.action, row.actor, row.source) for row in db.scalars(
+            select(AuditEvent).where(AuditEvent.target == f"machine {machine_id}"))}
+    assert {("desktop.join", "scientist", "proxy"),
+            ("desktop.leave", "scientist", "proxy")} <= audited
+
+
+def wait_for_close(app: Flask, machine_id: str) -> None:
     rt = app.extensions["daaas"]
     deadline = time.monotonic() + 5
     while True:
@@ -274,11 +292,6 @@ def test_connections_are_recorded_and_closed(app: Flask, proxy: ProxyProcess,
             closed = db.scalar(select(DesktopConnection.closed_at).where(
                 DesktopConnection.machine_id == machine_id))
         if closed is not None:
-            break
+            return
         assert time.monotonic() < deadline, "the connection's close was not recorded"
         time.sleep(0.05)
-    with unit_of_work(rt.session_factory) as db:
-        audited = {(row.action, row.actor, row.source) for row in db.scalars(
-            select(AuditEvent).where(AuditEvent.target == f"machine {machine_id}"))}
-    assert {("desktop.join", "scientist", "proxy"),
-            ("desktop.leave", "scientist", "proxy")} <= audited
