@@ -21,3 +21,14 @@ class PauseAfterLaunch(LocalProvider):
         super().launch(spec)
         (self.sessions_dir.parent / f"launched-{spec.machine_id}").touch()
         time.sleep(3600)
+
+
+class PauseAfterPersonalise(LocalProvider):
+    """Hands a pooled machine to its user for real, writes ``personalised-<id>`` beside the
+    sessions folder, then hangs (a worker killed between the hand-over and its record)."""
+
+    def personalise(self, spec: LaunchSpec) -> None:
+        """Start the user's session, leave a marker, and never return (until killed)."""
+        super().personalise(spec)
+        (self.sessions_dir.parent / f"personalised-{spec.machine_id}").touch()
+        time.sleep(3600)
