@@ -13,7 +13,12 @@ from sqlalchemy.orm import Session, joinedload
 
 from daaas.portal.config import Settings, parse_hours_list
 from daaas.portal.machines.activity import MachineActivity, busy_until
-from daaas.portal.machines.lifetime import hours_text, idle_since, warning_due
+from daaas.portal.machines.lifetime import (
+    hours_text,
+    idle_since,
+    maybe_connected,
+    warning_due,
+)
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.notices import expiry_warning_key
 from daaas.portal.machines.states import AT_PROVIDER, State
@@ -55,7 +60,7 @@ def policy_plan(db: Session, settings: Settings, now: datetime,
                                                  "warning)"))
     if stop_idle and settings.idle_stop:
         for idle in idle_machines(db, now):
-            if idle.stop_at <= now:
+            if idle.stop_at <= now and not maybe_connected(idle.machine.desktop_seen_at, now):
                 plan.append(Planned(idle.machine, "stop", f"idle since {idle.since:%d %b %H:%M} "
                                     f"UTC (stopped after {idle.minutes} min)"))
     return plan
