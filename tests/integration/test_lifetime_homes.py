@@ -325,3 +325,27 @@ def test_the_lifetimes_page_lists_idle_machines_with_idle_since_and_requests(
     assert f'data-machine="{machine_id}"' in idle and ready_at.strftime("%Y-%m-%d %H:%M") in idle
     assert 'id="extension-requests"' not in page and 'id="no-requests"' in page
     assert app.test_client().get("/admin/lifetimes").status_code in (302, 303)
+
+
+def test_a_machine_stopped_as_idle_is_deleted_at_its_end_after_its_last_warning(
+        app: Flask) -> None:
+    clock, provider = Clock(), SessionFolderProvider(var(app))
+    machine_id = ready_machine(app, clock, provider)
+    ready_at, end = machine(app, machine_id).state_changed_at, machine(app, machine_id).expires_at
+    for minutes in (241, 242, 243):  # stop asked, provider stops, poll sees it stopped
+        clock.now = ready_at + minutes * MIN
+        policy_reconciler(app, clock, provider).run_once()
+    assert machine(app, machine_id).state == "stopped"
+    worker = policy_reconciler(app, clock, provider)
+    clock.now = end - 47 * H
+    assert worker.run_once().warned == [machine_id]
+    clock.now = end - 1 * H
+    assert worker.run_once().warned == [machine_id]  # the last warning, 2 h before
+    assert machine(app, machine_id).state == "stopped"
+    clock.now = end + 1 * MIN
+    worker.run_once()
+    worker.run_once()
+    assert machine(app, machine_id).state == "deleted"
+    kinds = [n.kind for n in outbox(app)]
+    assert kinds[-4:] == ["idle_stopped", "expiry_warning", "expiry_warning", "expired"], kinds
+    assert (var(app) / "kept-homes" / machine_id / "results" / "refined.pdb").exists()
