@@ -129,7 +129,8 @@ def test_two_browsers_on_one_shared_desktop(portal_url: str, browser: Any) -> No
                       has_text="Remove").click()
         expect(guest.locator("#status")).not_to_have_text("Connected.", timeout=5000)
         took = time.monotonic() - start
-        assert took < 2.0, f"the removed member stayed connected {took:.1f} s"
+        print(f"the removed member's desktop closed {took:.2f} s after the click")
+        assert took < 1.0, f"the removed member stayed connected {took:.2f} s"
 
         # an invitation link works once
         owner.click("#share-invite-link")

@@ -208,6 +208,18 @@ def test_the_room_becomes_view_only_while_the_owner_is_away(
     user.close()
 
 
+def test_members_are_disconnected_when_the_owner_leaves(
+        app: Flask, proxy: ProxyProcess, vnc: RecordingVncServer) -> None:
+    machine_id = make_machine(app, "scientist")
+    share(app, machine_id, "neutron", Role.USER, owner_away="disconnect")
+    owner = connect(app, proxy, vnc, "scientist", machine_id)
+    user = connect(app, proxy, vnc, "neutron", machine_id)
+    wait_for_connections(app, machine_id, 2)
+    owner.close()
+    closed_within(user, 2.0)
+    assert "the owner left: the others disconnect" in events(app, machine_id)
+
+
 def test_a_view_link_lives_while_the_owner_is_connected(
         app: Flask, proxy: ProxyProcess, vnc: RecordingVncServer) -> None:
     machine_id = make_machine(app, "scientist")
