@@ -140,6 +140,8 @@ def _register(app: Flask) -> None:
                       audit, audit_api, quotas, quotas_api, sharing, sharing_api):
         app.register_blueprint(blueprint)
     app.register_blueprint(admin_lifetimes)  # /admin/lifetimes (portal/admin/lifetimes.py)
+    from daaas.portal.pools.views import blueprint as admin_pools
+    app.register_blueprint(admin_pools)  # /admin/pools (portal/pools/views.py)
     app.register_blueprint(metrics)  # /metrics for Prometheus (portal/metrics)
     lifecycle.install(app)
     csrf.install(app)
