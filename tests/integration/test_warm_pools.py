@@ -225,3 +225,24 @@ def test_the_card_says_instant_while_a_pooled_machine_waits(app: Flask) -> None:
     page = client.get("/analysis").text
     assert 'class="badge ok instant"' in card(page, "dawn")
     assert "Instant" not in card(page, "jupyter-python")  # no pool for it
+
+
+def test_admins_see_the_pools_with_claims_and_hit_rate(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    worker = policy_reconciler(app, ManualClock(), provider)
+    filled(app, worker)
+    launch(app, "scientist", "dawn")  # a hit
+    launch(app, "scientist", "dawn")  # another hit
+    worker.run_asked()
+    worker.run_once()
+    admin = app.test_client()
+    sign_in(admin, "admin", "admin-demo-pass")
+    page = admin.get("/admin/pools")
+    assert page.status_code == 200
+    row = page.text[page.text.index(f'data-pool="{POOL}"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="claimed">2</td>' in row and '<td class="hit-rate">100 %</td>' in row
+    assert "<td>5</td>" in row  # its size
+    user = app.test_client()
+    sign_in(user, "scientist", "scientist-demo")
+    assert user.get("/admin/pools").status_code in (403, 404)
