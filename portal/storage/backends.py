@@ -21,6 +21,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.backends import Registry
 from daaas.portal.config import Settings
 from daaas.portal.storage.errors import StorageError
+from daaas.portal.storage.usage import measure, used_bytes
 
 #: Where a cloud machine mounts the user's storage (local sessions link ``~/storage`` too).
 STORAGE_TARGET = "/home/{username}/storage"
@@ -112,7 +113,8 @@ class LocalStorage(StorageBackend):
             path.parent.mkdir(parents=True)
             path.parent.chmod(0o711)  # each user's desktops pass through to their own folder
         ensure_folder(path, user)
-        return StorageArea(path=path, used_bytes=usage(path), quota_bytes=self.quota_bytes())
+        return StorageArea(path=path, used_bytes=used_bytes(self.settings, user, path),
+                           quota_bytes=self.quota_bytes())
 
     def machine_mount(self, user: User, machine_id: str) -> Mount | None:
         """Return None: a folder on the portal host is no mount for a cloud machine."""
@@ -147,7 +149,8 @@ class ExportStorage(StorageBackend):
         owned by the user). Raises OSError when the export is not mounted or refuses."""
         path = Path(self.settings.storage_portal_root_template.format(username=user.username))
         ensure_folder(path, user, parents=False)
-        return StorageArea(path=path, used_bytes=usage(path), quota_bytes=self.quota_bytes())
+        return StorageArea(path=path, used_bytes=used_bytes(self.settings, user, path),
+                           quota_bytes=self.quota_bytes())
 
     def machine_mount(self, user: User, machine_id: str) -> Mount | None:
         """Return the export's mount line for the user, after making their folder."""
@@ -192,15 +195,10 @@ def ensure_folder(path: Path, user: User, parents: bool = True) -> None:
 
 
 def usage(path: Path) -> int:
-    """Return the bytes of the regular files below ``path`` (0 if missing). Raises nothing."""
-    total = 0
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += (Path(folder) / name).lstat().st_size
-            except OSError:
-                continue
-    return total
+    """Return the bytes of the regular files below ``path`` (0 if missing), walking it: the
+    pages use the kept figure (:func:`daaas.portal.storage.usage.used_bytes`). Raises
+    nothing."""
+    return measure(path)
 
 
 #: The storage backends by ``storage_backend`` name; Manila (openstacksdk) is imported only

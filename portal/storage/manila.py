@@ -20,7 +20,7 @@ from daaas.contextualisation import Mount
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.providers.openstack.cloud import machine_tag
-from daaas.portal.storage.backends import GIB, StorageArea, StorageBackend, ensure_folder, usage
+from daaas.portal.storage.backends import GIB, StorageArea, StorageBackend, ensure_folder
 from daaas.portal.storage.errors import StorageError, StorageUnavailable
 from daaas.portal.storage.manila_errors import (
     ERROR_SHARE,
@@ -28,6 +28,7 @@ from daaas.portal.storage.manila_errors import (
     manila_call,
     openstack_connection,
 )
+from daaas.portal.storage.usage import used_bytes
 
 log = logging.getLogger(__name__)
 OWNER_KEY, PORTAL_KEY, MACHINE_KEY = "daaas_owner", "daaas_portal", "daaas_machine"
@@ -81,8 +82,9 @@ class ManilaStorage(StorageBackend):
         except StorageError as exc:
             log.warning("storage of %s: %s", user.username, exc.log_message)
         on_portal = bool(template) and path.is_dir()
-        return StorageArea(path=path, used_bytes=usage(path) if on_portal else 0,
-                           quota_bytes=quota, used_known=on_portal, on_portal=on_portal)
+        used = used_bytes(self.settings, user, path) if on_portal else 0
+        return StorageArea(path=path, used_bytes=used, quota_bytes=quota,
+                           used_known=on_portal, on_portal=on_portal)
 
     def machine_mount(self, user: User, machine_id: str) -> Mount | None:
         """Find or create the user's share, wait until it is available, make sure its cephx

@@ -18,8 +18,10 @@ Processes of one host share it, so several portal
 processes on one host (waitress threads, a WebDAV client's parallel PUTs) are covered; portal
 hosts that share storage must share ``var_dir/quota`` too.
 
-:func:`room_left` is the one place the storage's use is read for a reservation: a cached
-figure of the use can replace the walk there.
+:func:`room_left` is the one place the storage's use is read for a reservation: the figure
+kept between requests (:mod:`daaas.portal.storage.usage`: measured at most every few minutes,
+an upload's bytes added when it finishes), never a walk per request. That figure leaves
+uploads in progress out, so a reservation counts in full until its upload finishes.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.errors import PortalError
 from daaas.portal.quotas.storage import storage_quota_bytes
+from daaas.portal.storage import usage
 from daaas.portal.storage.files import QuotaExceeded, give_to_owner, human_size, quota_message
 from daaas.portal.storage.service import storage_area
 
@@ -96,7 +99,8 @@ class Upload:
     def _grow(self, need: int) -> None:
         with _locked(self.settings, self.user) as ledger:
             self.file.flush()
-            room = room_left(self.settings, self.user, ledger, but=self.entry) + self.written
+            # the kept use leaves this upload's temporary file out: room is for all of it
+            room = room_left(self.settings, self.user, ledger, but=self.entry)
             if need > room:
                 raise QuotaExceeded(quota_message(need, room))
             self.reserved = min(max(need, self.reserved + GROW), room)
@@ -109,10 +113,12 @@ class Upload:
         try:
             self.file.close()
             give_to_owner(top, self.temp)
+            replaced = target.lstat().st_size if target.is_file() else 0
             os.replace(self.temp, target)
         except BaseException:
             self.abandon()
             raise
+        usage.add(self.settings, self.user, self.written - replaced)
         _drop(self.entry)
         return target
 
@@ -164,9 +170,11 @@ def room_left(settings: Settings, user: User, ledger: Path, *, but: Path | None 
     progress (reservation ``but`` left out); may be negative. Call it holding the user's lock
     (:func:`_locked` gives ``ledger``).
 
-    The reservations are read before the storage is walked, so a file growing meanwhile is
-    counted twice, never missed: the answer errs on the small side. Raises OSError or a
-    StorageError when the storage cannot be measured.
+    The use is the kept figure (:func:`daaas.portal.storage.usage.used_bytes`), which leaves
+    uploads in progress out; each counts its reservation (or what it wrote, if more) until it
+    finishes and adds its bytes to the figure, so a finishing upload may be counted twice,
+    never missed: the answer errs on the small side. Raises OSError or a StorageError when the
+    storage cannot be measured.
     """
     outstanding = sum(_outstanding(entry) for entry in ledger.glob("*.json") if entry != but)
     used = storage_area(settings, user).used_bytes
@@ -181,9 +189,9 @@ def room_before_upload(settings: Settings, user: User) -> int:
 
 
 def _outstanding(entry: Path) -> int:
-    """The bytes a reservation holds beyond what its temporary file has; 0 for one that has
-    ended (temporary file gone), which is removed, as is one whose process (on this host) has
-    died (with its temporary file)."""
+    """The bytes a reservation holds: reserved, or what its temporary file has if more; 0 for
+    one that has ended (temporary file gone), which is removed, as is one whose process (on
+    this host) has died (with its temporary file)."""
     try:
         record = json.loads(entry.read_text())
         reserved, temp, pid = int(record["bytes"]), Path(record["temp"]), int(record["pid"])
@@ -200,7 +208,7 @@ def _outstanding(entry: Path) -> int:
     except FileNotFoundError:
         _drop(entry)
         return 0
-    return max(reserved - written, 0)
+    return max(reserved, written)
 
 
 def _alive(pid: int) -> bool:

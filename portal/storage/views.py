@@ -25,7 +25,7 @@ from daaas.portal.experiments.backends import InvestigationInfo
 from daaas.portal.lifecycle import db, error_response, wants_json
 from daaas.portal.machines.naming import experiment_on_desktop, storage_on_desktop
 from daaas.portal.runtime import runtime
-from daaas.portal.storage import files
+from daaas.portal.storage import files, usage
 from daaas.portal.storage.app_passwords import (
     app_passwords,
     create_app_password,
@@ -208,6 +208,7 @@ def delete() -> Response:
     if request.form.get("confirm") != "yes":
         return redirect(url_for("storage.confirm_delete", root=root.key, path=path))
     files.delete(root, path)
+    usage.forget(runtime().settings, require_user())  # measured again at the next check
     flash(f"Deleted '{path.rsplit('/', 1)[-1]}'.")
     return _back(root, _parent(path))
 

@@ -45,7 +45,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.db import unit_of_work
 from daaas.portal.errors import PortalError
 from daaas.portal.runtime import Runtime, runtime
-from daaas.portal.storage import files
+from daaas.portal.storage import files, usage
 from daaas.portal.storage.app_passwords import app_password_user, check_app_password
 from daaas.portal.storage.files import QuotaExceeded
 from daaas.portal.storage.quota import (
@@ -102,8 +102,8 @@ def make_dav_app(rt: Runtime) -> Any:
         "http_authenticator": {"domain_controller": AppPasswordController,
                                "accept_basic": True, "accept_digest": False,
                                "default_to_digest": False, "trusted_auth_header": None},
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, QuotaGuard, GiveToOwner,
-                             WsgiDavDirBrowser, RequestResolver],
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, QuotaGuard, ForgetUsage,
+                             GiveToOwner, WsgiDavDirBrowser, RequestResolver],
         # GET on a folder: a plain listing (clients HEAD folders to see that they exist)
         "dir_browser": {"enable": True, "icon": False, "response_trailer": "",
                         "show_user": True, "davmount": True, "davmount_links": False,
@@ -126,6 +126,9 @@ class AppPasswordController(BaseDomainController):  # type: ignore[misc]
         super().__init__(wsgidav_app, config)
         self.runtime: Runtime = config["daaas_runtime"]
         self._checked: dict[str, tuple[int, float]] = {}
+        #: each user's storage folder, found once per process: a request's authentication
+        #: then reads the database only (no walk, no file touched)
+        self._roots: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def get_domain_realm(self, path_info: str, environ: dict[str, Any] | None) -> str:
@@ -144,13 +147,18 @@ class AppPasswordController(BaseDomainController):  # type: ignore[misc]
             log.info("WebDAV: refused credentials for %r from %s", user_name[:64],
                      environ.get("REMOTE_ADDR"))
             return False
-        try:
-            area = storage_area(self.runtime.settings, user)
-        except (OSError, PortalError) as exc:
-            log.warning("WebDAV: storage of %s unavailable: %s", user.username, exc)
-            return False
+        with self._lock:
+            root = self._roots.get(user.id)
+        if root is None:
+            try:
+                root = str(storage_area(self.runtime.settings, user).path)
+            except (OSError, PortalError) as exc:
+                log.warning("WebDAV: storage of %s unavailable: %s", user.username, exc)
+                return False
+            with self._lock:
+                self._roots[user.id] = root
         environ[USER_KEY] = user
-        environ[ROOT_KEY] = str(area.path)
+        environ[ROOT_KEY] = root
         return True
 
     def _user(self, username: str, secret: str) -> User | None:
@@ -299,6 +307,23 @@ def _text(start_response: StartResponse, status: str, message: str) -> list[byte
     start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
                             ("Content-Length", str(len(body)))])
     return [body]
+
+
+class ForgetUsage(BaseMiddleware):  # type: ignore[misc]
+    """After a DELETE, COPY or MOVE, forgets the user's kept storage use
+    (:func:`daaas.portal.storage.usage.forget`: the next quota check measures it again). A PUT
+    adds its bytes itself when its upload finishes."""
+
+    CHANGES = {"DELETE", "COPY", "MOVE"}
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterable[bytes]:
+        result: Iterable[bytes] = self.next_app(environ, start_response)
+        user = environ.get(USER_KEY)
+        if user is not None and environ.get("REQUEST_METHOD") in self.CHANGES:
+            result = list(result)  # the change is done once the body is produced
+            usage.forget(self.config["daaas_runtime"].settings, user)
+        return result
 
 
 class GiveToOwner(BaseMiddleware):  # type: ignore[misc]
