@@ -364,14 +364,16 @@ class Reconciler:
                           .where(Machine.state.in_([s.value for s in POLLED])))
         if not rows:
             return
-        seen = {row.id: (STATES[row.state], row.reported_status) for row in rows}
+        # unpacked, not row.id: a Row's attribute look-up costs more than the rest per row
+        seen = {machine_id: (STATES[state], reported) for machine_id, state, reported in rows}
         statuses = self.provider.poll(list(seen))
         report.polls += 1
+        cloud_init = self.provider.uses_cloud_init
         for machine_id, status in statuses.items():
             state, reported = seen.get(machine_id, (None, None))
             if state is None:
                 continue
-            step = poll_step(state, status, reported, self.provider.uses_cloud_init)
+            step = poll_step(state, status, reported, cloud_init)
             if step is Step.RECORD and self._record(machine_id, [state],
                                                     partial(self._apply, status=status)):
                 report.changed.append(machine_id)
