@@ -1,13 +1,15 @@
 """Click → first desktop frame with the local provider, in real Chromium, over several runs.
 
-    .venv/bin/python benchmarks/launch_to_desktop.py [--runs 5]
+    .venv/bin/python benchmarks/launch_to_desktop.py [--runs 5] [--pools no|yes|both]
 
 Starts `daaas serve` (embedded mode: SQLite, reconciler thread, websockify) on free ports in a
 temporary folder, signs in as the demo scientist, and for each run: clicks Launch on the
 Analysis desktop card, follows the machine page until "Open desktop" appears, opens it, and
 stops the clock when the noVNC canvas shows a desktop with icons (the same pixel checks as the
 end-to-end test). Then deletes the machine. Prints each run, the median and the spread, and the
-portal's own requested→ready time for comparison.
+portal's own requested→ready time for comparison. ``--pools yes`` serves with a warm pool of
+one base desktop (``warm_pools = "base-desktop=1"``) and waits before each run until its card
+says "Instant" (a pool hit every time); ``both`` runs unpooled then pooled, one portal each.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from tests.e2e.pixels import desktop_checks  # noqa: E402
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 
-def start_portal(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `daaas serve` and return it with its URL once it answers."""
+def start_portal(folder: Path, pooled: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `daaas serve` (with a warm pool of one base desktop if ``pooled``) and return it
+    with its URL once it answers."""
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
            "DAAAS_PORT": str(port), "DAAAS_WEBSOCKIFY_PORT": str(free_port()),
            "DAAAS_VAR_DIR": str(folder / "var"), "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.5",
-           "DAAAS_LOG_LEVEL": "WARNING"}
+           "DAAAS_LOG_LEVEL": "WARNING",
+           **({"DAAAS_WARM_POOLS": "base-desktop=1", "DAAAS_WARM_POOL_FREE_SESSIONS": "0"}
+              if pooled else {})}
     process = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
                                 "serve"], cwd=ROOT, env=env, start_new_session=True,
                                stdout=(folder / "serve.log").open("w"), stderr=subprocess.STDOUT)
@@ -51,17 +56,39 @@ def start_portal(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("daaas serve did not start; see serve.log")
 
 
-def one_run(page: Any, url: str, folder: Path, run: int) -> tuple[float, float]:
-    """Return (click→first frame seconds, portal requested→ready seconds)."""
-    page.goto(url + "/analysis")
+def wait_instant(page: Any, url: str) -> None:
+    """Reload the Analysis page until the base desktop's card says Instant (60 s at most)."""
+    for _ in range(120):
+        page.goto(url + "/analysis")
+        if page.locator('li.card[data-environment="base-desktop"] .badge.instant').count():
+            return
+        time.sleep(0.5)
+    raise SystemExit("the pool never had a machine waiting")
+
+
+def one_run(page: Any, url: str, folder: Path, run: int,
+            pooled: bool = False) -> tuple[float, float]:
+    """Return (click→first frame seconds, portal requested→ready seconds; for a pool hit,
+    claimed→ready)."""
+    from playwright.sync_api import expect
+
+    if pooled:
+        wait_instant(page, url)
+    else:
+        page.goto(url + "/analysis")
     start = time.perf_counter()
     page.click('li.card[data-environment="base-desktop"] button.launch-button')
     page.wait_for_url("**/machines/*")
     machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
-    page.wait_for_selector("#open-desktop", timeout=120_000)
-    page.click("#open-desktop")
-    page.wait_for_function("document.getElementById('status').textContent === 'Connected.'",
-                           timeout=60_000)
+    # the machine page has no "Open desktop" link any more: wait for ready as the Analysis
+    # page's script does (asking the API), then open the desktop page
+    while page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())"
+                        ".then(m => m.state)") != "ready":
+        if time.perf_counter() - start > 120:
+            raise SystemExit(f"run {run}: not ready within 120 s")
+        time.sleep(0.05)
+    page.goto(f"{url}/machines/{machine_id}/desktop")
+    expect(page.locator("#status")).to_have_text("Connected.", timeout=60_000)
     shot = folder / f"run-{run}.png"
     while True:
         page.locator("#screen canvas").screenshot(path=str(shot))
@@ -83,11 +110,20 @@ def one_run(page: Any, url: str, folder: Path, run: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pools", choices=["no", "yes", "both"], default="no")
     args = parser.parse_args()
+    for pooled in {"no": [False], "yes": [True], "both": [False, True]}[args.pools]:
+        print("pooled (warm pool of one base desktop):" if pooled else "unpooled:")
+        measure(args.runs, pooled)
+
+
+def measure(runs: int, pooled: bool) -> None:
+    """Run ``runs`` launches on a fresh portal and print them and their summary."""
     from playwright.sync_api import sync_playwright
 
     folder = Path(tempfile.mkdtemp(prefix="daaas-bench-desktop-"))
-    process, url = start_portal(folder)
+    folder.chmod(0o711)  # as root, each desktop runs as its user, who must pass through
+    process, url = start_portal(folder, pooled)
     try:
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
@@ -98,7 +134,7 @@ def main() -> None:
             page.fill("#username", "scientist")
             page.fill("#password", "scientist-demo")
             page.click("button[type=submit]")
-            results = [one_run(page, url, folder, run) for run in range(1, args.runs + 1)]
+            results = [one_run(page, url, folder, run, pooled) for run in range(1, runs + 1)]
             context.close()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
