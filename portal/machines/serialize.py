@@ -84,7 +84,9 @@ def lifetime_json(machine: Machine) -> dict[str, Any]:
             "extension_pending": machine.id in _pending_extensions(),
             "idle_stop_at": idle_stop_at.isoformat() if idle_stop_at else None,
             "keep_running_until": keep_until.isoformat() if keep_until else None,
-            "keep_running_limit": limit.isoformat() if limit else None}
+            # whole minutes: a value new every request would change the polled list's ETag
+            "keep_running_limit": limit.replace(second=0, microsecond=0).isoformat()
+            if limit else None}
 
 
 def machine_json(machine: Machine, *, with_events: bool = False) -> dict[str, Any]:
