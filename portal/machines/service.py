@@ -149,6 +149,8 @@ def launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
     if reason:
         raise Conflict(f"{env.title} is not available on this portal: {reason}")
     gpu = launch_gpu_reason(settings, env, chosen, now) if provider is not None else None
+    if gpu and pools.has_ready(db, settings, env, chosen, now):
+        gpu = None  # a warm pool's machine holds a GPU for this launch to claim
     if gpu:
         raise Conflict(f"{env.title} cannot start on {chosen} now: {gpu}")
     admit_launch(db, settings, user, env, chosen)

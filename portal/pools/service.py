@@ -73,6 +73,20 @@ def claim(db: Session, settings: Settings, user: User, environment: Environment,
     return machine
 
 
+def has_ready(db: Session, settings: Settings, environment: Environment, flavor: str,
+              now: datetime) -> bool:
+    """Return True when a pooled machine of ``environment`` on ``flavor`` is ready to be
+    claimed now (it holds its GPU already, so a launch needs no free one). Raises only
+    database errors."""
+    if not settings.warm_pools:
+        return False
+    youngest = now - timedelta(minutes=settings.warm_pool_max_age_minutes)
+    return db.scalar(select(Machine.id).where(
+        Machine.pool == pool_key(environment.name, flavor), Machine.state == State.READY.value,
+        Machine.provider == settings.provider, Machine.cleanup_pending.is_(False),
+        Machine.created_at > youngest).limit(1)) is not None
+
+
 @dataclass(frozen=True)
 class PoolFigures:
     """What the worker last counted of one pool."""
