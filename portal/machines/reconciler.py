@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Executable, Row, func, select
 from sqlalchemy.engine import Connection, Engine
@@ -365,7 +365,8 @@ class Reconciler:
         if not rows:
             return
         # unpacked, not row.id: a Row's attribute look-up costs more than the rest per row
-        seen = {machine_id: (STATES[state], reported) for machine_id, state, reported in rows}
+        plain = cast("Sequence[tuple[str, str, str | None]]", rows)
+        seen = {machine_id: (STATES[state], reported) for machine_id, state, reported in plain}
         statuses = self.provider.poll(list(seen))
         report.polls += 1
         cloud_init = self.provider.uses_cloud_init
