@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from daaas.portal.auth.models import User
@@ -107,7 +107,8 @@ class Ledger:
     state; read once per admission."""
 
     settings: Settings
-    rows: list[tuple[int, list[str], str, str]] = field(default_factory=list)
+    #: (owner, owner's groups, flavor, state, how many such machines)
+    rows: list[tuple[int, list[str], str, str, int]] = field(default_factory=list)
 
     def usage(self, owners: Iterable[int] | None = None,
               groups: Sequence[str] = ()) -> dict[str, float]:
@@ -115,22 +116,29 @@ class Ledger:
         ``groups``, use: machines, and cores, memory and GPUs of those not stopped."""
         ids, members = set(owners or ()), set(groups)
         used: dict[str, float] = {}
-        for owner, their_groups, flavor, state in self.rows:
+        needs: dict[str, dict[str, float]] = {}  # flavor_sizes parsed once per flavor
+        for owner, their_groups, flavor, state, count in self.rows:
             if owner not in ids and not members & set(their_groups or []):
                 continue
-            need = demand(self.settings, flavor, new_machine=True)
-            for key, value in need.items():
+            if flavor not in needs:
+                needs[flavor] = demand(self.settings, flavor, new_machine=True)
+            for key, value in needs[flavor].items():
                 if key == "machines" or state not in IDLE:
-                    used[key] = used.get(key, 0) + value
+                    used[key] = used.get(key, 0) + value * count
         return used
 
 
 def ledger(db: Session, settings: Settings) -> Ledger:
-    """Return the :class:`Ledger` of every live machine. Raises database errors only."""
-    rows = db.execute(select(Machine.user_id, User.groups, Machine.flavor, Machine.state)
-                      .join(User, User.id == Machine.user_id)
-                      .where(Machine.state.not_in(NOT_COUNTED)))
-    return Ledger(settings, [(r[0], list(r[1] or []), r[2], r[3]) for r in rows])
+    """Return the :class:`Ledger` of every live machine, counted per owner, flavor and state
+    in the database (a row per kind, not per machine: 10,000 machines cost a launch ~0.3 s
+    read one by one). Raises database errors only."""
+    kinds = (select(Machine.user_id, Machine.flavor, Machine.state,
+                    func.count().label("n"))
+             .where(Machine.state.not_in(NOT_COUNTED))
+             .group_by(Machine.user_id, Machine.flavor, Machine.state).subquery())
+    rows = db.execute(select(kinds.c.user_id, User.groups, kinds.c.flavor, kinds.c.state,
+                             kinds.c.n).join(User, User.id == kinds.c.user_id))
+    return Ledger(settings, [(r[0], list(r[1] or []), r[2], r[3], int(r[4])) for r in rows])
 
 
 def user_bounds(db: Session, settings: Settings, user: User) -> list[Bound]:
