@@ -82,7 +82,7 @@ def test_the_worker_fills_the_pool_with_machines_of_no_one(app: Flask) -> None:
     ready = filled(app, policy_reconciler(app, ManualClock(), provider))
     for machine in pooled(app):
         assert machine.user.username == POOL_ACCOUNT and not machine.user.is_active
-        [spec] = provider.specs[machine.id]  # launched once, with nothing of a user
+        [spec] = provider.specs_by_machine[machine.id]  # launched once, with nothing of a user
         assert spec.username == POOL_ACCOUNT and spec.mounts == ()
     figures = read_figures(app.extensions["daaas"].settings,
                            rows(app)[-1].state_changed_at)
@@ -116,7 +116,8 @@ def test_twenty_launches_at_once_on_a_pool_of_five(app: Flask, server: str) -> N
         assert m.state == "ready", (m.id, m.state)
         assert provider.spec_of(m.id).username == m.user.username
     for m in hits:  # each pooled machine handed over once, to its claimer only
-        assert [s.username for s in provider.specs[m.id]] == [POOL_ACCOUNT, m.user.username]
+        handed = provider.specs_by_machine[m.id]
+        assert [s.username for s in handed] == [POOL_ACCOUNT, m.user.username]
     assert len(pooled(app)) == 5  # refilled
 
 
@@ -130,7 +131,7 @@ def test_personalisation_delivers_only_the_claimers_folders(app: Flask) -> None:
     for machine_id, owner in ((mine, "scientist"), (theirs, "neutron")):
         row = rows(app, Machine.id == machine_id)[0]
         assert row.state == "ready" and row.personalised_at is not None
-        launched, handed = provider.specs[machine_id]
+        launched, handed = provider.specs_by_machine[machine_id]
         assert launched.username == POOL_ACCOUNT and launched.mounts == ()
         assert (handed.username, handed.uid) == (owner, row.user.uid)
         [storage] = handed.mounts

@@ -73,7 +73,7 @@ class InMemoryProvider(Provider):
         self._next_port = 5900
         self._lock = threading.Lock()
         #: Every spec each machine was given: its launch's, then its personalisation's
-        self.specs: dict[str, list[LaunchSpec]] = {}
+        self.specs_by_machine: dict[str, list[LaunchSpec]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InMemoryProvider:
@@ -93,8 +93,8 @@ class InMemoryProvider(Provider):
     def personalise(self, spec: LaunchSpec) -> None:
         """Hand the machine to ``spec``'s user: its spec becomes theirs and it starts their
         session (BUILDING, then READY as after a launch). Records every spec it was given in
-        ``specs``. The same user again is success; another user raises LaunchFailed (a real
-        machine is never handed to two people). Raises MachineGone for an unknown id."""
+        ``specs_by_machine``. The same user again is success; another user raises LaunchFailed
+        (a real machine is never handed to two people). Raises MachineGone for an unknown id."""
         with self._lock:
             self.calls["personalise"] += 1
             machine = self._held(spec.machine_id)
@@ -104,7 +104,7 @@ class InMemoryProvider(Provider):
                 raise LaunchFailed("This machine is someone else's.",
                                    f"{spec.machine_id}: already handed to {machine.spec.uid}")
             machine.spec, machine.polls, machine.personalised = spec, 0, True
-            self.specs.setdefault(spec.machine_id, []).append(spec)
+            self.specs_by_machine.setdefault(spec.machine_id, []).append(spec)
 
     def spec_of(self, machine_id: str) -> LaunchSpec:
         """Return the spec the machine now runs with. Raises KeyError for an unknown id."""
@@ -124,7 +124,7 @@ class InMemoryProvider(Provider):
                 )
             self._next_port += 1
             self._machines[spec.machine_id] = _Machine(spec, self._next_port)
-            self.specs.setdefault(spec.machine_id, []).append(spec)
+            self.specs_by_machine.setdefault(spec.machine_id, []).append(spec)
 
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
         """Return each id's status (GONE if unknown); each call counts one poll per machine."""
