@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from daaas.catalogue import Environment
 from daaas.portal.auth.models import User
-from daaas.portal.config import Settings
+from daaas.portal.config import ConfigError, Settings
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.states import State
-from daaas.portal.pools.rules import pool_key
+from daaas.portal.pools.rules import parse_pools, pool_key
 
 #: The account that owns pooled machines; disabled, without a password.
 POOL_ACCOUNT = "daaas-pool"
@@ -33,6 +33,11 @@ POOL_ACCOUNT = "daaas-pool"
 FILE_NAME = "pools.json"
 #: Figures older than this are not believed (the worker has stopped)
 STALE_SECONDS = 120
+#: The sizes administrators set on the Warm pools page, by pool key (they override the
+#: setting ``warm_pools``; the worker reads them every cycle)
+SIZES_FILE = "pool_sizes.json"
+#: The event a launch records when its pool had no machine ready (a miss, counted by /metrics)
+MISS_MESSAGE = "no machine was ready in its warm pool"
 
 
 def pool_account(db: Session, settings: Settings) -> User:
@@ -100,6 +105,8 @@ class PoolFigures:
     #: Session slots (and GPUs) the pool's machines hold now
     held_sessions: int
     held_gpus: int
+    #: The median seconds from click to ready of the last launches of this kind (None: none)
+    expected_wait: float | None = None
 
     @property
     def hit_rate(self) -> float | None:
@@ -115,12 +122,74 @@ def figures_path(settings: Settings) -> Path:
     return settings.var_path / FILE_NAME
 
 
-def write_figures(path: Path, figures: list[PoolFigures], now: datetime) -> None:
-    """Record ``figures`` (atomically). Raises OSError when the file cannot be written."""
+def write_figures(path: Path, figures: list[PoolFigures], now: datetime,
+                  waits: dict[str, float] | None = None) -> None:
+    """Record ``figures`` and the expected ``waits`` (seconds, by "environment/flavor"; for
+    the cards) atomically. Raises OSError when the file cannot be written."""
+    _write_json(path, {"read_at": now.isoformat(), "pools": [asdict(f) for f in figures],
+                       "waits": waits or {}})
+
+
+def _write_json(path: Path, data: object) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps({"read_at": now.isoformat(),
-                                     "pools": [asdict(f) for f in figures]}), encoding="utf-8")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
     os.replace(temporary, path)
+
+
+def read_waits(settings: Settings, now: datetime) -> dict[str, float]:
+    """Return the expected wait (seconds from click to ready) by "environment/flavor" as the
+    worker last computed it; empty when stale or unreadable. Raises nothing."""
+    try:
+        data = json.loads(figures_path(settings).read_text(encoding="utf-8"))
+        if now - datetime.fromisoformat(data["read_at"]) > timedelta(seconds=STALE_SECONDS):
+            return {}
+        return {str(key): float(value) for key, value in data.get("waits", {}).items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def sizes_path(settings: Settings) -> Path:
+    """Return where the sizes administrators set are kept. Raises nothing."""
+    return settings.var_path / SIZES_FILE
+
+
+def read_sizes(settings: Settings) -> dict[str, int]:
+    """Return the sizes administrators set, by pool key ("environment/flavor"); empty when
+    none were set or the file cannot be read. Raises nothing."""
+    try:
+        data = json.loads(sizes_path(settings).read_text(encoding="utf-8"))
+        return {str(key): int(value) for key, value in data.items() if int(value) >= 0}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def resize(settings: Settings, key: str, size: int) -> int | None:
+    """Set the size of the pool ``key`` (the worker acts on it in its next cycle, without a
+    restart); returns the size it had (None: the setting's). The caller records the audit.
+    Raises ValueError for a negative size and OSError when the file cannot be written."""
+    if size < 0:
+        raise ValueError(f"pool size {size} is negative")
+    sizes = read_sizes(settings)
+    before = sizes.get(key)
+    sizes[key] = size
+    _write_json(sizes_path(settings), sizes)
+    return before
+
+
+def configured_size(settings: Settings, environment: Environment, flavor: str) -> int:
+    """Return the size of the pool of ``environment`` on ``flavor`` (an administrator's size
+    first, else the setting ``warm_pools``); 0 when it has no pool. Raises nothing (a
+    malformed setting counts as no pool: the worker refuses to start with it)."""
+    key = pool_key(environment.name, flavor)
+    try:
+        entries = parse_pools(settings.warm_pools)
+    except ConfigError:
+        return 0
+    for entry in entries:
+        if entry.environment == environment.name \
+                and (entry.flavor or environment.flavors.default) == flavor:
+            return read_sizes(settings).get(key, entry.size)
+    return 0
 
 
 def read_figures(settings: Settings, now: datetime) -> dict[str, PoolFigures]:
