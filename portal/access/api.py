@@ -57,12 +57,10 @@ def status(machine_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
 def rdp(machine_id: str) -> Response:
     """Return the machine's .rdp file as an attachment.
 
-    Raises AuthenticationRequired, NotFound, Conflict (not ready, or RDP not offered, with the
-    reason) or MachineGone, answered as JSON errors.
+    Raises AuthenticationRequired, NotFound or Conflict (not ready, or RDP not offered, with
+    the reason), answered as JSON errors.
     """
-    rt = runtime()
-    return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
-                                     machine_id))
+    return rdp_response(rdp_download(db(), runtime().settings, require_user(), machine_id))
 
 
 @blueprint.post("/machines/<machine_id>/rdp-sign-in")

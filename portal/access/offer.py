@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from daaas.portal.access.rdp import PROTOCOL_NAMES, PROVIDER_PHRASES, rdp_unavailable_reason
 from daaas.portal.config import Settings
+from daaas.portal.machines.address import NOT_OBSERVED, recorded_target
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.states import State
-from daaas.portal.providers import ConnectionTarget, Provider, ProviderError
+from daaas.portal.providers import ConnectionTarget
 
 SSH_PORT = 22
 
@@ -53,18 +54,19 @@ def ssh_unavailable_reason(machine: Machine, target: ConnectionTarget | None) ->
     return None
 
 
-def access_offer(settings: Settings, provider: Provider, machine: Machine) -> AccessOffer:
-    """Return the ways into ``machine`` its page offers now (asks the provider where a ready
-    machine is, once). Raises nothing: a provider error hides RDP and SSH."""
+def access_offer(settings: Settings, machine: Machine) -> AccessOffer:
+    """Return the ways into ``machine`` its page offers now, from the address the worker
+    recorded when it saw the machine ready (:mod:`daaas.portal.machines.address`): the page
+    asks no provider. A ready machine without one yet offers no RDP or SSH, saying why.
+    Raises nothing."""
     protocols = machine.environment.protocols
-    target = None
-    if machine.state == State.READY.value:
-        try:
-            target = provider.connection_target(machine.id)
-        except ProviderError:
-            target = None
+    ready = machine.state == State.READY.value
+    target = recorded_target(machine) if ready else None
     rdp_reason = rdp_unavailable_reason(machine, target)
     ssh_reason = ssh_unavailable_reason(machine, target)
+    if ready and target is None:
+        rdp_reason = rdp_reason or NOT_OBSERVED
+        ssh_reason = ssh_reason or NOT_OBSERVED
     command = None
     if target is not None and target.ssh_port is not None and ssh_reason is None:
         command = ssh_command(machine.user.username, target.host, target.ssh_port,

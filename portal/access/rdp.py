@@ -18,9 +18,10 @@ from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.errors import Conflict
+from daaas.portal.machines.address import NOT_OBSERVED, recorded_target
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.service import get_machine
-from daaas.portal.providers.base import ConnectionTarget, Provider
+from daaas.portal.providers.base import ConnectionTarget
 
 PROVIDER_PHRASES = {"local": "the local desktop provider"}
 PROTOCOL_NAMES = {"novnc": "the browser desktop", "rdp": "RDP", "ssh": "SSH"}
@@ -69,18 +70,20 @@ def rdp_unavailable_reason(machine: Machine, target: ConnectionTarget | None) ->
     return None
 
 
-def rdp_download(db: Session, settings: Settings, provider: Provider, user: User,
-                 machine_id: str) -> RdpDownload:
-    """Return the .rdp file for the user's ready machine (address and user name, no password).
+def rdp_download(db: Session, settings: Settings, user: User, machine_id: str) -> RdpDownload:
+    """Return the .rdp file for the user's ready machine (address and user name, no password),
+    from the address the worker recorded when it saw the machine ready: no provider is asked.
 
-    Raises NotFound (not the user's machine), Conflict (not ready, or RDP not offered, saying
-    why) or MachineGone (the provider lost it).
+    Raises NotFound (not the user's machine) or Conflict (not ready, its address not recorded
+    yet, or RDP not offered, saying why).
     """
     machine = get_machine(db, user, machine_id)
     reason = rdp_unavailable_reason(machine, None) or not_ready_message(machine)
     if reason:
         raise _refusal(machine, reason)
-    target = provider.connection_target(machine.id)
+    target = recorded_target(machine)
+    if target is None:
+        raise _refusal(machine, NOT_OBSERVED)
     if target.rdp_port is None:
         raise _refusal(machine, rdp_unavailable_reason(machine, target))
     text = rdp_file(target.host, target.rdp_port, machine.user.username, settings.rdp_gateway)

@@ -37,8 +37,7 @@ class NoVncMissing(PortalError):
 def _access_helpers() -> dict[str, object]:
     """Give templates ``machine_access(machine)``: the ways into it the page offers."""
     def machine_access(machine: Machine) -> AccessOffer:
-        rt = runtime()
-        return access_offer(rt.settings, rt.provider, machine)
+        return access_offer(runtime().settings, machine)
     return {"machine_access": machine_access}
 
 
@@ -72,12 +71,10 @@ def desktop(machine_id: str) -> str:
 def rdp(machine_id: str) -> Response:
     """Return the machine's .rdp file as an attachment.
 
-    Raises AuthenticationRequired, NotFound, Conflict (not ready, or RDP not offered, with the
-    reason) or MachineGone.
+    Raises AuthenticationRequired, NotFound or Conflict (not ready, or RDP not offered, with
+    the reason).
     """
-    rt = runtime()
-    return rdp_response(rdp_download(db(), rt.settings, rt.provider, require_user(),
-                                     machine_id))
+    return rdp_response(rdp_download(db(), runtime().settings, require_user(), machine_id))
 
 
 @blueprint.post("/machines/<machine_id>/rdp-sign-in")

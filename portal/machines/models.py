@@ -7,7 +7,17 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -62,7 +72,11 @@ class Machine(Base):
                       Index("ix_machines_state_id", "state", "id"),
                       Index("ix_machines_expires_at", "expires_at"),
                       # warm pools: a launch's claim and the worker's refill (migration 0020)
-                      Index("ix_machines_pool_state", "pool", "state"))
+                      Index("ix_machines_pool_state", "pool", "state"),
+                      # the worker's look-up of ready machines without an address (0021)
+                      Index("ix_machines_unaddressed", "state",
+                            sqlite_where=text("address IS NULL"),
+                            postgresql_where=text("address IS NULL")))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -89,6 +103,10 @@ class Machine(Base):
     #: When a launch claimed it from its pool, and when the claimer was set up on it
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     personalised_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Where the access paths reach it (:mod:`daaas.portal.machines.address`): recorded by the
+    #: worker when it observes the machine ready, cleared when the poll sees it leave ready;
+    #: pages read it instead of asking the provider (migration 0021)
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     user: Mapped[User] = relationship()
     events: Mapped[list[MachineEvent]] = relationship(

@@ -54,6 +54,7 @@ from daaas.portal.db import make_engine, utcnow
 from daaas.portal.hpc.activity import machines_with_jobs
 from daaas.portal.machines import homes, notices
 from daaas.portal.machines.activity import MachineActivity, busy_until
+from daaas.portal.machines.address import address_json
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
 from daaas.portal.machines.claims import Claims
 from daaas.portal.machines.extensions import machine_policy
@@ -205,6 +206,7 @@ class Reconciler:
             self.pools.maintain(report)
         self._launch_requested(report)
         self._poll(report)
+        self._record_addresses()
         self._time_out(report)
         self._warn(report)
         self._stop_idle(report)
@@ -381,6 +383,23 @@ class Reconciler:
             elif step in (Step.STOP, Step.START):
                 self._stop_or_start(machine_id, state, step)
 
+    def _record_addresses(self) -> None:
+        """Ask the provider where each ready machine without a recorded address is reachable
+        and record it (no transaction open during the call), so pages never ask (issue 19).
+
+        One read through a partial index holding only such machines: an idle cycle finds
+        none, calls nothing and writes nothing. A machine whose address cannot be read yet
+        is asked again next cycle. Never raises for the provider."""
+        for machine_id in self._ids([State.READY], Machine.address.is_(None)):
+            try:
+                target = self.provider.connection_target(machine_id)
+            except ProviderError as exc:
+                log.warning("address of %s not read, will retry: %s", machine_id,
+                            exc.log_message)
+                continue
+            self._record(machine_id, [State.READY],
+                         partial(_set_address, address=address_json(target)))
+
     def _apply(self, db: Session, machine: Machine, status: ProviderStatus) -> bool:
         """Record what the poll found (a RECORD of :func:`poll_step`); True if the state
         changed."""
@@ -396,6 +415,8 @@ class Reconciler:
             self._apply_running(db, machine, status)
         if machine.state == State.READY.value and before is not State.READY:
             self._notify_ready(db, machine)
+        if machine.state != State.READY.value:  # a start may bring it back elsewhere
+            machine.address = None
         return machine.state != before.value
 
     def _notify_ready(self, db: Session, machine: Machine) -> None:
@@ -793,6 +814,14 @@ def _idle_since(db: Session, machine: Machine) -> datetime:
     activity = db.get(MachineActivity, machine.id)
     busy = busy_until(activity.keep_running_until, activity.vm_active_at) if activity else None
     return idle_since(machine.state_changed_at, machine.desktop_seen_at, busy)
+
+
+def _set_address(db: Session, machine: Machine, address: dict[str, Any]) -> bool:
+    """Record where ``machine`` is reachable, if it changed; True if it was written."""
+    if machine.address == address:
+        return False
+    machine.address = address
+    return True
 
 
 def _cleaned_up(db: Session, machine: Machine) -> bool:

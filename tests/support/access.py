@@ -15,6 +15,7 @@ from flask import Flask
 
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.machines.address import address_json
 from daaas.portal.machines.models import Machine
 from daaas.portal.providers import ConnectionTarget, LaunchSpec
 from tests.support.environments import make_environment
@@ -25,7 +26,10 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 def make_machine(app: Flask, username: str, *, state: str = "ready",
                  environment: str = "ccp4", protocols: list[str] | None = None) -> str:
-    """Put a machine of ``username`` in the database (and at the app's provider); return its id."""
+    """Put a machine of ``username`` in the database (and at the app's provider); return its id.
+
+    A ready machine gets the address the worker would record (the provider's connection
+    target), as the pages read it from there."""
     rt = app.extensions["daaas"]
     env = rt.catalogue.environments[environment]
     if protocols is not None:
@@ -39,6 +43,11 @@ def make_machine(app: Flask, username: str, *, state: str = "ready",
         uid, gid = user.uid, user.gid
     rt.provider.launch(LaunchSpec(machine_id=machine_id, username=username, uid=uid, gid=gid,
                                   environment=env, vnc_password="unused1"))
+    if state == "ready":
+        with unit_of_work(rt.session_factory) as db:
+            machine = db.get(Machine, machine_id)
+            assert machine is not None
+            machine.address = address_json(rt.provider.connection_target(machine_id))
     return machine_id
 
 
