@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from playwright.sync_api import Error as PlaywrightError
@@ -65,6 +67,29 @@ def signed_in_page(browser: Any, portal_url: str, username: str = "scientist",
     """
     browser.clear_cookies()
     page = browser.new_page()
+    page.goto(portal_url + "/sign-in")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/analysis")
+    return page
+
+
+@contextmanager
+def second_browser(browser: Any) -> Iterator[Any]:
+    """Yield a fresh browser context in a second, separate Debian Chromium (same executable and
+    flags as the session's ``browser``, no profile on disk): a second person with their own
+    cookies. The second browser is closed on the way out."""
+    other = browser.browser.browser_type.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                                headless=True)
+    try:
+        yield other.new_context(viewport={"width": 1280, "height": 860})
+    finally:
+        other.close()
+
+
+def sign_in(page: Any, portal_url: str, username: str, password: str) -> Any:
+    """Sign ``page`` in to ``portal_url`` as ``username``; return it, on the Analysis page."""
     page.goto(portal_url + "/sign-in")
     page.fill("#username", username)
     page.fill("#password", password)

@@ -247,5 +247,21 @@ if (panel.dataset.role === "owner") {
     });
 }
 
+// A member leaves the desktop (the same API as the owner's Remove): their connection closes
+// and they go back to the Analysis page.
+const leaveButton = document.getElementById("share-leave");
+if (leaveButton) {
+    leaveButton.addEventListener("click", async () => {
+        if (!window.confirm("Leave this shared desktop? You need a new invitation to come back.")) return;
+        try {
+            await call(`${base}/members/${encodeURIComponent(leaveButton.dataset.username)}`, "DELETE");
+            window.location.assign(leaveButton.dataset.afterUrl);
+        } catch (error) {
+            say(error.message, "bad");
+            panel.hidden = false;
+        }
+    });
+}
+
 const timer = setInterval(refresh, REFRESH_SECONDS * 1000);
 refresh();
