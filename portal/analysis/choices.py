@@ -10,7 +10,7 @@ figures the worker last wrote (:func:`daaas.portal.pools.service.read_figures`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from daaas.catalogue import Environment
@@ -24,7 +24,7 @@ from daaas.portal.machines.capacity import (
     read_capacity,
 )
 from daaas.portal.pools.rules import pool_key
-from daaas.portal.pools.service import read_figures
+from daaas.portal.pools.service import read_figures, read_waits
 from daaas.portal.providers import Capacity, Provider
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -54,6 +54,9 @@ class Card:
     gpu_note: str
     #: the sizes with a warm pool's machine waiting, as the worker last counted (issue 20)
     instant: tuple[str, ...] = ()
+    #: seconds from click to ready expected per size, as the worker last computed them (the
+    #: median of recent launches no pool served; issue 20)
+    expected_wait: dict[str, int] = field(default_factory=dict)
 
     @property
     def no_size(self) -> str | None:
@@ -87,9 +90,14 @@ def cards(settings: Settings, provider: Provider, environments: list[Environment
     capacity = known.capacity if known else None
     hpc = hpc_configured(settings)
     waiting = {key for key, pool in read_figures(settings, now).items() if pool.ready > 0}
+    waits = read_waits(settings, now)
     return [replace(card, instant=tuple(size.flavor for size in card.sizes
                                         if pool_key(card.environment.name, size.flavor)
-                                        in waiting))
+                                        in waiting),
+                    expected_wait={size.flavor: max(1, round(waits[key]))
+                                   for size in card.sizes
+                                   if (key := pool_key(card.environment.name, size.flavor))
+                                   in waits})
             for card in (_card(settings, provider, env, capacity, hpc)
                          for env in environments)]
 
