@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
-from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy import ColumnElement, case, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import QueryableAttribute
 
@@ -44,10 +44,11 @@ from daaas.portal.machines.reconciler import GONE_REASON, STORAGE_REASON
 from daaas.portal.machines.states import State
 from daaas.portal.machines.timings import PHASES
 from daaas.portal.metrics.worker import metrics_folder
+from daaas.portal.pools.service import MISS_MESSAGE, read_figures
 
 log = logging.getLogger(__name__)
-#: Statements one scrape runs (machines, failures, phases, bootstrap, HPC).
-STATEMENTS = 5
+#: Statements one scrape runs (machines, failures, phases, bootstrap, HPC, pools, pool misses).
+STATEMENTS = 7
 #: Buckets of the launch phase histograms (seconds).
 PHASE_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 #: A machine's desktop counts as connected when the desktop proxy wrote ``desktop_seen_at``
@@ -69,7 +70,8 @@ DATABASE_METRICS = (
     "daaas_machine_failures_total", "daaas_launch_phase_seconds",
     "daaas_desktops_connected", "daaas_bootstrap_contexts_total",
     "daaas_bootstrap_exchanges_total", "daaas_bootstrap_reports_total",
-    "daaas_hpc_submissions_total", "daaas_hpc_jobs")
+    "daaas_hpc_submissions_total", "daaas_hpc_jobs", "daaas_pool_hits_total",
+    "daaas_pool_misses_total", "daaas_pool_ready", "daaas_pool_starting", "daaas_pool_size")
 CAPACITY_METRICS = (
     "daaas_capacity_gpus_free", "daaas_capacity_gpus", "daaas_capacity_sessions_free",
     "daaas_capacity_sessions", "daaas_capacity_age_seconds")
@@ -110,6 +112,7 @@ class PortalCollector(Collector):
         yield self._phases()
         yield from self._bootstrap()
         yield from self._hpc()
+        yield from self._pools()
         yield from self._capacity()
         yield from worker_families(metrics_folder(self.settings), time.time())
 
@@ -252,6 +255,53 @@ class PortalCollector(Collector):
         for cluster, count in sorted(totals.items()):
             submitted.add_metric([cluster], count)
         yield from (submitted, jobs)
+
+    def _pools(self) -> Iterator[Metric]:
+        """Warm pools (issue 20): hits (launches a pooled machine served), misses (launches
+        whose pool had none ready), the pooled machines ready and starting — two grouped
+        queries — and each pool's size as the worker last applied it (its figures file)."""
+        rows = self.connection.execute(
+            select(Machine.environment_name, Machine.flavor, Machine.pool, Machine.state,
+                   func.count().label("machines"), func.count(Machine.claimed_at).label("hits"))
+            .where(or_(Machine.pool.is_not(None), Machine.claimed_at.is_not(None)))
+            .group_by(Machine.environment_name, Machine.flavor, Machine.pool,
+                      Machine.state)).all()
+        missed = self.connection.execute(
+            select(Machine.environment_name, Machine.flavor, func.count().label("misses"))
+            .join(Machine, Machine.id == MachineEvent.machine_id)
+            .where(MachineEvent.message == MISS_MESSAGE)
+            .group_by(Machine.environment_name, Machine.flavor)).all()
+        figures = read_figures(self.settings, self.now)
+        labels = ["environment", "flavor"]
+        hits = CounterMetricFamily("daaas_pool_hits", "Launches served by a warm pool's "
+                                   "machine, by environment and flavor.", labels=labels)
+        misses = CounterMetricFamily("daaas_pool_misses", "Launches whose warm pool had no "
+                                     "machine ready, by environment and flavor.", labels=labels)
+        ready = GaugeMetricFamily("daaas_pool_ready", "Pooled machines ready to be claimed.",
+                                  labels=labels)
+        starting = GaugeMetricFamily("daaas_pool_starting", "Pooled machines being started.",
+                                     labels=labels)
+        size = GaugeMetricFamily("daaas_pool_size", "Each warm pool's size as the worker "
+                                 "last applied it.", labels=labels)
+        zero: dict[tuple[str, ...], int] = {tuple(key.split("/", 1)): 0 for key in figures}
+        counts = {name: dict(zero) for name in ("hits", "misses", "ready", "starting")}
+        live = {State.REQUESTED.value, State.PROVISIONING.value, State.CONTEXTUALISING.value}
+        for row in rows:
+            key: tuple[str, ...] = (row.environment_name, row.flavor)
+            counts["hits"][key] = counts["hits"].get(key, 0) + row.hits
+            if row.pool is not None and row.state == State.READY.value:
+                counts["ready"][key] = counts["ready"].get(key, 0) + row.machines
+            elif row.pool is not None and row.state in live:
+                counts["starting"][key] = counts["starting"].get(key, 0) + row.machines
+        for environment, flavor, count in missed:
+            counts["misses"][environment, flavor] = count
+        for name, family in (("hits", hits), ("misses", misses), ("ready", ready),
+                             ("starting", starting)):
+            for key, value in sorted(counts[name].items()):
+                family.add_metric(list(key), value)
+        for pool in sorted(figures.values(), key=lambda pool: pool.key):
+            size.add_metric(pool.key.split("/", 1), pool.size)
+        yield from (hits, misses, ready, starting, size)
 
     def _capacity(self) -> Iterator[Metric]:
         """The provider's capacity as the reconciler last read it (nothing when it is unknown

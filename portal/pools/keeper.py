@@ -27,9 +27,10 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from statistics import median
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from daaas.catalogue import Catalogue, Environment
@@ -39,7 +40,13 @@ from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import State
 from daaas.portal.pools.rules import PoolSize, parse_pools, pool_key
-from daaas.portal.pools.service import PoolFigures, figures_path, pool_account, write_figures
+from daaas.portal.pools.service import (
+    PoolFigures,
+    figures_path,
+    pool_account,
+    read_sizes,
+    write_figures,
+)
 from daaas.portal.providers import Capacity, LaunchSpec, ProviderError
 
 if TYPE_CHECKING:
@@ -49,6 +56,10 @@ log = logging.getLogger(__name__)
 
 #: Pooled machines in these states are counted as the pool's (not deleting, failed or gone)
 LIVE = frozenset({State.REQUESTED, State.PROVISIONING, State.CONTEXTUALISING, State.READY})
+#: The expected wait is the median of this many last ready launches per environment/flavor
+RECENT_LAUNCHES = 20
+#: At most this many recent launches are read for the expected waits (one bounded query)
+RECENT_READ = 2000
 #: A pooled machine waits this long beyond its age before the expiry phase would see it
 FAR = timedelta(days=3650)
 
@@ -178,8 +189,10 @@ class PoolKeeper:
         return self._environments
 
     def _resolved(self) -> list[tuple[Environment, str, int]]:
-        """The configured pools with their environment and flavor (unknown ones logged)."""
+        """The configured pools with their environment, flavor and size (an administrator's
+        size before the setting's; unknown ones logged)."""
         found = []
+        sizes = read_sizes(self.settings)  # administrators' sizes, read every cycle
         try:
             environments = self._environments_by_name()
         except (ConfigError, OSError) as exc:
@@ -195,7 +208,7 @@ class PoolKeeper:
             if self.reconciler.provider.unavailable_reason(env):
                 log.warning("warm pools: %s cannot run on this provider", env.name)
                 continue
-            found.append((env, flavor, pool.size))
+            found.append((env, flavor, sizes.get(pool_key(env.name, flavor), pool.size)))
         return found
 
     def _refill(self, live: Counter[str], capacity: Capacity, waiting: int,
@@ -255,6 +268,7 @@ class PoolKeeper:
                        func.coalesce(Machine.claimed_at, Machine.created_at) > hour)
                 .group_by(Machine.environment_name, Machine.flavor))})
             sizes = parse_flavor_sizes(self.settings.flavor_sizes)
+            waits = self._expected_waits()
             figures = []
             for (env, flavor, size), key in zip(pools, keys, strict=True):
                 gpu = sizes[flavor].gpus if flavor in sizes and sizes[flavor].gpus else 1
@@ -262,7 +276,32 @@ class PoolKeeper:
                     key=key, size=size, ready=ready[key], starting=live[key] - ready[key],
                     claimed_last_hour=claimed[key], launches_last_hour=launched[key],
                     held_sessions=live[key],
-                    held_gpus=live[key] * gpu if flavor in env.flavors.gpu else 0))
-            write_figures(figures_path(self.settings), figures, now)
+                    held_gpus=live[key] * gpu if flavor in env.flavors.gpu else 0,
+                    expected_wait=waits.get(key)))
+            write_figures(figures_path(self.settings), figures, now, waits)
         except Exception:  # a page's hint is not worth a failed cycle
             log.exception("warm pools: figures not recorded")
+
+    def _expected_waits(self) -> dict[str, float]:
+        """Return, by "environment/flavor", the median seconds from requested to ready of the
+        last :data:`RECENT_LAUNCHES` users' launches that a pool did not serve (one query:
+        each machine's first entry into both states). Raises only database errors."""
+        first = (select(MachineEvent.machine_id,
+                        func.min(case((MachineEvent.to_state == State.REQUESTED.value,
+                                       MachineEvent.at))).label("asked"),
+                        func.min(case((MachineEvent.to_state == State.READY.value,
+                                       MachineEvent.at))).label("ready"))
+                 .where(MachineEvent.to_state.in_([State.REQUESTED.value, State.READY.value]))
+                 .group_by(MachineEvent.machine_id).subquery())
+        rows = self.reconciler._rows(
+            select(Machine.environment_name, Machine.flavor, first.c.asked, first.c.ready)
+            .join(first, first.c.machine_id == Machine.id)
+            .where(Machine.pool.is_(None), Machine.claimed_at.is_(None),
+                   first.c.asked.is_not(None), first.c.ready.is_not(None))
+            .order_by(first.c.ready.desc()).limit(RECENT_READ))
+        recent: dict[str, list[float]] = {}
+        for row in rows:
+            seconds = recent.setdefault(pool_key(row.environment_name, row.flavor), [])
+            if len(seconds) < RECENT_LAUNCHES:
+                seconds.append(max(0.0, (row.ready - row.asked).total_seconds()))
+        return {key: median(seconds) for key, seconds in recent.items()}

@@ -21,8 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daaas.catalogue import Environment
+from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
 from daaas.portal.config import ConfigError, Settings
+from daaas.portal.errors import InvalidInput, NotFound
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.states import State
 from daaas.portal.pools.rules import parse_pools, pool_key
@@ -210,3 +212,27 @@ def instant(settings: Settings, environment: str, flavor: str, now: datetime) ->
     ``environment`` on ``flavor`` (the card's "instant"). Raises nothing."""
     found = read_figures(settings, now).get(pool_key(environment, flavor))
     return found is not None and found.ready > 0
+
+
+#: The largest size an administrator may give a pool on the Warm pools page
+MAX_SIZE = 100
+
+
+def resize_pool(db: Session, settings: Settings, admin: User, key: str, size: int) -> None:
+    """Give the pool ``key`` ("environment/flavor", one of the setting ``warm_pools``) the
+    size ``size`` (from the worker's next cycle; 0 empties it) and record ``pool.resize`` in
+    the caller's transaction. Raises NotFound for a pool not configured, InvalidInput for a
+    size out of 0..:data:`MAX_SIZE`, and OSError when the sizes cannot be written."""
+    environment, _, flavor = key.partition("/")
+    try:
+        entries = parse_pools(settings.warm_pools)
+    except ConfigError:
+        entries = ()
+    if not flavor or not any(entry.environment == environment
+                             and entry.flavor in (None, flavor) for entry in entries):
+        raise NotFound(f"There is no warm pool {key}.")
+    if not 0 <= size <= MAX_SIZE:
+        raise InvalidInput(f"A pool's size is a whole number from 0 to {MAX_SIZE}.")
+    before = resize(settings, key, size)
+    record(db, "pool.resize", actor=admin.username, target=f"pool {key}",
+           detail=f"{'the setting' if before is None else before} -> {size}", admin=True)
