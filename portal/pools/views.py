@@ -1,27 +1,21 @@
 """The administrators' Warm pools page: each pool's size, what is ready, claims and launches
 in the last hour (the hit rate), the capacity it holds and the expected wait without it, from
-the worker's figures; a form per pool resizes it. ``/api/v1/admin/pools`` answers the same in
-JSON."""
+the worker's figures; a form per pool resizes it."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from daaas.portal.api.schema import parse_body
 from daaas.portal.auth.current import require_admin
 from daaas.portal.db import utcnow
 from daaas.portal.errors import InvalidInput
 from daaas.portal.lifecycle import db
 from daaas.portal.pools.rules import parse_pools
-from daaas.portal.pools.schemas import ResizeRequest
 from daaas.portal.pools.service import MAX_SIZE, read_figures, read_sizes, resize_pool
 from daaas.portal.runtime import runtime
 
 blueprint = Blueprint("admin_pools", __name__, url_prefix="/admin")
-api = Blueprint("admin_pools_api", __name__, url_prefix="/api/v1/admin")
 
 
 @blueprint.get("/pools")
@@ -51,24 +45,3 @@ def resize(key: str) -> Response:
         raise InvalidInput(f"A pool's size is a whole number from 0 to {MAX_SIZE}.") from None
     resize_pool(db(), runtime().settings, admin, key, size)
     return redirect(url_for("admin_pools.page", resized=key), code=303)
-
-
-@api.get("/pools")
-def pools_json() -> dict[str, Any]:
-    """The pools' figures as the worker last wrote them and the sizes administrators set."""
-    require_admin()
-    settings = runtime().settings
-    figures = read_figures(settings, utcnow())
-    return {"pools": [{**vars(pool), "hit_rate": pool.hit_rate}
-                      for pool in sorted(figures.values(), key=lambda pool: pool.key)],
-            "sizes": read_sizes(settings)}
-
-
-@api.put("/pools/<path:key>/size")
-def resize_json(key: str) -> dict[str, Any]:
-    """Resize the pool ``key`` to the body's ``size`` (JSON); returns the sizes now set.
-    Raises NotFound for an unknown pool, InvalidInput for a size out of range."""
-    admin = require_admin()
-    body = parse_body(ResizeRequest)
-    resize_pool(db(), runtime().settings, admin, key, body.size)
-    return {"key": key, "size": body.size}
