@@ -146,6 +146,15 @@ class PoolKeeper:
                 continue
             live[row.pool] += 1
             ready[row.pool] += row.state == State.READY.value
+        # a pool made smaller (an administrator's size) sheds its newest machines first
+        sizes = {pool_key(env.name, flavor): size for env, flavor, size in self._resolved()}
+        for row in reversed(pooled):
+            if row.id in removed or row.pool not in sizes or live[row.pool] <= sizes[row.pool]:
+                continue
+            if self._remove(row.id, "removed: its pool was made smaller"):
+                removed.add(row.id)
+                live[row.pool] -= 1
+                ready[row.pool] -= row.state == State.READY.value
         try:
             capacity = r.provider.capacity()
         except ProviderError as exc:
