@@ -26,6 +26,7 @@ from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from tests.support.environments import make_environment
 from tests.support.fake_cloud import JsonHandler, fake_cloud
+from tests.support.routes import fill, get_routes
 from tests.support.scale import add_machines
 from tests.support.web import bearer, sign_in
 
@@ -92,24 +93,6 @@ def app(settings_override: dict[str, Any], cloud: Cloud) -> Iterator[Flask]:
                               "openstack_gpu_static_free": 2})
     yield application
     application.extensions["daaas"].engine.dispose()
-
-
-def get_routes(app: Flask) -> list[str]:
-    """Return every GET rule of the portal, sorted."""
-    return sorted({rule.rule for rule in app.url_map.iter_rules()
-                   if "GET" in (rule.methods or set())})
-
-
-def fill(rule: str, values: dict[str, str]) -> str | None:
-    """Return ``rule`` with its parameters from ``values``, or None when one has no value."""
-    url = rule
-    while "<" in url:
-        start, end = url.index("<"), url.index(">")
-        name = url[start + 1:end].split(":")[-1]
-        if name not in values:
-            return None
-        url = url[:start] + values[name] + url[end + 1:]
-    return url
 
 
 def recorded_hosts(factory: sessionmaker[Session], ids: list[str]) -> dict[str, str]:
