@@ -15,16 +15,20 @@ from typing import Any, TypeVar
 import pytest
 import requests
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from sqlalchemy import select
 
-from daaas.portal.auth.service import create_user
-from daaas.portal.db import unit_of_work
-from daaas.portal.machines.models import Machine
+from daaas.portal.audit.models import AuditEvent
+from daaas.portal.auth.service import create_user, get_user
+from daaas.portal.db import unit_of_work, utcnow
+from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.reconciler import Reconciler
-from daaas.portal.pools.service import POOL_ACCOUNT, read_figures
+from daaas.portal.metrics.collect import scrape
+from daaas.portal.pools.service import POOL_ACCOUNT, read_figures, read_waits
 from tests.support.machines import ManualClock, launch, policy_reconciler
 from tests.support.providers import InMemoryProvider
-from tests.support.web import bearer, served, sign_in
+from tests.support.web import bearer, csrf_from, served, sign_in
 
 T = TypeVar("T")
 POOL = "dawn/m1.xlarge"  # dawn's default flavor; every user may launch it
@@ -247,3 +251,123 @@ def test_admins_see_the_pools_with_claims_and_hit_rate(app: Flask) -> None:
     user = app.test_client()
     sign_in(user, "scientist", "scientist-demo")
     assert user.get("/admin/pools").status_code in (403, 404)
+
+
+# -- hits and misses in /metrics, resizing, the expected wait (issue 20) ----------------------
+
+
+def scraped(app: Flask) -> list[Sample]:
+    """Every sample of one scrape, parsed by prometheus_client's parser."""
+    rt = app.extensions["daaas"]
+    with rt.engine.connect() as connection:
+        text = scrape(connection, rt.settings).decode()
+    return [sample for family in text_string_to_metric_families(text)
+            for sample in family.samples]
+
+
+def metric(found: list[Sample], name: str, **labels: str) -> float | None:
+    """The one sample named ``name`` with ``labels`` (None: there is none)."""
+    matching = [s.value for s in found
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(matching) <= 1, f"{name} {labels}: {len(matching)} samples"
+    return matching[0] if matching else None
+
+
+def test_metrics_count_pool_hits_misses_and_the_pools_gauges(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    worker = policy_reconciler(app, ManualClock(), provider)
+    filled(app, worker)
+    dawn = {"environment": "dawn", "flavor": "m1.xlarge"}
+    found = scraped(app)
+    assert metric(found, "daaas_pool_ready", **dawn) == 5
+    assert metric(found, "daaas_pool_size", **dawn) == 5
+    assert metric(found, "daaas_pool_hits_total", **dawn) == 0
+    assert metric(found, "daaas_pool_misses_total", **dawn) == 0
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        for i in range(7):
+            create_user(db, rt.settings, f"counted{i}", f"counted{i}-password")
+    for i in range(6):
+        launch(app, f"counted{i}", "dawn")  # five hits, then a miss: the pool is empty
+    launch(app, "counted6", "jupyter-python")  # no pool for it: neither a hit nor a miss
+    found = scraped(app)
+    assert metric(found, "daaas_pool_hits_total", **dawn) == 5
+    assert metric(found, "daaas_pool_misses_total", **dawn) == 1
+    assert metric(found, "daaas_pool_ready", **dawn) == 0
+    assert metric(found, "daaas_pool_misses_total", environment="jupyter-python") is None
+    worker.run_once()  # refills: five new machines
+    found = scraped(app)
+    assert (metric(found, "daaas_pool_starting", **dawn) or 0) + \
+        (metric(found, "daaas_pool_ready", **dawn) or 0) == 5
+    assert metric(found, "daaas_pool_hits_total", **dawn) == 5  # counters never go back
+
+
+def test_an_admin_resizes_a_pool_and_the_worker_follows_without_restart(app: Flask) -> None:
+    provider = InMemoryProvider(max_sessions=40)
+    worker = policy_reconciler(app, ManualClock(), provider)
+    filled(app, worker)
+    admin = app.test_client()
+    sign_in(admin, "admin", "admin-demo-pass")
+    token = csrf_from(admin, "/admin/pools")
+    answer = admin.post(f"/admin/pools/{POOL}/size", data={"size": "2", "csrf_token": token})
+    assert answer.status_code == 303
+    assert "resized" in admin.get(answer.headers["Location"]).text
+    worker.run_once()  # the same worker object: it reads the new size in its cycle
+    assert len(pooled(app)) == 2
+    assert read_figures(app.extensions["daaas"].settings, utcnow())[POOL].size == 2
+    admin.post(f"/admin/pools/{POOL}/size", data={"size": "4", "csrf_token": token})
+    for _ in range(4):
+        worker.run_once()
+    assert len([m for m in pooled(app) if m.state == "ready"]) == 4
+    with app.extensions["daaas"].session_factory() as db:
+        audits = list(db.scalars(select(AuditEvent).where(AuditEvent.action == "pool.resize")
+                                 .order_by(AuditEvent.id)))
+    assert [(a.actor, a.target, a.detail) for a in audits] == [
+        ("admin", f"pool {POOL}", "the setting -> 2"), ("admin", f"pool {POOL}", "2 -> 4")]
+    page = admin.get("/admin/pools").text
+    assert 'value="4"' in page[page.index(f'data-pool="{POOL}"'):]
+    bad = admin.post(f"/admin/pools/{POOL}/size", data={"size": "-1", "csrf_token": token})
+    assert bad.status_code == 400
+    assert admin.post("/admin/pools/ccp4/m1.small/size",
+                      data={"size": "3", "csrf_token": token}).status_code == 404
+    user = app.test_client()
+    sign_in(user, "scientist", "scientist-demo")
+    refused = user.post(f"/admin/pools/{POOL}/size",
+                        data={"size": "9", "csrf_token": csrf_from(user, "/analysis")})
+    assert refused.status_code in (403, 404)
+    assert read_figures(app.extensions["daaas"].settings, utcnow())[POOL].size == 4
+
+
+def test_the_expected_wait_is_the_median_of_the_last_twenty_ready_launches(app: Flask) -> None:
+    rt = app.extensions["daaas"]
+    env = dict(rt.catalogue.environments)["jupyter-python"]
+    flavor = env.flavors.default
+    clock = ManualClock()
+    start = clock.now - timedelta(hours=14)
+    # 25 launches: the 5 oldest took 1000 s, the last 20 took 10, 20 or 30 s (median 20)
+    durations = [1000.0] * 5 + [10.0] * 6 + [20.0] * 8 + [30.0] * 6
+    with unit_of_work(rt.session_factory) as db:
+        owner = get_user(db, "scientist")
+        for i, seconds in enumerate(durations):
+            asked = start + timedelta(minutes=30 * i)
+            machine = Machine(id=f"known-{i:02d}", user=owner, name=f"known {i}",
+                              environment_name=env.name, environment=env, flavor=flavor,
+                              provider="memory", state="deleted", created_at=asked,
+                              state_changed_at=asked, expires_at=asked + timedelta(days=1))
+            db.add(machine)
+            db.add(MachineEvent(machine_id=machine.id, from_state=None, to_state="requested",
+                                at=asked, message="asked"))
+            db.add(MachineEvent(machine_id=machine.id, from_state="contextualising",
+                                to_state="ready", at=asked + timedelta(seconds=seconds),
+                                message="ready"))
+    client = app.test_client()
+    sign_in(client, "scientist", "scientist-demo")
+    assert "expected-wait" not in card(client.get("/analysis").text, "jupyter-python")
+    worker = policy_reconciler(app, clock, InMemoryProvider(max_sessions=40))
+    worker.run_once()  # the worker computes the waits with the pools' figures
+    assert read_waits(rt.settings, clock.now)[f"jupyter-python/{flavor}"] == 20.0
+    shown = card(client.get("/analysis").text, "jupyter-python")
+    assert '<span class="badge expected-wait"' in shown and "about 20 s" in shown
+    filled(app, worker)  # a pooled machine waits for dawn: "Instant", no wait shown
+    dawn = card(client.get("/analysis").text, "dawn")
+    assert "Instant" in dawn and "expected-wait" not in dawn
