@@ -10,17 +10,23 @@ script exporting them, and the "Submit to HPC" desktop icon, are contextualisati
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from daaas.portal.config import Settings
+from daaas.portal.hpc import site
+from daaas.portal.hpc.errors import PartitionNotAllowed
 from daaas.portal.hpc.token import KeyUnreadable, mint, read_key
 from daaas.portal.machines.models import Machine
 
 log = logging.getLogger(__name__)
 #: Where the machine's Slurm token is installed (inside the exchange's /etc/daaas/secrets).
 JWT_PATH = "/etc/daaas/secrets/slurm.jwt"
+#: daaas-submit's settings (where slurmrestd is, the user's storage folder on the cluster),
+#: delivered with the token so the command needs nothing else.
+SUBMIT_CONFIG_PATH = "/etc/daaas/secrets/hpc.json"
 
 
 def configured(settings: Settings) -> bool:
@@ -55,4 +61,22 @@ def secret_files(settings: Settings, machine: Machine, now: datetime) -> list[di
         log.error("machine %s gets no Slurm token: %s", machine.id, exc)
         return []
     return [{"path": JWT_PATH, "content": token + "\n", "mode": "0400",
-             "owner": machine.user.username}]
+             "owner": machine.user.username},
+            {"path": SUBMIT_CONFIG_PATH, "content": submit_config(settings, machine),
+             "mode": "0400", "owner": machine.user.username}]
+
+
+def submit_config(settings: Settings, machine: Machine) -> str:
+    """Return daaas-submit's JSON settings for the machine's user: slurmrestd's URL and API
+    version, the cluster, the user, the token file, the folder the user's jobs run in and
+    write their output to (``hpc_work_dir``: their storage as the cluster sees it) and the
+    partition offered to the machine's environment. No credential. Raises nothing."""
+    try:
+        partition = site.check_partition(settings, machine.environment, "")
+    except PartitionNotAllowed:  # never for an empty request; kept total
+        partition = ""
+    return json.dumps({
+        "slurmrestd_url": settings.hpc_slurmrestd_url, "api_version": settings.hpc_api_version,
+        "cluster": settings.hpc_cluster, "username": machine.user.username,
+        "token_file": JWT_PATH, "work_dir": site.work_dir(settings, machine.user.username),
+        "partition": partition, "machine_id": machine.id}, indent=2) + "\n"

@@ -21,7 +21,12 @@ from daaas.portal.auth.service import get_user
 from daaas.portal.bootstrap.userdata import account, site_settings
 from daaas.portal.config import DEFAULT_CATALOGUE_DIR, ConfigError, load_settings
 from daaas.portal.db import unit_of_work, utcnow
-from daaas.portal.hpc.machine import JWT_PATH, client_settings, secret_files
+from daaas.portal.hpc.machine import (
+    JWT_PATH,
+    SUBMIT_CONFIG_PATH,
+    client_settings,
+    secret_files,
+)
 from daaas.portal.hpc.models import HpcJob
 from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.machines.models import Machine
@@ -136,8 +141,9 @@ def test_user_data_has_the_slurm_client_settings_and_no_credential(
     assert "export SLURM_CONF_SERVER=slurmctld.example.org:6817" in text
     assert "export DAAAS_SLURMRESTD_URL=https://slurm.example.org:6820" in text
     files = secret_files(settings, machine, utcnow())
-    assert [(f["path"], f["mode"], f["owner"]) for f in files] == [(JWT_PATH, "0400",
-                                                                    "scientist")]
+    assert [(f["path"], f["mode"], f["owner"]) for f in files] == [
+        (JWT_PATH, "0400", "scientist"), (SUBMIT_CONFIG_PATH, "0400", "scientist")]
+    assert files[0]["content"].strip() not in files[1]["content"]  # daaas-submit's: no token
     token = files[0]["content"].strip()
     for secret in (token, token.split(".")[2], key.read_bytes().hex(), str(key)):
         assert secret not in text
