@@ -112,7 +112,8 @@ def test_daaas_submit_runs_a_job_as_the_user_with_output_in_their_storage(app: F
         assert output.stat().st_uid == pwd.getpwnam(alice).pw_uid
         job_id = int(output.stem.rsplit("-", 1)[1])
         listed = app.test_client().get("/api/v1/jobs", headers=headers).get_json()["jobs"]
-        assert [j["name"] for j in listed if j["id"] == job_id] == [name]
+        assert [(j["name"], j["origin"]) for j in listed if j["id"] == job_id] == [
+            (name, "cluster")]
 
         # bob cannot read alice's token or settings, so cannot submit with them
         refused = run_as(bob, folder, where, str(folder / "job.sh"))
