@@ -142,13 +142,16 @@ def test_the_phase_histograms_have_one_observation_after_one_launch(app: Flask) 
     assert value(found, "daaas_machines", state="ready", environment="ccp4") == 1
     assert value(found, "daaas_machines", state="requested", environment="ccp4") == 0
     # every metric the docs promise is exported (the GPU capacity needs a provider with GPUs,
-    # failures and provider errors a failure, the HPC figures a cluster)
+    # failures and provider errors a failure, the HPC figures a cluster, the warm pools' a pool:
+    # tests/integration/test_warm_pools.py)
     names = {sample.name for sample in samples(get_text(app))}
     missing = {name for name in METRICS
                if not any(n == name or n.startswith(f"{name}_") for n in names)}
     assert missing == {"daaas_capacity_gpus_free", "daaas_capacity_gpus",
                        "daaas_machine_failures_total", "daaas_provider_errors_total",
-                       "daaas_hpc_submissions_total", "daaas_hpc_jobs"}
+                       "daaas_hpc_submissions_total", "daaas_hpc_jobs", "daaas_pool_hits_total",
+                       "daaas_pool_misses_total", "daaas_pool_ready", "daaas_pool_starting",
+                       "daaas_pool_size"}
 
 
 def get_text(app: Flask) -> str:
