@@ -5,6 +5,7 @@ and it is forgotten when the machine leaves ready."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,6 +89,7 @@ def test_a_ready_machine_without_a_recorded_address_says_so(app: Flask,
     assert response.status_code == 409
     assert "address is not known yet" in response.get_json()["error"]["message"]
     page = client.get(f"/machines/{machine_id}").get_data(as_text=True)
-    assert 'id="rdp-reason"' in page and "address is not known yet" in page
+    assert re.search(r'id="rdp-reason">RDP and SSH: [^<]*address is not known yet', page)
+    assert 'id="ssh-reason"' not in page  # one line for both
     assert 'id="rdp-sign-in-button"' not in page and 'id="ssh-command"' not in page
     assert provider.calls["connection_target"] == 0
