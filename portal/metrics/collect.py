@@ -268,7 +268,7 @@ class PortalCollector(Collector):
                       Machine.state)).all()
         missed = self.connection.execute(
             select(Machine.environment_name, Machine.flavor, func.count().label("misses"))
-            .join(Machine, Machine.id == MachineEvent.machine_id)
+            .select_from(MachineEvent).join(Machine, Machine.id == MachineEvent.machine_id)
             .where(MachineEvent.message == MISS_MESSAGE)
             .group_by(Machine.environment_name, Machine.flavor)).all()
         figures = read_figures(self.settings, self.now)

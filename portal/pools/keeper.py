@@ -8,6 +8,7 @@ open during a provider call.
   owned by the pool account up to its size; the reconciler's launch phase starts them like
   any launch, with the pool account's identity and no folders (:func:`launch_spec`), so
   nothing of a user is on them.
+- **Shrink**: a pool whose size an administrator lowered sheds its newest machines.
 - **Replace**: a pooled machine older than ``warm_pool_max_age_minutes`` is deleted (its
   pool is refilled in the same pass).
 - **Give way**: pools fill only while more than ``warm_pool_free_sessions`` session slots
