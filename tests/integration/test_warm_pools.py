@@ -17,7 +17,7 @@ import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from daaas.portal.audit.models import AuditEvent
 from daaas.portal.auth.service import create_user, get_user
@@ -300,6 +300,31 @@ def test_metrics_count_pool_hits_misses_and_the_pools_gauges(app: Flask) -> None
     assert (metric(found, "daaas_pool_starting", **dawn) or 0) + \
         (metric(found, "daaas_pool_ready", **dawn) or 0) == 5
     assert metric(found, "daaas_pool_hits_total", **dawn) == 5  # counters never go back
+    # another process (its own engine on the same database) counts the same
+    rt = app.extensions["daaas"]
+    other = create_engine(rt.settings.effective_database_url)
+    try:
+        with other.connect() as connection:
+            text = scrape(connection, rt.settings).decode()
+    finally:
+        other.dispose()
+    again = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    for name in ("daaas_pool_hits_total", "daaas_pool_misses_total", "daaas_pool_size"):
+        assert metric(again, name, **dawn) == metric(scraped(app), name, **dawn)
+
+
+def test_a_pool_resized_to_zero_counts_no_miss(app: Flask) -> None:
+    admin = app.test_client()
+    sign_in(admin, "admin", "admin-demo-pass")
+    admin.post(f"/admin/pools/{POOL}/size",
+               data={"size": "0", "csrf_token": csrf_from(admin, "/admin/pools")})
+    launch(app, "scientist", "dawn")  # no pool any more: not a miss
+    found = scraped(app)
+    assert not metric(found, "daaas_pool_misses_total", environment="dawn")
+    admin.post(f"/admin/pools/{POOL}/size",
+               data={"size": "1", "csrf_token": csrf_from(admin, "/admin/pools")})
+    launch(app, "scientist", "dawn")  # a pool of one, nothing ready yet: a miss
+    assert metric(scraped(app), "daaas_pool_misses_total", environment="dawn") == 1
 
 
 def test_an_admin_resizes_a_pool_and_the_worker_follows_without_restart(app: Flask) -> None:
