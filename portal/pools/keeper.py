@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 LIVE = frozenset({State.REQUESTED, State.PROVISIONING, State.CONTEXTUALISING, State.READY})
 #: The expected wait is the median of this many last ready launches per environment/flavor
 RECENT_LAUNCHES = 20
+#: Only launches of this last while count for the expected waits (a bounded read at scale)
+RECENT_WITHIN = timedelta(days=7)
 #: At most this many recent launches are read for the expected waits (one bounded query)
 RECENT_READ = 2000
 #: A pooled machine waits this long beyond its age before the expiry phase would see it
@@ -294,14 +296,16 @@ class PoolKeeper:
 
     def _expected_waits(self) -> dict[str, float]:
         """Return, by "environment/flavor", the median seconds from requested to ready of the
-        last :data:`RECENT_LAUNCHES` users' launches that a pool did not serve (one query:
+        last :data:`RECENT_LAUNCHES` users' launches that a pool did not serve, within
+        :data:`RECENT_WITHIN` (one query:
         each machine's first entry into both states). Raises only database errors."""
         first = (select(MachineEvent.machine_id,
                         func.min(case((MachineEvent.to_state == State.REQUESTED.value,
                                        MachineEvent.at))).label("asked"),
                         func.min(case((MachineEvent.to_state == State.READY.value,
                                        MachineEvent.at))).label("ready"))
-                 .where(MachineEvent.to_state.in_([State.REQUESTED.value, State.READY.value]))
+                 .where(MachineEvent.to_state.in_([State.REQUESTED.value, State.READY.value]),
+                        MachineEvent.at > self.reconciler.clock() - RECENT_WITHIN)
                  .group_by(MachineEvent.machine_id).subquery())
         rows = self.reconciler._rows(
             select(Machine.environment_name, Machine.flavor, first.c.asked, first.c.ready)
