@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from daaas.portal.api.schema import Body, Query, Reply, Timestamp
+from daaas.portal.api.schema import Body, Day, Query, Reply, Timestamp
 from daaas.portal.machines.schemas import Machine
 
 
@@ -164,10 +163,6 @@ class CapacityReport(Reply):
     flavors: list[FlavorCapacity]
     gpu_models: list[GpuCapacity]
     method: str = Field(description="How free now and next free were computed.")
-
-
-#: A day as YYYY-MM-DD (bounded for the API's fuzz test).
-Day = Annotated[date, Field(json_schema_extra={"maxLength": 10})]
 
 
 class UsageQuery(Query):

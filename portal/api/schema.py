@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, request
@@ -25,6 +26,8 @@ REF = "#/components/schemas/{model}"
 M = TypeVar("M", bound=BaseModel)
 Q = TypeVar("Q", bound="Query")
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+#: A day as YYYY-MM-DD (bounded, for the API's fuzz test).
+Day = Annotated[date, Field(json_schema_extra={"maxLength": 10})]
 """An ISO 8601 time as the portal writes it (``datetime.isoformat()``, with its UTC offset)."""
 
 

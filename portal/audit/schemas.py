@@ -3,11 +3,9 @@ query."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import Field, field_validator
 
-from daaas.portal.api.schema import Query, Reply, Timestamp
+from daaas.portal.api.schema import Day, Query, Reply, Timestamp
 from daaas.portal.audit.models import MAX_ACTION, MAX_ACTOR, MAX_TARGET
 
 #: The most events one answer holds (the CSV export holds all that match).
@@ -23,8 +21,8 @@ class AuditQuery(Query):
                         "machine.delete.")
     target: str = Field("", max_length=MAX_TARGET, description="Targets containing this "
                         "text, e.g. a machine id.")
-    since: dt.date | None = Field(None, description="From this day on (YYYY-MM-DD).")
-    until: dt.date | None = Field(None, description="Up to and including this day.")
+    since: Day | None = Field(None, description="From this day on (YYYY-MM-DD).")
+    until: Day | None = Field(None, description="Up to and including this day.")
     limit: int = Field(500, ge=1, le=MAX_LIMIT, description="Events in the answer, newest "
                        "first.")
 

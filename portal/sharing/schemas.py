@@ -43,7 +43,7 @@ class PolicyRequest(Body):
         description="stay; view_only (lock the room); disconnect.")
 
 
-class Member(Reply):
+class MachineMember(Reply):
     """A member of a shared machine."""
 
     username: str
@@ -112,7 +112,7 @@ class Sharing(Reply):
     role: str = Field(description="The caller's role: owner, user or viewer.")
     owner: str = Field(description="The owner's username.")
     owner_away: str | None = Field(description="stay, view_only or disconnect (owner only).")
-    members: list[Member]
+    members: list[MachineMember]
     connected: list[Connected]
     links: list[Link] = Field(description="Working links (owner only; else empty).")
     support_requests: list[SupportRequest] = Field(
@@ -137,5 +137,5 @@ class SharedList(Reply):
 
 
 REQUESTS: tuple[type[BaseModel], ...] = (InviteRequest, LinkRequest, PolicyRequest)
-REPLIES = (Sharing, Member, Connected, Link, NewLink, SharedMachine, SharedList, SupportRequest,
-           Suggested, SuggestionList)
+REPLIES = (Sharing, MachineMember, Connected, Link, NewLink, SharedMachine, SharedList,
+           SupportRequest, Suggested, SuggestionList)

@@ -28,7 +28,7 @@ from daaas.portal.sharing.schemas import (
     InviteRequest,
     Link,
     LinkRequest,
-    Member,
+    MachineMember,
     NewLink,
     PolicyRequest,
     SharedList,
@@ -51,7 +51,7 @@ def sharing_reply(session: Session, user: User, machine_id: str) -> Sharing:
         role=found.role.value, owner=machine.user.username,
         owner_away=service.current_policy(runtime().settings, session, machine).value if owner
         else None,
-        members=[Member(username=m.user.username, display_name=m.user.display_name,
+        members=[MachineMember(username=m.user.username, display_name=m.user.display_name,
                         role=m.role, since=m.created_at.isoformat())
                  for m in service.members(session, machine)],
         connected=[Connected(id=c.id, username=c.user.username,

@@ -152,8 +152,11 @@ def test_every_body_route_is_known_to_the_tests() -> None:
         ("/admin/machines/bulk", "post"), ("/admin/quotas/group/beamline-i03", "put"),
         ("/admin/users/neutron/disable", "post"),
         ("/context/m-none/activity", "post"), ("/context/m-none/bootstrap", "post"),
-        ("/context/m-none/status", "post"), ("/jobs", "post"), ("/machines", "post"), ("/machines/m-none", "patch"),
-        ("/machines/m-none/keep-running", "post"), ("/ssh-keys", "post"), ("/tokens", "post")]
+        ("/context/m-none/status", "post"), ("/jobs", "post"), ("/machines", "post"),
+        ("/machines/m-none", "patch"),
+        ("/machines/m-none/keep-running", "post"), ("/machines/m-none/links", "post"),
+        ("/machines/m-none/members", "post"), ("/machines/m-none/sharing/policy", "put"),
+        ("/ssh-keys", "post"), ("/tokens", "post")]
 
 
 @pytest.mark.parametrize("raw", [b"\x00", b"[]", b"\"ccp4\"", b"{\"environment\": ", b"\xff{}"])
