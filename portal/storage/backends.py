@@ -37,6 +37,8 @@ class StorageArea:
     ``path`` is the folder the portal itself reads and writes (My Data, WebDAV). ``on_portal``
     is False when that folder is not the storage machines mount (a Manila share the portal host
     does not mount); ``used_known`` is False when the usage could not be measured.
+    ``quota_enforced_by_storage`` is True when ``quota_bytes`` is the storage's own hard limit
+    (a Manila share's size), which no quota setting can change.
     """
 
     path: Path
@@ -44,6 +46,7 @@ class StorageArea:
     quota_bytes: int
     used_known: bool = True
     on_portal: bool = True
+    quota_enforced_by_storage: bool = False
 
 
 class StorageBackend(abc.ABC):

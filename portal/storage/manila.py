@@ -74,17 +74,18 @@ class ManilaStorage(StorageBackend):
             path = type(path)(template.format(username=user.username))
         elif not path.is_dir():
             ensure_folder(path, user)
-        quota = self.quota_bytes()
+        quota, from_share = self.quota_bytes(), False
         try:
             share = self.find_share(user)
             if share is not None and share.size:
-                quota = int(share.size) * GIB
+                quota, from_share = int(share.size) * GIB, True
         except StorageError as exc:
             log.warning("storage of %s: %s", user.username, exc.log_message)
         on_portal = bool(template) and path.is_dir()
         used = used_bytes(self.settings, user, path) if on_portal else 0
         return StorageArea(path=path, used_bytes=used, quota_bytes=quota,
-                           used_known=on_portal, on_portal=on_portal)
+                           used_known=on_portal, on_portal=on_portal,
+                           quota_enforced_by_storage=from_share)
 
     def machine_mount(self, user: User, machine_id: str) -> Mount | None:
         """Find or create the user's share, wait until it is available, make sure its cephx

@@ -40,11 +40,14 @@ def storage_area(settings: Settings, user: User) -> StorageArea:
     ``.quota_bytes``), creating its folder on first need where the backend owns one.
 
     ``.quota_bytes`` is the user's own (:func:`storage_quota_bytes`: their quota, else their
-    groups', else the site's). Raises OSError when the folder cannot be created, StorageError
-    when misconfigured.
+    groups', else the site's), except where the storage enforces its own size (a Manila share
+    an administrator resized), which is the real limit. Raises OSError when the folder cannot
+    be created, StorageError when misconfigured.
     """
-    return replace(backend(settings).area(user),
-                   quota_bytes=storage_quota_bytes(settings, user))
+    area = backend(settings).area(user)
+    if area.quota_enforced_by_storage:
+        return area
+    return replace(area, quota_bytes=storage_quota_bytes(settings, user))
 
 
 def machine_mounts(settings: Settings, user: User, machine_id: str) -> tuple[Mount, ...]:
