@@ -192,7 +192,13 @@ def ensure_folder(path: Path, user: User, parents: bool = True) -> None:
     """
     if path.is_dir():
         return
-    path.mkdir(parents=parents, mode=0o700)
+    try:
+        path.mkdir(parents=parents, mode=0o700)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        # Made a moment ago by another process on first need too (the web process and the
+        # worker both do); it may not have given it to the user yet, so give it here as well.
     if os.geteuid() == 0:
         os.chown(path, user.uid, user.gid)
 
