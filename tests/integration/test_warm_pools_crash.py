@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import select
 
-from daaas.catalogue import load_catalogue
-from daaas.portal.auth.service import get_user
-from daaas.portal.config import load_settings
-from daaas.portal.db import make_engine, make_session_factory, unit_of_work
-from daaas.portal.machines import service
-from daaas.portal.machines.models import Machine
 from daaas.portal.providers.local import LocalProvider
 from tests.integration.process_scan import session_processes
-from tests.support.paths import ROOT
+from tests.support.machines import launch_from_settings, start_worker, wait_for
+from tests.support.machines import machines_in as machines
 
 pytestmark = [
     pytest.mark.skipif(not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"),
@@ -33,33 +24,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="desktops under users' own accounts need a "
                        "portal running as root"),
 ]
-
-
-def start_worker(override: dict[str, Any], provider: str) -> subprocess.Popen[bytes]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
-           "DAAAS_DATABASE_URL": override["database_url"], "DAAAS_VAR_DIR": override["var_dir"],
-           "DAAAS_SECRET_KEY": override["secret_key"], "DAAAS_PROVIDER": provider,
-           "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.3", "DAAAS_WARM_POOLS": "base-desktop=1",
-           "DAAAS_WARM_POOL_FREE_SESSIONS": "0"}
-    return subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
-                             "worker"], cwd=ROOT, env=env)
-
-
-def wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def machines(url: str) -> list[Machine]:
-    with make_session_factory(make_engine(url))() as db:
-        found = list(db.scalars(select(Machine).order_by(Machine.created_at)))
-        for row in found:
-            _ = row.user
-        return found
+POOL = {"DAAAS_WARM_POOLS": "base-desktop=1", "DAAAS_WARM_POOL_FREE_SESSIONS": "0"}
 
 
 @pytest.fixture
@@ -72,7 +37,7 @@ def var_dir(settings_override: dict[str, Any]) -> Iterator[Path]:
 def test_sigkill_between_hand_over_and_record(settings_override: dict[str, Any],
                                               var_dir: Path) -> None:
     url = settings_override["database_url"]
-    filler = start_worker(settings_override, "local")
+    filler = start_worker(settings_override, "local", **POOL)
     try:
         wait_for(lambda: any(m.pool and m.state == "ready" for m in machines(url)), 60,
                  "a ready pooled machine")
@@ -81,16 +46,10 @@ def test_sigkill_between_hand_over_and_record(settings_override: dict[str, Any],
         filler.wait(30)
     [waiting] = [m.id for m in machines(url) if m.pool]
     assert session_processes(waiting) == []  # a reserved slot: nothing runs
-    settings = load_settings({**settings_override, "warm_pools": "base-desktop=1"}, environ={})
-    factory = make_session_factory(make_engine(settings.effective_database_url))
-    with unit_of_work(factory) as db:
-        scientist = get_user(db, "scientist")
-        claimed = service.request_launch(db, settings, load_catalogue(Path(
-            settings.catalogue_dir)), scientist, "base-desktop").id
-        uid = scientist.uid
+    claimed = launch_from_settings({**settings_override, "warm_pools": "base-desktop=1"})
     assert claimed == waiting
     first = start_worker(settings_override,
-                         "tests.integration.crash_provider:PauseAfterPersonalise")
+                         "tests.integration.crash_provider:PauseAfterPersonalise", **POOL)
     try:
         wait_for(lambda: (var_dir / f"personalised-{claimed}").exists(), 60, "the hand-over")
     finally:
@@ -99,7 +58,8 @@ def test_sigkill_between_hand_over_and_record(settings_override: dict[str, Any],
     row = next(m for m in machines(url) if m.id == claimed)
     assert (row.state, row.pool, row.personalised_at) == ("contextualising", None, None)
     assert row.user.username == "scientist"
-    second = start_worker(settings_override, "local")
+    uid = row.user.uid
+    second = start_worker(settings_override, "local", **POOL)
     try:
         wait_for(lambda: next(m for m in machines(url) if m.id == claimed).state == "ready",
                  60, "ready for its user")

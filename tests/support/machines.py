@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from daaas.catalogue import load_catalogue
 from daaas.portal.auth.service import get_user
-from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
+from daaas.portal.config import load_settings
+from daaas.portal.db import (
+    make_engine,
+    make_session_factory,
+    unit_of_work,
+    utcnow,
+    worker_session_factory,
+)
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import Mailer
 from daaas.portal.notifications.models import Notification
 from daaas.portal.providers import Provider
+from tests.support.paths import ROOT
 from tests.support.web import sign_in
+
+T = TypeVar("T")
 
 
 def launch(app: Flask, username: str = "scientist", environment: str = "ccp4") -> str:
@@ -81,3 +100,68 @@ def on_the_page(app: Flask) -> FlaskClient:
     sign_in(client, "scientist", "scientist-demo")
     client.get("/analysis")
     return client
+
+
+def at_once(count: int, call: Callable[[int], T]) -> list[T]:
+    """Run ``call(i)`` for i in 0..count-1 in as many threads, all released at the same time
+    by a barrier; return the results in the order of i."""
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> T:
+        barrier.wait(10)
+        return call(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def start_worker(override: dict[str, Any], provider: str,
+                 **environ: str) -> subprocess.Popen[bytes]:
+    """Start a real ``daaas worker`` process on the test's database and var_dir with
+    ``provider`` (a registry name or ``module:Class``) and a 0.3 s cycle; ``environ`` adds
+    settings as ``DAAAS_*`` variables (``DAAAS_WARM_POOLS="base-desktop=1"``). The caller
+    ends it (terminate, or SIGKILL for a crash test) and waits for it."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
+           "DAAAS_DATABASE_URL": override["database_url"], "DAAAS_VAR_DIR": override["var_dir"],
+           "DAAAS_SECRET_KEY": override["secret_key"], "DAAAS_PROVIDER": provider,
+           "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.3", **environ}
+    return subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
+                             "worker"], cwd=ROOT, env=env)
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+    """Return once ``check()`` is true (asked every 0.2 s); AssertionError naming ``what``
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def launch_from_settings(override: dict[str, Any], username: str = "scientist",
+                         environment: str = "base-desktop") -> str:
+    """Ask for a machine as the portal does, without an app (for tests whose worker is a
+    separate process); return its id. ``override`` is the test's settings override."""
+    settings = load_settings(override, environ={})
+    factory = make_session_factory(make_engine(settings.effective_database_url))
+    with unit_of_work(factory) as db:
+        return service.request_launch(db, settings, load_catalogue(Path(settings.catalogue_dir)),
+                                      get_user(db, username), environment).id
+
+
+def machines_in(url: str) -> list[Machine]:
+    """Return every machine in the database at ``url``, oldest first, with its user loaded
+    (read on a connection of its own, as another process would)."""
+    with make_session_factory(make_engine(url))() as db:
+        found = list(db.scalars(select(Machine).order_by(Machine.created_at)))
+        for row in found:
+            _ = row.user
+        return found
+
+
+def state_of(url: str, machine_id: str) -> str:
+    """Return the state of machine ``machine_id`` in the database at ``url`` ("" if none)."""
+    with make_session_factory(make_engine(url))() as db:
+        return db.scalar(select(Machine.state).where(Machine.id == machine_id)) or ""
