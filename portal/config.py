@@ -109,6 +109,8 @@ class Settings(BaseModel):
     icat_user_prefix: str = Field("", description="Prefix of ICAT user names, e.g. 'ldap/'.")
     icat_timeout_seconds: float = Field(10.0, gt=0, description="ICAT request timeout.")
     icat_cache_seconds: float = Field(60.0, ge=0, description="Keep a user's ICAT answer.")
+    icat_refresh_seconds: float = Field(300.0, ge=10, le=86400, description="How often the "
+                                        "worker asks ICAT again for a signed-in user's experiments.")
     icat_verify_tls: bool = Field(True, description="Check ICAT's TLS certificate.")
     identity_backend: str = Field(
         "local", description="Who checks passwords: local, keystone, or module:Class.")
@@ -296,6 +298,8 @@ class Settings(BaseModel):
     hpc_token_lifetime_seconds: int = Field(300, ge=30, le=3600, description="Portal JWT life.")
     hpc_machine_token_hours: int = Field(24, ge=0, le=720, description="Machine JWT life; 0: none.")
     hpc_timeout_seconds: float = Field(20.0, gt=0, description="slurmrestd request timeout.")
+    hpc_observe_interval_seconds: float = Field(15.0, ge=1, le=3600, description="How often "
+                                                "the worker lists users' Slurm jobs for the pages.")
     hpc_partitions: str = Field("", description="Partitions offered by default; empty: any.")
     hpc_work_dir: str = Field("/home/{username}", description="Where portal jobs run and write.")
     hpc_slurmctld_host: str = Field("", description="host[:port] for configless Slurm clients.")
