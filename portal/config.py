@@ -258,7 +258,12 @@ class Settings(BaseModel):
     qemu_initrd: str = Field("", description="Initrd; empty: the kernel's initrd.img.")
     qemu_memory_mb: int = Field(2048, ge=256, description="Memory of each QEMU machine (MiB).")
     qemu_cpus: int = Field(2, ge=1, description="Virtual CPUs of each QEMU machine.")
-    qemu_accel: Literal["tcg", "kvm"] = Field("tcg", description="QEMU accelerator.")
+    qemu_accel: Literal["auto", "tcg", "kvm"] = Field(
+        "auto", description="QEMU accelerator; auto: KVM if a short boot probe works, else tcg.")
+    qemu_guest_forwards: str = Field("", description="More guest-to-host forwards, "
+                                     "'guest_ip:port=host:port, ...' (NFS, slurmrestd).")
+    qemu_host_forwards: str = Field("", description="Guest services forwarded from the "
+                                    "host's 127.0.0.1 when offered: ssh, rdp.")
     qemu_max_machines: int = Field(2, ge=1, description="QEMU machines at once.")
 
     # machine lifetimes and e-mail (the lifetime policy itself is per environment, in limits)
@@ -292,6 +297,8 @@ class Settings(BaseModel):
 
     hpc_backend: str = Field("slurm", description="Batch system: slurm, or module:Class.")
     hpc_slurmrestd_url: str = Field("", description="slurmrestd URL; empty: no HPC cluster.")
+    hpc_machine_slurmrestd_url: str = Field("", description="slurmrestd URL as machines "
+                                            "reach it; empty: hpc_slurmrestd_url.")
     hpc_api_version: Literal["v0.0.38"] = Field("v0.0.38", description="slurmrestd API path.")
     hpc_cluster: str = Field("hpc", description="HPC cluster name shown to users and machines.")
     hpc_jwt_key_file: str = Field("", description="Slurm's jwt_key; signs per-user tokens.")
