@@ -40,7 +40,13 @@ def client_settings(settings: Settings) -> dict[str, str]:
     if not configured(settings):
         return {}
     return {"cluster_name": settings.hpc_cluster, "slurmctld_host": settings.hpc_slurmctld_host,
-            "slurmrestd_url": settings.hpc_slurmrestd_url}
+            "slurmrestd_url": machine_slurmrestd_url(settings)}
+
+
+def machine_slurmrestd_url(settings: Settings) -> str:
+    """Return slurmrestd's URL as machines reach it (``hpc_machine_slurmrestd_url``, e.g. a
+    QEMU guest's forwarded address), else the portal's own. Raises nothing."""
+    return settings.hpc_machine_slurmrestd_url or settings.hpc_slurmrestd_url
 
 
 def secret_files(settings: Settings, machine: Machine, now: datetime) -> list[dict[str, Any]]:
@@ -76,7 +82,8 @@ def submit_config(settings: Settings, machine: Machine) -> str:
     except PartitionNotAllowed:  # never for an empty request; kept total
         partition = ""
     return json.dumps({
-        "slurmrestd_url": settings.hpc_slurmrestd_url, "api_version": settings.hpc_api_version,
+        "slurmrestd_url": machine_slurmrestd_url(settings),
+        "api_version": settings.hpc_api_version,
         "cluster": settings.hpc_cluster, "username": machine.user.username,
         "token_file": JWT_PATH, "work_dir": site.work_dir(settings, machine.user.username),
         "partition": partition, "machine_id": machine.id}, indent=2) + "\n"
