@@ -10,10 +10,8 @@ launch form sent twice (a double click) makes one machine. The machines stay 're
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -23,9 +21,9 @@ from sqlalchemy import func, select
 from daaas.portal.auth.service import get_user
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines.models import LaunchKey, Machine
-from tests.support.web import bearer, served
+from tests.support.machines import at_once
+from tests.support.web import bearer, browser_signed_in, served
 
-T = TypeVar("T")
 LIMIT = 3
 
 
@@ -42,18 +40,6 @@ def server(app: Flask) -> Iterator[str]:
         yield base
 
 
-def at_once(count: int, call: Callable[[int], T]) -> list[T]:
-    """Run ``call(i)`` for i in 0..count-1 in as many threads, all released at the same time."""
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> T:
-        barrier.wait(10)
-        return call(i)
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def machines_of(app: Flask, username: str) -> list[Machine]:
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         user = get_user(db, username)
@@ -66,29 +52,8 @@ def launch(server: str, headers: dict[str, str], body: dict[str, Any],
                                       timeout=60)
 
 
-def signed_in(server: str, username: str = "scientist") -> tuple[requests.Session,
-                                                                 dict[str, str]]:
-    """A browser signed in through the form, and the headers its page's JavaScript sends.
-
-    A browser session writes nothing to the database before the launch itself (its last use
-    is recorded at most every 30 s), unlike an API token, whose row each request updates:
-    those updates would line concurrent requests up by themselves and hide a missing lock.
-    """
-    browser = requests.Session()
-    page = browser.get(f"{server}/sign-in", timeout=30).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token
-    signed = browser.post(f"{server}/sign-in", timeout=30, data={
-        "username": username, "password": f"{username}-demo", "csrf_token": token.group(1)})
-    assert signed.ok
-    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"',
-                     browser.get(f"{server}/analysis", timeout=30).text)
-    assert csrf
-    return browser, {"X-CSRF-Token": csrf.group(1), "Accept": "application/json"}
-
-
 def test_two_identical_launches_at_once_make_one_machine(app: Flask, server: str) -> None:
-    browser, page_headers = signed_in(server)
+    browser, page_headers = browser_signed_in(server)
     headers = {**page_headers, "Idempotency-Key": "same-click-3f1c"}
     answers = at_once(2, lambda _i: launch(server, headers, {"environment": "ccp4"}, browser))
     assert sorted(a.status_code for a in answers) == [200, 202], [a.text for a in answers]
@@ -105,7 +70,7 @@ def test_two_identical_launches_at_once_make_one_machine(app: Flask, server: str
 
 
 def test_six_launches_at_once_with_a_limit_of_three(app: Flask, server: str) -> None:
-    browser, headers = signed_in(server)
+    browser, headers = browser_signed_in(server)
     answers = at_once(6, lambda i: launch(server, {**headers, "Idempotency-Key": f"k{i}"},
                                           {"environment": "ccp4"}, browser))
     codes = sorted(a.status_code for a in answers)
@@ -160,19 +125,8 @@ def test_the_same_key_with_another_body_is_refused(app: Flask, server: str) -> N
     assert len(machines_of(app, "scientist")) == 1
 
 
-def _signed_in(server: str) -> requests.Session:
-    browser = requests.Session()
-    page = browser.get(f"{server}/sign-in", timeout=30).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token
-    signed = browser.post(f"{server}/sign-in", timeout=30, data={
-        "username": "scientist", "password": "scientist-demo", "csrf_token": token.group(1)})
-    assert signed.ok
-    return browser
-
-
 def test_a_double_clicked_launch_form_makes_one_machine(app: Flask, server: str) -> None:
-    browser = _signed_in(server)
+    browser = browser_signed_in(server)[0]
     page = browser.get(f"{server}/analysis", timeout=30).text
     form = re.search(r'<form class="launch".*?</form>', page, re.S)
     assert form

@@ -12,9 +12,8 @@ from __future__ import annotations
 import html
 import re
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -26,9 +25,9 @@ from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.quotas.service import QuotaExceeded
-from tests.support.web import served
+from tests.support.machines import at_once
+from tests.support.web import browser_signed_in, served
 
-T = TypeVar("T")
 GROUP = "beamline-i03"
 REFUSAL = (f"Launch refused: group '{GROUP}' GPU quota (NVIDIA A100) is 2 and 2 are in use. "
            "Delete or stop a machine, or ask an administrator.")
@@ -55,34 +54,6 @@ def server(app: Flask) -> Iterator[str]:
         yield base
 
 
-def at_once(count: int, call: Callable[[int], T]) -> list[T]:
-    """Run ``call(i)`` for i in 0..count-1 in as many threads, all released at the same time."""
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> T:
-        barrier.wait(10)
-        return call(i)
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
-
-
-def signed_in(server: str, username: str) -> tuple[requests.Session, dict[str, str]]:
-    """A browser signed in through the form and the headers its page's JavaScript sends (a
-    browser session writes nothing before the launch, so nothing else lines requests up)."""
-    browser = requests.Session()
-    page = browser.get(f"{server}/sign-in", timeout=30).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token
-    assert browser.post(f"{server}/sign-in", timeout=30, data={
-        "username": username, "password": f"{username}-demo",
-        "csrf_token": token.group(1)}).ok
-    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"',
-                     browser.get(f"{server}/analysis", timeout=30).text)
-    assert csrf
-    return browser, {"X-CSRF-Token": csrf.group(1), "Accept": "application/json"}
-
-
 def gpu_machines(app: Flask) -> list[Machine]:
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         return list(db.scalars(select(Machine).where(Machine.flavor == "g1.a100-1")))
@@ -90,7 +61,7 @@ def gpu_machines(app: Flask) -> list[Machine]:
 
 def test_two_members_launching_at_once_never_exceed_the_group_gpu_quota(
         app: Flask, server: str) -> None:
-    people = [signed_in(server, name) for name in ("scientist", "crystal")]
+    people = [browser_signed_in(server, name) for name in ("scientist", "crystal")]
 
     def launch(i: int) -> requests.Response:
         browser, headers = people[i % 2]
@@ -108,8 +79,8 @@ def test_two_members_launching_at_once_never_exceed_the_group_gpu_quota(
 
 def test_a_stopped_machine_holds_no_gpu_and_starting_it_counts(app: Flask,
                                                                server: str) -> None:
-    browser, headers = signed_in(server, "scientist")
-    other, other_headers = signed_in(server, "crystal")
+    browser, headers = browser_signed_in(server, "scientist")
+    other, other_headers = browser_signed_in(server, "crystal")
     body = {"environment": "tomography-gpu", "flavor": "g1.a100-1"}
     first = browser.post(f"{server}/api/v1/machines", json=body, headers=headers, timeout=60)
     second = other.post(f"{server}/api/v1/machines", json=body, headers=other_headers,

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import jsonschema
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
@@ -64,3 +65,25 @@ def served(app: Flask) -> Iterator[str]:
     finally:
         httpd.shutdown()
         thread.join(5)
+
+
+def browser_signed_in(server: str, username: str = "scientist") -> tuple[requests.Session,
+                                                                         dict[str, str]]:
+    """Sign ``username`` (password ``<username>-demo``) in through the form of the portal
+    served at ``server``; return the browser and the headers its page's JavaScript sends.
+
+    A browser session writes nothing to the database before the launch itself (its last use
+    is recorded at most every 30 s), unlike an API token, whose row each request updates:
+    those updates would line concurrent requests up by themselves and hide a missing lock.
+    """
+    browser = requests.Session()
+    page = browser.get(f"{server}/sign-in", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    signed = browser.post(f"{server}/sign-in", timeout=30, data={
+        "username": username, "password": f"{username}-demo", "csrf_token": token.group(1)})
+    assert signed.ok
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"',
+                     browser.get(f"{server}/analysis", timeout=30).text)
+    assert csrf
+    return browser, {"X-CSRF-Token": csrf.group(1), "Accept": "application/json"}
