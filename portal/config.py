@@ -214,6 +214,14 @@ class Settings(BaseModel):
         "of the same environment and flavor: 'ENVIRONMENT/FLAVOR=N; ...' (FLAVOR omitted: "
         "the environment's default). Each pooled machine holds a session slot (a GPU for a "
         "GPU flavor) while it waits.")
+    warm_pool_schedules: str = Field(
+        "", description="Warm pools: sizes by day and time (in facility_timezone), in force "
+        "instead of a pool's size during their hours: 'ENVIRONMENT[/FLAVOR]: DAYS HH:MM-HH:MM=N, "
+        "...; ...' (DAYS: Mon-Fri, Sat,Sun, daily; an end at or before the start runs past "
+        "midnight). Administrators may replace a pool's schedule (API).")
+    facility_timezone: str = Field(
+        "UTC", max_length=64, description="The facility's time zone (IANA name, e.g. "
+        "Europe/London): warm pool schedules are read in it.")
     warm_pool_max_age_minutes: float = Field(
         240.0, gt=0, description="Warm pools: a pooled machine waiting longer is replaced.")
     warm_pool_free_sessions: int = Field(
@@ -328,6 +336,17 @@ class Settings(BaseModel):
     @classmethod
     def _flavor_sizes(cls, value: str) -> str:
         parse_flavor_sizes(value)
+        return value
+
+    @field_validator("facility_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone this host knows (an IANA name "
+                             "such as Europe/London, or UTC)") from None
         return value
 
     @field_validator("quotas")
