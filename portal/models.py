@@ -12,6 +12,7 @@ from daaas.portal.machines.extensions import ExtensionRequest
 from daaas.portal.machines.homes import KeptHome
 from daaas.portal.machines.models import AccessToken, Machine, MachineEvent
 from daaas.portal.notifications.models import Notification
+from daaas.portal.pools.models import PoolSetting
 from daaas.portal.quotas.models import QuotaRow
 from daaas.portal.sharing.models import (
     DesktopConnection,
@@ -25,6 +26,7 @@ from daaas.portal.storage.models import AppPassword
 __all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "DesktopConnection",
            "ExtensionRequest", "HpcJob", "KeptHome", "Machine", "MachineActivity",
            "MachineContext", "MachineEvent",
-           "MachineMember", "Notification", "QuotaRow", "RdpSignIn", "ShareLink", "SharePolicy",
+           "MachineMember", "Notification", "PoolSetting", "QuotaRow", "RdpSignIn", "ShareLink",
+           "SharePolicy",
            "SignInAttempt",
            "SshKey", "User"]
