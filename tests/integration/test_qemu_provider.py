@@ -8,6 +8,7 @@ when QEMU is not installed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from daaas.portal.providers import (
     LaunchSpec,
     ProviderState,
 )
-from daaas.portal.providers.qemu import QemuProvider, initrd_for, newest_cloud_kernel
+from daaas.portal.providers.qemu import QemuProvider, accel, initrd_for, newest_cloud_kernel
 from tests.support.environments import make_environment
 
 USER_DATA = b"#cloud-config\nruncmd:\n  - echo daaas-test\n"
@@ -171,3 +172,62 @@ def _pid(folder: Path) -> int:
     import json
 
     return int(json.loads((folder / "state.json").read_text())["pid"])
+
+
+def test_only_the_forwards_the_settings_and_the_environment_ask_for(image: Path,
+                                                                    tmp_path: Path) -> None:
+    qemu = QemuProvider(tmp_path / "var", str(image), memory_mb=256, cpus=1,
+                        guest_forwards="10.0.2.101:2049=127.0.0.1:20490",
+                        host_forwards="ssh, rdp")
+    launch = LaunchSpec(uuid.uuid4().hex, "alice", 20000, 20000,
+                        make_environment(title="Test", protocols=["novnc", "ssh"]),
+                        "Pw4-vnc!", user_data=USER_DATA)
+    try:
+        qemu.launch(launch)
+        folder = qemu.root / launch.machine_id
+        target = qemu.connection_target(launch.machine_id)
+        assert target.ssh_port is not None and target.rdp_port is None  # rdp not offered
+        netdev = next(arg for arg in _cmdline(_pid(folder)) if arg.startswith(b"user,"))
+        assert b"restrict=on" in netdev
+        assert b"guestfwd=tcp:10.0.2.101:2049-cmd:" in netdev and b" 127.0.0.1 20490" in netdev
+        assert f"hostfwd=tcp:127.0.0.1:{target.ssh_port}-:22".encode() in netdev
+        assert b":3389" not in netdev
+        deadline = time.monotonic() + 5
+        while len(_listening(_pid(folder))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _listening(_pid(folder)) == {("127.0.0.1", target.vnc_port),
+                                            ("127.0.0.1", target.ssh_port)}
+        state = json.loads((folder / "state.json").read_text())
+        assert state["accel"] == qemu.accel().accel in ("kvm", "tcg")
+        assert state["ports"] == {"ssh": target.ssh_port}
+    finally:
+        qemu.delete(launch.machine_id)
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("guest_forwards", "10.0.2.101:2049"), ("guest_forwards", "192.168.1.1:22=127.0.0.1:22"),
+    ("guest_forwards", "10.0.2.101:0=127.0.0.1:22"), ("host_forwards", "ssh,telnet")])
+def test_forward_settings_that_do_not_fit_are_refused(image: Path, tmp_path: Path,
+                                                     setting: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"qemu_{setting}"):
+        QemuProvider(tmp_path / "var", str(image), **{setting: value})
+
+
+def test_the_kvm_probe_boots_the_kernel_and_falls_back_to_tcg(tmp_path: Path) -> None:
+    if shutil.which("qemu-system-x86_64") is None or not newest_cloud_kernel().exists():
+        pytest.skip("QEMU or the cloud kernel is not installed")
+    # the probe's own machinery, under TCG (which always works): it sees the kernel's banner
+    booted = accel.probe(newest_cloud_kernel(), Path("/dev/null"), seconds=30, accel="tcg")
+    assert booted == accel.AccelChoice("tcg", "tcg probe booted the kernel")
+    # no usable /dev/kvm, or a kernel that prints nothing: TCG, saying why
+    assert accel.probe(newest_cloud_kernel(), tmp_path / "kvm").accel == "tcg"
+    empty = tmp_path / "vmlinuz"
+    empty.write_bytes(b"")
+    silent = accel.probe(empty, Path("/dev/null"), seconds=3, accel="tcg")
+    assert silent.accel == "tcg" and "printed nothing" in silent.reason, silent
+    assert accel.verdict(b"KVM internal error. Suberror: 1\nLinux version").accel == "tcg"
+    # this host's answer, whichever it is, comes with a reason and is kept for the process
+    chosen = accel.choose("auto", newest_cloud_kernel())
+    assert chosen.accel in ("kvm", "tcg") and chosen.reason
+    assert accel.choose("auto", newest_cloud_kernel()) is chosen
+    assert accel.choose("tcg", newest_cloud_kernel()).accel == "tcg"

@@ -6,6 +6,11 @@ token with the portal and reports ready, exactly as on OpenStack. The guest's on
 QEMU's user-mode network with ``restrict=on``: the portal's address for guests (``public_url``,
 ``http://10.0.2.100`` by default) is forwarded to the portal's own port, and the guest's VNC
 port 5901 to a free port on the host's 127.0.0.1, which is the machine's connection target.
+Only what the settings name is forwarded beyond that: more guest addresses to host services
+(``qemu_guest_forwards``: an NFS server, slurmrestd) and, when the environment offers them,
+the guest's SSH and RDP servers from free ports on 127.0.0.1 (``qemu_host_forwards``),
+recorded in the machine's connection target. The accelerator is KVM when a short boot probe
+works (``qemu_accel = "auto"``, :mod:`daaas.portal.providers.qemu.accel`), else TCG.
 QEMU runs in its own session, so machines survive a portal restart and are adopted by id.
 """
 
@@ -34,6 +39,7 @@ from daaas.portal.providers.errors import (
     MissingSystemPackages,
     ProviderError,
 )
+from daaas.portal.providers.qemu import accel as accelerator
 from daaas.portal.providers.qemu import vm
 
 if TYPE_CHECKING:
@@ -50,9 +56,10 @@ class QemuProvider(Provider):
     uses_cloud_init = True
 
     def __init__(self, var_dir: str | Path = "var", image: str = "", kernel: str = "",
-                 initrd: str = "", memory_mb: int = 2048, cpus: int = 2, accel: str = "tcg",
+                 initrd: str = "", memory_mb: int = 2048, cpus: int = 2, accel: str = "auto",
                  max_machines: int = 2, portal: tuple[str, int] = ("127.0.0.1", 8080),
-                 guest_portal: tuple[str, int] = ("10.0.2.100", 80)) -> None:
+                 guest_portal: tuple[str, int] = ("10.0.2.100", 80),
+                 guest_forwards: str = "", host_forwards: str = "") -> None:
         if not image:
             raise ValueError("qemu_image must name the disk image machines boot "
                              "(build one with `daaas images build ENV --rootfs-only`)")
@@ -60,7 +67,9 @@ class QemuProvider(Provider):
         self.config = vm.VmConfig(
             image=Path(image).resolve(), kernel=kernel_path,
             initrd=Path(initrd) if initrd else initrd_for(kernel_path), memory_mb=memory_mb,
-            cpus=cpus, accel=accel, portal=portal, guest_portal=guest_portal)
+            cpus=cpus, accel=accel, portal=portal, guest_portal=guest_portal,
+            guest_forwards=vm.parse_guest_forwards(guest_forwards),
+            host_forwards=vm.parse_host_forwards(host_forwards))
         self.root = Path(var_dir).resolve() / "qemu"
         self.max_machines = max_machines
         self._lock = threading.RLock()
@@ -70,8 +79,8 @@ class QemuProvider(Provider):
         """Return the provider of the ``qemu_*`` settings, guests reaching us at ``public_url``.
 
         Guests reach the portal at ``public_url`` (e.g. http://10.0.2.100), which QEMU forwards
-        to the portal's own host and port. Raises ValueError when public_url has no host or
-        qemu_image is empty.
+        to the portal's own host and port. Raises ValueError when public_url has no host,
+        qemu_image is empty or a forward setting does not parse.
         """
         public = urlsplit(settings.public_url)
         if not public.hostname:
@@ -82,7 +91,9 @@ class QemuProvider(Provider):
                    kernel=settings.qemu_kernel, initrd=settings.qemu_initrd,
                    memory_mb=settings.qemu_memory_mb, cpus=settings.qemu_cpus,
                    accel=settings.qemu_accel, max_machines=settings.qemu_max_machines,
-                   portal=(host, settings.port), guest_portal=(public.hostname, public.port or 80))
+                   portal=(host, settings.port), guest_portal=(public.hostname, public.port or 80),
+                   guest_forwards=settings.qemu_guest_forwards,
+                   host_forwards=settings.qemu_host_forwards)
 
     def launch(self, spec: LaunchSpec) -> None:
         """Start the VM of ``spec.machine_id`` unless it runs already; return once QEMU runs.
@@ -102,7 +113,8 @@ class QemuProvider(Provider):
             self._remove(folder)
             try:
                 vm.prepare(folder, self.config, spec.user_data or b"")
-                vm.start(folder, self.config)
+                vm.start(folder, self.config, tuple(spec.environment.protocols),
+                         self.accel().accel)
             except (OSError, subprocess.SubprocessError) as exc:
                 self._remove(folder)
                 raise LaunchFailed("The machine could not be started; tell the portal "
@@ -136,14 +148,22 @@ class QemuProvider(Provider):
         return Capacity(gpus_free=0, sessions_free=max(0, self.max_machines - used),
                         sessions_total=self.max_machines, gpus_total=0)
 
+    def accel(self) -> accelerator.AccelChoice:
+        """Return the accelerator machines start with (probed once per process for "auto").
+
+        Raises nothing."""
+        return accelerator.choose(self.config.accel, self.config.kernel)
+
     def connection_target(self, machine_id: str) -> ConnectionTarget:
-        """Return 127.0.0.1 and the host port forwarded to the VM's 5901. Raises MachineGone."""
+        """Return 127.0.0.1 and the host ports forwarded to the VM's VNC (5901) and, where
+        forwarded, SSH and RDP servers. Raises MachineGone."""
         folder = self._folder(machine_id)
         state = folder.state()
         if state is None or not folder.alive():
             raise MachineGone("This machine is no longer running.",
                               f"qemu {machine_id}: no running QEMU")
-        return ConnectionTarget(host="127.0.0.1", vnc_port=state.vnc_port)
+        return ConnectionTarget(host="127.0.0.1", vnc_port=state.vnc_port,
+                                rdp_port=state.ports.get("rdp"), ssh_port=state.ports.get("ssh"))
 
     def console_log(self, machine_id: str) -> Path:
         """Return the path of the machine's serial console log (for administrators and tests)."""

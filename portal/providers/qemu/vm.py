@@ -3,10 +3,13 @@
 A machine lives in ``<var>/qemu/<machine id>/``: ``disk.qcow2`` (a copy-on-write overlay of the
 configured image), ``seed.img`` (a NoCloud seed with the portal's user-data), ``console.log``
 (the serial console), ``qemu.log`` (QEMU's own messages) and ``state.json`` (pid, its start
-time and the forwarded VNC port). The guest's only network is QEMU's user-mode network with
-``restrict=on``: it reaches the portal through one forwarded address, and the host reaches its
-VNC server through one forwarded port on 127.0.0.1 (nothing beyond this host can reach it: the
-counterpart of the OpenStack provider's per-machine VNC security group).
+time, the accelerator and the forwarded ports). The guest's only network is QEMU's user-mode
+network with ``restrict=on``: it reaches the portal through one forwarded address (and any
+more the settings name, ``qemu_guest_forwards``: an NFS server, slurmrestd), and the host
+reaches its VNC server, and its SSH and RDP servers when the settings and the environment
+offer them (``qemu_host_forwards``), through forwarded ports on 127.0.0.1 only (nothing
+beyond this host can reach them: the counterpart of the OpenStack provider's per-machine
+security group).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from daaas import package_path
@@ -30,6 +33,55 @@ PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
             "cloud-localds": "cloud-image-utils"}
 RELAY = package_path("daaas.portal.providers.qemu", "relay.py")
 GUEST_VNC_PORT = 5901
+#: Guest services the host may forward to (``qemu_host_forwards``), by protocol name.
+GUEST_PORTS = {"ssh": 22, "rdp": 3389}
+
+
+@dataclass(frozen=True)
+class GuestForward:
+    """A guest address forwarded to a host address (QEMU ``guestfwd``)."""
+
+    guest_host: str
+    guest_port: int
+    host: str
+    port: int
+
+
+def parse_guest_forwards(text: str) -> tuple[GuestForward, ...]:
+    """Return the forwards of ``'guest_ip:port=host:port, ...'``.
+
+    Raises ValueError naming the entry that does not fit.
+    """
+    forwards = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        guest, _, host = entry.partition("=")
+        try:
+            guest_host, guest_port = guest.rsplit(":", 1)
+            host_name, host_port = host.rsplit(":", 1)
+            forward = GuestForward(guest_host.strip(), int(guest_port), host_name.strip(),
+                                   int(host_port))
+        except ValueError:
+            raise ValueError(f"qemu_guest_forwards: {entry!r} is not guest_ip:port=host:port")\
+                from None
+        if not re.fullmatch(r"10\.0\.2\.\d{1,3}", forward.guest_host) or not \
+                re.fullmatch(r"[A-Za-z0-9.:-]+", forward.host) or not (
+                    0 < forward.guest_port < 65536 and 0 < forward.port < 65536):
+            raise ValueError(f"qemu_guest_forwards: {entry!r}: the guest address must be in "
+                             "10.0.2.0/24 and the ports 1-65535")
+        forwards.append(forward)
+    return tuple(forwards)
+
+
+def parse_host_forwards(text: str) -> tuple[str, ...]:
+    """Return the protocol names of ``'ssh, rdp'``. Raises ValueError for an unknown name."""
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in GUEST_PORTS]
+    if unknown:
+        raise ValueError(f"qemu_host_forwards: {', '.join(unknown)} unknown; use "
+                         f"{', '.join(GUEST_PORTS)}")
+    return names
 
 
 @dataclass(frozen=True)
@@ -44,6 +96,8 @@ class VmConfig:
     accel: str = "tcg"
     portal: tuple[str, int] = ("127.0.0.1", 8080)  # where the guest's portal address leads
     guest_portal: tuple[str, int] = ("10.0.2.100", 80)  # public_url's host:port, as guests see it
+    guest_forwards: tuple[GuestForward, ...] = ()  # more guest → host forwards
+    host_forwards: tuple[str, ...] = ()  # guest services (GUEST_PORTS) the host may reach
 
 
 @dataclass
@@ -54,6 +108,8 @@ class VmState:
     start: float
     vnc_port: int
     started_at: float
+    ports: dict[str, int] = field(default_factory=dict)  # protocol → host port on 127.0.0.1
+    accel: str = ""
 
     @property
     def ref(self) -> ProcRef:
@@ -122,15 +178,20 @@ def prepare(folder: VmFolder, config: VmConfig, user_data: bytes) -> None:
         user_file.unlink(missing_ok=True)  # it carries the single-use bootstrap token
 
 
-def command(folder: VmFolder, config: VmConfig, vnc_port: int) -> list[str]:
-    """Return the QEMU command line of the machine."""
+def command(folder: VmFolder, config: VmConfig, vnc_port: int,
+            ports: dict[str, int] | None = None, accel: str = "") -> list[str]:
+    """Return the QEMU command line of the machine: ``ports`` maps protocols of GUEST_PORTS to
+    the host ports forwarded to them, ``accel`` overrides the configured accelerator."""
     guest_host, guest_port = config.guest_portal
-    portal_host, portal_port = config.portal
-    relay = f"cmd:{sys.executable} {RELAY} {portal_host} {portal_port}"
-    netdev = (f"user,id=net0,restrict=on,guestfwd=tcp:{guest_host}:{guest_port}-{relay},"
-              f"hostfwd=tcp:127.0.0.1:{vnc_port}-:{GUEST_VNC_PORT}")
+    forwards = [GuestForward(guest_host, guest_port, *config.portal), *config.guest_forwards]
+    netdev = "user,id=net0,restrict=on," + ",".join(
+        [f"guestfwd=tcp:{f.guest_host}:{f.guest_port}-cmd:{sys.executable} {RELAY} "
+         f"{f.host} {f.port}" for f in forwards]
+        + [f"hostfwd=tcp:127.0.0.1:{vnc_port}-:{GUEST_VNC_PORT}"]
+        + [f"hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORTS[name]}"
+           for name, port in sorted((ports or {}).items())])
     return ["qemu-system-x86_64", "-name", f"daaas-{folder.machine_id}",
-            "-accel", config.accel, "-m", str(config.memory_mb), "-smp", str(config.cpus),
+            "-accel", accel or config.accel, "-m", str(config.memory_mb), "-smp", str(config.cpus),
             "-nographic", "-monitor", "none", "-serial", f"file:{folder.console}",
             "-kernel", str(config.kernel), "-initrd", str(config.initrd),
             "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0",
@@ -139,11 +200,19 @@ def command(folder: VmFolder, config: VmConfig, vnc_port: int) -> list[str]:
             "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"]
 
 
-def start(folder: VmFolder, config: VmConfig) -> VmState:
-    """Start QEMU in its own session; return its recorded state. Raises OSError."""
+def start(folder: VmFolder, config: VmConfig, services: tuple[str, ...] = (),
+          accel: str = "") -> VmState:
+    """Start QEMU in its own session under ``accel`` (default: the configured one), forwarding
+    a free host port to each of ``services`` the settings allow; return its recorded state.
+
+    Raises OSError.
+    """
     vnc_port = free_port()
-    ref = spawn(command(folder, config, vnc_port), os.environ, folder.path, folder.log)
-    state = VmState(ref.pid, ref.start, vnc_port, time.time())
+    ports = {name: free_port() for name in services if name in config.host_forwards}
+    accel = accel or config.accel
+    ref = spawn(command(folder, config, vnc_port, ports, accel), os.environ, folder.path,
+                folder.log)
+    state = VmState(ref.pid, ref.start, vnc_port, time.time(), ports, accel)
     folder.save(state)
     return state
 
