@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -118,3 +121,34 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class AutocommitConnection:
+    """One connection of an engine kept in autocommit, outside any transaction: opened on
+    first use, and opened again once after a failure (e.g. a connection the server dropped)."""
+
+    def __init__(self, engine: Engine,
+                 retry_on: tuple[type[Exception], ...] = (DBAPIError,)) -> None:
+        """``retry_on``: the errors after which the connection is dropped and the work is
+        tried once more on a new one."""
+        self.engine = engine
+        self.retry_on = retry_on
+        self.connection: Connection | None = None
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """Return ``work(connection)``. Raises the error of the second attempt when both fail
+        with one of ``retry_on`` (any other error at once)."""
+        for attempt in (1, 2):
+            try:
+                if self.connection is None:
+                    self.connection = self.engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT")
+                return work(self.connection)
+            except self.retry_on:
+                if self.connection is not None:
+                    self.connection.invalidate()
+                    self.connection.close()
+                self.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable: the loop returns or raises")

@@ -27,7 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
+
+from daaas.portal.db import AutocommitConnection
 
 _HELD: set[str] = set()
 _HELD_LOCK = threading.Lock()
@@ -43,26 +45,14 @@ class _AdvisoryLocks:
     """PostgreSQL session-level advisory locks on a connection held outside transactions."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.connection: Connection | None = None
+        # any failure drops the connection (its locks go with it) and is tried once again
+        self.connection = AutocommitConnection(engine, retry_on=(Exception,))
         self.lock = threading.Lock()
 
     def _run(self, sql: str, key: int) -> bool:
         with self.lock:
-            for attempt in (1, 2):  # a connection the server dropped is opened again once
-                try:
-                    if self.connection is None:
-                        self.connection = self.engine.connect().execution_options(
-                            isolation_level="AUTOCOMMIT")
-                    return bool(self.connection.execute(text(sql), {"k": key}).scalar())
-                except Exception:
-                    if self.connection is not None:
-                        self.connection.invalidate()
-                        self.connection.close()
-                    self.connection = None
-                    if attempt == 2:
-                        raise
-            return False  # pragma: no cover - the loop returns or raises
+            return bool(self.connection.run(
+                lambda connection: connection.execute(text(sql), {"k": key}).scalar()))
 
     def acquire(self, machine_id: str) -> bool:
         return self._run("SELECT pg_try_advisory_lock(:k)", _key(machine_id))

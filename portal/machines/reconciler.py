@@ -38,8 +38,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Executable, Row, func, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from daaas.contextualisation import ContextualisationError
@@ -47,10 +46,11 @@ from daaas.portal.analysis.service import load_site_catalogue
 from daaas.portal.audit.service import record
 from daaas.portal.auth.models import BrowserSession
 from daaas.portal.bootstrap.models import MachineContext
+from daaas.portal.bootstrap.pooling import POOLED_READY
 from daaas.portal.bootstrap.service import vm_report
 from daaas.portal.bootstrap.userdata import launch_user_data
 from daaas.portal.config import Settings, parse_hours_list
-from daaas.portal.db import make_engine, utcnow
+from daaas.portal.db import AutocommitConnection, make_engine, utcnow
 from daaas.portal.hpc.activity import machines_with_jobs
 from daaas.portal.machines import homes, notices
 from daaas.portal.machines.activity import MachineActivity, busy_until
@@ -139,6 +139,15 @@ def poll_step(state: State, status: ProviderStatus, reported: str | None,
     if state is State.CONTEXTUALISING:
         return Step.RECORD if seen is ProviderState.READY else Step.NOTHING
     return Step.NOTHING
+
+
+def seen_report(reported: str | None, pooled: bool) -> str | None:
+    """Return what a machine's report means to :func:`poll_step`: a warm pool's cloud machine
+    reporting ``pooled-ready`` is ready while ``pooled`` (in its pool) and not yet once
+    claimed (its user's set-up follows). Raises nothing."""
+    if reported == POOLED_READY:
+        return "ready" if pooled else None
+    return reported
 
 
 class Reconciler:
@@ -361,14 +370,16 @@ class Reconciler:
 
     def _poll(self, report: CycleReport) -> None:
         """One provider poll for every polled machine; a write only where a state changes."""
-        rows = self._rows(select(Machine.id, Machine.state, MachineContext.reported_status)
+        rows = self._rows(select(Machine.id, Machine.state, MachineContext.reported_status,
+                                 Machine.pool.is_not(None))
                           .outerjoin(MachineContext, MachineContext.machine_id == Machine.id)
                           .where(Machine.state.in_([s.value for s in POLLED])))
         if not rows:
             return
         # unpacked, not row.id: a Row's attribute look-up costs more than the rest per row
-        plain = cast("Sequence[tuple[str, str, str | None]]", rows)
-        seen = {machine_id: (STATES[state], reported) for machine_id, state, reported in plain}
+        plain = cast("Sequence[tuple[str, str, str | None, bool]]", rows)
+        seen = {machine_id: (STATES[state], seen_report(reported, pooled))
+                for machine_id, state, reported, pooled in plain}
         statuses = self.provider.poll(list(seen))
         report.polls += 1
         cloud_init = self.provider.uses_cloud_init
@@ -453,7 +464,11 @@ class Reconciler:
         ready again as soon as the cloud runs it.
         """
         report = vm_report(db, machine.id)
-        if report is not None and report.status == "ready" and started_again(machine):
+        if report is not None and report.status == POOLED_READY:
+            if machine.pool is not None:  # a claimed machine waits for its user's "ready"
+                transition(db, machine, State.READY, "set up as far as it can be without a "
+                                                     "user; waiting in its pool")
+        elif report is not None and report.status == "ready" and started_again(machine):
             transition(db, machine, State.READY, "running again; it was set up before it was "
                                                  "stopped")
         elif report is not None and report.status == "ready":
@@ -787,26 +802,13 @@ class _AutocommitReads:
     own, without the worker's ``BEGIN IMMEDIATE``."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine if engine.dialect.name != "sqlite" else make_engine(
-            engine.url.render_as_string(hide_password=False))
-        self.connection: Connection | None = None
+        self.connection = AutocommitConnection(
+            engine if engine.dialect.name != "sqlite" else make_engine(
+                engine.url.render_as_string(hide_password=False)))
 
     def rows(self, query: Executable) -> Sequence[Row[Any]]:
         """Return the query's rows. Raises the database's error when it fails twice."""
-        for attempt in (1, 2):
-            try:
-                if self.connection is None:
-                    self.connection = self.engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT")
-                return self.connection.execute(query).all()
-            except DBAPIError:
-                if self.connection is not None:
-                    self.connection.invalidate()
-                    self.connection.close()
-                self.connection = None
-                if attempt == 2:
-                    raise
-        return []  # pragma: no cover - the loop returns or raises
+        return self.connection.run(lambda connection: connection.execute(query).all())
 
 
 def _idle_since(db: Session, machine: Machine) -> datetime:
