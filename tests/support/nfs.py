@@ -15,8 +15,12 @@ Usage::
         server.url("/data/a.txt")      # libnfs URL for nfs-cat / nfs-ls / nfs-cp
         server.log_text()              # Ganesha's log, for failure messages
 
-``NfsServer.unavailable()`` says why it cannot run here (None when it can); ``nfs_server`` is the
-same as a generator for a pytest fixture. A kernel NFS client mounts an export with
+``extra_config`` is more Ganesha configuration, included as it is (a site's own EXPORT blocks,
+e.g. what ``daaas storage exports`` writes); ``server.reload(text)`` replaces it and makes Ganesha
+re-read its exports (SIGHUP). ``NfsServer.unavailable()`` says why it cannot run here (None
+when it can); ``nfs_server`` is the same as a generator for a pytest fixture.
+
+A kernel NFS client mounts an export with
 ``mount -t nfs4 -o port=<port>,vers=4.1 127.0.0.1:/data /mnt`` (or, in a QEMU guest with
 ``guestfwd=tcp:10.0.2.100:2049-tcp:127.0.0.1:<port>``, ``10.0.2.100:/data``): Ganesha sends
 owners as bare numbers (``Only_Numeric_Owners``), so a VM's account with the same uid as the
@@ -48,6 +52,7 @@ GANESHA = "ganesha.nfsd"
 NFS_PROGRAM, NFS_V4 = 100003, 4
 _SQUASH = {"none": "No_Root_Squash", "root": "Root_Squash", "all": "All_Squash"}
 _READY_LINE = "NFS SERVER INITIALIZED"
+_RELOADED_LINE = "Reread exports complete"
 
 
 class NfsServerError(RuntimeError):
@@ -151,8 +156,9 @@ class NfsServer:
     """
 
     def __init__(self, exports: Sequence[Export], *, host: str = "127.0.0.1", port: int = 0,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, extra_config: str = "") -> None:
         self.exports = tuple(exports)
+        self.extra_config = extra_config
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -196,10 +202,11 @@ class NfsServer:
         plugins = plugins_dir()
         assert plugins is not None
         config = self.folder / "ganesha.conf"
+        (self.folder / "extra.conf").write_text(self.extra_config, encoding="utf-8")
         config.write_text(ganesha_config(self.exports, host=self.host, port=self.port,
                                          recovery=self.folder / "recovery", plugins=plugins,
-                                         name=f"daaas{os.getpid()}x{self.port}"),
-                          encoding="utf-8")
+                                         name=f"daaas{os.getpid()}x{self.port}")
+                          + f'%include "{self.folder / "extra.conf"}"\n', encoding="utf-8")
         self.process = subprocess.Popen(
             [GANESHA, "-F", "-f", str(config), "-L", str(self.log_path),
              "-p", str(self.folder / "ganesha.pid"), "-N", "NIV_EVENT"],
@@ -215,6 +222,24 @@ class NfsServer:
             time.sleep(0.1)
         raise NfsServerError(f"ganesha.nfsd did not answer on {self.host}:{self.port} within "
                              f"{self.timeout:.0f} s:\n" + self.log_text(tail=30))
+
+    def reload(self, extra_config: str) -> None:
+        """Replace the extra configuration (EXPORT blocks of a site's own) and make Ganesha
+        re-read its exports (SIGHUP), as an administrator does after ``daaas storage exports``;
+        return once it says it has. Raises NfsServerError when it does not within
+        ``timeout`` seconds, RuntimeError when not running."""
+        if self.process is None or self.folder is None:
+            raise RuntimeError("the NFS server is not started")
+        done = self.log_text().count(_RELOADED_LINE)
+        self.extra_config = extra_config
+        (self.folder / "extra.conf").write_text(extra_config, encoding="utf-8")
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + self.timeout
+        while self.log_text().count(_RELOADED_LINE) <= done:
+            if time.monotonic() > deadline:
+                raise NfsServerError("Ganesha did not re-read its exports:\n"
+                                     + self.log_text(tail=20))
+            time.sleep(0.05)
 
     def stop(self) -> None:
         """End the server (its whole process group) and remove its folder; idempotent. Raises
