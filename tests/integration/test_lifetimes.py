@@ -143,6 +143,13 @@ def test_approval_flow_pending_then_approved_or_refused_and_the_owner_is_told(
     admin = admin_client(app)
     page = admin.get("/admin/extensions").get_data(as_text=True)
     assert page.count('data-request="') == 1 and machine_id in page
+    row = page.split('<tr data-request="')[1].split("</tr>")[0]
+    assert f"· {machine(app, machine_id).flavor}</span>" in row  # environment and flavor
+    lifetimes = admin.get("/admin/lifetimes").get_data(as_text=True)
+    assert lifetimes.split('<tr data-request="')[1].split("</tr>")[0] == row  # one table
+    for shown in (page, lifetimes):
+        label = shown.split('id="extension-requests" aria-labelledby="')[1].split('"')[0]
+        assert f'id="{label}"' in shown
     assert app.test_client().get("/admin/extensions", headers=auth).status_code == 403
     request_id = int(page.split('data-request="')[1].split('"')[0])
     token = csrf_from(admin, "/admin/extensions")
