@@ -142,6 +142,8 @@ def _register(app: Flask) -> None:
     app.register_blueprint(admin_lifetimes)  # /admin/lifetimes (portal/admin/lifetimes.py)
     from daaas.portal.pools.views import blueprint as admin_pools
     app.register_blueprint(admin_pools)  # /admin/pools (portal/pools/views.py)
+    from daaas.portal.pools.api import blueprint as admin_pools_api
+    app.register_blueprint(admin_pools_api)  # /api/v1/admin/pools (portal/pools/api.py)
     app.register_blueprint(metrics)  # /metrics for Prometheus (portal/metrics)
     lifecycle.install(app)
     csrf.install(app)

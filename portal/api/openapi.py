@@ -68,6 +68,8 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     from daaas.portal.hpc import schemas as hpc_schemas
     from daaas.portal.machines import openapi as machines
     from daaas.portal.machines import schemas as machine_schemas
+    from daaas.portal.pools import openapi as pools
+    from daaas.portal.pools import schemas as pool_schemas
     from daaas.portal.quotas import openapi as quotas
     from daaas.portal.quotas import schemas as quota_schemas
     from daaas.portal.sharing import openapi as sharing
@@ -78,7 +80,7 @@ def _parts() -> tuple[tuple[dict[str, Any], ModuleType], ...]:
     return ((PATHS, schemas), (machines.PATHS, machine_schemas),
             (experiments.PATHS, experiment_schemas), (access.PATHS, access_schemas),
             (context.PATHS, context_schemas), (hpc.PATHS, hpc_schemas),
-            (admin.PATHS, admin_schemas),
+            (admin.PATHS, admin_schemas), (pools.PATHS, pool_schemas),
             (sshkeys.PATHS, sshkey_schemas), (audit.PATHS, audit_schemas),
             (quotas.PATHS, quota_schemas), (sharing.PATHS, sharing_schemas))
 

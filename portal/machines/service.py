@@ -176,7 +176,7 @@ def launch(db: Session, settings: Settings, catalogue: Catalogue, user: User,
         db.add(machine)
         db.add(MachineEvent(machine_id=machine.id, from_state=None,
                             to_state=State.REQUESTED.value, message=asked, at=now))
-        if settings.warm_pools and pools.configured_size(settings, env, chosen) > 0:
+        if settings.warm_pools and pools.configured_size(db, settings, env, chosen, now) > 0:
             db.add(MachineEvent(machine_id=machine.id, from_state=State.REQUESTED.value,
                                 to_state=State.REQUESTED.value, message=pools.MISS_MESSAGE,
                                 at=now))  # a warm pool miss, counted by /metrics

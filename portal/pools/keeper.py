@@ -8,7 +8,10 @@ open during a provider call.
   owned by the pool account up to its size; the reconciler's launch phase starts them like
   any launch, with the pool account's identity and no folders (:func:`launch_spec`), so
   nothing of a user is on them.
-- **Shrink**: a pool whose size an administrator lowered sheds its newest machines.
+- **Shrink**: a pool whose size an administrator lowered (or whose schedule's window ended)
+  sheds its newest machines.
+- **Schedule**: the size in force is the schedule's window's, if one holds now (facility
+  time), else the administrator's size, else the setting's (:mod:`.sizes`).
 - **Replace**: a pooled machine older than ``warm_pool_max_age_minutes`` is deleted (its
   pool is refilled in the same pass).
 - **Give way**: pools fill only while more than ``warm_pool_free_sessions`` session slots
@@ -40,14 +43,10 @@ from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import State
-from daaas.portal.pools.rules import PoolSize, parse_pools, pool_key
-from daaas.portal.pools.service import (
-    PoolFigures,
-    figures_path,
-    pool_account,
-    read_sizes,
-    write_figures,
-)
+from daaas.portal.pools.models import PoolSetting
+from daaas.portal.pools.rules import PoolSize, parse_pools, parse_schedules, pool_key
+from daaas.portal.pools.service import PoolFigures, figures_path, pool_account, write_figures
+from daaas.portal.pools.sizes import choices_from_rows, plan_pool
 from daaas.portal.providers import Capacity, LaunchSpec, ProviderError
 
 if TYPE_CHECKING:
@@ -74,11 +73,13 @@ class PoolKeeper:
                  catalogue: Callable[[], Catalogue]) -> None:
         """``catalogue`` returns the site's catalogue (read when a pool is refilled).
 
-        Raises ConfigError when the setting ``warm_pools`` is not well formed.
+        Raises ConfigError when the setting ``warm_pools`` or ``warm_pool_schedules`` is not
+        well formed.
         """
         self.reconciler = reconciler
         self.settings = settings
         self.pools: tuple[PoolSize, ...] = parse_pools(settings.warm_pools)
+        self.schedules = parse_schedules(settings.warm_pool_schedules)
         self._catalogue = catalogue
         self._environments: dict[str, Environment] | None = None
 
@@ -201,26 +202,30 @@ class PoolKeeper:
         return self._environments
 
     def _resolved(self) -> list[tuple[Environment, str, int]]:
-        """The configured pools with their environment, flavor and size (an administrator's
-        size before the setting's; unknown ones logged)."""
+        """The configured pools with their environment, flavor and size in force now (the
+        schedule's window, else an administrator's size, else the setting's: one read of
+        ``pool_settings``); unknown ones logged."""
         found = []
-        sizes = read_sizes(self.settings)  # administrators' sizes, read every cycle
+        choices = choices_from_rows(self.reconciler._rows(
+            select(PoolSetting.key, PoolSetting.size, PoolSetting.schedule)))
         try:
             environments = self._environments_by_name()
         except (ConfigError, OSError) as exc:
             log.warning("warm pools: the catalogue cannot be read: %s", exc)
             return []
+        now = self.reconciler.clock()
         for pool in self.pools:
             env = environments.get(pool.environment)
-            flavor = pool.flavor or (env.flavors.default if env else "")
-            if env is None or flavor not in env.flavors.allowed:
+            plan = None if env is None else plan_pool(self.settings, pool, env, choices,
+                                                      self.schedules, now)
+            if env is None or plan is None:
                 log.warning("warm pools: no environment %s with flavor %s in the catalogue",
-                            pool.environment, flavor)
+                            pool.environment, pool.flavor or "(its default)")
                 continue
             if self.reconciler.provider.unavailable_reason(env):
                 log.warning("warm pools: %s cannot run on this provider", env.name)
                 continue
-            found.append((env, flavor, sizes.get(pool_key(env.name, flavor), pool.size)))
+            found.append((env, plan.flavor, plan.size_now))
         return found
 
     def _refill(self, live: Counter[str], capacity: Capacity, waiting: int,
@@ -234,6 +239,10 @@ class PoolKeeper:
         sizes = parse_flavor_sizes(self.settings.flavor_sizes)
         wanted: list[tuple[Environment, str]] = []
         for env, flavor, size in self._resolved():
+            why = self.reconciler.provider.pool_unavailable_reason(env)
+            if why:  # e.g. its image's agent cannot wait for a claim
+                log.warning("warm pools: no pool of %s: %s", env.name, why)
+                continue
             for _ in range(max(0, size - live[pool_key(env.name, flavor)])):
                 if room is not None and room <= 0:
                     break

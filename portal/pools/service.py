@@ -21,13 +21,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daaas.catalogue import Environment
-from daaas.portal.audit.service import record
 from daaas.portal.auth.models import User
-from daaas.portal.config import ConfigError, Settings
-from daaas.portal.errors import InvalidInput, NotFound
+from daaas.portal.config import Settings
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.states import State
-from daaas.portal.pools.rules import parse_pools, pool_key
+from daaas.portal.pools.rules import pool_key
+from daaas.portal.pools.sizes import configured_size as configured_size  # re-exported
 
 #: The account that owns pooled machines; disabled, without a password.
 POOL_ACCOUNT = "daaas-pool"
@@ -35,9 +34,6 @@ POOL_ACCOUNT = "daaas-pool"
 FILE_NAME = "pools.json"
 #: Figures older than this are not believed (the worker has stopped)
 STALE_SECONDS = 120
-#: The sizes administrators set on the Warm pools page, by pool key (they override the
-#: setting ``warm_pools``; the worker reads them every cycle)
-SIZES_FILE = "pool_sizes.json"
 #: The event a launch records when its pool had no machine ready (a miss, counted by /metrics)
 MISS_MESSAGE = "no machine was ready in its warm pool"
 
@@ -150,50 +146,6 @@ def read_waits(settings: Settings, now: datetime) -> dict[str, float]:
         return {}
 
 
-def sizes_path(settings: Settings) -> Path:
-    """Return where the sizes administrators set are kept. Raises nothing."""
-    return settings.var_path / SIZES_FILE
-
-
-def read_sizes(settings: Settings) -> dict[str, int]:
-    """Return the sizes administrators set, by pool key ("environment/flavor"); empty when
-    none were set or the file cannot be read. Raises nothing."""
-    try:
-        data = json.loads(sizes_path(settings).read_text(encoding="utf-8"))
-        return {str(key): int(value) for key, value in data.items() if int(value) >= 0}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
-
-
-def resize(settings: Settings, key: str, size: int) -> int | None:
-    """Set the size of the pool ``key`` (the worker acts on it in its next cycle, without a
-    restart); returns the size it had (None: the setting's). The caller records the audit.
-    Raises ValueError for a negative size and OSError when the file cannot be written."""
-    if size < 0:
-        raise ValueError(f"pool size {size} is negative")
-    sizes = read_sizes(settings)
-    before = sizes.get(key)
-    sizes[key] = size
-    _write_json(sizes_path(settings), sizes)
-    return before
-
-
-def configured_size(settings: Settings, environment: Environment, flavor: str) -> int:
-    """Return the size of the pool of ``environment`` on ``flavor`` (an administrator's size
-    first, else the setting ``warm_pools``); 0 when it has no pool. Raises nothing (a
-    malformed setting counts as no pool: the worker refuses to start with it)."""
-    key = pool_key(environment.name, flavor)
-    try:
-        entries = parse_pools(settings.warm_pools)
-    except ConfigError:
-        return 0
-    for entry in entries:
-        if entry.environment == environment.name \
-                and (entry.flavor or environment.flavors.default) == flavor:
-            return read_sizes(settings).get(key, entry.size)
-    return 0
-
-
 def read_figures(settings: Settings, now: datetime) -> dict[str, PoolFigures]:
     """Return the figures the worker last wrote, by pool key; empty when there are none,
     they cannot be read or the worker has not written them for :data:`STALE_SECONDS`.
@@ -212,27 +164,3 @@ def instant(settings: Settings, environment: str, flavor: str, now: datetime) ->
     ``environment`` on ``flavor`` (the card's "instant"). Raises nothing."""
     found = read_figures(settings, now).get(pool_key(environment, flavor))
     return found is not None and found.ready > 0
-
-
-#: The largest size an administrator may give a pool on the Warm pools page
-MAX_SIZE = 100
-
-
-def resize_pool(db: Session, settings: Settings, admin: User, key: str, size: int) -> None:
-    """Give the pool ``key`` ("environment/flavor", one of the setting ``warm_pools``) the
-    size ``size`` (from the worker's next cycle; 0 empties it) and record ``pool.resize`` in
-    the caller's transaction. Raises NotFound for a pool not configured, InvalidInput for a
-    size out of 0..:data:`MAX_SIZE`, and OSError when the sizes cannot be written."""
-    environment, _, flavor = key.partition("/")
-    try:
-        entries = parse_pools(settings.warm_pools)
-    except ConfigError:
-        entries = ()
-    if not flavor or not any(entry.environment == environment
-                             and entry.flavor in (None, flavor) for entry in entries):
-        raise NotFound(f"There is no warm pool {key}.")
-    if not 0 <= size <= MAX_SIZE:
-        raise InvalidInput(f"A pool's size is a whole number from 0 to {MAX_SIZE}.")
-    before = resize(settings, key, size)
-    record(db, "pool.resize", actor=admin.username, target=f"pool {key}",
-           detail=f"{'the setting' if before is None else before} -> {size}", admin=True)

@@ -142,14 +142,16 @@ def _body_routes() -> list[tuple[str, str]]:
     """Every documented (path, method) that takes a JSON body, with sample path parameters."""
     doc = openapi_document()
     return [(path.replace("{machine_id}", "m-none").replace("{username}", "neutron")
-             .replace("{scope}/{name}", "group/beamline-i03"), method)
+             .replace("{scope}/{name}", "group/beamline-i03")
+             .replace("{environment}/{flavor}", "dawn/m1.xlarge"), method)
             for path, item in doc["paths"].items() for method, operation in item.items()
             if method != "parameters" and "requestBody" in operation]
 
 
 def test_every_body_route_is_known_to_the_tests() -> None:
     assert sorted(_body_routes()) == [
-        ("/admin/machines/bulk", "post"), ("/admin/quotas/group/beamline-i03", "put"),
+        ("/admin/machines/bulk", "post"), ("/admin/pools/dawn/m1.xlarge", "patch"),
+        ("/admin/pools/dawn/m1.xlarge", "put"), ("/admin/quotas/group/beamline-i03", "put"),
         ("/admin/users/neutron/disable", "post"),
         ("/context/m-none/activity", "post"), ("/context/m-none/bootstrap", "post"),
         ("/context/m-none/status", "post"), ("/jobs", "post"), ("/machines", "post"),
