@@ -6,7 +6,8 @@ from daaas.portal.audit.models import AuditEvent
 from daaas.portal.auth.models import ApiToken, SignInAttempt, User
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.db import Base
-from daaas.portal.hpc.models import HpcJob
+from daaas.portal.experiments.observed import ObservedExperiments, ObservedInvestigation
+from daaas.portal.hpc.models import HpcJob, HpcObservation
 from daaas.portal.machines.activity import MachineActivity
 from daaas.portal.machines.extensions import ExtensionRequest
 from daaas.portal.machines.homes import KeptHome
@@ -24,9 +25,11 @@ from daaas.portal.sshkeys.models import SshKey
 from daaas.portal.storage.models import AppPassword
 
 __all__ = ["AccessToken", "ApiToken", "AppPassword", "AuditEvent", "Base", "DesktopConnection",
-           "ExtensionRequest", "HpcJob", "KeptHome", "Machine", "MachineActivity",
+           "ExtensionRequest", "HpcJob", "HpcObservation", "KeptHome", "Machine",
+           "MachineActivity",
            "MachineContext", "MachineEvent",
-           "MachineMember", "Notification", "PoolSetting", "QuotaRow", "RdpSignIn", "ShareLink",
+           "MachineMember", "Notification", "ObservedExperiments", "ObservedInvestigation",
+           "PoolSetting", "QuotaRow", "RdpSignIn", "ShareLink",
            "SharePolicy",
            "SignInAttempt",
            "SshKey", "User"]

@@ -112,6 +112,12 @@ class ExperimentBackend(ABC):
         """Return True when ``username`` may use the investigation (member or scientist)."""
         return any(i.id == investigation_id for i in self.investigations_for(username))
 
+    def refresh_due(self) -> int:
+        """Ask the catalogue again about the users whose recorded answer is due (the worker
+        calls this; a backend that records nothing has nothing to do). Return how many users
+        were asked. Raises nothing beyond database errors."""
+        return 0
+
 
 class EmbeddedExperiments(ExperimentBackend):
     """Investigations kept in the portal's own ICAT-core tables (read-only, own engine)."""

@@ -3,8 +3,11 @@
 The portal logs in with one reader account (see :mod:`daaas.portal.experiments.icat_credentials`)
 and asks, per portal user, for the investigations they are on (ICAT InvestigationUser) or
 whose instrument they are a scientist of (ICAT InstrumentScientist), with their instruments,
-members, datasets (for their locations) and facility. Answers are kept per user for
-``icat_cache_seconds`` so the Analysis page does not ask ICAT on every view.
+members, datasets (for their locations) and facility. Answers are recorded in the portal's
+database (:mod:`daaas.portal.experiments.observed`): a page view asks ICAT only the first time a
+user or an investigation is needed; afterwards the worker asks again
+(:func:`refresh_due`, right after a sign-in and every ``icat_refresh_seconds`` for active
+users), and each process keeps what it read for ``icat_cache_seconds``.
 
 Entity shapes follow ICAT's REST search answer (icat.server ``ICATRest.search`` and its
 ``jsonise``; see :mod:`daaas.portal.experiments.icat_client` for the version followed): a list of
@@ -15,11 +18,13 @@ Entity shapes follow ICAT's REST search answer (icat.server ``ICATRest.search`` 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from daaas.portal.config import ConfigError, Settings
-from daaas.portal.errors import NotFound
+from daaas.portal.db import make_engine, make_session_factory, utcnow
+from daaas.portal.errors import NotFound, PortalError
 from daaas.portal.experiments.backends import (
     ExperimentBackend,
     InvestigationInfo,
@@ -30,6 +35,11 @@ from daaas.portal.experiments.cache import ExpiringCache
 from daaas.portal.experiments.errors import ExperimentsUnavailable
 from daaas.portal.experiments.icat_client import IcatClient
 from daaas.portal.experiments.icat_credentials import read_credentials
+from daaas.portal.experiments.observed import IcatStore
+
+log = logging.getLogger(__name__)
+#: At most this many users are asked about per worker cycle (the rest wait for the next).
+REFRESH_BATCH = 20
 
 INCLUDE = ("INCLUDE i.facility, i.investigationInstruments.instrument, "
            "i.investigationUsers.user, i.datasets")
@@ -47,13 +57,16 @@ def quoted(text: str) -> str:
 
 
 class IcatExperiments(ExperimentBackend):
-    """Investigations read from an ICAT server (cached per user for ``cache_seconds``)."""
+    """Investigations read from an ICAT server, recorded in ``store`` (when given) and kept in
+    memory per user for ``cache_seconds``."""
 
     name = "icat"
 
     def __init__(self, client: IcatClient, cache_seconds: float = 60.0,
-                 user_prefix: str = "") -> None:
-        self.client, self.user_prefix = client, user_prefix
+                 user_prefix: str = "", store: IcatStore | None = None,
+                 refresh_seconds: float = 300.0) -> None:
+        self.client, self.user_prefix, self.store = client, user_prefix, store
+        self.refresh = timedelta(seconds=refresh_seconds)
         self._mine: ExpiringCache[str, list[InvestigationInfo]] = ExpiringCache(cache_seconds)
         self._one: ExpiringCache[int, InvestigationInfo] = ExpiringCache(cache_seconds)
 
@@ -66,13 +79,25 @@ class IcatExperiments(ExperimentBackend):
                               "experiments_backend is 'icat'.")
         client = IcatClient(settings.icat_url, read_credentials(settings.icat_credentials_file),
                             settings.icat_timeout_seconds, settings.icat_verify_tls)
-        return cls(client, settings.icat_cache_seconds, settings.icat_user_prefix)
+        store = IcatStore(make_session_factory(make_engine(settings.effective_database_url)))
+        return cls(client, settings.icat_cache_seconds, settings.icat_user_prefix, store,
+                   settings.icat_refresh_seconds)
 
     def investigations_for(self, username: str) -> list[InvestigationInfo]:
-        """Return the user's investigations (member or instrument scientist), current first."""
+        """Return the user's investigations (member or instrument scientist), current first,
+        as last observed; ICAT is asked only when they were never observed."""
         cached = self._mine.get(username)
-        if cached is not None:
-            return cached
+        if cached is None and self.store is not None:
+            cached = self.store.mine(username)
+        if cached is None:
+            return self.observe(username)
+        mine = sort_current_first(cached)
+        self._mine.put(username, mine)
+        return mine
+
+    def observe(self, username: str) -> list[InvestigationInfo]:
+        """Ask ICAT for the user's investigations now, record and return them. Raises
+        ExperimentsUnavailable."""
         name = quoted(self.user_prefix + username)
         found: dict[int, InvestigationInfo] = {}
         for query in (AS_MEMBER, AS_SCIENTIST):
@@ -80,19 +105,41 @@ class IcatExperiments(ExperimentBackend):
                 found[info.id] = info
                 self._one.put(info.id, info)
         mine = sort_current_first(list(found.values()))
+        if self.store is not None:
+            self.store.record(username, mine)
         self._mine.put(username, mine)
         return mine
 
     def get(self, investigation_id: int) -> InvestigationInfo:
-        """Return the investigation; raises NotFound, or ExperimentsUnavailable."""
+        """Return the investigation as last observed (ICAT is asked when it never was);
+        raises NotFound, or ExperimentsUnavailable."""
         cached = self._one.get(investigation_id)
+        if cached is None and self.store is not None:
+            cached = self.store.one(investigation_id)
         if cached is not None:
+            self._one.put(investigation_id, cached)
             return cached
         found = self._infos(BY_ID.format(id=int(investigation_id)))
         if not found:
             raise NotFound("There is no such experiment. Pick one of yours from the list.")
+        if self.store is not None:
+            self.store.record(None, found[:1])
         self._one.put(investigation_id, found[0])
         return found[0]
+
+    def refresh_due(self) -> int:
+        """Ask ICAT again about the users due (:meth:`IcatStore.due`, at most
+        :data:`REFRESH_BATCH`); return how many were asked. A user ICAT does not answer for
+        keeps the last observation (logged). Raises nothing beyond database errors."""
+        if self.store is None:
+            return 0
+        names = self.store.due(utcnow(), self.refresh, REFRESH_BATCH)
+        for username in names:
+            try:
+                self.observe(username)
+            except PortalError as exc:
+                log.warning("ICAT not asked about %s: %s", username, exc.log_message)
+        return len(names)
 
     def _infos(self, query: str) -> list[InvestigationInfo]:
         try:

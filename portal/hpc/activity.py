@@ -18,7 +18,7 @@ from daaas.portal.config import Settings
 from daaas.portal.errors import PortalError
 from daaas.portal.hpc.backend import FINAL_STATES, HPC_BACKENDS
 from daaas.portal.hpc.models import HpcJob
-from daaas.portal.hpc.service import _refresh
+from daaas.portal.hpc.service import refresh
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +54,4 @@ def _refresh_from_cluster(settings: Settings, jobs: list[HpcJob]) -> None:
         return
     for row in jobs:
         if row.cluster == backend.cluster:
-            _refresh(row, live.get(row.slurm_job_id))
+            refresh(row, live.get(row.slurm_job_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint
@@ -42,17 +43,22 @@ def submit() -> tuple[dict[str, Any], int]:
 
 @blueprint.get("/jobs")
 def list_jobs() -> dict[str, Any]:
-    """List the user's jobs (``?machine=`` or ``?experiment=`` for those from one)."""
+    """List the user's jobs as the worker last observed them (``?machine=`` or
+    ``?experiment=`` for those from one); Slurm is not asked."""
     settings, query = runtime().settings, parse_query(schemas.JobListQuery)
-    jobs = service.list_jobs(db(), settings, require_user(), query.machine, query.experiment)
-    return dump(schemas.JobList(cluster=settings.hpc_cluster,
-                                jobs=[schemas.Job.model_validate(job_json(job)) for job in jobs]))
+    found = service.list_jobs(db(), settings, require_user(), query.machine, query.experiment)
+    return dump(schemas.JobList(
+        cluster=settings.hpc_cluster, problem=found.problem,
+        observed_at=found.observed_at.isoformat() if found.observed_at else None,
+        jobs=[schemas.Job.model_validate(job_json(job, found.observed_at))
+              for job in found.jobs]))
 
 
 @blueprint.get(f"/jobs/<{ID}:job_id>")
 def get_job(job_id: int) -> dict[str, Any]:
-    """Return one of the user's jobs."""
-    return reply(service.get_job(db(), runtime().settings, require_user(), job_id))
+    """Return one of the user's jobs as the worker last observed it."""
+    found = service.get_job(db(), runtime().settings, require_user(), job_id)
+    return reply(found.jobs[0], found.observed_at)
 
 
 @blueprint.delete(f"/jobs/<{ID}:job_id>")
@@ -69,10 +75,10 @@ def job_output(job_id: int) -> dict[str, Any]:
                                   truncated=found.truncated, message=found.problem))
 
 
-def reply(job: JobView) -> dict[str, Any]:
-    """Return ``job`` as the API's :class:`~schemas.Job`.
+def reply(job: JobView, observed_at: datetime | None = None) -> dict[str, Any]:
+    """Return ``job`` as the API's :class:`~schemas.Job` (its state as of ``observed_at``).
 
     Raises pydantic.ValidationError when :func:`job_json` writes what the model does not
     declare (a bug: the document would lie).
     """
-    return dump(schemas.Job.model_validate(job_json(job)))
+    return dump(schemas.Job.model_validate(job_json(job, observed_at)))

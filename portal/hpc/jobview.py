@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from flask import url_for
 
-from daaas.portal.hpc.backend import FINAL_STATES, JobInfo
+from daaas.portal.hpc.backend import FINAL_STATES
 from daaas.portal.hpc.models import HpcJob
 
 
@@ -40,22 +40,18 @@ class JobView:
 
 
 def from_row(row: HpcJob) -> JobView:
-    """Return the view of a job the portal submitted. Raises nothing."""
+    """Return the view of a job's row (submitted here, or found in Slurm's listing). Raises
+    nothing."""
+    origin: Literal["portal", "cluster"] = "cluster" if row.origin == "cluster" else "portal"
     return JobView(row.slurm_job_id, row.cluster, row.name, row.state, row.reason,
                    row.partition, row.exit_code, row.work_dir, row.output_path,
-                   row.submitted_at, row.ended_at, "portal", row.machine_id, row.experiment_id,
+                   row.submitted_at, row.ended_at, origin, row.machine_id, row.experiment_id,
                    row.template)
 
 
-def from_info(info: JobInfo, cluster: str) -> JobView:
-    """Return the view of a job only Slurm knows about. Raises nothing."""
-    return JobView(info.job_id, cluster, info.name, info.state, info.reason, info.partition,
-                   info.exit_code, info.work_dir, info.output_path, info.submitted_at,
-                   info.ended_at, "cluster")
-
-
-def job_json(job: JobView) -> dict[str, Any]:
-    """Return the job as the API's ``Job`` object, with links. Raises nothing."""
+def job_json(job: JobView, observed_at: datetime | None = None) -> dict[str, Any]:
+    """Return the job as the API's ``Job`` object, with links and the time of the listing its
+    state is as of. Raises nothing."""
     def when(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
 
@@ -66,6 +62,7 @@ def job_json(job: JobView) -> dict[str, Any]:
         "submitted_at": when(job.submitted_at), "ended_at": when(job.ended_at),
         "origin": job.origin, "machine_id": job.machine_id,
         "experiment_id": job.experiment_id, "template": job.template,
+        "observed_at": when(observed_at),
         "links": {"page": url_for("hpc.job_page", job_id=job.job_id),
                   "output": url_for("hpc_api.job_output", job_id=job.job_id)},
     }

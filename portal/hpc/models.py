@@ -1,4 +1,5 @@
-"""Jobs submitted through the portal: where they came from, and their last known state."""
+"""Jobs of the portal's users: where they came from, their last observed state, and when the
+worker last listed each user's jobs (:mod:`daaas.portal.hpc.observer`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from daaas.portal.db import Base, UTCDateTime, utcnow
 
 
 class HpcJob(Base):
-    """One batch job the portal submitted for a user; Slurm stays the truth about its state.
+    """One batch job of a user as last observed; Slurm stays the truth about its state.
 
-    ``machine_id`` and ``experiment_id`` say which session (and its experiment) it came from.
+    ``origin`` is ``portal`` for a job submitted through the portal (``machine_id`` and
+    ``experiment_id`` say which session and experiment it came from) and ``cluster`` for one the
+    worker found in Slurm's listing that was submitted elsewhere (sbatch on a machine).
     """
 
     __tablename__ = "hpc_jobs"
@@ -32,6 +35,7 @@ class HpcJob(Base):
     experiment_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     name: Mapped[str] = mapped_column(String(200))
     template: Mapped[str] = mapped_column(String(64), default="")
+    origin: Mapped[str] = mapped_column(String(16), default="portal", server_default="portal")
     partition: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[str] = mapped_column(String(32), default="PENDING")
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -43,3 +47,20 @@ class HpcJob(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped[User] = relationship()
+
+
+class HpcObservation(Base):
+    """When the worker last listed one user's jobs on a cluster, and what went wrong if the
+    last try failed: the age the jobs pages show ("as of 12 s ago")."""
+
+    __tablename__ = "hpc_observations"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the last listing Slurm answered (None: none yet)
+    observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the last try, answered or not
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: why the last try failed, as the user may read it ("" when it did not)
+    problem: Mapped[str] = mapped_column(Text, default="")

@@ -88,6 +88,10 @@ class Job(Reply):
     machine_id: str | None
     experiment_id: int | None
     template: str
+    observed_at: Timestamp | None = Field(
+        None, description="When the worker last listed the user's jobs on the cluster, which "
+                          "this state is as of; null: not listed yet (the state is the one "
+                          "recorded at submission or cancellation).")
     links: JobLinks
 
 
@@ -96,6 +100,10 @@ class JobList(Reply):
 
     cluster: str
     jobs: list[Job]
+    observed_at: Timestamp | None = Field(
+        None, description="When the worker last listed the user's jobs (the states are as of "
+                          "then); null: not listed yet.")
+    problem: str = Field("", description="Why the worker's last listing failed, if it did.")
 
 
 class JobOutput(Reply):

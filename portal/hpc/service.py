@@ -1,12 +1,16 @@
 """Job rules: submit as the user, list, get, cancel, read output.
 
-Slurm is the truth about a job; the portal's row keeps where the job came from (session,
-experiment, template) and its last known state, for when Slurm has forgotten the job.
+Slurm is the truth about a job; the portal's rows keep where each job came from (session,
+experiment, template) and its state as last observed. Pages and API GETs read only the rows:
+the worker lists the users' jobs every few seconds (:mod:`daaas.portal.hpc.observer`) and
+``hpc_observations`` says how old that listing is. Submitting and cancelling are actions and
+ask Slurm, recording what it answered at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -17,8 +21,8 @@ from daaas.portal.db import utcnow
 from daaas.portal.errors import Conflict, Forbidden, NotFound
 from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo
 from daaas.portal.hpc.errors import JobRejected
-from daaas.portal.hpc.jobview import JobView, from_info, from_row
-from daaas.portal.hpc.models import HpcJob
+from daaas.portal.hpc.jobview import JobView, from_row
+from daaas.portal.hpc.models import HpcJob, HpcObservation
 from daaas.portal.hpc.output import JobOutput, read_output
 from daaas.portal.hpc.submission import Submission, job_spec
 from daaas.portal.hpc.token import PRIVILEGED_NAMES
@@ -27,6 +31,22 @@ from daaas.portal.machines.models import Machine
 GONE = "ENDED"
 GONE_REASON = "Slurm no longer lists this job: it ended a while ago. Its output stays."
 MAX_LISTED = 200
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """A user's jobs as last observed, and when (``observed_at`` None: not listed yet);
+    ``problem`` says why the last listing failed, if it did."""
+
+    jobs: list[JobView]
+    observed_at: datetime | None
+    problem: str = ""
+
+    def age_seconds(self, now: datetime | None = None) -> int | None:
+        """Return how many seconds ago the jobs were listed (None: never). Raises nothing."""
+        if self.observed_at is None:
+            return None
+        return max(0, int(((now or utcnow()) - self.observed_at).total_seconds()))
 
 
 def submit(db: Session, settings: Settings, user: User, request: Submission) -> JobView:
@@ -56,22 +76,18 @@ def submit(db: Session, settings: Settings, user: User, request: Submission) -> 
 
 
 def list_jobs(db: Session, settings: Settings, user: User, machine_id: str = "",
-              experiment_id: int | None = None) -> list[JobView]:
-    """Return the user's jobs, newest first: those submitted here (refreshed from Slurm) and,
-    unless filtered by machine or experiment, those Slurm lists from elsewhere (a machine's
-    terminal).
+              experiment_id: int | None = None) -> Jobs:
+    """Return the user's jobs as last observed, newest first: those submitted here and, unless
+    filtered by machine or experiment, those the worker found in Slurm's listing that were
+    submitted elsewhere (a machine's terminal). Asks Slurm nothing (two queries).
 
-    Raises HpcNotConfigured, Forbidden, HpcTokenRejected, HpcUnavailable, HpcRequestFailed.
+    Raises HpcNotConfigured and Forbidden.
     """
     backend = _backend(settings, user)
-    live = {info.job_id: info for info in backend.jobs(user.username) if _same(user, info)}
     rows = _rows(db, user, backend.cluster, machine_id, experiment_id)
-    views = [from_row(_refresh(row, live.pop(row.slurm_job_id, None))) for row in rows]
-    if not machine_id and experiment_id is None:
-        known = _known(db, backend.cluster, list(live))
-        views += [from_info(info, backend.cluster) for info in live.values()
-                  if info.job_id not in known]
-    return sorted(views, key=lambda view: view.job_id, reverse=True)
+    seen = db.get(HpcObservation, (user.id, backend.cluster))
+    jobs = sorted((from_row(row) for row in rows), key=lambda view: view.job_id, reverse=True)
+    return Jobs(jobs, seen.observed_at if seen else None, seen.problem if seen else "")
 
 
 def recorded_jobs(db: Session, user: User, *, machine_id: str = "",
@@ -97,34 +113,34 @@ def _rows(db: Session, user: User, cluster: str | None, machine_id: str,
                            .limit(MAX_LISTED)))
 
 
-def get_job(db: Session, settings: Settings, user: User, job_id: int) -> JobView:
-    """Return one of the user's jobs. Raises NotFound for a job that is not the user's, and
-    the errors of :func:`list_jobs`."""
+def get_job(db: Session, settings: Settings, user: User, job_id: int) -> Jobs:
+    """Return one of the user's jobs as last observed (``jobs`` holds it alone), with the age
+    of the user's last listing. Asks Slurm nothing.
+
+    Raises NotFound for a job the portal has not recorded for the user, HpcNotConfigured and
+    Forbidden.
+    """
     backend = _backend(settings, user)
-    info = backend.job(user.username, job_id)
-    info = info if info is not None and _same(user, info) else None
-    row = db.scalar(select(HpcJob).where(HpcJob.user_id == user.id,
-                                         HpcJob.cluster == backend.cluster,
-                                         HpcJob.slurm_job_id == job_id))
-    if row is not None:
-        return from_row(_refresh(row, info))
-    if info is None:
-        raise NotFound(f"You have no job {job_id} on the HPC cluster '{backend.cluster}'.")
-    return from_info(info, backend.cluster)
+    row = _row(db, user, backend.cluster, job_id)
+    seen = db.get(HpcObservation, (user.id, backend.cluster))
+    return Jobs([from_row(row)], seen.observed_at if seen else None, seen.problem if seen else "")
 
 
 def cancel(db: Session, settings: Settings, user: User, job_id: int) -> JobView:
-    """Cancel one of the user's jobs (as the user) and return it as Slurm now sees it.
+    """Cancel one of the user's jobs (as the user) and return it as Slurm now sees it (the
+    row is updated at once).
 
-    Raises NotFound, Conflict for a job that has already ended, and the errors of
-    :func:`list_jobs`.
+    Raises NotFound, Conflict for a job that has already ended, HpcNotConfigured, Forbidden,
+    HpcTokenRejected, HpcUnavailable and HpcRequestFailed.
     """
-    job = get_job(db, settings, user, job_id)
-    if job.final:
-        raise Conflict(f"Job {job_id} has already ended ({job.state}); there is nothing to "
+    backend = _backend(settings, user)
+    row = _row(db, user, backend.cluster, job_id)
+    if from_row(row).final:
+        raise Conflict(f"Job {job_id} has already ended ({row.state}); there is nothing to "
                        "cancel.")
-    _backend(settings, user).cancel(user.username, job_id)
-    return get_job(db, settings, user, job_id)
+    backend.cancel(user.username, job_id)
+    info = backend.job(user.username, job_id)
+    return from_row(refresh(row, info if info is not None and _same(user, info) else None))
 
 
 def output(db: Session, settings: Settings, user: User, job_id: int) -> JobOutput:
@@ -132,14 +148,14 @@ def output(db: Session, settings: Settings, user: User, job_id: int) -> JobOutpu
 
     Raises what :func:`get_job` raises.
     """
-    job = get_job(db, settings, user, job_id)
+    job = get_job(db, settings, user, job_id).jobs[0]
     return read_output(job.output_path, user.uid)
 
 
-def _refresh(row: HpcJob, info: JobInfo | None) -> HpcJob:
+def refresh(row: HpcJob, info: JobInfo | None) -> HpcJob:
     """Bring the row up to what Slurm says (``info``; None: Slurm no longer lists it). The row
-    is written, and ``updated_at`` set, only when something changed: listing jobs that did not
-    change writes nothing."""
+    is written, and ``updated_at`` set, only when something changed: a listing of jobs that
+    did not change writes nothing. Raises nothing."""
     if info is not None:
         now = {"state": info.state, "reason": info.reason, "partition": info.partition,
                "exit_code": info.exit_code, "ended_at": info.ended_at}
@@ -151,6 +167,26 @@ def _refresh(row: HpcJob, info: JobInfo | None) -> HpcJob:
         for name, value in now.items():
             setattr(row, name, value)
         row.updated_at = utcnow()
+    return row
+
+
+def record_info(user_id: int, cluster: str, info: JobInfo, now: datetime) -> HpcJob:
+    """Return a new row (origin ``cluster``) for a job of the user's that Slurm lists and the
+    portal did not submit. Raises nothing."""
+    return HpcJob(user_id=user_id, cluster=cluster, slurm_job_id=info.job_id, origin="cluster",
+                  name=info.name[:200], partition=info.partition, state=info.state,
+                  reason=info.reason, exit_code=info.exit_code, work_dir=info.work_dir,
+                  output_path=info.output_path, submitted_at=info.submitted_at or now,
+                  updated_at=now, ended_at=info.ended_at)
+
+
+def _row(db: Session, user: User, cluster: str, job_id: int) -> HpcJob:
+    row = db.scalar(select(HpcJob).where(HpcJob.user_id == user.id, HpcJob.cluster == cluster,
+                                         HpcJob.slurm_job_id == job_id))
+    if row is None:
+        raise NotFound(f"You have no job {job_id} on the HPC cluster '{cluster}' that the "
+                       "portal has seen yet. A job submitted elsewhere shows here within a "
+                       "minute.")
     return row
 
 
@@ -172,14 +208,6 @@ def _check_runs_as(backend: HpcBackend, user: User, job_id: int) -> None:
 
 def _same(user: User, info: JobInfo) -> bool:
     return info.user == user.username and info.uid in (None, user.uid)
-
-
-def _known(db: Session, cluster: str, job_ids: list[int]) -> set[int]:
-    """Return which of the cluster's ``job_ids`` the portal has a row for (one query)."""
-    if not job_ids:
-        return set()
-    return set(db.scalars(select(HpcJob.slurm_job_id).where(
-        HpcJob.cluster == cluster, HpcJob.slurm_job_id.in_(job_ids))))
 
 
 def _backend(settings: Settings, user: User) -> HpcBackend:

@@ -12,8 +12,6 @@ from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
 from daaas.portal.errors import PortalError
 from daaas.portal.hpc import service
-from daaas.portal.hpc.errors import HpcRequestFailed, HpcTokenRejected, HpcUnavailable
-from daaas.portal.hpc.jobview import JobView
 from daaas.portal.hpc.offer import Offer, offer
 from daaas.portal.hpc.output import read_output
 from daaas.portal.hpc.submission import from_mapping
@@ -21,7 +19,6 @@ from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
 blueprint = with_ids(Blueprint("hpc", __name__))
-CLUSTER_TROUBLE = (HpcUnavailable, HpcTokenRejected, HpcRequestFailed)
 
 
 @blueprint.get("/jobs")
@@ -46,23 +43,22 @@ def submit() -> ResponseReturnValue:
 
 
 def _page(settings: Settings, user: User, shown: Offer, **extra: object) -> str:
-    jobs: list[JobView] = []
-    problem = ""
-    if shown.configured:
-        try:
-            jobs = service.list_jobs(db(), settings, user)
-        except CLUSTER_TROUBLE as exc:
-            problem = exc.user_message
-    return render_template("hpc/index.html", offer=shown, jobs=jobs, problem=problem,
+    found = service.list_jobs(db(), settings, user) if shown.configured else None
+    return render_template("hpc/index.html", offer=shown, found=found,
+                           observe_interval=int(settings.hpc_observe_interval_seconds),
+                           jobs=found.jobs if found else [], problem=found.problem if found else "",
                            **{"error": "", "form": {}, **extra})
 
 
 @blueprint.get(f"/jobs/<{ID}:job_id>")
 def job_page(job_id: int) -> str:
-    """Show one job: its state, where it came from, and its output."""
-    user = require_user()
-    job = service.get_job(db(), runtime().settings, user, job_id)
-    return render_template("hpc/job.html", job=job, output=read_output(job.output_path, user.uid))
+    """Show one job as last observed: its state, where it came from, and its output."""
+    user, settings = require_user(), runtime().settings
+    found = service.get_job(db(), settings, user, job_id)
+    job = found.jobs[0]
+    return render_template("hpc/job.html", job=job, found=found,
+                           observe_interval=int(settings.hpc_observe_interval_seconds),
+                           output=read_output(job.output_path, user.uid))
 
 
 @blueprint.post(f"/jobs/<{ID}:job_id>/cancel")

@@ -69,6 +69,7 @@ from daaas.portal.machines.wakeup import Waker
 from daaas.portal.notifications.mail import Mailer, mailer_for
 from daaas.portal.notifications.models import Notification
 from daaas.portal.notifications.service import send_pending
+from daaas.portal.observers import Observers
 from daaas.portal.pools.keeper import PoolKeeper
 from daaas.portal.providers import (
     CapacityExhausted,
@@ -193,6 +194,8 @@ class Reconciler:
         self.pools = PoolKeeper(self, settings, partial(load_site_catalogue, settings)) \
             if settings is not None and settings.warm_pools and provider.supports_pools \
             else None
+        #: Slurm jobs and ICAT experiments observed for the pages (issue 19), when due
+        self.observers = Observers(session_factory, settings, clock) if settings else None
 
     def adopt(self) -> set[str]:
         """At start-up: keep provider machines the database expects, remove all others.
@@ -225,6 +228,8 @@ class Reconciler:
         self._purge_homes(report)
         self._send_mail(report)
         self._refresh_capacity()
+        if self.observers is not None:
+            self.observers.run_due()
         return report
 
     def run_asked(self) -> CycleReport:

@@ -30,7 +30,7 @@ from daaas.portal.hpc.machine import (
 from daaas.portal.hpc.models import HpcJob
 from daaas.portal.hpc.service import recorded_jobs
 from daaas.portal.machines.models import Machine
-from tests.support.hpc import hpc_settings, portal_user, slurm_cluster
+from tests.support.hpc import hpc_settings, observe, portal_user, slurm_cluster
 from tests.support.web import api_token, sign_in
 
 
@@ -75,10 +75,14 @@ def test_an_unreachable_cluster_is_said_plainly(settings_override: dict[str, Any
                                                 tmp_path: Path) -> None:
     app = _configured(settings_override, tmp_path, hpc_timeout_seconds=5)
     client, headers = app.test_client(), _bearer(app)
-    answer = client.get("/api/v1/jobs", headers=headers)
-    assert answer.status_code == 503
-    assert answer.get_json()["error"]["message"].startswith(
-        "The HPC cluster 'nowhere' cannot be reached right now. Try again in a few minutes")
+    answer = client.post("/api/v1/jobs", json={"script": "#!/bin/sh\n"}, headers=headers)
+    assert answer.status_code == 503  # a submission asks the cluster at once
+    reason = "The HPC cluster 'nowhere' cannot be reached right now. Try again in a few minutes"
+    assert answer.get_json()["error"]["message"].startswith(reason)
+    _machine(app, "scientist")  # the worker looks at the jobs of users with a machine
+    assert observe(app) == 1  # and notes why it could not
+    listed = client.get("/api/v1/jobs", headers=headers)
+    assert listed.status_code == 200 and listed.get_json()["problem"].startswith(reason)
     sign_in(client, "scientist", "scientist-demo")
     page = client.get("/jobs")
     assert page.status_code == 200  # the page still offers the forms, and says what is wrong
@@ -193,6 +197,7 @@ def test_the_machine_token_submits_with_sbatch_as_the_user(settings_override: di
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         job_id = int(done.stdout.strip().split(";")[0])
+        observe(app)  # the worker's look at the cluster finds the job submitted elsewhere
         listed = app.test_client().get("/api/v1/jobs", headers=_bearer(app, cluster.users[0]))
         mine = [j for j in listed.get_json()["jobs"] if j["id"] == job_id]
         assert mine and mine[0]["origin"] == "cluster" and mine[0]["name"] == marker

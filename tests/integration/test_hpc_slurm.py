@@ -31,10 +31,12 @@ from tests.support.hpc import (
     PASSWORD,
     SlurmCluster,
     hpc_settings,
+    observe,
     portal_user,
     slurm_cluster,
     wait_for,
 )
+from tests.support.access import make_machine
 from tests.support.web import api_token, assert_matches, csrf_from, sign_in
 
 HELLO = "#!/bin/bash\necho \"hello from $(id -un) in job $SLURM_JOB_ID\"\n"
@@ -222,12 +224,18 @@ def test_a_wrong_key_or_an_expired_token_is_refused_plainly(
     app = create_app({**settings_override, "hpc_jwt_key_file": str(wrong)})
     try:
         headers = portal_user(app, cluster.users[0])
-        answer = app.test_client().get("/api/v1/jobs", headers=headers)
+        answer = app.test_client().post("/api/v1/jobs", json={"script": HELLO},
+                                        headers=headers)
         assert answer.status_code == 502
         error = answer.get_json()["error"]
         assert error["code"] == "hpc_token_rejected"
         assert f"The HPC cluster '{cluster.name}' did not accept the sign-in token" \
             in error["message"]
+        make_machine(app, cluster.users[0])  # watched by the worker, which notes the refusal
+        assert observe(app) == 1
+        listed = app.test_client().get("/api/v1/jobs", headers=headers).get_json()
+        assert listed["observed_at"] is None and \
+            "did not accept the sign-in token" in listed["problem"], listed
     finally:
         app.extensions["daaas"].engine.dispose()
 
@@ -311,6 +319,8 @@ def test_hpc_backend_setting_builds_slurm_or_a_registered_backend(
         app = create_app({**settings_override, "hpc_backend": "listing"})
         try:
             headers = portal_user(app, cluster.users[0])
+            make_machine(app, cluster.users[0])  # its owner's jobs are observed
+            assert observe(app) == 1
             body = app.test_client().get("/api/v1/jobs", headers=headers).get_json()
         finally:
             app.extensions["daaas"].engine.dispose()

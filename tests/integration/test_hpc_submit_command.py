@@ -23,7 +23,7 @@ from flask import Flask
 from daaas.portal import create_app
 from daaas.portal.hpc.machine import JWT_PATH, SUBMIT_CONFIG_PATH
 from tests.integration.context_support import Cloud
-from tests.support.hpc import hpc_settings, portal_user, slurm_cluster
+from tests.support.hpc import hpc_settings, observe, portal_user, slurm_cluster
 from tests.support.machines import launch
 from tests.support.paths import ROOT
 from tests.support.web import served
@@ -111,6 +111,7 @@ def test_daaas_submit_runs_a_job_as_the_user_with_output_in_their_storage(app: F
         assert output.read_text() == f"daaas-submit job of {alice} in /home/{alice}\n"
         assert output.stat().st_uid == pwd.getpwnam(alice).pw_uid
         job_id = int(output.stem.rsplit("-", 1)[1])
+        observe(app)  # the worker's look at the cluster finds the job submitted elsewhere
         listed = app.test_client().get("/api/v1/jobs", headers=headers).get_json()["jobs"]
         assert [(j["name"], j["origin"]) for j in listed if j["id"] == job_id] == [
             (name, "cluster")]

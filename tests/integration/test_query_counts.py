@@ -21,6 +21,7 @@ from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.experiments.binding import experiment_for_launch
 from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo, JobSpec
 from daaas.portal.hpc.models import HpcJob
+from daaas.portal.hpc.observer import JobObserver
 from tests.support.scale import add_machines, counting
 from tests.support.web import bearer, sign_in
 
@@ -120,6 +121,7 @@ def grow(app: Flask, count: int, bound: dict[str, Any]) -> None:
     add_machines(rt.session_factory, rt.catalogue.environments["mantid"], ["neutron", "admin"],
                  count)
     add_jobs(app, "scientist", count)
+    JobObserver(rt.session_factory, rt.settings).observe()  # the worker's look at the cluster
 
 
 def test_every_list_runs_as_many_statements_for_100_as_for_10(app: Flask) -> None:
@@ -135,6 +137,8 @@ def test_every_list_runs_as_many_statements_for_100_as_for_10(app: Flask) -> Non
         (scientist, f"/api/v1/experiments/{bound['id']}", token),
         (scientist, f"/experiments/{bound['id']}", None),
         (scientist, "/api/v1/jobs", token),
+        (scientist, "/jobs", None),
+        (scientist, "/jobs/2", None),  # found by the worker's look (origin cluster)
         (scientist, "/analysis", None),
     ]
     grow(app, SMALL, bound)

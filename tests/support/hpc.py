@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 
 from daaas.portal.auth.service import create_token, create_user
 from daaas.portal.db import unit_of_work
+from daaas.portal.hpc.observer import JobObserver
 
 PASSWORD = "hpc-test-password"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "ENDED"}
@@ -73,11 +74,20 @@ def portal_user(app: Flask, username: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {create_token(db, user, 'hpc-test', 1)[1]}"}
 
 
+def observe(app: Flask) -> int:
+    """Run the worker's look at the cluster once (what it does every few seconds): the pages
+    and the API show job states as of its last look. Return how many users it listed."""
+    rt = app.extensions["daaas"]
+    return JobObserver(rt.session_factory, rt.settings).observe()
+
+
 def wait_for(client: FlaskClient, headers: dict[str, str], job_id: int, states: set[str],
              timeout: float = 60.0) -> dict[str, Any]:
-    """Poll the API until the job is in one of ``states`` (bounded); return it."""
+    """Let the worker look at the cluster and poll the API until the job is in one of
+    ``states`` (bounded); return it."""
     deadline = time.monotonic() + timeout
     while True:
+        observe(client.application)
         response = client.get(f"/api/v1/jobs/{job_id}", headers=headers)
         assert response.status_code == 200, response.get_json()
         job: dict[str, Any] = response.get_json()
