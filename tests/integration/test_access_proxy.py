@@ -22,25 +22,32 @@ from flask import Flask
 from sqlalchemy import update
 
 from daaas.portal.access.proxy import ProxyError, ProxyProcess, start_proxy, write_source
-from daaas.portal.access.service import issue_desktop_token
 from daaas.portal.access.tokenplugin import ProxySecrets, SourceFileError, read_source
-from daaas.portal.auth.service import get_user
 from daaas.portal.config import Settings, load_settings
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import AccessToken
 from daaas.portal.machines.secrets import vnc_password
-from daaas.portal.providers import ConnectionTarget, Provider
-from tests.support.access import WebSocketClient, free_port, make_machine
+from daaas.portal.providers import ConnectionTarget
+from tests.support.access import WebSocketClient, free_port
+from tests.support.machines import SECRET_KEY
 from tests.support.paths import ROOT
-from tests.support.rfb import GEOMETRY, RfbOverWebSocket, VncTarget, Xvnc
-
-SECRET_KEY = "test-secret-key"  # the conftest portal's
+from tests.support.rfb import (
+    GEOMETRY,
+    RfbOverWebSocket,
+    VncTarget,
+    Xvnc,
+    desktop_token,
+    owned_desktop,
+    proxy_settings,
+    running_proxy,
+    xvnc_on_socket,
+)
 
 
 @pytest.fixture
 def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
     """The conftest portal on the in-memory provider, with the proxy on a free port."""
-    return {**settings_override, "provider": "memory", "websockify_port": free_port()}
+    return proxy_settings(settings_override)
 
 
 @pytest.fixture
@@ -51,36 +58,12 @@ def settings(settings_override: dict[str, Any]) -> Settings:
 @pytest.fixture
 def xvnc(tmp_path: Path) -> Iterator[Xvnc]:
     """A real Xvnc with VNC authentication, listening only on a Unix socket."""
-    server = Xvnc(tmp_path / "xvnc", socket_path=tmp_path / "vnc.sock")
-    yield server
-    server.stop()
+    yield from xvnc_on_socket(tmp_path)
 
 
 @pytest.fixture
-def proxy(app: Flask, settings: Settings) -> Iterator[ProxyProcess]:
-    running = start_proxy(settings, settings.effective_database_url)
-    yield running
-    running.stop()
-    assert not running.running()
-
-
-def desktop_token(app: Flask, provider: Provider, username: str = "scientist",
-                  machine_id: str | None = None) -> tuple[str, str]:
-    """Return (machine id, one-time token) for a (new) ready machine served by ``provider``."""
-    machine_id = machine_id or make_machine(app, username)
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        grant = issue_desktop_token(db, rt.settings, provider, get_user(db, username),
-                                    machine_id)
-    return machine_id, grant.token
-
-
-def owned_desktop(app: Flask, xvnc: Xvnc, username: str = "scientist") -> tuple[str, str]:
-    """A machine whose VNC server is ``xvnc`` with that machine's derived password; returns
-    (machine id, token)."""
-    machine_id, token = desktop_token(app, VncTarget(xvnc.target()), username)
-    xvnc.set_password(vnc_password(SECRET_KEY, machine_id))
-    return machine_id, token
+def proxy(app: Flask, settings_override: dict[str, Any]) -> Iterator[ProxyProcess]:
+    yield from running_proxy(settings_override)
 
 
 def nothing_rfb(port: int, path: str) -> bool:

@@ -12,37 +12,31 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from daaas.portal.access.proxy import ProxyProcess, start_proxy
-from daaas.portal.access.service import issue_desktop_token
-from daaas.portal.auth.service import get_user
-from daaas.portal.config import Settings, load_settings
-from daaas.portal.db import unit_of_work
-from daaas.portal.machines.secrets import vnc_password
-from tests.support.access import free_port, make_machine
+from daaas.portal.access.proxy import ProxyProcess
 from tests.support.machines import machine
-from tests.support.rfb import RfbOverWebSocket, VncTarget, Xvnc
-
-SECRET_KEY = "test-secret-key"  # the conftest portal's
+from tests.support.rfb import (
+    RfbOverWebSocket,
+    Xvnc,
+    owned_desktop,
+    proxy_settings,
+    running_proxy,
+    xvnc_on_socket,
+)
 
 
 @pytest.fixture
 def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
-    return {**settings_override, "provider": "memory", "websockify_port": free_port()}
+    return proxy_settings(settings_override)
 
 
 @pytest.fixture
 def xvnc(tmp_path: Path) -> Iterator[Xvnc]:
-    server = Xvnc(tmp_path / "xvnc", socket_path=tmp_path / "vnc.sock")
-    yield server
-    server.stop()
+    yield from xvnc_on_socket(tmp_path)
 
 
 @pytest.fixture
 def proxy(app: Flask, settings_override: dict[str, Any]) -> Iterator[ProxyProcess]:
-    settings: Settings = load_settings(settings_override, environ={})
-    running = start_proxy(settings, settings.effective_database_url)
-    yield running
-    running.stop()
+    yield from running_proxy(settings_override)
 
 
 def seen(app: Flask, machine_id: str) -> datetime | None:
@@ -61,14 +55,9 @@ def wait_for_seen(app: Flask, machine_id: str, after: datetime | None) -> dateti
 
 def test_a_desktop_connection_is_recorded_when_it_opens_and_closes_not_per_input(
         app: Flask, proxy: ProxyProcess, xvnc: Xvnc) -> None:
-    machine_id = make_machine(app, "scientist")
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        grant = issue_desktop_token(db, rt.settings, VncTarget(xvnc.target()),
-                                    get_user(db, "scientist"), machine_id)
-    xvnc.set_password(vnc_password(SECRET_KEY, machine_id))
+    machine_id, token = owned_desktop(app, xvnc)
     assert seen(app, machine_id) is None
-    client = RfbOverWebSocket(proxy.port, grant.token)
+    client = RfbOverWebSocket(proxy.port, token)
     try:
         assert client.accepted and client.security_types() == [1]
         client.open_with_none()

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from daaas.portal.access.proxy import ProxyProcess, start_proxy
+from daaas.portal.access.proxy import ProxyProcess
 from daaas.portal.access.service import issue_desktop_token
 from daaas.portal.audit.models import AuditEvent
 from daaas.portal.auth.service import get_user
@@ -25,8 +25,14 @@ from daaas.portal.errors import Conflict
 from daaas.portal.machines.models import Machine
 from daaas.portal.sharing import service
 from daaas.portal.sharing.models import DesktopConnection, Role
-from tests.support.access import free_port, make_machine
-from tests.support.rfb import RfbOverWebSocket, VncTarget
+from tests.support.access import make_machine
+from tests.support.rfb import (
+    RfbOverWebSocket,
+    VncTarget,
+    desktop_token,
+    proxy_settings,
+    running_proxy,
+)
 from tests.support.sharing import (
     RecordingVncServer,
     continuous_updates,
@@ -46,7 +52,7 @@ from tests.support.sharing import (
 
 @pytest.fixture
 def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
-    return {**settings_override, "provider": "memory", "websockify_port": free_port()}
+    return proxy_settings(settings_override)
 
 
 @pytest.fixture
@@ -62,10 +68,8 @@ def vnc() -> Iterator[RecordingVncServer]:
 
 
 @pytest.fixture
-def proxy(app: Flask, settings: Settings) -> Iterator[ProxyProcess]:
-    running = start_proxy(settings, settings.effective_database_url)
-    yield running
-    running.stop()
+def proxy(app: Flask, settings_override: dict[str, Any]) -> Iterator[ProxyProcess]:
+    yield from running_proxy(settings_override)
 
 
 def share(app: Flask, machine_id: str, username: str, role: Role,
@@ -80,11 +84,8 @@ def share(app: Flask, machine_id: str, username: str, role: Role,
 def connect(app: Flask, proxy: ProxyProcess, vnc: RecordingVncServer, username: str,
             machine_id: str, *, shared_flag: int = 1) -> RfbOverWebSocket:
     """Open ``username``'s desktop connection through the proxy (ClientInit sent)."""
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        grant = issue_desktop_token(db, rt.settings, VncTarget(vnc.target()),
-                                    get_user(db, username), machine_id)
-    client = RfbOverWebSocket(proxy.port, grant.token)
+    _, token = desktop_token(app, VncTarget(vnc.target()), username, machine_id)
+    client = RfbOverWebSocket(proxy.port, token)
     assert client.accepted
     assert client.security_types() == [1]
     client.send(bytes([1]))
@@ -92,6 +93,18 @@ def connect(app: Flask, proxy: ProxyProcess, vnc: RecordingVncServer, username: 
     client.send(bytes([shared_flag]))
     client.recv_exactly(4 + 16 + 4 + len(b"recording"))
     return client
+
+
+def owner_then_user(app: Flask, proxy: ProxyProcess, vnc: RecordingVncServer,
+                    owner_away: str) -> tuple[str, RfbOverWebSocket, RfbOverWebSocket]:
+    """A new machine of scientist's shared with neutron as a user under the ``owner_away``
+    policy, both connected (owner first); returns (machine id, owner's, neutron's)."""
+    machine_id = make_machine(app, "scientist")
+    share(app, machine_id, "neutron", Role.USER, owner_away=owner_away)
+    owner = connect(app, proxy, vnc, "scientist", machine_id)
+    user = connect(app, proxy, vnc, "neutron", machine_id)
+    wait_for_connections(app, machine_id, 2)
+    return machine_id, owner, user
 
 
 def send_in_pieces(client: RfbOverWebSocket, data: bytes) -> None:
@@ -187,11 +200,7 @@ def test_revocation_closes_the_viewer_within_a_second(app: Flask, proxy: ProxyPr
 
 def test_the_room_becomes_view_only_while_the_owner_is_away(
         app: Flask, proxy: ProxyProcess, vnc: RecordingVncServer) -> None:
-    machine_id = make_machine(app, "scientist")
-    share(app, machine_id, "neutron", Role.USER, owner_away="view_only")
-    owner = connect(app, proxy, vnc, "scientist", machine_id)
-    user = connect(app, proxy, vnc, "neutron", machine_id)
-    wait_for_connections(app, machine_id, 2)
+    machine_id, owner, user = owner_then_user(app, proxy, vnc, "view_only")
     owner.close()
     wait_for_role(app, machine_id, "neutron", "viewer")
     time.sleep(0.6)  # the proxy reads the new role within CHECK_EVERY
@@ -210,11 +219,7 @@ def test_the_room_becomes_view_only_while_the_owner_is_away(
 
 def test_members_are_disconnected_when_the_owner_leaves(
         app: Flask, proxy: ProxyProcess, vnc: RecordingVncServer) -> None:
-    machine_id = make_machine(app, "scientist")
-    share(app, machine_id, "neutron", Role.USER, owner_away="disconnect")
-    owner = connect(app, proxy, vnc, "scientist", machine_id)
-    user = connect(app, proxy, vnc, "neutron", machine_id)
-    wait_for_connections(app, machine_id, 2)
+    machine_id, owner, user = owner_then_user(app, proxy, vnc, "disconnect")
     owner.close()
     closed_within(user, 2.0)
     assert "the owner left: the others disconnect" in events(app, machine_id)

@@ -10,14 +10,23 @@ import shutil
 import struct
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
 
-from daaas.portal.providers import ConnectionTarget
-from tests.support.access import WebSocketClient
+from daaas.portal.access.proxy import ProxyProcess, start_proxy
+from daaas.portal.access.service import issue_desktop_token
+from daaas.portal.auth.service import get_user
+from daaas.portal.config import load_settings
+from daaas.portal.db import unit_of_work
+from daaas.portal.machines.secrets import vnc_password
+from daaas.portal.providers import ConnectionTarget, Provider
+from tests.support.access import WebSocketClient, free_port, make_machine
+from tests.support.machines import SECRET_KEY
 from tests.support.providers import InMemoryProvider
 
 XVNC = shutil.which("Xvnc")
@@ -125,6 +134,50 @@ def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"{what} did not appear in {timeout:.0f} s"
         time.sleep(0.05)
+
+
+def proxy_settings(override: dict[str, Any]) -> dict[str, Any]:
+    """Return the test portal's settings ``override`` on the in-memory provider, with the
+    desktop proxy on a free port."""
+    return {**override, "provider": "memory", "websockify_port": free_port()}
+
+
+def running_proxy(override: dict[str, Any]) -> Iterator[ProxyProcess]:
+    """For a fixture's ``yield from``: the real desktop proxy (its own process) for the portal
+    of settings ``override``, stopped (and checked gone) after the test."""
+    settings = load_settings(override, environ={})
+    running = start_proxy(settings, settings.effective_database_url)
+    yield running
+    running.stop()
+    assert not running.running()
+
+
+def xvnc_on_socket(folder: Path) -> Iterator[Xvnc]:
+    """For a fixture's ``yield from``: a real Xvnc with VNC authentication listening only on
+    the Unix socket ``folder``/vnc.sock, stopped after the test."""
+    server = Xvnc(folder / "xvnc", socket_path=folder / "vnc.sock")
+    yield server
+    server.stop()
+
+
+def desktop_token(app: Flask, provider: Provider, username: str = "scientist",
+                  machine_id: str | None = None) -> tuple[str, str]:
+    """Return (machine id, one-time token) for ``username``'s machine ``machine_id`` (by
+    default a new ready one) served by ``provider``."""
+    machine_id = machine_id or make_machine(app, username)
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        grant = issue_desktop_token(db, rt.settings, provider, get_user(db, username),
+                                    machine_id)
+    return machine_id, grant.token
+
+
+def owned_desktop(app: Flask, xvnc: Xvnc, username: str = "scientist") -> tuple[str, str]:
+    """A new machine whose VNC server is ``xvnc`` with that machine's derived password;
+    returns (machine id, one-time token)."""
+    machine_id, token = desktop_token(app, VncTarget(xvnc.target()), username)
+    xvnc.set_password(vnc_password(SECRET_KEY, machine_id))
+    return machine_id, token
 
 
 class VncTarget(InMemoryProvider):
