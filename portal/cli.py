@@ -495,3 +495,12 @@ def _attach_images() -> None:
 
 
 _attach_images()
+
+
+def _attach_storage() -> None:
+    from daaas.portal.storage.cli import storage_group
+
+    main.add_command(storage_group)
+
+
+_attach_storage()

@@ -75,6 +75,9 @@ class Settings(BaseModel):
         "local", description="User storage: local (folder here), nfs (NFS/CephFS export), "
         "manila (a share per user), or module:Class.")
     storage_export: str = Field("", description="nfs: machines' mount source with {username}.")
+    local_storage_export: str = Field(
+        "", description="local: how cloud VMs mount this host's export of var_dir/storage/"
+        "<user>, ending in /{username}: 10.0.2.100:/storage/{username}; empty: not exported.")
     storage_fs_type: Literal["nfs", "ceph"] = Field("nfs", description="nfs: the export's kind.")
     storage_mount_options: str = Field("", description="Extra mount options, comma-separated.")
     storage_portal_root_template: str = Field(

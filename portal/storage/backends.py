@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +27,10 @@ from daaas.portal.storage.usage import measure, used_bytes
 #: Where a cloud machine mounts the user's storage (local sessions link ``~/storage`` too).
 STORAGE_TARGET = "/home/{username}/storage"
 GIB = 1024**3
+NOT_EXPORTED = ("Your storage is not mounted on this machine: the portal keeps it on its own "
+                "server, which does not share it with cloud machines. Copy results you want to "
+                "keep to My Data (upload, or WebDAV) before the machine is deleted.")
+_TEMPLATE_RE = re.compile(r"^[A-Za-z0-9_.\[\]:-]+:(/[A-Za-z0-9_./-]*)?/\{username\}$")
 MISCONFIGURED = ("The portal's storage settings are incomplete, so your storage cannot be "
                  "prepared. Tell the portal administrators.")
 
@@ -87,6 +92,11 @@ class StorageBackend(abc.ABC):
         StorageError."""
         return []
 
+    def no_mount_reason(self) -> str:
+        """Return, for the person, why a cloud machine gets no storage mount; "" when it gets
+        one. Raises nothing."""
+        return ""
+
     def quota_bytes(self) -> int:
         """Return the configured per-user quota in bytes. Raises nothing."""
         return self.settings.storage_quota_gb * GIB
@@ -104,10 +114,17 @@ class StorageBackend(abc.ABC):
 class LocalStorage(StorageBackend):
     """A folder per user under ``var_dir/storage`` (mode 0700, owned by the user's uid/gid).
 
-    Local sessions link it as ``~/storage``; cloud machines cannot reach it, so they get none.
+    Local sessions link it as ``~/storage``. Cloud machines mount it by NFS from this host's
+    export of the folder when ``local_storage_export`` says how
+    (:mod:`daaas.portal.storage.exports`); without it they get none.
     """
 
     name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        if settings.local_storage_export:
+            check_template(settings.local_storage_export)
 
     def area(self, user: User) -> StorageArea:
         """Return the user's folder, creating it on first need. Raises OSError."""
@@ -120,8 +137,19 @@ class LocalStorage(StorageBackend):
                            quota_bytes=self.quota_bytes())
 
     def machine_mount(self, user: User, machine_id: str) -> Mount | None:
-        """Return None: a folder on the portal host is no mount for a cloud machine."""
-        return None
+        """Return the NFS mount of the user's own folder as this host exports it (made on
+        first need), or None when ``local_storage_export`` is empty (no export). Raises
+        OSError when the folder cannot be made."""
+        if not self.settings.local_storage_export:
+            return None
+        self.area(user)
+        return Mount(kind="nfs", source=local_export_source(self.settings, user.username),
+                     target=self.target(user), options=self.extra_options(),
+                     purpose="storage", label="your storage")
+
+    def no_mount_reason(self) -> str:
+        """Return why cloud machines get no storage: this host does not export it."""
+        return "" if self.settings.local_storage_export else NOT_EXPORTED
 
 
 class ExportStorage(StorageBackend):
@@ -182,6 +210,25 @@ class ExportStorage(StorageBackend):
     def secret_path(self) -> str:
         """Return where the CephFS key goes on the machine. Raises nothing."""
         return f"/etc/ceph/{self.settings.storage_ceph_client}.secret"
+
+
+def check_template(template: str) -> None:
+    """Check ``local_storage_export``: ``server:/path/{username}``, ``{username}`` the last
+    folder and nowhere else. Raises StorageError (the person's message says to tell the
+    administrators)."""
+    folders = template.partition(":")[2].split("/")
+    if (template.count("{username}") != 1 or not _TEMPLATE_RE.match(template)
+            or "." in folders or ".." in folders):
+        raise StorageError(MISCONFIGURED, f"local_storage_export {template!r} must look like "
+                           "'server:/path/{username}' ({username} the last folder)")
+
+
+def local_export_source(settings: Settings, username: str) -> str:
+    """Return the mount source of ``username``'s own folder (never another user's: the
+    template's one field is its last folder, and a POSIX user name has no '/').
+    Raises StorageError for a malformed template."""
+    check_template(settings.local_storage_export)
+    return settings.local_storage_export.format(username=username)
 
 
 def ensure_folder(path: Path, user: User, parents: bool = True) -> None:

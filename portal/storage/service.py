@@ -21,7 +21,8 @@ from daaas.portal.config import Settings
 from daaas.portal.quotas.storage import storage_quota_bytes
 from daaas.portal.storage.backends import STORAGE_BACKENDS, StorageArea, StorageBackend
 
-__all__ = ["StorageArea", "backend", "machine_mounts", "secret_files", "storage_area"]
+__all__ = ["StorageArea", "backend", "machine_mounts", "no_mount_reason", "secret_files",
+           "storage_area"]
 
 
 @lru_cache(maxsize=8)
@@ -53,11 +54,19 @@ def storage_area(settings: Settings, user: User) -> StorageArea:
 def machine_mounts(settings: Settings, user: User, machine_id: str) -> tuple[Mount, ...]:
     """Return the storage mounts of one cloud-init machine, creating the storage on first need.
 
-    Empty for the local backend. Raises OSError or a StorageError subclass (a ProviderError:
-    StorageUnavailable postpones the launch, the others fail it with the person's message).
+    Empty for the local backend unless this host exports it (``local_storage_export``).
+    Raises OSError or a StorageError subclass (a ProviderError: StorageUnavailable postpones
+    the launch, the others fail it with the person's message).
     """
     mount = backend(settings).machine_mount(user, machine_id)
     return (mount,) if mount is not None else ()
+
+
+def no_mount_reason(settings: Settings) -> str:
+    """Return, for the person, why cloud machines get no storage mount with this backend (the
+    ``local`` backend without ``local_storage_export``); "" when they get one. Raises
+    StorageError or BackendUnavailable as :func:`backend`."""
+    return backend(settings).no_mount_reason()
 
 
 def secret_files(settings: Settings, user: User, machine_id: str,
