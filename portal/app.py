@@ -24,6 +24,7 @@ from daaas.portal.config import (
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.experiments.backends import EXPERIMENT_BACKENDS
 from daaas.portal.hpc.backend import HPC_BACKENDS
+from daaas.portal.machines.changes import announce_changes
 from daaas.portal.machines.wakeup import wake_on_intent
 from daaas.portal.migrate import is_current
 from daaas.portal.providers import PROVIDERS
@@ -78,6 +79,7 @@ def _build_runtime(settings: Settings) -> Runtime:
         _check_name(lazy, settings)
     session_factory = make_session_factory(engine)
     wake_on_intent(session_factory)  # a launch, stop, start or delete wakes the worker at once
+    announce_changes(session_factory)  # pages waiting for a machine learn it changed (push)
     return Runtime(settings=settings, engine=engine, session_factory=session_factory,
                    catalogue=catalogue, identity=_built(IDENTITY_BACKENDS, settings),
                    provider=_built(PROVIDERS, settings),

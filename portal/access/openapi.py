@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from daaas.portal.access.schemas import DesktopAccess, DesktopStatus, RdpSignIn
-from daaas.portal.api.schema import content, errors
+from daaas.portal.access.schemas import DesktopAccess, DesktopStatus, RdpSignIn, StatusQuery
+from daaas.portal.api.schema import content, errors, query_parameters
 
 MACHINE_ID = {"name": "machine_id", "in": "path", "required": True, "schema": {"type": "string"}}
 WHY = {"_403": "Not allowed (CSRF)",
@@ -19,9 +19,11 @@ PATHS: dict[str, Any] = {
     "/machines/{machine_id}/desktop-status": {"parameters": [MACHINE_ID], "get": {
         "summary": "What the desktop page shows: the machine's state, why its desktop cannot "
                    "be opened now, whether it can be started or has ended, and the "
-                   "administrators who opened it",
+                   "administrators who opened it; with wait and state, a bounded long poll "
+                   "answered when the machine leaves that state (a push, no timer)",
+        "parameters": query_parameters(StatusQuery),
         "responses": {"200": content(DesktopStatus, "The desktop's status"),
-                      **errors(401, 404, **WHY)}}},
+                      **errors(400, 401, 404, **WHY)}}},
     "/machines/{machine_id}/rdp": {"parameters": [MACHINE_ID], "get": {
         "summary": "A .rdp file for a native RDP client, where the environment and provider "
                    "offer RDP",

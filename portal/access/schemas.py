@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from daaas.portal.api.schema import Reply, Timestamp
+from daaas.portal.api.schema import Query, Reply, Timestamp
 
 
 class DesktopAccess(Reply):
@@ -21,6 +21,16 @@ class DesktopAccess(Reply):
                                            "security type None only, so no password is "
                                            "asked.")
     expires_at: Timestamp = Field(description="The token is refused after this time.")
+
+
+class StatusQuery(Query):
+    """A long poll (issue 20): with ``wait``, a machine still in ``state`` is answered when it
+    leaves it (pushed by the worker's commit) or after ``wait`` seconds, whichever is first."""
+
+    wait: float = Field(0, ge=0, le=30, description="Seconds to wait while the machine is in "
+                        "`state` (0: answer at once).")
+    state: str = Field("", max_length=20, description="The state the caller knows; the answer "
+                       "waits while the machine is in it.")
 
 
 class DesktopOpening(Reply):
