@@ -1,9 +1,11 @@
-"""The worker's looks at Slurm and ICAT for the pages (issue 19), run after each cycle.
+"""The worker's looks at Slurm, ICAT and Manila for the pages (issue 19), after each cycle.
 
-Pages and API GETs read what these recorded and never ask Slurm or ICAT themselves: the jobs
-every ``hpc_observe_interval_seconds`` (:mod:`daaas.portal.hpc.observer`), the experiments of
-users who just signed in or are active and due (:meth:`ExperimentBackend.refresh_due`),
-checked every :data:`EXPERIMENTS_EVERY`.
+Pages and API GETs read what these recorded and never ask Slurm, ICAT or Manila themselves:
+the jobs every ``hpc_observe_interval_seconds`` (:mod:`daaas.portal.hpc.observer`), the
+experiments of users who just signed in or are active and due
+(:meth:`ExperimentBackend.refresh_due`), checked every :data:`EXPERIMENTS_EVERY`, and the
+sizes of the users' Manila shares (one listing, every :data:`SHARES_EVERY`), which My Data and
+the quota show.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: How often the worker looks for users whose experiments are due to be asked about again.
 EXPERIMENTS_EVERY = timedelta(seconds=10)
+#: How often the worker lists the portal's Manila shares for their sizes.
+SHARES_EVERY = timedelta(seconds=60)
 
 
 class Observers:
@@ -33,18 +37,33 @@ class Observers:
         self.jobs = JobObserver(session_factory, settings, clock)
         self.settings, self.clock = settings, clock
         self._experiments: ExperimentBackend | None = None
-        self._experiments_at: datetime | None = None
+        self._last: dict[str, datetime] = {}
 
     def run_due(self) -> None:
-        """Observe the jobs and refresh the experiments when due. Never raises."""
+        """Observe the jobs, refresh the experiments and the shares' sizes, each when due.
+        Never raises."""
         self.jobs.run_due()
-        now = self.clock()
-        if self._experiments_at is not None and now - self._experiments_at < EXPERIMENTS_EVERY:
-            return
-        self._experiments_at = now
-        try:
-            if self._experiments is None:
-                self._experiments = EXPERIMENT_BACKENDS.build(self.settings)
-            self._experiments.refresh_due()
-        except Exception:
-            log.exception("experiments not refreshed")
+        if self._due("experiments", EXPERIMENTS_EVERY):
+            try:
+                if self._experiments is None:
+                    self._experiments = EXPERIMENT_BACKENDS.build(self.settings)
+                self._experiments.refresh_due()
+            except Exception:
+                log.exception("experiments not refreshed")
+        if self.settings.storage_backend == "manila" and self._due("shares", SHARES_EVERY):
+            try:
+                from daaas.portal.storage.manila import ManilaStorage
+                from daaas.portal.storage.service import backend
+
+                storage = backend(self.settings)
+                if isinstance(storage, ManilaStorage):
+                    storage.refresh_sizes()
+            except Exception:
+                log.exception("share sizes not read")
+
+    def _due(self, what: str, every: timedelta) -> bool:
+        now, last = self.clock(), self._last.get(what)
+        if last is not None and now - last < every:
+            return False
+        self._last[what] = now
+        return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from daaas.contextualisation import Mount
@@ -64,10 +65,12 @@ class ManilaStorage(StorageBackend):
     # -- the seam ------------------------------------------------------------------------------
 
     def area(self, user: User) -> StorageArea:
-        """Return the portal's view: the share's size as quota; the usage is measured where the
-        portal host mounts the share (``storage_portal_root_template``), else unknown (Manila's
-        API reports no usage). Never creates a share. Raises nothing for Manila trouble (the
-        configured quota is shown instead; logged)."""
+        """Return the portal's view: the share's size as quota, as last seen by a launch or a
+        bootstrap exchange (:meth:`remembered_size`; Manila is not asked, so a page view makes
+        no Manila call); the usage is measured where the portal host mounts the share
+        (``storage_portal_root_template``), else unknown (Manila's API reports no usage). Never
+        creates a share. Raises nothing for Manila trouble (the configured quota is shown until
+        a share was seen)."""
         template = self.settings.storage_portal_root_template
         path = self.settings.var_path / "storage" / user.username
         if template:
@@ -75,12 +78,9 @@ class ManilaStorage(StorageBackend):
         elif not path.is_dir():
             ensure_folder(path, user)
         quota, from_share = self.quota_bytes(), False
-        try:
-            share = self.find_share(user)
-            if share is not None and share.size:
-                quota, from_share = int(share.size) * GIB, True
-        except StorageError as exc:
-            log.warning("storage of %s: %s", user.username, exc.log_message)
+        size = self.remembered_size(user)
+        if size:
+            quota, from_share = size * GIB, True
         on_portal = bool(template) and path.is_dir()
         used = used_bytes(self.settings, user, path) if on_portal else 0
         return StorageArea(path=path, used_bytes=used, quota_bytes=quota,
@@ -131,7 +131,50 @@ class ManilaStorage(StorageBackend):
         if len(shares) > 1:
             log.warning("user %s has %d shares named %s; using the oldest", user.username,
                         len(shares), share_name(user))
-        return min(shares, key=lambda s: s.created_at or "") if shares else None
+        share = min(shares, key=lambda s: s.created_at or "") if shares else None
+        if share is not None and share.size:
+            self._remember_size(user.username, int(share.size))
+        return share
+
+    def refresh_sizes(self) -> int:
+        """List every share of this portal (one listing, whatever the number of users) and
+        remember each owner's size, which :meth:`area` shows; the worker calls this (an
+        administrator's resize is shown within a minute). Return how many owners were seen.
+        Raises StorageError or StorageUnavailable when Manila cannot be asked."""
+        tag = self.settings.openstack_server_tag
+        with manila_call("list the portal's shares"):
+            shares = [s for s in self.sfs.shares(details=True)
+                      if (s.metadata or {}).get(PORTAL_KEY) == tag
+                      and (s.metadata or {}).get(OWNER_KEY) and s.size]
+        oldest: dict[str, Any] = {}
+        for share in sorted(shares, key=lambda s: s.created_at or "", reverse=True):
+            oldest[share.metadata[OWNER_KEY]] = share
+        for owner, share in oldest.items():
+            self._remember_size(owner, int(share.size))
+        return len(oldest)
+
+    def remembered_size(self, user: User) -> int | None:
+        """Return the size in GiB of the user's share as last seen (None: never seen), read
+        from ``var_dir/manila/<username>.size``. Raises nothing."""
+        try:
+            return int(self._size_path(user.username).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _remember_size(self, username: str, size: int) -> None:
+        path = self._size_path(username)
+        try:
+            if path.is_file() and path.read_text() == str(size):
+                return
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            partial = path.with_suffix(f".{threading.get_ident()}.part")
+            partial.write_text(str(size))
+            partial.replace(path)
+        except OSError as exc:
+            log.warning("share size of %s not remembered: %s", username, exc)
+
+    def _size_path(self, username: str) -> Path:
+        return self.settings.var_path / "manila" / f"{username}.size"
 
     def ensure_share(self, user: User) -> Any:
         """Return the user's available share, creating it (quota-sized) on first need."""
@@ -139,6 +182,8 @@ class ManilaStorage(StorageBackend):
             share = self.find_share(user)
             if share is None:
                 share = self._create_share(user)
+                if share.size:
+                    self._remember_size(user.username, int(share.size))
         return self._wait_available(share, user)
 
     def _create_share(self, user: User) -> Any:

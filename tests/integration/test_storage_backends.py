@@ -22,6 +22,7 @@ from daaas.portal.auth.service import get_user
 from daaas.portal.config import ConfigError
 from daaas.portal.db import unit_of_work
 from daaas.portal.machines import service
+from daaas.portal.observers import Observers
 from daaas.portal.providers.openstack.cloud import machine_tag
 from daaas.portal.storage import usage
 from daaas.portal.storage.backends import (
@@ -212,6 +213,13 @@ def test_the_share_size_is_the_quota_shown(cephfs_app: Flask, manila: ManilaStat
     assert before.quota_bytes == 20 * GIB and manila.shares == {}  # My Data creates no share
     Cloud(cephfs_app).launch()
     next(iter(manila.shares.values()))["size"] = 50  # an administrator extended the share
+    asked = len(manila.requests)
+    assert scientist_area(cephfs_app).quota_bytes == 20 * GIB  # as last seen: Manila not asked
+    assert len(manila.requests) == asked
+    rt = cephfs_app.extensions["daaas"]
+    Observers(rt.session_factory, rt.settings).run_due()  # the worker's look (one listing)
+    assert [p for _, p in manila.requests[asked:] if p.startswith("/v2/shares")] == [
+        "/v2/shares/detail"], manila.requests[asked:]
     area = scientist_area(cephfs_app)
     assert area.quota_bytes == 50 * GIB
     assert (area.used_known, area.on_portal, area.used_bytes) == (False, False, 0)
