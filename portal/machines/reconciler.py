@@ -67,7 +67,7 @@ from daaas.portal.machines.spec import launch_spec
 from daaas.portal.machines.states import AT_PROVIDER, FINAL, POLLED, STARTING, State
 from daaas.portal.machines.wakeup import Waker
 from daaas.portal.notifications.mail import Mailer, mailer_for
-from daaas.portal.notifications.models import Notification
+from daaas.portal.notifications.models import PENDING, Notification
 from daaas.portal.notifications.service import send_pending
 from daaas.portal.observers import Observers
 from daaas.portal.pools.keeper import PoolKeeper
@@ -82,6 +82,7 @@ from daaas.portal.providers import (
     ProviderStatus,
     ProviderUnavailable,
 )
+from daaas.portal.storage.service import note_missing_storage
 
 log = logging.getLogger(__name__)
 GONE_REASON = ("The machine disappeared at the provider (it was removed or crashed). Delete "
@@ -90,6 +91,11 @@ STORAGE_REASON = ("Your storage could not be prepared for this machine; contact 
                   "facility's support.")
 T = TypeVar("T")
 STATES = {state.value: state for state in State}  # faster than State(value) for 10,000 rows
+#: Polled every cycle: machines on their way, which a person waits for or asked to stop
+MOVING = frozenset({State.PROVISIONING, State.CONTEXTUALISING, State.STOPPING})
+#: How often :meth:`Reconciler.run_forever` polls the ready and stopped machines as well
+#: (seconds): at 10,000 machines reading and comparing them all is the idle cycle's cost
+STEADY_POLL_SECONDS = 30.0
 
 
 @dataclass
@@ -209,15 +215,17 @@ class Reconciler:
         log.info("reconciler adopted %d running machine(s)", len(adopted))
         return adopted
 
-    def run_once(self) -> CycleReport:
+    def run_once(self, *, steady: bool = True) -> CycleReport:
         """Run one cycle: launch (steps 2-4), poll (one call; step 6, ready, and the stops and
-        starts it finds asked for), time out, expire, delete, clean up."""
+        starts it finds asked for), time out, expire, delete, clean up. ``steady``: poll the
+        ready and stopped machines too, not only those on their way (:data:`MOVING`);
+        :meth:`run_forever` does every STEADY_POLL_SECONDS."""
         report = CycleReport()
         if self.pools is not None:
             self.pools.personalise(report)
             self.pools.maintain(report)
         self._launch_requested(report)
-        self._poll(report)
+        self._poll(report, POLLED if steady else MOVING)
         self._record_addresses()
         self._time_out(report)
         self._warn(report)
@@ -238,7 +246,7 @@ class Reconciler:
         full cycle."""
         report = CycleReport()
         if self.pools is not None and self.pools.personalise(report):
-            self._poll(report)  # a claimed machine's user waits: ready as soon as it is
+            self._poll(report, MOVING)  # a claimed machine's user waits: ready at once
         self._launch_requested(report)
         self._delete_requested(report)
         self._clean_up(report)
@@ -250,14 +258,20 @@ class Reconciler:
     def run_forever(self, stop: threading.Event, interval: float) -> None:
         """Run a full cycle every ``interval`` seconds and, when the portal records a launch,
         stop, start or delete in between, :meth:`run_asked` at once; until ``stop`` is set.
-        Never raises."""
+        The ready and stopped machines are polled every STEADY_POLL_SECONDS only (a change
+        behind the portal's back is rare; what a person waits for is on its way, polled every
+        cycle). Never raises."""
         due, woken = 0.0, False  # when the next full cycle is due (time.monotonic)
+        steady_due = 0.0  # when the ready and stopped machines are polled next
         while not stop.is_set():
             try:
                 if woken and time.monotonic() < due:
                     self.run_asked()
                 else:
-                    self.run_once()
+                    steady = time.monotonic() >= steady_due
+                    if steady:
+                        steady_due = time.monotonic() + STEADY_POLL_SECONDS
+                    self.run_once(steady=steady)
                     due = time.monotonic() + interval
             except Exception:  # keep the loop alive; the next cycle retries
                 log.exception("reconcile cycle failed")
@@ -362,6 +376,7 @@ class Reconciler:
             if self.provider.uses_cloud_init and self.settings is not None:
                 user_data = launch_user_data(db, self.settings, self.secret_key, machine,
                                              self.clock())
+                note_missing_storage(db, self.settings, machine, self.clock())
             return launch_spec(self.settings, self.secret_key, machine, user_data)
         except OSError as exc:
             self._fail(db, machine, STORAGE_REASON, f"{machine.id}: {exc}")
@@ -373,12 +388,13 @@ class Reconciler:
             self._fail(db, machine, exc.user_message, exc.log_message)
         return None
 
-    def _poll(self, report: CycleReport) -> None:
-        """One provider poll for every polled machine; a write only where a state changes."""
+    def _poll(self, report: CycleReport, states: frozenset[State]) -> None:
+        """One provider poll for every machine in ``states`` (:data:`POLLED`, or only those on
+        their way, :data:`MOVING`); a write only where a state changes."""
         rows = self._rows(select(Machine.id, Machine.state, MachineContext.reported_status,
                                  Machine.pool.is_not(None))
                           .outerjoin(MachineContext, MachineContext.machine_id == Machine.id)
-                          .where(Machine.state.in_([s.value for s in POLLED])))
+                          .where(Machine.state.in_([s.value for s in states])))
         if not rows:
             return
         # unpacked, not row.id: a Row's attribute look-up costs more than the rest per row
@@ -558,11 +574,12 @@ class Reconciler:
         if not self.warnings or self.settings is None:
             return
         now = self.clock()
-        live = [s.value for s in AT_PROVIDER]
+        # "not the other states", as in _expire: the expiry's index finds the few machines due
+        outside = [s.value for s in State if s not in AT_PROVIDER]
         rows = self._rows(select(Machine.id, Machine.expires_at).where(
             Machine.expires_at > now,
             Machine.expires_at <= now + timedelta(hours=max(self.warnings)),
-            Machine.state.in_(live)))
+            Machine.state.not_in(outside)))
         if not rows:
             return
         queued = {key for (key,) in self._rows(select(Notification.key).where(
@@ -709,8 +726,9 @@ class Reconciler:
     def _send_mail(self, report: CycleReport) -> None:
         """Send what the outbox holds (:func:`send_pending`); never raises for a mail
         failure (the message stays pending and is tried next cycle)."""
-        if self.mailer is None or self.settings is None:
-            return
+        if self.mailer is None or self.settings is None or not self._rows(
+                select(Notification.id).where(Notification.status == PENDING).limit(1)):
+            return  # an empty outbox costs one indexed read, not a transaction
         report.mails += send_pending(self.session_factory, self.settings, self.mailer,
                                      self.claims, self.clock)
 

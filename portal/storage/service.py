@@ -12,17 +12,22 @@ bootstrap exchange for :func:`secret_files`.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from daaas.contextualisation import Mount
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
+from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.quotas.storage import storage_quota_bytes
 from daaas.portal.storage.backends import STORAGE_BACKENDS, StorageArea, StorageBackend
 
-__all__ = ["StorageArea", "backend", "machine_mounts", "no_mount_reason", "secret_files",
-           "storage_area"]
+__all__ = ["StorageArea", "backend", "machine_mounts", "no_mount_reason", "note_missing_storage",
+           "secret_files", "storage_area"]
 
 
 @lru_cache(maxsize=8)
@@ -67,6 +72,22 @@ def no_mount_reason(settings: Settings) -> str:
     ``local`` backend without ``local_storage_export``); "" when they get one. Raises
     StorageError or BackendUnavailable as :func:`backend`."""
     return backend(settings).no_mount_reason()
+
+
+def note_missing_storage(db: Session, settings: Settings, machine: Machine,
+                         now: datetime) -> None:
+    """Record once on a cloud-init machine's events why its owner's storage is not mounted
+    there (:func:`no_mount_reason`), so a missing export is seen instead of an empty
+    ``~/storage``; nothing for a machine that gets its storage or a warm pool's machine.
+    Raises StorageError or BackendUnavailable as :func:`backend`."""
+    reason = no_mount_reason(settings)
+    if not reason or machine.pool is not None:
+        return
+    known = db.scalar(select(MachineEvent.id).where(MachineEvent.machine_id == machine.id,
+                                                    MachineEvent.message == reason).limit(1))
+    if known is None:
+        db.add(MachineEvent(machine_id=machine.id, from_state=machine.state,
+                            to_state=machine.state, message=reason, at=now))
 
 
 def secret_files(settings: Settings, user: User, machine_id: str,
