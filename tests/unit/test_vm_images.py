@@ -21,6 +21,7 @@ from daaas.vm_images.recipe import (
     packages,
 )
 from tests.support.paths import ROOT
+from tests.vm.harness import image_chain
 
 CATALOGUE = load_catalogue(DEFAULT_DIRECTORY)
 ELEMENTS = load_elements()
@@ -47,10 +48,11 @@ def test_every_environment_has_an_element_mirroring_extends(environment: str) ->
 
 def test_chains_put_dependencies_first_and_name_dib_elements() -> None:
     assert names(environment_chain(CATALOGUE, "ccp4", ELEMENTS)) == [
-        "daaas-vm-base", "daaas-vnc-desktop", "daaas-base-desktop", "daaas-ccp4"]
+        "daaas-vm-base", "daaas-vnc-desktop", "daaas-vm-access", "daaas-base-desktop",
+        "daaas-ccp4"]
     assert names(environment_chain(CATALOGUE, "tomography-gpu", ELEMENTS)) == [
-        "daaas-vm-base", "daaas-vnc-desktop", "daaas-base-desktop", "daaas-gpu",
-        "daaas-tomography-gpu"]
+        "daaas-vm-base", "daaas-vnc-desktop", "daaas-vm-access", "daaas-base-desktop",
+        "daaas-gpu", "daaas-tomography-gpu"]
     chain = environment_chain(CATALOGUE, "dawn", ELEMENTS)
     assert external_elements(chain) == ["vm", "debian-minimal", "cloud-init-datasources",
                                         "package-installs"]
@@ -81,10 +83,19 @@ def test_cvmfs_comes_only_from_the_sites_source_when_asked() -> None:
     assert {"cvmfs", "cvmfs-config-default"} <= set(packages(chain, {"DIB_DAAAS_CVMFS": "1"}))
 
 
-def test_vm_test_image_is_the_light_desktop_only() -> None:
-    light = packages(element_chain("daaas-vnc-desktop", ELEMENTS))
+def test_vm_test_image_is_the_light_desktop_with_the_ways_in_real_images_have() -> None:
+    chain = image_chain()
+    assert names(chain) == ["daaas-vm-base", "daaas-vnc-desktop", "daaas-vm-access"]
+    light = packages(chain)
     assert {"cloud-init", "python3", "tigervnc-standalone-server", "xterm", "twm"} <= set(light)
-    assert "xfce4" not in light and "xrdp" not in light
+    # what the tier checks comes from the element every desktop image has, not a test list
+    access = set(packages(element_chain("daaas-vm-access", ELEMENTS)))
+    assert {"xrdp", "python3-cryptography", "nfs-common", "openssh-server"} <= access
+    base = names(environment_chain(CATALOGUE, "base-desktop", ELEMENTS))
+    assert "daaas-vm-access" in base
+    assert "xfce4" not in light and "xorgxrdp" not in light  # the light session needs neither
+    hooks = hook_script(rootfs_plan(chain))
+    assert "75-daaas-rdp-sign-in" in hooks and "85-daaas-no-boot-work" in hooks
 
 
 def _element(root: Path, name: str, deps: str, packages_yaml: str) -> None:

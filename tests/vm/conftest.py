@@ -3,7 +3,8 @@
 The image is built with mmdebstrap from the elements' package lists into a temporary folder
 (nothing cached), so a fresh machine tests exactly what an operator's build would install.
 Skipped locally (with the reason) when QEMU, mmdebstrap or the cloud kernel are missing; in CI
-they must be there.
+they must be there. Outside CI, ``DAAAS_VM_TEST_IMAGE`` names an image built before (e.g. by
+``benchmarks/vm_boot.py``) to reuse while developing the tier.
 """
 
 from __future__ import annotations
@@ -34,4 +35,4 @@ def vm_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if os.environ.get("CI"):
             pytest.fail(f"the VM tier needs: {problem}")
         pytest.skip(f"the VM tier needs: {problem}")
-    return harness.build_image(tmp_path_factory.mktemp("vm-image"))
+    return harness.reused_image() or harness.build_image(tmp_path_factory.mktemp("vm-image"))

@@ -1,15 +1,19 @@
 """The real-VM tier's pieces, shared with benchmarks/vm_boot.py.
 
-- :func:`build_image`: the light desktop image (elements daaas-vm-base + daaas-vnc-desktop)
-  built with mmdebstrap from the elements' package lists, as ``daaas images build --rootfs-only``
-  does, into a fresh folder (nothing cached between sessions);
+- :func:`build_image`: the light desktop image (elements daaas-vm-base + daaas-vnc-desktop +
+  daaas-vm-access, the last also part of every real desktop image) built with mmdebstrap from
+  the elements' package lists, as ``daaas images build --rootfs-only`` does, into a fresh
+  folder (nothing cached between sessions; outside CI, ``DAAAS_VM_TEST_IMAGE`` names a built
+  image to reuse while developing);
 - :func:`start_portal`: ``daaas serve`` with the QEMU provider, its reconciler thread and
   websockify; VMs reach it at http://10.0.2.100 (QEMU forwards that to the portal's port);
-- :class:`ConsoleWatch`: host times at which lines first appear on a VM's serial console.
+- :class:`ConsoleWatch`: host times at which lines first appear on a VM's serial console;
+- :func:`ssh`, :class:`XDisplay`, :func:`xfreerdp_auth`: the real clients the checks use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -38,7 +42,8 @@ from tests.support.browser import free_port
 from tests.support.paths import ROOT
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue"
-ELEMENT = "daaas-vnc-desktop"
+ELEMENTS = ("daaas-vnc-desktop", "daaas-vm-access")
+IMAGE_VARIABLE = "DAAAS_VM_TEST_IMAGE"
 PROGRAMS = ["qemu-system-x86_64", "qemu-img", "cloud-localds", "mmdebstrap", "mkfs.ext4"]
 GUEST_PORTAL = "http://10.0.2.100"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -59,7 +64,7 @@ def tools_problem() -> str | None:
 
 def build_image(folder: Path) -> Path:
     """Build the light desktop image into ``folder``; return the qcow2. Raises BuildError."""
-    chain = element_chain(ELEMENT, load_elements())
+    chain = image_chain()
     plan = rootfs_plan(chain, kernel_modules=str(host_kernel_modules()))
     rootfs = folder / "rootfs"
     try:
@@ -68,6 +73,25 @@ def build_image(folder: Path) -> Path:
                          folder / "build.log")
     finally:
         remove_tree(rootfs)
+
+
+def image_chain() -> list[Any]:
+    """Return the elements of the tier's image, dependencies first (each once)."""
+    elements, chain = load_elements(), []
+    for root in ELEMENTS:
+        chain += [e for e in element_chain(root, elements) if e.name not in
+                  {known.name for known in chain}]
+    return chain
+
+
+def reused_image() -> Path | None:
+    """Return the image ``DAAAS_VM_TEST_IMAGE`` names (never in CI: CI builds it), or None."""
+    named = os.environ.get(IMAGE_VARIABLE, "")
+    if not named or os.environ.get("CI"):
+        return None
+    if not Path(named).is_file():
+        raise FileNotFoundError(f"{IMAGE_VARIABLE}={named} does not exist")
+    return Path(named).resolve()
 
 
 def start_portal(folder: Path, image: Path,
@@ -211,3 +235,84 @@ BACKGROUND = (0x2E, 0x5A, 0x88)  # daaas-light-session's xsetroot colour
 
 def _far(colour: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
     return sum(abs(a - b) for a, b in zip(colour, other, strict=True)) > 60
+
+
+def ssh(port: int, key: Path, user: str, command: str,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` on the VM over ssh (127.0.0.1:``port``) as ``user`` with ``key`` only
+    (no password, no agent, host key not kept); return the finished process."""
+    return subprocess.run(
+        ["ssh", "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes",
+         "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30", f"{user}@127.0.0.1", command],
+        capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+
+def ssh_key(folder: Path, name: str) -> Path:
+    """Make an Ed25519 key pair ``folder/name`` (+ .pub) without a passphrase; return it."""
+    key = folder / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@vm-tier",
+                    "-f", str(key)], check=True, capture_output=True)
+    return key
+
+
+class XDisplay:
+    """An Xvnc display on this host for X clients (xfreerdp needs one even to sign in only),
+    reachable by nobody (no TCP listener for X, VNC on 127.0.0.1 without a viewer)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.number = next(n for n in range(60, 120)
+                           if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                           and not Path(f"/tmp/.X{n}-lock").exists())
+        self.process = subprocess.Popen(
+            ["Xvnc", f":{self.number}", "-SecurityTypes", "None", "-localhost",
+             "-rfbport", str(free_port()), "-nolisten", "tcp", "-geometry", "1024x768"],
+            stdout=(folder / "xvnc.log").open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not Path(f"/tmp/.X11-unix/X{self.number}").exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Xvnc :{self.number} did not start; see {folder}/xvnc.log")
+            time.sleep(0.1)
+
+    @property
+    def display(self) -> str:
+        """The DISPLAY value."""
+        return f":{self.number}"
+
+    def stop(self) -> None:
+        """End Xvnc (its process group)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def xfreerdp_auth(display: str, port: int, user: str, password: str) -> str:
+    """Run FreeRDP's real client against 127.0.0.1:``port`` as far as the sign-in
+    (``+auth-only``, TLS as the VM's xrdp.ini asks); return its output. Its exit status does not
+    say whether xrdp accepted the password (it is 0 either way): the caller reads the VM's
+    sign-in verdict on the console."""
+    done = subprocess.run(
+        ["xfreerdp", "+auth-only", f"/v:127.0.0.1:{port}", f"/u:{user}", f"/p:{password}",
+         "/cert:ignore", "/sec:tls", "/timeout:60000"],
+        env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=180,
+        check=False, stdin=subprocess.DEVNULL)
+    return done.stdout + done.stderr
+
+
+def wait_for_line(path: Path, pattern: str, count: int, timeout: float) -> str:
+    """Wait until ``pattern`` appears ``count`` times on the console at ``path``; return the
+    console (cleaned). Raises AssertionError with its tail when it does not in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = clean(path.read_text(errors="replace"))
+        if len(re.findall(pattern, text)) >= count:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} not seen {count} times on the console within "
+                                 f"{timeout:.0f} s; its end:\n{text[-3000:]}")
+        time.sleep(1)
