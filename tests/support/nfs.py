@@ -28,6 +28,18 @@ A kernel NFS client mounts an export with
 owners as bare numbers (``Only_Numeric_Owners``), so a VM's account with the same uid as the
 folder's owner on the host writes as itself without an idmap domain.
 
+For a portal's VM (the real-VM tier): serve the user's storage exactly as the portal's own
+exports say, plus the experiment's data read-only, and forward the guest's NFS port to it::
+
+    from daaas.portal.storage.exports import ganesha_exports, user_exports
+    blocks = ganesha_exports(user_exports(settings, [user], create=True), ["127.0.0.1"])
+    with NfsServer([Export(archive, "/data")], extra_config=blocks) as server:
+        settings: local_storage_export = "10.0.2.100:/storage/{username}",
+                  experiment_export = "nfs", experiment_export_source = "10.0.2.100:/data/...",
+                  qemu_guest_forwards = f"10.0.2.100:2049=127.0.0.1:{server.port}"
+
+QEMU's guest forward connects from the host's 127.0.0.1, hence ``--clients 127.0.0.1``.
+
 Why Ganesha runs as root: its VFS back end opens files by handle (``open_by_handle_at``,
 ``CAP_DAC_READ_SEARCH``), as any NFS server serving real folders must.
 """
