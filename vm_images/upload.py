@@ -31,7 +31,9 @@ RETIRED_TAG = "daaas-retired"
 IMAGE_PROPERTIES = {"os_distro": "debian", "os_version": "12", "os_type": "linux",
                     "hw_disk_bus": "virtio", "hw_vif_model": "virtio",
                     "hw_video_model": "virtio", "hw_rng_model": "virtio",
-                    "hw_qemu_guest_agent": "no", "hw_machine_type": "q35"}
+                    "hw_qemu_guest_agent": "no", "hw_machine_type": "q35",
+                    # the bootstrap agent's modes: "pool" waits for a warm pool's claim
+                    "daaas_agent_modes": "session,pool"}
 
 
 class ImageError(Exception):

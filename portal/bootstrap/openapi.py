@@ -10,6 +10,8 @@ from typing import Any
 from daaas.portal.api.schema import content, errors, request_body
 from daaas.portal.bootstrap.schemas import (
     BootstrapRequest,
+    ClaimedMachine,
+    ClaimRequest,
     MachineSecrets,
     StatusAccepted,
     StatusReport,
@@ -25,6 +27,21 @@ PATHS: dict[str, Any] = {
                                _403="Unknown machine, or a wrong, used or expired token; "
                                     "nothing changed",
                                _503="The storage key cannot be read yet; nothing consumed, "
+                                    "try again")}}},
+    "/context/{machine_id}/claim": {"parameters": [MACHINE_ID], "post": {
+        "summary": "A warm pool's machine asks whether it was claimed, and for whom (agent "
+                   "only)",
+        "description": "`Authorization: Bearer <report_token>` of its pool exchange, after "
+                       "its 'pooled-ready' report. 204 with Retry-After while it waits in its "
+                       "pool; once claimed and handed over, its claimer's session and secrets, "
+                       "once (the answer carries a new report token for the final report).",
+        "security": [{"bearer": []}], "requestBody": request_body(ClaimRequest, required=False),
+        "responses": {"200": content(ClaimedMachine, "The claimer's session; given once"),
+                      "204": {"description": "Not claimed yet: ask again after Retry-After"},
+                      **errors(400, 403, 503, _400="Not a JSON object",
+                               _403="Not the machine's token, or the machine is not waiting "
+                                    "for a claim; nothing changed",
+                               _503="The storage key cannot be read yet; nothing taken, "
                                     "try again")}}},
     "/context/{machine_id}/status": {"parameters": [MACHINE_ID], "post": {
         "summary": "A machine reports it is ready, or why it failed (agent only)",

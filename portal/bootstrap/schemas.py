@@ -51,6 +51,9 @@ class RdpVerifier(Reply):
 class MachineSecrets(Reply):
     """The exchange's answer: the passwords the machine's access services use, and files."""
 
+    pooled: bool = Field(False, description="True for a warm pool's machine: the answer holds "
+                         "only its report token; it reports 'pooled-ready' and asks for its "
+                         "claim (POST .../claim).")
     vnc_password: str = Field("", description="When the machine runs VNC.")
     rdp_password: str = Field("", description="No longer sent: RDP signs in with one-time "
                               "tokens (rdp_sign_in).")
@@ -64,11 +67,62 @@ class MachineSecrets(Reply):
         None, description="When the machine offers SSH: the user's authorized_keys file.")
 
 
+class SessionUser(Reply):
+    """The claimer's POSIX account, which the agent creates."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+    full_name: str = ""
+
+
+class StorageMount(Reply):
+    """The claimer's storage, mounted read-write by the agent."""
+
+    fstype: str = Field(description="nfs or ceph.")
+    source: str
+    target: str
+    options: str = Field(description="Mount options, 'rw' first.")
+
+
+class ClaimServices(Reply):
+    """The access services started once the claimer's account exists."""
+
+    enable: list[str]
+
+
+class ClaimedSession(Reply):
+    """Who the claimed machine is for and where their things go (BOOTSTRAP_PROTOCOL.md)."""
+
+    user: SessionUser
+    vnc_password_file: str | None
+    authorized_keys_file: str | None
+    rdp_sign_in_file: str | None
+    vnc_users: str | None = Field(description="The VNC server's user map, with VNC.")
+    storage_mounts: list[StorageMount]
+    services: ClaimServices
+
+
+class ClaimedMachine(MachineSecrets):
+    """The answer to a claim request once the machine is its claimer's: the exchange's
+    answer for them, and the session. Given once."""
+
+    session: ClaimedSession
+
+
+class ClaimRequest(Body):
+    """A pooled machine's agent asks whether it was claimed (no fields)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
+
+
 class StatusReport(Body):
     """A machine's report: ready, or failed with the reason."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "ready"}, {"status": "failed", "reason": "mount /home: no route to host"}]})
+        {"status": "ready"}, {"status": "failed", "reason": "mount /home: no route to host"},
+        {"status": "pooled-ready"}]})
 
     status: Status
     reason: str = Field("", max_length=100_000,
@@ -83,5 +137,5 @@ class StatusAccepted(Reply):
     status: Status
 
 
-REQUESTS = (BootstrapRequest, StatusReport)
-REPLIES = (MachineSecrets, StatusAccepted)
+REQUESTS = (BootstrapRequest, StatusReport, ClaimRequest)
+REPLIES = (MachineSecrets, StatusAccepted, ClaimedMachine)

@@ -16,27 +16,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from daaas.contextualisation.builder import access_services
 from daaas.contextualisation.files import one_line
+from daaas.contextualisation.pool import claimed_session
 from daaas.portal.access.signin import verifier_settings
 from daaas.portal.bootstrap.models import MachineContext
+from daaas.portal.bootstrap.pooling import POOLED_READY, may_record, phase
+from daaas.portal.bootstrap.userdata import build_context
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.errors import Conflict, Forbidden
 from daaas.portal.hpc.machine import secret_files
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.mounts import exchange_mounts, experiment_mounts, export_rule
-from daaas.portal.machines.secrets import token_digest, vnc_password
+from daaas.portal.machines.secrets import bootstrap_token, token_digest, vnc_password
 from daaas.portal.machines.states import AT_PROVIDER, STARTING
 from daaas.portal.sshkeys.service import authorized_keys
+from daaas.portal.storage.service import machine_mounts
 from daaas.portal.storage.service import secret_files as storage_secret_files
 
 log = logging.getLogger(__name__)
 #: The longest failure reason kept from a machine's report (characters, one line).
 MAX_REASON = 500
-Status = Literal["ready", "failed"]
+Status = Literal["ready", "failed", "pooled-ready"]
 REFUSED = ("This machine's bootstrap token is wrong, already used or expired, or the machine is "
            "being removed. A token works once only: delete the machine and launch a new one.")
 REPORT_REFUSED = ("This status report is not signed with the machine's report token (or its "
@@ -84,11 +88,38 @@ def exchange(db: Session, settings: Settings, machine_id: str, token: str,
     machine = db.get(Machine, machine_id)
     assert machine is not None  # the UPDATE found it
     log.info("machine %s traded its bootstrap token", machine_id)
+    if machine.pool is not None:  # a warm pool's machine: nothing of anyone until its claim
+        return {"pooled": True, "report_token": report_token, "files": []}
+    return session_answer(db, settings, machine, report_token, now)
+
+
+def session_answer(db: Session, settings: Settings, machine: Machine, report_token: str,
+                   now: datetime) -> dict[str, Any]:
+    """Return the exchange's answer for ``machine``'s owner: the secrets, the files (Slurm
+    JWT, storage key), SSH keys, RDP verifier and experiment data mounts. Raises
+    StorageUnavailable or StorageError when the storage key cannot be read."""
     answer = machine_secrets(resolve_secret_key(settings), machine, report_token)
     answer["files"] += secret_files(settings, machine, now)  # the user's Slurm JWT, if any
     answer["files"] += storage_secret_files(  # the storage key (CephFS), if any
         settings, machine.user, machine.id, _live_machines(db, machine))
     answer.update(access_and_data(db, settings, machine))
+    return answer
+
+
+def claim_answer(db: Session, settings: Settings, machine: Machine, report_token: str,
+                 now: datetime) -> dict[str, Any]:
+    """Return the answer to a pooled machine's claim request once its claimer's context was
+    taken (:func:`daaas.portal.bootstrap.pooling.take_claim`): :func:`session_answer` plus the
+    ``session`` (:func:`daaas.contextualisation.pool.claimed_session`: the account, where the
+    secrets go, the storage mounts, the access services). Raises ContextualisationError when
+    the claimer's Context cannot be built, OSError or a storage error when their storage
+    cannot be prepared."""
+    token = bootstrap_token(resolve_secret_key(settings), machine.id)
+    mounts = machine_mounts(settings, machine.user, machine.id)
+    context = build_context(settings, machine.user, machine.id, machine.environment, token,
+                            mounts)
+    answer = session_answer(db, settings, machine, report_token, now)
+    answer["session"] = claimed_session(context)
     return answer
 
 
@@ -154,9 +185,22 @@ def record_report(db: Session, machine_id: str, bearer: str, status: Status, rea
     if row is None or not _may_report(row, token_digest(bearer), status):
         raise Forbidden(REPORT_REFUSED, f"status report for {machine_id} refused: bad token")
     text = one_line(reason)[:MAX_REASON] if status == "failed" else ""
+    # a warm pool's machine reports twice: pooled-ready in its pool, then ready as its user's
+    open_: ColumnElement[bool] = MachineContext.reported_status.is_(None)
+    kind = db.execute(select(Machine.pool, Machine.claimed_at)
+                      .where(Machine.id == machine_id)).one_or_none()
+    if status == POOLED_READY or (kind is not None and (kind.pool or kind.claimed_at)):
+        pooled = kind is not None and kind.pool is not None
+        if may_record(pooled, phase(row.used_at, row.reported_status, row.reported_at), status):
+            open_ = MachineContext.reported_status == row.reported_status \
+                if row.reported_status else open_
+        elif row.reported_status != status:
+            raise Conflict("This report does not fit where the machine's set-up is.",
+                           f"{machine_id} reported {status} after "
+                           f"{row.reported_status or 'nothing'} (pooled: {pooled})")
     recorded = db.execute(
         update(MachineContext)
-        .where(MachineContext.machine_id == machine_id, MachineContext.reported_status.is_(None))
+        .where(MachineContext.machine_id == machine_id, open_)
         .values(reported_status=status, reported_reason=text, reported_at=now)
         .execution_options(synchronize_session=False))
     if cast(CursorResult[Any], recorded).rowcount == 1:
@@ -179,6 +223,6 @@ def vm_report(db: Session, machine_id: str) -> VmReport | None:
     """Return what the machine reported, or None if it has not reported yet. Raises nothing."""
     row = db.execute(select(MachineContext.reported_status, MachineContext.reported_reason)
                      .where(MachineContext.machine_id == machine_id)).one_or_none()
-    if row is None or row.reported_status not in ("ready", "failed"):
+    if row is None or row.reported_status not in ("ready", "failed", POOLED_READY):
         return None
     return VmReport(cast(Status, row.reported_status), row.reported_reason)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from daaas.catalogue import Environment
 from daaas.contextualisation import Context, Mount, context_from_parts, render_user_data
+from daaas.contextualisation.pool import render_pool_user_data
 from daaas.cvmfs import CvmfsClientSettings
 from daaas.cvmfs.registry import load_registry
 from daaas.portal.auth.models import User
@@ -42,13 +43,20 @@ def launch_user_data(db: Session, settings: Settings, secret_key: str, machine: 
 
     The token is derived from the secret key, so a launch repeated after a crash renders the
     same user-data; its expiry is reset to ``now`` + the configured TTL while it is unused.
-    The user's storage is created on first need. Raises
+    The user's storage is created on first need. A warm pool's machine gets the pool-mode
+    user-data of :func:`daaas.contextualisation.pool.render_pool_user_data` (no user, no
+    storage: the claim's answer brings them). Raises
     contextualisation.ContextualisationError with a message for the user, OSError or a
     storage error (portal.storage.errors) when the user's storage cannot be prepared.
     """
     token = bootstrap_token(secret_key, machine.id)
-    mounts = machine_mounts(settings, machine.user, machine.id)
-    rendered = user_data(settings, machine.user, machine.id, machine.environment, token, mounts)
+    if machine.pool is not None:  # a warm pool's machine: no user, no storage (issue 20)
+        rendered = render_pool_user_data(build_context(settings, machine.user, machine.id,
+                                                       machine.environment, token))
+    else:
+        mounts = machine_mounts(settings, machine.user, machine.id)
+        rendered = user_data(settings, machine.user, machine.id, machine.environment, token,
+                             mounts)
     ttl = timedelta(minutes=settings.bootstrap_token_ttl_minutes)
     row = db.get(MachineContext, machine.id)
     if row is None:

@@ -146,6 +146,13 @@ class Provider(abc.ABC):
         """
         return False
 
+    def pool_unavailable_reason(self, environment: Environment) -> str | None:
+        """Return why ``environment`` cannot have a warm pool on this provider (for the log
+        and administrators: e.g. its image's agent cannot wait for a claim), or None when it
+        can. Asked by the worker when it refills the pools, never on a page view. Default:
+        None. Raises nothing."""
+        return None
+
     def personalise(self, spec: LaunchSpec) -> None:
         """Hand the pooled machine ``spec.machine_id`` to the user in ``spec``: their account
         (uid/gid), their folders (``spec.mounts``), credentials and session; return once it

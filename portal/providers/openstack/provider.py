@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import openstack
 from openstack import exceptions as os_exc
 
+from daaas.catalogue import Environment
 from daaas.portal.providers.base import (
     Capacity,
     ConnectionTarget,
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 
 AccessMode = Literal["direct", "floating", "proxy"]
 SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
+#: The Glance property naming the modes the image's bootstrap agent speaks ("session,pool")
+AGENT_MODES_PROPERTY = "daaas_agent_modes"
 VNC_PORT, RDP_PORT, SSH_PORT = 5901, 3389, 22
 NO_CLOUD = "openstack_cloud must name a cloud in clouds.yaml"
 
@@ -87,6 +90,8 @@ class OpenStackProvider(Provider):
         self.vnc_proxy_cidrs = [] if network == "none" else list(vnc_proxy_cidrs)
         self._conn: Any = None
         self._lock = threading.Lock()
+        #: The agent modes each environment's image says it speaks (pool_unavailable_reason)
+        self._agent_modes: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenStackProvider:
@@ -156,6 +161,44 @@ class OpenStackProvider(Provider):
                         and error.status_code < 500:
                     secgroups.discard(self.connection.network, group)
                 raise
+
+    @property
+    def supports_pools(self) -> bool:
+        """Return True: a warm pool's server boots with pool-mode user-data (no user) and its
+        agent waits for a claim (contextualisation/BOOTSTRAP_PROTOCOL.md, "Pool mode"). An
+        environment whose image does not say its agent speaks it is left out of the pools
+        (:meth:`pool_unavailable_reason`). Raises nothing."""
+        return True
+
+    def pool_unavailable_reason(self, environment: Environment) -> str | None:
+        """Return why ``environment`` cannot have a warm pool here: its Glance image does not
+        carry the property ``daaas_agent_modes`` with ``pool`` (set by `daaas images upload`
+        for images whose agent waits for claims), or cannot be found; None when it can. One
+        Glance read per image, remembered. Raises nothing."""
+        key = environment.image.name or f"tag:{environment.image.tag}"
+        if key not in self._agent_modes:
+            try:
+                with translated(f"image of {environment.name}"):
+                    found = self._image_record(environment)
+                modes = str((getattr(found, "properties", None) or {}).get(
+                    AGENT_MODES_PROPERTY, "")) if found is not None else ""
+            except ProviderError as exc:
+                return f"its image cannot be read: {exc.log_message}"
+            self._agent_modes[key] = modes
+        if "pool" not in self._agent_modes[key].split(","):
+            return (f"the image of {environment.name} does not say its agent waits for claims "
+                    f"(Glance property {AGENT_MODES_PROPERTY})")
+        return None
+
+    def personalise(self, spec: LaunchSpec) -> None:
+        """Hand the claimed server to ``spec``'s user: its ``owner`` metadata becomes theirs
+        (administrators see whose it is); nothing is sent into the server. Once this returns
+        the worker records the hand-over, and the portal's exchange answers the agent's claim
+        request with the user's session. Raises MachineGone if no server carries the
+        machine's tag, ProviderUnavailable."""
+        with translated(f"personalise {spec.machine_id}"):
+            server = self._server(spec.machine_id)
+            self.connection.compute.set_server_metadata(server, **{OWNER_KEY: spec.username})
 
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
         """Return every asked id's status from ONE server listing (a request per 1,000
@@ -327,14 +370,17 @@ class OpenStackProvider(Provider):
         return flavor.name in spec.environment.flavors.gpu or flavor_wants_gpu(
             flavor.extra_specs, self.gpu_resource_class)
 
-    def _image(self, spec: LaunchSpec) -> str:
-        image = spec.environment.image
+    def _image_record(self, environment: Environment) -> Any:
+        image = environment.image
         glance = self.connection.image
         if image.name:
-            found = glance.find_image(image.name, ignore_missing=True)
-        else:
-            found = next(iter(glance.images(tag=[image.tag], status="active",
-                                            sort="created_at:desc", limit=1)), None)
+            return glance.find_image(image.name, ignore_missing=True)
+        return next(iter(glance.images(tag=[image.tag], status="active",
+                                       sort="created_at:desc", limit=1)), None)
+
+    def _image(self, spec: LaunchSpec) -> str:
+        image = spec.environment.image
+        found = self._image_record(spec.environment)
         if found is None:
             raise LaunchFailed(f"The system image of the {spec.environment.title} "
                                "environment is not available at the cloud; tell the portal "

@@ -120,6 +120,25 @@ class QemuProvider(Provider):
                 raise LaunchFailed("The machine could not be started; tell the portal "
                                    "administrators.", f"qemu {spec.machine_id}: {exc}") from None
 
+    @property
+    def supports_pools(self) -> bool:
+        """Return True: a warm pool's VM boots with pool-mode user-data (no user) and its agent
+        waits for a claim (contextualisation/BOOTSTRAP_PROTOCOL.md, "Pool mode"); the image's
+        agent must speak it (images built from this version's vm_images do). Raises
+        nothing."""
+        return True
+
+    def personalise(self, spec: LaunchSpec) -> None:
+        """Hand the claimed VM to ``spec``'s user: nothing is sent into the VM. Once this
+        returns the worker records the hand-over, and the portal's exchange answers the
+        agent's claim request with the user's session; the agent sets it up and reports ready.
+        Raises MachineGone when the VM no longer runs (it is then failed and deleted)."""
+        folder = self._folder(spec.machine_id)
+        with self._lock:
+            if not folder.alive():
+                raise MachineGone("This machine is no longer running.",
+                                  f"qemu {spec.machine_id}: no running QEMU to hand over")
+
     def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
         """Return every asked id's status from the machines' folders and /proc (one pass)."""
         with self._lock:
