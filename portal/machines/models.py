@@ -76,7 +76,12 @@ class Machine(Base):
                       # the worker's look-up of ready machines without an address (0021)
                       Index("ix_machines_unaddressed", "state",
                             sqlite_where=text("address IS NULL"),
-                            postgresql_where=text("address IS NULL")))
+                            postgresql_where=text("address IS NULL")),
+                      # a launch's admission (0025): the quota ledger's count per owner,
+                      # flavor and state, the owner's machine count and names in use, each
+                      # from an index alone (a row holds its environment snapshot)
+                      Index("ix_machines_user_flavor_state", "user_id", "flavor", "state"),
+                      Index("ix_machines_user_state_name", "user_id", "state", "name"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

@@ -64,6 +64,12 @@ def unique_name(name: str, taken: Collection[str]) -> str:
         number += 1
 
 
+def unique_prefix(name: str) -> str:
+    """Return the text every name :func:`unique_name` may give for ``name`` starts with (a
+    launch reads only the owner's names that do). Raises nothing."""
+    return name[:MAX_NAME - len(" (1000000000)")].rstrip()
+
+
 def clean_name(raw: object) -> str:
     """Return the name a person typed, its outer spaces removed.
 

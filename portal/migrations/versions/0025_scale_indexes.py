@@ -1,11 +1,17 @@
-"""Reconciler and list indexes (scale issue).
+"""Reconciler and list indexes (scale issue 19): a launch's admission at 10,000 machines.
 
-Placeholder reserved so parallel work keeps one linear chain; it changes nothing yet.
+The quota ledger counts the live machines per owner, flavor and state, and a launch counts the
+owner's machines and reads the names they use. Each read now comes from an index alone: a
+machine row holds its environment snapshot (often on SQLite's overflow pages), so reading
+3,000 rows of one owner cost ~30 ms and the ledger's scan of 10,000 rows ~100 ms on SQLite;
+from these indexes 0.4 ms and 2 ms.
 
 Revision ID: 0025
 Revises: 0024
 Create Date: 2026-12-03 18:00:00.000000
 """
+from alembic import op
+
 revision = '0025'
 down_revision = '0024'
 branch_labels = None
@@ -13,8 +19,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_index('ix_machines_user_flavor_state', 'machines',
+                    ['user_id', 'flavor', 'state'], unique=False)
+    op.create_index('ix_machines_user_state_name', 'machines', ['user_id', 'state', 'name'],
+                    unique=False)
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index('ix_machines_user_state_name', table_name='machines')
+    op.drop_index('ix_machines_user_flavor_state', table_name='machines')
