@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint
 
 from daaas.portal.admin import schemas, service
-from daaas.portal.admin.capacity import CapacityReport, capacity_report
+from daaas.portal.admin.capacity import capacity_report
 from daaas.portal.admin.usage import usage
 from daaas.portal.api.schema import dump, parse_body, parse_query
 from daaas.portal.auth.current import require_admin
@@ -115,25 +115,11 @@ def bulk() -> dict[str, Any]:
                                             for m, r in result.refused]))
 
 
-def capacity_json(report: CapacityReport) -> dict[str, Any]:
-    """Return the capacity report as the API's :class:`~schemas.CapacityReport`."""
-    def when(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-    return {"read_at": when(report.read_at), "sessions_free": report.sessions_free,
-            "sessions_total": report.sessions_total, "gpus_free": report.gpus_free,
-            "gpus_total": report.gpus_total, "method": report.method,
-            "flavors": [{**vars(line), "next_free": when(line.next_free)}
-                        for line in report.flavors],
-            "gpu_models": [{**vars(line), "next_free": when(line.next_free)}
-                           for line in report.gpu_models]}
-
-
 @blueprint.get("/capacity")
 def capacity() -> dict[str, Any]:
     """Capacity per flavour and GPU model, with the next-free estimate."""
     require_admin()
-    report = capacity_report(db(), runtime().settings, utcnow())
-    return dump(schemas.CapacityReport.model_validate(capacity_json(report)))
+    return dump(capacity_report(db(), runtime().settings, utcnow()))
 
 
 def period(start: date | None, end: date | None, today: date) -> tuple[datetime, datetime]:

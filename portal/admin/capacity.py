@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from daaas.portal.admin.schemas import CapacityReport, FlavorCapacity, GpuCapacity
 from daaas.portal.admin.service import RUNNING, flavor_size
 from daaas.portal.config import Settings
 from daaas.portal.machines.capacity import capacity_path, describe_flavors, read_capacity
@@ -49,50 +50,6 @@ class Running:
     expires_at: datetime
 
 
-@dataclass(frozen=True)
-class FlavorLine:
-    """One flavour: its size, the running machines on it and what they hold, how many more
-    fit now (None: unknown) and when the next one is estimated to fit (``now`` when it fits
-    now; None when unknown or not within the running machines' lifetimes)."""
-
-    flavor: str
-    label: str
-    gpus: int
-    gpu_model: str
-    running: int
-    vcpus_used: int
-    gpus_used: int
-    fits_now: int | None
-    next_free: datetime | None
-
-
-@dataclass(frozen=True)
-class GpuLine:
-    """One GPU model: in use by running machines, free now (None: unknown), total (None:
-    unknown), and when the next one is estimated to be free."""
-
-    model: str
-    used: int
-    free: int | None
-    total: int | None
-    next_free: datetime | None
-
-
-@dataclass(frozen=True)
-class CapacityReport:
-    """The whole capacity page: the provider's figures as last read (None when there is no
-    reading), per flavour and GPU model, and how next free was computed."""
-
-    read_at: datetime | None
-    sessions_free: int | None
-    sessions_total: int | None
-    gpus_free: int | None
-    gpus_total: int | None
-    flavors: list[FlavorLine]
-    gpu_models: list[GpuLine]
-    method: str = METHOD
-
-
 def next_free(running: list[Running], now: datetime, *, slots_free: int | None,
               gpus_free: int | None, gpus: int, gpu_model: str) -> datetime | None:
     """Return when one more machine needing ``gpus`` GPUs of ``gpu_model`` (0: none) and one
@@ -115,8 +72,8 @@ def next_free(running: list[Running], now: datetime, *, slots_free: int | None,
 
 def capacity_report(db: Session, settings: Settings, now: datetime) -> CapacityReport:
     """Return the capacity report (see the module's description) from the reconciler's last
-    reading, the running machines and the site's flavour sizes. Raises nothing beyond
-    database errors."""
+    reading, the running machines and the site's flavour sizes: the one model the page shows
+    and the API writes. Raises nothing beyond database errors."""
     sizes = describe_flavors(settings)
     known = read_capacity(capacity_path(settings), now)
     cap = known.capacity if known else None
@@ -134,7 +91,7 @@ def capacity_report(db: Session, settings: Settings, now: datetime) -> CapacityR
         fits: int | None = None
         if slots_free is not None and (not size.gpus or gpus_free is not None):
             fits = slots_free if not size.gpus else min(slots_free, (gpus_free or 0) // size.gpus)
-        flavors.append(FlavorLine(
+        flavors.append(FlavorCapacity(
             flavor=name, label=size.label if name in sizes else name, gpus=size.gpus,
             gpu_model=size.gpu_model, running=len(mine), vcpus_used=size.cores * len(mine),
             gpus_used=size.gpus * len(mine), fits_now=fits,
@@ -143,7 +100,7 @@ def capacity_report(db: Session, settings: Settings, now: datetime) -> CapacityR
     models = sorted({s.gpu_model for s in sizes.values() if s.gpus} |
                     {m.gpu_model for m in running if m.gpus})
     one_model = len(models) == 1
-    gpu_lines = [GpuLine(model=model, used=sum(m.gpus for m in running if m.gpu_model == model),
+    gpu_lines = [GpuCapacity(model=model, used=sum(m.gpus for m in running if m.gpu_model == model),
                          free=gpus_free if one_model else None,
                          total=cap.gpus_total if cap and one_model else None,
                          next_free=next_free(running, now, slots_free=slots_free,
@@ -152,4 +109,4 @@ def capacity_report(db: Session, settings: Settings, now: datetime) -> CapacityR
     return CapacityReport(read_at=known.read_at if known else None, sessions_free=slots_free,
                           sessions_total=cap.sessions_total if cap else None,
                           gpus_free=gpus_free, gpus_total=cap.gpus_total if cap else None,
-                          flavors=flavors, gpu_models=gpu_lines)
+                          flavors=flavors, gpu_models=gpu_lines, method=METHOD)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from daaas.portal.api.schema import Body, Day, Query, Reply, Timestamp
+from daaas.portal.api.schema import Body, Day, Instant, Query, Reply, Timestamp
 from daaas.portal.machines.schemas import Machine
 
 
@@ -128,8 +128,9 @@ class BulkResult(Reply):
 
 
 class FlavorCapacity(Reply):
-    """One flavour: its running machines, what they hold, how many more fit now, and when
-    one more is estimated to fit (null: unknown or not within running machines' lifetimes)."""
+    """One flavour: its size, its running machines and what they hold, how many more fit now
+    (null: unknown), and when one more is estimated to fit (``now`` when it fits now; null
+    when unknown or not within the running machines' lifetimes). The page shows it too."""
 
     flavor: str
     label: str
@@ -139,7 +140,7 @@ class FlavorCapacity(Reply):
     vcpus_used: int
     gpus_used: int
     fits_now: int | None
-    next_free: Timestamp | None
+    next_free: Instant | None
 
 
 class GpuCapacity(Reply):
@@ -149,13 +150,14 @@ class GpuCapacity(Reply):
     used: int
     free: int | None
     total: int | None
-    next_free: Timestamp | None
+    next_free: Instant | None
 
 
 class CapacityReport(Reply):
-    """Capacity per flavour and GPU model, from the reconciler's last reading."""
+    """Capacity per flavour and GPU model, from the reconciler's last reading (null when
+    there is none); the capacity page and the API's reply."""
 
-    read_at: Timestamp | None
+    read_at: Instant | None
     sessions_free: int | None
     sessions_total: int | None
     gpus_free: int | None

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, request
 from flask.blueprints import BlueprintSetupState
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import BaseConverter
 
@@ -26,6 +26,10 @@ REF = "#/components/schemas/{model}"
 M = TypeVar("M", bound=BaseModel)
 Q = TypeVar("Q", bound="Query")
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+#: A time kept as an aware datetime (a page formats it as it likes) and written as
+#: :data:`Timestamp` is (``datetime.isoformat()``), with the same JSON schema.
+Instant = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
 #: A day as YYYY-MM-DD (bounded, for the API's fuzz test).
 Day = Annotated[date, Field(json_schema_extra={"maxLength": 10})]
 """An ISO 8601 time as the portal writes it (``datetime.isoformat()``, with its UTC offset)."""

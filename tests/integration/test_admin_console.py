@@ -30,7 +30,7 @@ from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine, MachineEvent
 from tests.support.machines import ManualClock, machine, reconciler
 from tests.support.providers import InMemoryProvider
-from tests.support.web import bearer, csrf_from, sign_in
+from tests.support.web import assert_matches, bearer, csrf_from, sign_in
 
 H = timedelta(hours=1)
 
@@ -344,6 +344,8 @@ def test_capacity_page_and_api(app: Flask) -> None:
     assert datetime.fromisoformat(flavors["m1.large"]["next_free"]) <= utcnow()  # slots free
     assert flavors["m1.large"]["fits_now"] == 3
     assert "expires_at" in body["method"]
+    assert body["read_at"] == now.isoformat()  # as the portal writes times (+00:00)
+    assert_matches(body, "CapacityReport")
     page = admin_client(app).get("/admin/capacity").get_data(as_text=True)
     assert 'data-flavor="g1.l40s-1"' in page and "How this is computed" in page
     (rt.settings.var_path / "capacity.json").unlink()
