@@ -14,6 +14,7 @@ from daaas.portal.auth.models import User
 from daaas.portal.config import load_settings
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.pools.service import POOL_ACCOUNT
+from daaas.portal.storage.errors import StorageError
 from daaas.portal.storage.exports import ganesha_exports, kernel_exports, user_exports
 
 
@@ -45,9 +46,11 @@ def exports(clients: tuple[str, ...], fmt: str, output: Path | None,
             users = list(db.scalars(select(User).where(User.is_active.is_(True),
                                                        User.username != POOL_ACCOUNT)))
             found = user_exports(settings, users, create=create_folders)
+        text = (ganesha_exports if fmt == "ganesha" else kernel_exports)(found, clients)
+    except StorageError as exc:  # the administrator's own command: the log's wording
+        raise click.ClickException(exc.log_message) from None
     finally:
         engine.dispose()
-    text = (ganesha_exports if fmt == "ganesha" else kernel_exports)(found, clients)
     if output is None:
         click.echo(text, nl=False)
         return

@@ -10,19 +10,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from daaas.portal.auth.models import User
+from daaas.portal.cli import main
 from daaas.portal.config import load_settings
 from daaas.portal.db import make_engine, make_session_factory
 from daaas.portal.storage.service import backend, storage_area
 from tests.support.nfs import NfsServer
 
-DAAAS = Path(sys.executable).with_name("daaas")
 TEMPLATE = "127.0.0.1:/storage/{username}"
 
 
@@ -35,12 +36,11 @@ def _require() -> None:
         pytest.skip(reason)
 
 
-def daaas(folder: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DAAAS_")}
-    env.update(DAAAS_VAR_DIR=str(folder / "var"), DAAAS_LOCAL_STORAGE_EXPORT=TEMPLATE)
-    result = subprocess.run([str(DAAAS), *args], cwd=folder, env=env, input=stdin,
-                            capture_output=True, text=True, timeout=120, check=False)
-    return result
+def daaas(folder: Path, *args: str, stdin: str = "", export: str = TEMPLATE) -> Any:
+    """Run the ``daaas`` command (in this process) with only this portal's settings."""
+    env: dict[str, str | None] = {key: None for key in os.environ if key.startswith("DAAAS_")}
+    env.update(DAAAS_VAR_DIR=str(folder / "var"), DAAAS_LOCAL_STORAGE_EXPORT=export)
+    return CliRunner().invoke(main, list(args), env=env, input=stdin)
 
 
 def nfs(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,10 +53,10 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _require()
     tmp_path = tmp_path_factory.mktemp("portal")
     tmp_path.chmod(0o755)
-    assert daaas(tmp_path, "db", "upgrade").returncode == 0
+    assert daaas(tmp_path, "db", "upgrade").exit_code == 0
     for name in ("alice", "bob"):
         added = daaas(tmp_path, "users", "add", name, "--password", "-", stdin="pw-123456789\n")
-        assert added.returncode == 0, added.stderr
+        assert added.exit_code == 0, added.output
     return tmp_path
 
 
@@ -77,8 +77,8 @@ def account(portal: Path, name: str) -> User:
 def served(portal: Path) -> Iterator[tuple[NfsServer, Path]]:
     written = daaas(portal, "storage", "exports", "--clients", "127.0.0.1", "--create-folders",
                     "--output", str(portal / "daaas-storage.conf"))
-    assert written.returncode == 0 and written.stdout in ("changed\n", "unchanged\n"), \
-        written.stderr
+    assert written.exit_code == 0 and written.stdout in ("changed\n", "unchanged\n"), \
+        written.output
     blocks = (portal / "daaas-storage.conf").read_text()
     with NfsServer([], extra_config=blocks) as server:
         yield server, portal
@@ -134,7 +134,7 @@ def test_a_client_outside_the_vms_networks_is_refused(served: tuple[NfsServer, P
     alice = account(portal, "alice")
     rewritten = daaas(portal, "storage", "exports", "--clients", "10.9.9.0/24",
                       "--output", str(portal / "daaas-storage.conf"))
-    assert rewritten.stdout == "changed\n", rewritten.stderr
+    assert rewritten.stdout == "changed\n", rewritten.output
     server.reload((portal / "daaas-storage.conf").read_text())
     upload = tmp_path_factory.mktemp("outside") / "x.txt"
     upload.write_text("from elsewhere\n")
@@ -148,11 +148,10 @@ def test_a_client_outside_the_vms_networks_is_refused(served: tuple[NfsServer, P
 
 
 def test_exports_need_the_setting_and_the_vms_networks(portal: Path) -> None:
-    env_less = subprocess.run(
-        [str(DAAAS), "storage", "exports", "--clients", "10.0.0.0/16"], cwd=portal,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
-             "DAAAS_VAR_DIR": str(portal / "var")},
-        capture_output=True, text=True, timeout=120, check=False)
-    assert env_less.returncode != 0 and "local_storage_export" in env_less.stderr
+    unset = daaas(portal, "storage", "exports", "--clients", "10.0.0.0/16", export="")
+    assert (unset.exit_code, unset.stdout) == (1, "")
+    assert unset.stderr == ("Error: local_storage_export is empty: cloud VMs are not told of "
+                            "any export, so there is nothing to export\n")
     open_to_all = daaas(portal, "storage", "exports", "--clients", "*")
-    assert open_to_all.returncode != 0 and len(open_to_all.stderr.strip().splitlines()) == 1
+    assert (open_to_all.exit_code, open_to_all.stdout) == (1, "")
+    assert open_to_all.stderr == "Error: '*' is not an address or network\n"
