@@ -87,6 +87,12 @@ def test_read_write_export_lands_writes_as_the_owner(server: NfsServer,
         landed = folders[1] / name
         assert landed.read_text() == "written over NFS\n"
         assert (landed.stat().st_uid, landed.stat().st_gid) == (OWNER, OWNER)
+    # Owners go over the wire as bare numbers (no idmap domain needed in a VM).
+    listing = nfs("nfs-ls", server.url("/storage/alice", uid=OWNER, gid=OWNER))
+    owners = {line.split()[-1]: (line.split()[2], line.split()[3])
+              for line in listing.stdout.splitlines()}
+    assert owners == {"result.txt": (str(OWNER), str(OWNER)),
+                      "by-root.txt": (str(OWNER), str(OWNER))}, listing.stdout
 
 
 def test_pseudo_root_shows_only_exports(server: NfsServer) -> None:
