@@ -46,7 +46,8 @@ def launch() -> ResponseReturnValue:
     double click) shows the one machine it launched. A refused launch (the machine limit, an
     environment not available here, no GPU free, a bad size or experiment) shows the Analysis
     page again with the reason next to that card's Launch button and the choices kept, with
-    the error's status; a JSON caller gets the JSON error instead.
+    the error's status; a JSON caller gets the JSON error instead, and for a launch 201 with
+    the machine's id and the URLs of its page and desktop.
     """
     rt, user = runtime(), require_user()
     environment = request.form.get("environment", "")
@@ -63,6 +64,9 @@ def launch() -> ResponseReturnValue:
             raise
         db().rollback()
         return analysis_page((environment, exc.user_message), request.form), exc.status_code
+    if wants_json():  # the card's script (launch.js): where to go, without loading it twice
+        return {"id": machine.id, "page": url_for("machines.page", machine_id=machine.id),
+                "desktop": url_for("access.desktop", machine_id=machine.id)}, 201
     return redirect(url_for("machines.page", machine_id=machine.id), code=303)
 
 

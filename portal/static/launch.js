@@ -28,7 +28,11 @@ for (const form of document.querySelectorAll("form.launch")) {
       const response = await fetch(form.action, {method: "POST", body: new FormData(form),
                                                  headers: {Accept: "application/json"}});
       if (response.ok) {
-        window.location.assign(response.url);
+        // {id, page, desktop}: the machine page opens its desktop once it is ready (pushed),
+        // because this tab launched it (machine-page.js)
+        const machine = await response.json();
+        window.sessionStorage.setItem("daaas-open-desktop", machine.id);
+        window.location.assign(machine.page);
         return;
       }
       const body = await response.json().catch(() => null);

@@ -7,7 +7,8 @@
 //
 // Between connections the page asks the machine's desktop status (GET .../desktop-status):
 // a stopped machine gets a Start button, a failed or deleted one an end state (no retries),
-// one still starting is waited for. The same status, polled while the page is open, tells the
+// one still starting is waited for by a long poll (?state=…&wait=…) that the portal answers
+// the moment the machine changes: no timer between "ready" and the connection. The same status, polled while the page is open, tells the
 // owner when an administrator opened this desktop.
 
 const frame = document.getElementById("desktop");
@@ -23,7 +24,8 @@ const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 
 const MAX_DELAY_SECONDS = 30;
 const MAX_ATTEMPTS = 40;              // about 20 minutes of retrying, then the user decides
-const WAIT_SECONDS = 3;               // while the machine starts or stops
+const WAIT_SECONDS = 3;               // a view-only link's page while the machine starts
+const WAIT_PUSH_SECONDS = 25;         // the bound of one long poll of the desktop status
 const WATCH_SECONDS = 15;             // how often the status is asked while connected
 const GIVE_UP_STATUSES = new Set([401, 403]);  // signed out, not allowed
 
@@ -125,15 +127,55 @@ async function followStatus(reason) {
     try {
         status = await call(screen.dataset.statusUrl);
     } catch (error) {
-        if (error.status === 404) {
-            end("This machine is gone", error.message, false);
-        } else if (GIVE_UP_STATUSES.has(error.status)) {
-            giveUp(error.message);
-        } else {
-            retryLater(reason);
-        }
+        statusFailed(error, reason);
         return;
     }
+    decide(status, reason);
+}
+
+function statusFailed(error, reason) {
+    if (error.status === 404) {
+        end("This machine is gone", error.message, false);
+    } else if (GIVE_UP_STATUSES.has(error.status)) {
+        giveUp(error.message);
+    } else {
+        retryLater(reason);
+    }
+}
+
+// Wait for the machine to leave ``state`` without a timer: the portal answers this long poll
+// the moment the worker commits a change (or after WAIT_PUSH_SECONDS), then connect at once.
+async function waitForChange(state) {
+    if (!screen.dataset.statusWaits) {  // a view-only link's status: no long poll there
+        retryTimer = setTimeout(connect, WAIT_SECONDS * 1000);
+        return;
+    }
+    const asked = performance.now();
+    let status;
+    try {
+        status = await call(`${screen.dataset.statusUrl}?state=${encodeURIComponent(state)}`
+                            + `&wait=${WAIT_PUSH_SECONDS}`);
+    } catch (error) {
+        statusFailed(error, "The portal could not be reached.");
+        return;
+    }
+    if (status.state === state && !status.ended) {
+        showOpenings(status.openings);
+        // an early answer (the portal holds only a few waits at once): a second first
+        if (performance.now() - asked < 1000) {
+            retryTimer = setTimeout(() => waitForChange(state), 1000);
+        } else {
+            waitForChange(state);
+        }
+    } else if (status.state === "ready") {
+        showOpenings(status.openings);
+        connect();
+    } else {
+        decide(status, "");
+    }
+}
+
+function decide(status, reason) {
     showOpenings(status.openings);
     if (status.ended) {
         end(status.state === "error" ? "This machine failed" : "This machine has been deleted",
@@ -145,7 +187,7 @@ async function followStatus(reason) {
     } else {
         // starting, stopping or not yet ready: wait for it without counting failures
         say(status.message || `The machine is ${status.state}…`);
-        retryTimer = setTimeout(connect, WAIT_SECONDS * 1000);
+        waitForChange(status.state);
     }
 }
 
@@ -434,7 +476,13 @@ window.addEventListener("pagehide", () => {
 watch();
 try {
     RFB = (await import(screen.dataset.rfbModule)).default;
-    connect();
+    const state = screen.dataset.machineState;
+    if (["requested", "provisioning", "contextualising"].includes(state)) {
+        say("Starting the machine…");  // the push says when it is ready
+        waitForChange(state);
+    } else {
+        connect();  // ready, or stopped / ended: the refusal says what can be done
+    }
 } catch (error) {
     say("The desktop viewer (noVNC) could not be loaded. Ask the administrator to install the "
         + "Debian package novnc.", "bad");
