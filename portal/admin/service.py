@@ -305,7 +305,8 @@ def bulk_action(db: Session, admin: User, provider: Provider, action: str,
     """Ask for each machine in ``machine_ids`` to be stopped or deleted through the machines'
     own paths (:func:`request_stop`, :func:`request_delete`: the reconciler does the work),
     with ``reason`` in the event's message and on the owner's machine card and page; each one
-    audited as ``admin.bulk_stop`` / ``admin.bulk_delete``. A machine that cannot be acted on
+    audited once, as ``machine.stop`` / ``machine.delete`` flagged as an administrator's with
+    "admin bulk stop: <reason>" in its detail. A machine that cannot be acted on
     is listed in ``refused`` with the reason and the others go ahead. Raises InvalidInput for
     an unknown action, no machines or more than :data:`MAX_BULK`, or a bad reason."""
     if action not in ("stop", "delete"):
@@ -318,13 +319,13 @@ def bulk_action(db: Session, admin: User, provider: Provider, action: str,
     for machine_id in ids:
         try:
             if action == "stop":
-                machine = request_stop(db, admin, machine_id, provider, reason=text)
+                machine = request_stop(db, admin, machine_id, provider, reason=text,
+                                       how="admin bulk stop")
             else:
-                machine = request_delete(db, admin, machine_id, reason=text)
+                machine = request_delete(db, admin, machine_id, reason=text,
+                                         how="admin bulk delete")
         except PortalError as error:
             result.refused.append((machine_id, error.user_message))
             continue
-        record(db, f"admin.bulk_{action}", actor=admin.username, target=machine.id,
-               detail=text, admin=True)
         result.done.append(machine.id)
     return result

@@ -352,11 +352,13 @@ def get_machine(db: Session, user: User, machine_id: str, *, lock: bool = False)
     return machine
 
 
-def request_delete(db: Session, user: User, machine_id: str, reason: str = "") -> Machine:
+def request_delete(db: Session, user: User, machine_id: str, reason: str = "",
+                   how: str = "") -> Machine:
     """Ask for the machine to be deleted; returns it in 'deleting' (or already deleted).
 
     ``reason`` (an administrator's, shown to the owner) goes into the event's message and
-    ``admin_reason``. Raises NotFound as :func:`get_machine` does.
+    ``admin_reason``; ``how`` it was asked for ("admin bulk delete") and the reason go into
+    the one audit row's detail. Raises NotFound as :func:`get_machine` does.
     """
     machine = get_machine(db, user, machine_id, lock=True)
     if State(machine.state) in FINAL or machine.state == State.DELETING.value:
@@ -364,17 +366,19 @@ def request_delete(db: Session, user: User, machine_id: str, reason: str = "") -
     transition(db, machine, State.DELETING, f"deletion requested by {user.username}"
                + (f": {reason}" if reason else ""))
     machine.admin_reason = reason
-    audit_machine(db, user, "machine.delete", machine)
+    audit_machine(db, user, "machine.delete", machine, detail=_asked(how, reason))
     return machine
 
 
 def request_stop(db: Session, user: User, machine_id: str, provider: Provider,
-                 reason: str = "") -> Machine:
+                 reason: str = "", how: str = "") -> Machine:
     """Ask for the ready machine to be stopped (disk kept); returns it in 'stopping'.
 
     ``provider`` is the running provider, which answers whether it can stop machines. Stopping
-    or stopped already is success. ``reason`` (an administrator's, shown to the owner) goes
-    into the event's message and ``admin_reason``. Raises NotFound as :func:`get_machine` does,
+    or stopped already is success (and audited no second time). ``reason`` (an administrator's,
+    shown to the owner) goes into the event's message and ``admin_reason``; ``how`` it was
+    asked for ("admin bulk stop") and the reason go into the one audit row's detail. Raises
+    NotFound as :func:`get_machine` does,
     StopNotSupported (409) when the provider cannot stop machines, Conflict when it is not
     ready.
     """
@@ -389,7 +393,7 @@ def request_stop(db: Session, user: User, machine_id: str, provider: Provider,
     transition(db, machine, State.STOPPING, f"stop requested by {user.username}"
                + (f": {reason}" if reason else ""))
     machine.admin_reason = reason
-    audit_machine(db, user, "machine.stop", machine)
+    audit_machine(db, user, "machine.stop", machine, detail=_asked(how, reason))
     return machine
 
 
@@ -418,6 +422,12 @@ def request_start(db: Session, user: User, machine_id: str, provider: Provider,
     machine.admin_reason = ""
     audit_machine(db, user, "machine.start", machine)
     return machine
+
+
+def _asked(how: str, reason: str) -> str:
+    """Return the audit detail saying how an action was asked for and why ("admin bulk stop:
+    maintenance"), either alone, or ""."""
+    return f"{how}: {reason}" if how and reason else how or reason
 
 
 def audit_machine(db: Session, user: User, action: str, machine: Machine,
