@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +26,7 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from daaas.contextualisation import AGENT_SOURCE
-from daaas.portal import create_app
 from daaas.portal.auth.service import create_user, get_user
 from daaas.portal.bootstrap.models import MachineContext
 from daaas.portal.config import resolve_secret_key
@@ -46,10 +39,9 @@ from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.machines.secrets import bootstrap_token, vnc_password
 from daaas.portal.sshkeys.service import add_key
 from tests.integration.context_support import bootstrap_document, cloud_config
-from tests.support.vmpool import PoolCloud
+from tests.support.vmpool import PoolCloud, boot, serve_portal
 
 PROVIDER = "tests.support.vmpool:PoolCloud"
-STUBS = ("chpasswd", "systemctl", "mount", "useradd", "groupadd")
 LOCATIONS = ("/archive/MARI/cycle_23_1/RB1234/run1",)
 
 
@@ -70,20 +62,8 @@ def settings_override(settings_override: dict[str, Any], tmp_path: Path) -> dict
 @pytest.fixture
 def portal(settings_override: dict[str, Any]) -> Iterator[Flask]:
     """The portal on a real HTTP server in a thread; its public_url is that server."""
-    holder: dict[str, Flask] = {}
-
-    def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        return holder["app"](environ, start_response)  # type: ignore[no-any-return]
-
-    server = make_server("127.0.0.1", 0, application, threaded=True)
-    holder["app"] = create_app({**settings_override,
-                                "public_url": f"http://127.0.0.1:{server.server_port}"})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield holder["app"]
-    server.shutdown()
-    thread.join(timeout=10)
-    holder["app"].extensions["daaas"].engine.dispose()
+    with serve_portal(settings_override) as app:
+        yield app
 
 
 def worker(app: Flask) -> tuple[Reconciler, PoolCloud]:
@@ -152,60 +132,6 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Vm:
-    """One pooled machine's agent running as a host process; its file system is ``root``."""
-
-    root: Path
-    log: Path
-    process: subprocess.Popen[str] | None = None
-
-    def recorded(self, command: str) -> str:
-        path = self.log / f"{command}.args"
-        return path.read_text() if path.exists() else ""
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        assert self.process is not None
-        _, stderr = self.process.communicate(timeout=timeout)
-        return self.process.returncode, stderr
-
-
-def boot(tmp_path: Path, name: str, user_data: bytes) -> Vm:
-    """Write the files cloud-init would write from ``user_data`` under the machine's root,
-    point bootstrap.json's paths at it, and start the real agent."""
-    root, bin_, log = (tmp_path / name / part for part in ("root", "bin", "log"))
-    for folder in (root, bin_, log):
-        folder.mkdir(parents=True)
-    for command in STUBS:
-        script = bin_ / command
-        script.write_text(f'#!/bin/sh\necho "$*" >> "{log}/{command}.args"\n')
-        script.chmod(0o755)
-    (bin_ / "getent").write_text(f'#!/bin/sh\necho "$*" >> "{log}/getent.args"\nexit 2\n')
-    (bin_ / "getent").chmod(0o755)
-    if not shutil.which("vncpasswd"):
-        (bin_ / "vncpasswd").write_text("#!/bin/sh\nhead -c 8 | od -An -tx1\n")
-        (bin_ / "vncpasswd").chmod(0o755)
-    for entry in cloud_config(user_data)["write_files"]:
-        path = root / entry["path"].lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(entry["content"])
-    document = bootstrap_document(user_data)
-    for repository in document["cvmfs_repositories"]:
-        (root / "cvmfs" / repository).mkdir(parents=True)
-    document.update(root=str(root), cvmfs_root=str(root / "cvmfs"),
-                    retry={"initial_delay": 0.05, "max_delay": 0.2, "attempts": 4,
-                           "timeout": 10})
-    config = root / "etc" / "daaas" / "bootstrap.json"
-    config.write_text(json.dumps(document))
-    command = [str(AGENT_SOURCE)] if os.path.exists("/usr/bin/python3") \
-        else [sys.executable, str(AGENT_SOURCE)]
-    env = {**os.environ, "PATH": f"{bin_}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    vm = Vm(root, log)
-    vm.process = subprocess.Popen([*command, "--config", str(config)], env=env, text=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return vm
 
 
 def user_text(user_data: bytes) -> str:
