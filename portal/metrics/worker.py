@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -158,9 +159,9 @@ class MeasuredReconciler(Reconciler):
         self.metrics.forget_old_workers(time.time())
         self.metrics.write()
 
-    def run_once(self) -> CycleReport:
+    def run_once(self, *, steady: bool = True) -> CycleReport:
         """Run a full cycle (:meth:`Reconciler.run_once`), measured; raises what it raises."""
-        return self._measured("full", super().run_once)
+        return self._measured("full", partial(super().run_once, steady=steady))
 
     def run_asked(self) -> CycleReport:
         """Run the asked-for part (:meth:`Reconciler.run_asked`), measured; raises what it
