@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +116,35 @@ def test_stop_leaves_nothing(folders: tuple[Path, Path]) -> None:
     assert folder is not None and not folder.exists()
     assert not rpc_null("127.0.0.1", port, timeout=0.5)
     server.stop()  # idempotent
+
+
+def test_a_killed_test_run_leaves_no_server(folders: tuple[Path, Path]) -> None:
+    _require()
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from pathlib import Path\n"
+         "from tests.support.nfs import Export, NfsServer\n"
+         f"server = NfsServer([Export(Path({str(folders[0])!r}), '/data')]).start()\n"
+         "print(server.process.pid, server.port, flush=True)\n"
+         "time.sleep(600)\n"],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True)
+    try:
+        assert starter.stdout is not None
+        pid, port = (int(x) for x in starter.stdout.readline().split())
+        assert rpc_null("127.0.0.1", port)
+    finally:
+        starter.kill()  # SIGKILL: no stop(), no finally in the starter
+        starter.wait()
+    deadline = time.monotonic() + 15
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"ganesha.nfsd {pid} outlived the process that started it"
+    assert not rpc_null("127.0.0.1", port, timeout=0.5)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, reaped by init later, does not count)."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False

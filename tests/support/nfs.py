@@ -46,6 +46,7 @@ Why Ganesha runs as root: its VFS back end opens files by handle (``open_by_hand
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import shutil
@@ -63,6 +64,7 @@ from types import TracebackType
 from typing import Literal
 
 GANESHA = "ganesha.nfsd"
+PR_SET_PDEATHSIG = 1
 NFS_PROGRAM, NFS_V4 = 100003, 4
 _SQUASH = {"none": "No_Root_Squash", "root": "Root_Squash", "all": "All_Squash"}
 _READY_LINE = "NFS SERVER INITIALIZED"
@@ -125,6 +127,16 @@ def ganesha_config(exports: Sequence[Export], *, host: str, port: int, recovery:
     return core + "".join(export.block(i) for i, export in enumerate(exports, start=1))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies (a test run
+    killed with SIGKILL leaves no NFS server behind). Linux only; raises nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def plugins_dir() -> Path | None:
     """Return the folder holding Ganesha's VFS back end (libfsalvfs.so), or None. Raises
     nothing."""
@@ -168,6 +180,9 @@ class NfsServer:
     ``start()`` (or ``with``) starts it and returns once an RPC NULL call to NFSv4 is answered
     (raises NfsServerError with the log's end when it is not within ``timeout`` seconds, after
     stopping it); ``stop()`` ends it (SIGTERM, then SIGKILL after 10 s) and removes its folder.
+    Should the process that started it die without ``stop()`` (a test run killed), Ganesha gets
+    SIGTERM too (``PR_SET_PDEATHSIG``): start it from a thread that lives as long as it should
+    (the main thread, as pytest fixtures run).
     """
 
     def __init__(self, exports: Sequence[Export], *, host: str = "127.0.0.1", port: int = 0,
@@ -226,7 +241,7 @@ class NfsServer:
             [GANESHA, "-F", "-f", str(config), "-L", str(self.log_path),
              "-p", str(self.folder / "ganesha.pid"), "-N", "NIV_EVENT"],
             cwd=self.folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
