@@ -165,9 +165,12 @@ def test_bulk_stop_with_a_reason_the_owner_sees(app: Flask) -> None:
     assert reason in owner.get(f"/machines/{first}").get_data(as_text=True)
     with app.extensions["daaas"].session_factory() as db:
         audited = list(db.scalars(select(AuditEvent).where(
-            AuditEvent.action == "admin.bulk_stop")))
-    assert sorted(e.target for e in audited) == sorted([first, second])
-    assert all(e.detail == reason and e.admin and e.actor == "admin" for e in audited)
+            AuditEvent.actor == "admin", AuditEvent.target.startswith("machine "))))
+    assert sorted(e.target for e in audited) == sorted(f"machine {m}" for m in (first, second))
+    for event in audited:  # one row per machine, saying it was a bulk stop, with the reason
+        assert (event.action, event.admin) == ("machine.stop", True)
+        name = machine(app, event.target.split()[1]).name
+        assert event.detail == f"{name}; admin bulk stop: {reason}"
 
 
 def test_bulk_delete_through_the_api(app: Flask) -> None:
@@ -181,6 +184,12 @@ def test_bulk_delete_through_the_api(app: Flask) -> None:
     assert body["refused"][0]["machine"] == "f" * 32
     assert machine(app, doomed).state == "deleting"
     assert machine(app, doomed).admin_reason == "Left over"
+    with app.extensions["daaas"].session_factory() as db:
+        [audited] = db.scalars(select(AuditEvent).where(
+            AuditEvent.actor == "admin", AuditEvent.target.startswith("machine ")))
+    assert (audited.action, audited.target, audited.admin) == (
+        "machine.delete", f"machine {doomed}", True)
+    assert audited.detail == f"{machine(app, doomed).name}; admin bulk delete: Left over"
 
 
 def test_disable_and_enable_a_user(app: Flask) -> None:

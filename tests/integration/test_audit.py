@@ -107,6 +107,9 @@ def test_every_audited_action_leaves_exactly_one_row(app: Flask) -> None:
     assert admin.post(f"/admin/extensions/{request_id}", data={
         "csrf_token": csrf_from(admin, "/admin/extensions"), "decision": "approve"},
     ).status_code == 303
+    assert admin.post("/admin/machines/bulk", data={
+        "csrf_token": csrf_from(admin, "/admin/machines"), "action": "stop",
+        "machine": [machine_id], "reason": "Maintenance tonight"}).status_code == 200
     assert scientist.delete(f"/api/v1/machines/{machine_id}", headers=csrf).status_code == 202
     assert scientist.post("/sign-out", data={"csrf_token": csrf["X-CSRF-Token"]}
                           ).status_code == 302
@@ -114,14 +117,17 @@ def test_every_audited_action_leaves_exactly_one_row(app: Flask) -> None:
     assert actions(app) == Counter({
         "sign_in.failed": 1, "sign_in": 2, "sign_out": 1,
         "api_token.create": 1, "api_token.revoke": 1,
-        "machine.launch": 2, "machine.stop": 1, "machine.start": 1, "machine.delete": 1,
+        "machine.launch": 2, "machine.stop": 2, "machine.start": 1, "machine.delete": 1,
         "machine.extend": 1, "machine.extension_request": 1,
         "machine.extension_approved": 1, "desktop.open": 2,
         "app_password.create": 1, "app_password.revoke": 1})
     rows = events(app)
     assert {e.source for e in rows} == {"127.0.0.1"}
     flagged = {(e.action, e.actor) for e in rows if e.admin}
-    assert flagged == {("desktop.open", "admin"), ("machine.extension_approved", "admin")}
+    assert flagged == {("desktop.open", "admin"), ("machine.extension_approved", "admin"),
+                       ("machine.stop", "admin")}
+    bulk = next(e for e in rows if e.action == "machine.stop" and e.admin)
+    assert bulk.detail.endswith("; admin bulk stop: Maintenance tonight")
     own_open = next(e for e in rows if e.action == "desktop.open" and not e.admin)
     assert own_open.actor == "scientist" and own_open.target == f"machine {machine_id}"
     assert (rows[0].action, rows[0].actor) == ("sign_in.failed", "scientist")
@@ -134,7 +140,7 @@ def test_every_audited_action_leaves_exactly_one_row(app: Flask) -> None:
         "tomography-gpu", "ccp4"]  # newest first
     assert {e["action"] for e in body["events"]} == {"machine.launch"}
     by_target = admin.get(f"/api/v1/admin/audit?target={machine_id}").get_json()["events"]
-    assert len(by_target) == 7 and all(machine_id in e["target"] for e in by_target)
+    assert len(by_target) == 8 and all(machine_id in e["target"] for e in by_target)
     tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
     today = utcnow().date().isoformat()
     assert admin.get(f"/api/v1/admin/audit?since={tomorrow}").get_json()["events"] == []
