@@ -247,7 +247,8 @@ def test_admins_see_the_pools_with_claims_and_hit_rate(app: Flask) -> None:
     row = page.text[page.text.index(f'data-pool="{POOL}"'):]
     row = row[:row.index("</tr>")]
     assert '<td class="claimed">2</td>' in row and '<td class="hit-rate">100 %</td>' in row
-    assert '<td class="size-now"><strong>5</strong></td>' in row  # its size now
+    assert '<td class="size-now"><strong>5</strong> <span class="muted window-now">base size' \
+        in row  # its size now
     user = app.test_client()
     sign_in(user, "scientist", "scientist-demo")
     assert user.get("/admin/pools").status_code in (403, 404)
