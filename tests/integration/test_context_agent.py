@@ -182,3 +182,41 @@ def test_racing_exchanges_get_the_secrets_once(served: Flask) -> None:
     for thread in threads:
         thread.join(timeout=90)
     assert sorted(statuses) == [200] + [403] * 7
+
+
+def test_a_file_given_to_the_user_can_be_opened_by_them_and_roots_stay_private(
+        tmp_path: Path) -> None:
+    """The Slurm token and daaas-submit's settings belong to the user inside the root-owned
+    secret folder: the user must be able to open them by name (the folder passable, not
+    listable) while root's files in the same folder stay 0600 root."""
+    import importlib.machinery
+    import importlib.util
+    import pwd
+
+    loader = importlib.machinery.SourceFileLoader("daaas_bootstrap_agent", str(AGENT_SOURCE))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    agent = importlib.util.module_from_spec(spec)
+    loader.exec_module(agent)
+    secrets = tmp_path / "etc" / "daaas" / "secrets"
+    agent.install_file({"path": str(secrets / "report-token"), "content": "x"}, [str(secrets)])
+    assert secrets.stat().st_mode & 0o777 == 0o700  # nothing of the user's: closed
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    user = pwd.getpwnam("nobody")
+    agent.install_file({"path": str(secrets / "hpc.json"), "content": "{}", "mode": "0400",
+                        "owner": "nobody"}, [str(secrets)])
+    assert secrets.stat().st_mode & 0o777 == 0o711
+    assert (secrets / "hpc.json").stat().st_uid == user.pw_uid
+    assert (secrets / "report-token").stat().st_mode & 0o777 == 0o600
+    tmp_path.chmod(0o755)
+    (tmp_path / "etc").chmod(0o755)
+    (tmp_path / "etc" / "daaas").chmod(0o755)
+    read = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                           "--clear-groups", "cat", str(secrets / "hpc.json")],
+                          capture_output=True, text=True, check=False)
+    assert read.returncode == 0 and read.stdout == "{}", read.stderr
+    listing = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                              "--clear-groups", "ls", str(secrets)],
+                             capture_output=True, text=True, check=False)
+    assert listing.returncode != 0  # passable, not listable
