@@ -33,12 +33,17 @@ def storage_group() -> None:
               "'unchanged'; default: print the exports.")
 @click.option("--create-folders", is_flag=True,
               help="Make the folder of every active user first (else only existing folders).")
+@click.option("--insecure-ports", is_flag=True,
+              help="Accept clients from any source port, not only root's (below 1024): only "
+              "for QEMU's user network, whose forwards connect from any port.")
 def exports(clients: tuple[str, ...], fmt: str, output: Path | None,
-            create_folders: bool) -> None:
+            create_folders: bool, insecure_ports: bool) -> None:
     """Write one read-write NFS export per user folder under var_dir/storage, as
     local_storage_export names it, every client id squashed to the folder's owner and open
-    only to --clients. Run it again when users are added, then make the server re-read it
-    (Ganesha: SIGHUP; kernel: exportfs -ra). Exits 1 when local_storage_export is unset."""
+    only to --clients and, unless --insecure-ports, only from a privileged port (so only root
+    on a VM, never its user, can talk NFS to it). Run it again when users are added, then
+    make the server re-read it (Ganesha: SIGHUP; kernel: exportfs -ra). Exits 1 when
+    local_storage_export is unset."""
     settings = load_settings()
     engine = make_engine(settings.effective_database_url)
     try:
@@ -46,7 +51,8 @@ def exports(clients: tuple[str, ...], fmt: str, output: Path | None,
             users = list(db.scalars(select(User).where(User.is_active.is_(True),
                                                        User.username != POOL_ACCOUNT)))
             found = user_exports(settings, users, create=create_folders)
-        text = (ganesha_exports if fmt == "ganesha" else kernel_exports)(found, clients)
+        text = (ganesha_exports if fmt == "ganesha" else kernel_exports)(
+            found, clients, insecure_ports=insecure_ports)
     except StorageError as exc:  # the administrator's own command: the log's wording
         raise click.ClickException(exc.log_message) from None
     finally:

@@ -106,13 +106,18 @@ def check_clients(clients: Sequence[str]) -> tuple[str, ...]:
     return tuple(clients)
 
 
-def ganesha_exports(exports: Sequence[UserExport], clients: Sequence[str]) -> str:
+def ganesha_exports(exports: Sequence[UserExport], clients: Sequence[str], *,
+                    insecure_ports: bool = False) -> str:
     """Return NFS-Ganesha EXPORT blocks, one per user folder: NFSv4 over TCP, read-write only
-    for ``clients``, every client uid/gid squashed to the folder's owner.
+    for ``clients``, every client uid/gid squashed to the folder's owner, and only from a
+    privileged source port (below 1024: only root on the client can open one, so a VM's user
+    cannot talk NFS with a client of their own) unless ``insecure_ports`` (QEMU's user
+    network, whose forwards connect from any port).
 
     Raises StorageError for bad ``clients`` or a path Ganesha's syntax cannot carry.
     """
     allowed = ", ".join(check_clients(clients))
+    privileged = "false" if insecure_ports else "true"
     blocks = ["# Written by `daaas storage exports`: one export per user folder.\n"]
     for export in exports:
         _check_path(export)
@@ -121,24 +126,26 @@ def ganesha_exports(exports: Sequence[UserExport], clients: Sequence[str]) -> st
             f"  Pseudo = \"{export.pseudo}\";\n  Protocols = 4;\n  Transports = TCP;\n"
             "  Access_Type = None;\n  Squash = All_Squash;\n"
             f"  Anonymous_Uid = {export.uid};\n  Anonymous_Gid = {export.gid};\n"
-            "  SecType = sys;\n"
+            f"  SecType = sys;\n  PrivilegedPort = {privileged};\n"
             f"  CLIENT {{ Clients = {allowed}; Access_Type = RW; }}\n"
             "  FSAL { Name = VFS; }\n}\n")
     return "".join(blocks)
 
 
-def kernel_exports(exports: Sequence[UserExport], clients: Sequence[str]) -> str:
+def kernel_exports(exports: Sequence[UserExport], clients: Sequence[str], *,
+                   insecure_ports: bool = False) -> str:
     """Return /etc/exports lines for the kernel's nfsd, one per user folder, with the same
-    rules as :func:`ganesha_exports` (the VMs mount the folder's own path: set
-    ``local_storage_export`` to ``host:<var_dir>/storage/{username}``).
+    rules as :func:`ganesha_exports` (``secure``, or ``insecure`` for ``insecure_ports``; the
+    VMs mount the folder's own path: set ``local_storage_export`` to
+    ``host:<var_dir>/storage/{username}``).
 
     Raises StorageError for bad ``clients`` or a path exports(5) cannot carry.
     """
     lines = ["# Written by `daaas storage exports --format exports`: one per user folder.\n"]
     for export in exports:
         _check_path(export)
-        options = (f"rw,sync,no_subtree_check,all_squash,anonuid={export.uid},"
-                   f"anongid={export.gid},sec=sys")
+        options = (f"rw,sync,no_subtree_check,{'insecure' if insecure_ports else 'secure'},"
+                   f"all_squash,anonuid={export.uid},anongid={export.gid},sec=sys")
         lines.append(f"{export.path} "
                      + " ".join(f"{client}({options})" for client in check_clients(clients))
                      + "\n")

@@ -155,3 +155,25 @@ def test_exports_need_the_setting_and_the_vms_networks(portal: Path) -> None:
     open_to_all = daaas(portal, "storage", "exports", "--clients", "*")
     assert (open_to_all.exit_code, open_to_all.stdout) == (1, "")
     assert open_to_all.stderr == "Error: '*' is not an address or network\n"
+
+
+def test_a_vm_users_own_nfs_client_is_refused(served: tuple[NfsServer, Path]) -> None:
+    """Only root on a client can open a port below 1024, which the exports require: a VM's
+    user (never root there) running a user-space NFS client of their own gets nothing, not
+    even their own folder, let alone another user's. --insecure-ports (QEMU's user network)
+    drops that check."""
+    server, portal = served
+    alice = account(portal, "alice")
+    as_alice = ["setpriv", f"--reuid={alice.uid}", f"--regid={alice.gid}", "--clear-groups"]
+    for path in ("/storage/bob", "/storage/alice"):
+        refused = nfs(*as_alice, "nfs-ls", server.url(path, uid=alice.uid, gid=alice.gid))
+        assert refused.returncode != 0, refused.stdout
+    pseudo = nfs(*as_alice, "nfs-ls", server.url("/storage", uid=alice.uid, gid=alice.gid))
+    assert pseudo.stdout.strip() == ""  # Ganesha hides exports the client may not use
+    rewritten = daaas(portal, "storage", "exports", "--clients", "127.0.0.1", "--insecure-ports",
+                      "--output", str(portal / "daaas-storage.conf"))
+    assert rewritten.stdout == "changed\n", rewritten.output
+    server.reload((portal / "daaas-storage.conf").read_text())
+    allowed = nfs(*as_alice, "nfs-ls", server.url("/storage/alice", uid=alice.uid,
+                                                  gid=alice.gid))
+    assert allowed.returncode == 0, allowed.stderr

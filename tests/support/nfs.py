@@ -32,13 +32,16 @@ For a portal's VM (the real-VM tier): serve the user's storage exactly as the po
 exports say, plus the experiment's data read-only, and forward the guest's NFS port to it::
 
     from daaas.portal.storage.exports import ganesha_exports, user_exports
-    blocks = ganesha_exports(user_exports(settings, [user], create=True), ["127.0.0.1"])
+    blocks = ganesha_exports(user_exports(settings, [user], create=True), ["127.0.0.1"],
+                             insecure_ports=True)   # or: daaas storage exports --insecure-ports
     with NfsServer([Export(archive, "/data")], extra_config=blocks) as server:
         settings: local_storage_export = "10.0.2.100:/storage/{username}",
                   experiment_export = "nfs", experiment_export_source = "10.0.2.100:/data/...",
                   qemu_guest_forwards = f"10.0.2.100:2049=127.0.0.1:{server.port}"
 
-QEMU's guest forward connects from the host's 127.0.0.1, hence ``--clients 127.0.0.1``.
+QEMU's guest forward connects from the host's 127.0.0.1 and from any port, hence
+``--clients 127.0.0.1`` and ``--insecure-ports`` (the exports otherwise require a port below
+1024, which only a client's root can open).
 
 Why Ganesha runs as root: its VFS back end opens files by handle (``open_by_handle_at``,
 ``CAP_DAC_READ_SEARCH``), as any NFS server serving real folders must.

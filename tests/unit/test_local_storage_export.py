@@ -120,11 +120,17 @@ def test_ganesha_and_kernel_exports(tmp_path: Path) -> None:
         "  Pseudo = \"/storage/alice\";\n  Protocols = 4;\n  Transports = TCP;\n"
         "  Access_Type = None;\n  Squash = All_Squash;\n"
         f"  Anonymous_Uid = {uid};\n  Anonymous_Gid = {gid};\n  SecType = sys;\n"
+        "  PrivilegedPort = true;\n"
         "  CLIENT { Clients = 10.0.0.0/16, 192.0.2.7; Access_Type = RW; }\n"
         "  FSAL { Name = VFS; }\n}\n")
     assert kernel_exports(exports, ["10.0.0.0/16"]).split("\n", 1)[1] == (
-        f"{folder} 10.0.0.0/16(rw,sync,no_subtree_check,all_squash,anonuid={uid},"
+        f"{folder} 10.0.0.0/16(rw,sync,no_subtree_check,secure,all_squash,anonuid={uid},"
         f"anongid={gid},sec=sys)\n")
+    # QEMU's user network: its forwards connect from any port, so the check is dropped.
+    assert "PrivilegedPort = false;" in ganesha_exports(exports, ["127.0.0.1"],
+                                                        insecure_ports=True)
+    assert "(rw,sync,no_subtree_check,insecure," in kernel_exports(exports, ["127.0.0.1"],
+                                                                  insecure_ports=True)
 
 
 @pytest.mark.parametrize("clients", [[], ["*"], ["10.0.0.0/16", "everyone"]])
