@@ -108,9 +108,10 @@ def experiment_on_desktop(settings: Settings, provider: str, visit_id: str) -> s
 
 def storage_on_desktop(settings: Settings, provider: str) -> str | None:
     """Return where a desktop of ``provider`` shows the user's storage ("~/storage"), or None
-    when its machines do not get it (cloud machines with the portal-local storage backend).
-    Raises nothing."""
-    if provider in MOUNTING_PROVIDERS or settings.storage_backend != "local":
+    when its machines do not get it (cloud machines with the portal-local storage backend that
+    this host does not export, ``local_storage_export``). Raises nothing."""
+    if (provider in MOUNTING_PROVIDERS or settings.storage_backend != "local"
+            or settings.local_storage_export):
         return f"~/{STORAGE_FOLDER}"
     return None
 

@@ -11,6 +11,7 @@ import pytest
 
 from daaas.portal.auth.models import User
 from daaas.portal.config import load_settings
+from daaas.portal.machines.naming import storage_on_desktop
 from daaas.portal.storage.backends import NOT_EXPORTED, LocalStorage, local_export_source
 from daaas.portal.storage.errors import StorageError
 from daaas.portal.storage.exports import (
@@ -141,3 +142,10 @@ def test_exports_are_never_open_to_anyone(tmp_path: Path, clients: list[str]) ->
     for write in (ganesha_exports, kernel_exports):
         with pytest.raises(StorageError):
             write(exports, clients)
+
+
+def test_pages_say_cloud_desktops_have_the_storage_when_exported(tmp_path: Path) -> None:
+    for provider in ("openstack", "qemu"):
+        assert storage_on_desktop(settings(tmp_path), provider) is None
+        exported = settings(tmp_path, local_storage_export=TEMPLATE)
+        assert storage_on_desktop(exported, provider) == "~/storage"
