@@ -27,6 +27,7 @@ from daaas.portal.hpc import service
 from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo, JobSpec
 from daaas.portal.hpc.errors import HpcNotConfigured, HpcTokenRejected
 from daaas.portal.hpc.slurm import SlurmRestBackend
+from tests.support.access import make_machine
 from tests.support.hpc import (
     PASSWORD,
     SlurmCluster,
@@ -36,7 +37,6 @@ from tests.support.hpc import (
     slurm_cluster,
     wait_for,
 )
-from tests.support.access import make_machine
 from tests.support.web import api_token, assert_matches, csrf_from, sign_in
 
 HELLO = "#!/bin/bash\necho \"hello from $(id -un) in job $SLURM_JOB_ID\"\n"
