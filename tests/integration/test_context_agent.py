@@ -122,8 +122,10 @@ def test_the_real_agent_sets_the_machine_up_and_the_portal_makes_it_ready(
     assert vnc_file.read_bytes() == expected
     assert recorded(vm, "chpasswd.stdin") == ""  # no login password: RDP uses one-time tokens
     enabled = recorded(vm, "systemctl.args").splitlines()
-    assert {"enable --now autofs.service", "enable --now tigervncserver@:1.service",
-            "enable --now xrdp.service", "enable --now ssh.service"} <= set(enabled)
+    assert {"enable --now autofs.service --no-reload",
+            "enable --now tigervncserver@:1.service --no-reload",
+            "enable --now xrdp.service --no-reload",
+            "enable --now ssh.service --no-reload"} <= set(enabled)
 
     row = context_row(served, machine_id)
     assert row["used_at"] is not None and row["reported_status"] == "ready"
