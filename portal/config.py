@@ -113,7 +113,8 @@ class Settings(BaseModel):
     icat_timeout_seconds: float = Field(10.0, gt=0, description="ICAT request timeout.")
     icat_cache_seconds: float = Field(60.0, ge=0, description="Keep a user's ICAT answer.")
     icat_refresh_seconds: float = Field(300.0, ge=10, le=86400, description="How often the "
-                                        "worker asks ICAT again for a signed-in user's experiments.")
+                                        "worker asks ICAT again for an active user's "
+                                        "experiments.")
     icat_verify_tls: bool = Field(True, description="Check ICAT's TLS certificate.")
     identity_backend: str = Field(
         "local", description="Who checks passwords: local, keystone, or module:Class.")
