@@ -15,7 +15,7 @@ RUN_PACKAGES="python3 python3-venv python3-pip tigervnc-standalone-server tigerv
 TEST_PACKAGES="$RUN_PACKAGES postgresql chromium fonts-dejavu-core cloud-init slurm-wlm munge
   slurmrestd slurm-wlm-jwt-plugin rabbitmq-server curl tesseract-ocr
   qemu-system-x86 qemu-utils cloud-image-utils mmdebstrap e2fsprogs linux-image-cloud-amd64
-  nodejs pamtester prometheus freerdp2-x11 nfs-ganesha nfs-ganesha-vfs libnfs-utils"
+  nodejs pamtester prometheus freerdp2-x11 nfs-ganesha nfs-ganesha-vfs libnfs-utils openssh-client"
 
 install_packages() {
   local missing=()
