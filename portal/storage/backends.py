@@ -216,7 +216,7 @@ def check_template(template: str) -> None:
     """Check ``local_storage_export``: ``server:/path/{username}``, ``{username}`` the last
     folder and nowhere else. Raises StorageError (the person's message says to tell the
     administrators)."""
-    folders = template.partition(":")[2].split("/")
+    folders = template.rpartition(":")[2].split("/")
     if (template.count("{username}") != 1 or not _TEMPLATE_RE.match(template)
             or "." in folders or ".." in folders):
         raise StorageError(MISCONFIGURED, f"local_storage_export {template!r} must look like "

@@ -4,9 +4,10 @@
 (``10.0.2.100:/storage/{username}``, always ending in ``/{username}``); a VM is told only its
 owner's folder (:func:`local_export_source`). The exports themselves are the NFS server's: one
 per user folder, read-write, every client uid squashed to the folder's owner, open only to the
-cloud VMs' networks. :func:`user_exports` lists them and :func:`ganesha_exports` /
-:func:`kernel_exports` write them for NFS-Ganesha or the kernel's nfsd (``daaas storage
-exports``, run again when users are added; the server is told to re-read its exports).
+cloud VMs' networks and to clients on a privileged port (root's, never a VM user's).
+:func:`user_exports` lists them and :func:`ganesha_exports` / :func:`kernel_exports` write
+them for NFS-Ganesha or the kernel's nfsd (``daaas storage exports``, run again when users are
+added; the server is told to re-read its exports).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class UserExport:
 def pseudo_path(settings: Settings, username: str) -> str:
     """Return the path part of the user's mount source: what the NFS server must export the
     folder as. Raises StorageError for a malformed template."""
-    return local_export_source(settings, username).split(":", 1)[1]
+    return local_export_source(settings, username).rpartition(":")[2]  # IPv6: [fd00::1]:/x
 
 
 def storage_folder(settings: Settings, username: str) -> Path:

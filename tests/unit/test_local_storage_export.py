@@ -149,3 +149,11 @@ def test_pages_say_cloud_desktops_have_the_storage_when_exported(tmp_path: Path)
         assert storage_on_desktop(settings(tmp_path), provider) is None
         exported = settings(tmp_path, local_storage_export=TEMPLATE)
         assert storage_on_desktop(exported, provider) == "~/storage"
+
+
+def test_an_ipv6_server(tmp_path: Path) -> None:
+    configured = settings(tmp_path, local_storage_export="[fd00::1]:/storage/{username}")
+    assert local_export_source(configured, "alice") == "[fd00::1]:/storage/alice"
+    assert pseudo_path(configured, "alice") == "/storage/alice"
+    mount = backend(configured).machine_mount(ALICE, "m-1")
+    assert mount is not None and mount.source == "[fd00::1]:/storage/alice"
