@@ -148,3 +148,13 @@ def _alive(pid: int) -> bool:
         return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return False
+
+
+def test_privileged_port_exports_refuse_a_users_own_client(folders: tuple[Path, Path]) -> None:
+    _require()
+    with NfsServer([Export(folders[0], "/data", privileged_port=True)]) as server:
+        as_root = nfs("nfs-cat", server.url("/data/run1/frame.cbf"))
+        assert as_root.stdout == "diffraction\n", as_root.stderr  # libnfs binds port < 1024
+        as_user = nfs("setpriv", f"--reuid={OWNER}", f"--regid={OWNER}", "--clear-groups",
+                      "nfs-cat", server.url("/data/run1/frame.cbf"))
+        assert as_user.returncode != 0 and as_user.stdout == ""

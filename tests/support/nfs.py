@@ -87,6 +87,8 @@ class Export:
     client uid/gid to them (``anon_uid``/``anon_gid``: the folder's owner, so whoever writes,
     the files belong to that one account), ``"none"`` trusts the client's ids.
     ``clients``: addresses or networks allowed (empty: any client that reaches the port).
+    ``privileged_port``: accept only clients on a port below 1024 (root's), as production
+    exports should; off by default because QEMU's guest forwards connect from any port.
     """
 
     path: Path
@@ -96,6 +98,7 @@ class Export:
     anon_uid: int = 65534
     anon_gid: int = 65534
     clients: tuple[str, ...] = field(default=())
+    privileged_port: bool = False
 
     def block(self, export_id: int) -> str:
         """Return this export's Ganesha EXPORT block. Raises ValueError for a relative pseudo
@@ -112,7 +115,8 @@ class Export:
                 f"  Pseudo = \"{self.pseudo}\";\n  Protocols = 4;\n  Transports = TCP;\n"
                 f"  Access_Type = {access};\n  Squash = {_SQUASH[self.squash]};\n"
                 f"  Anonymous_Uid = {self.anon_uid};\n  Anonymous_Gid = {self.anon_gid};\n"
-                f"  SecType = sys;\n{clients}  FSAL {{ Name = VFS; }}\n}}\n")
+                f"  SecType = sys;\n  PrivilegedPort = {str(self.privileged_port).lower()};\n"
+                f"{clients}  FSAL {{ Name = VFS; }}\n}}\n")
 
 
 def ganesha_config(exports: Sequence[Export], *, host: str, port: int, recovery: Path,
