@@ -241,13 +241,16 @@ class Reconciler:
         return report
 
     def run_asked(self) -> CycleReport:
-        """Run only what a person asked for and waits on: launches (steps 2-4) and deletions.
-        The rest (the poll, stops and starts it finds asked for, time-outs) waits for the next
-        full cycle."""
+        """Run only what a person asked for and waits on: launches (steps 2-4), then one poll
+        of the machines on their way (a desktop up at launch is ready in this cycle, not the
+        next: issue 20, the click path), and deletions. The rest (stops and starts, time-outs,
+        the steady poll) waits for the next full cycle."""
         report = CycleReport()
         if self.pools is not None and self.pools.personalise(report):
             self._poll(report, MOVING)  # a claimed machine's user waits: ready at once
         self._launch_requested(report)
+        if report.launched:
+            self._poll(report, MOVING)  # the user waits for ready
         self._delete_requested(report)
         self._clean_up(report)
         if self.pools is not None:  # refill after a claim

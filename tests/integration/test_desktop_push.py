@@ -21,7 +21,7 @@ import requests
 from flask import Flask
 from sqlalchemy import event
 
-from tests.support.machines import launch, reconciler
+from tests.support.machines import launch, reconciler, state_of
 from tests.support.providers import InMemoryProvider
 from tests.support.web import bearer, served
 
@@ -132,3 +132,13 @@ def test_a_change_committed_by_another_process_is_pushed(app: Flask, server: str
         after = time.monotonic()
     assert answer["state"] == "deleting"
     assert after - done < 1.0, (done - changed, after - done)  # pushed, not the 25 s bound
+
+
+def test_a_woken_worker_makes_a_desktop_up_at_launch_ready_in_the_same_cycle(app: Flask) -> None:
+    """No interval between launch and ready: the woken cycle polls what it launched."""
+    machine_id = launch(app, "scientist", "ccp4")
+    worker = reconciler(app, InMemoryProvider(ready_after_polls=0))
+    report = worker.run_asked()  # what the portal's wake-up runs
+    assert report.launched == [machine_id]
+    assert state_of(app.extensions["daaas"].settings.effective_database_url,
+                    machine_id) == "ready"
