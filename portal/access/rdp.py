@@ -4,11 +4,19 @@ Only the OpenStack provider gives a machine an RDP port; local desktops and QEMU
 the browser desktop only. The file carries the address, the user name, the optional RD Gateway
 and ``prompt for credentials:i:1``, so the client asks for a password: the user types the
 one-time sign-in secret the machine page gives with the download (:mod:`.signin`), which the
-VM's PAM module checks. No password is in the file, none the user knows is the VM's.
+VM's PAM module checks. No password the user knows is the VM's.
+
+On request the file also carries that one-time secret, for the clients that read a password
+from a file: FreeRDP (``xfreerdp``, ``sdl-freerdp``, ``wlfreerdp``) takes a line starting with
+``/`` as one of its command-line options, so ``/p:<secret>`` is its password. The .rdp format
+has no portable password field: Windows' ``password 51:b:`` is a DPAPI blob only the Windows
+account that made it can decrypt, so Remote Desktop Connection, Microsoft's other clients and
+Remmina ignore the line and prompt as before.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -34,14 +42,22 @@ class RdpDownload:
     filename: str
     content: str
 
+    @property
+    def data_url(self) -> str:
+        """Return the file as a ``data:`` URL, for a page's download link that must not ask
+        the portal again (a file holding a one-time secret). Raises nothing."""
+        return "data:application/x-rdp;base64," + base64.b64encode(self.content.encode()).decode()
 
-def rdp_file(host: str, port: int, username: str, gateway: str = "") -> str:
+
+def rdp_file(host: str, port: int, username: str, gateway: str = "",
+             password: str = "") -> str:
     """Return the text of a .rdp file for ``host:port`` and ``username`` (CRLF line ends).
 
-    The file holds no password: the client prompts for one, and the user types the one-time
-    sign-in secret (:mod:`daaas.portal.access.signin`). With ``gateway`` the client connects
-    through that RD Gateway and asks for the gateway's password too
-    (``gatewaycredentialssource:i:0``). Raises nothing.
+    Without ``password`` the client prompts for one, and the user types the one-time sign-in
+    secret (:mod:`daaas.portal.access.signin`); with it (that secret, never anything lasting)
+    the file ends with FreeRDP's ``/p:<password>`` line, which other clients ignore. With
+    ``gateway`` the client connects through that RD Gateway and asks for the gateway's
+    password too (``gatewaycredentialssource:i:0``). Raises nothing.
     """
     address = f"[{host}]" if ":" in host else host
     lines = [f"full address:s:{address}:{port}", f"username:s:{username}",
@@ -50,6 +66,8 @@ def rdp_file(host: str, port: int, username: str, gateway: str = "") -> str:
     if gateway:
         lines += [f"gatewayhostname:s:{gateway}", "gatewayusagemethod:i:1",
                   "gatewaycredentialssource:i:0", "gatewayprofileusagemethod:i:1"]
+    if password:
+        lines.append(f"/p:{password}")
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -70,9 +88,11 @@ def rdp_unavailable_reason(machine: Machine, target: ConnectionTarget | None) ->
     return None
 
 
-def rdp_download(db: Session, settings: Settings, user: User, machine_id: str) -> RdpDownload:
-    """Return the .rdp file for the user's ready machine (address and user name, no password),
-    from the address the worker recorded when it saw the machine ready: no provider is asked.
+def rdp_download(db: Session, settings: Settings, user: User, machine_id: str,
+                 password: str = "") -> RdpDownload:
+    """Return the .rdp file for the user's ready machine (address and user name; ``password``,
+    a one-time sign-in secret just issued, only when given: see :func:`rdp_file`), from the
+    address the worker recorded when it saw the machine ready: no provider is asked.
 
     Raises NotFound (not the user's machine) or Conflict (not ready, its address not recorded
     yet, or RDP not offered, saying why).
@@ -86,9 +106,11 @@ def rdp_download(db: Session, settings: Settings, user: User, machine_id: str) -
         raise _refusal(machine, NOT_OBSERVED)
     if target.rdp_port is None:
         raise _refusal(machine, rdp_unavailable_reason(machine, target))
-    text = rdp_file(target.host, target.rdp_port, machine.user.username, settings.rdp_gateway)
+    text = rdp_file(target.host, target.rdp_port, machine.user.username, settings.rdp_gateway,
+                    password)
     record(db, "desktop.rdp_file", actor=user.username, target=f"machine {machine.id}",
-           detail=machine.name, admin=machine.user_id != user.id)
+           detail=f"{machine.name}, with its one-time password" if password else machine.name,
+           admin=machine.user_id != user.id)
     return RdpDownload(f"{machine.environment_name}-{machine.id[:8]}.rdp", text)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, render_template, send_from_directory
+from flask import Blueprint, Response, render_template, request, send_from_directory
 from flask.typing import ResponseReturnValue
 
 from daaas.portal.access.offer import AccessOffer, access_offer
@@ -81,14 +81,19 @@ def rdp(machine_id: str) -> Response:
 def rdp_sign_in(machine_id: str) -> ResponseReturnValue:
     """Show a fresh one-time RDP sign-in secret, once, with the .rdp download (not cached).
 
-    Raises AuthenticationRequired, NotFound, Forbidden (not the owner) or Conflict (not ready,
-    or RDP not offered, with the reason).
+    With the form's ``in_file`` ticked the download is this page's own copy of the .rdp file
+    with the secret in it (for FreeRDP, see :func:`~daaas.portal.access.rdp.rdp_file`), never
+    a link that would ask the portal for it again. Raises AuthenticationRequired, NotFound,
+    Forbidden (not the owner) or Conflict (not ready, RDP not offered or its address not
+    recorded yet, with the reason).
     """
-    settings = runtime().settings
-    grant = issue_sign_in(db(), settings, resolve_secret_key(settings), require_user(),
-                          machine_id, utcnow())
-    page = render_template("access/rdp_sign_in.html", grant=grant,
-                           machine=get_machine(db(), require_user(), machine_id),
+    settings, user = runtime().settings, require_user()
+    grant = issue_sign_in(db(), settings, resolve_secret_key(settings), user, machine_id,
+                          utcnow())
+    in_file = rdp_download(db(), settings, user, machine_id, password=grant.secret) \
+        if request.form.get("in_file") else None
+    page = render_template("access/rdp_sign_in.html", grant=grant, in_file=in_file,
+                           machine=get_machine(db(), user, machine_id),
                            minutes=settings.rdp_sign_in_minutes)
     return page, 201, {"Cache-Control": "no-store"}
 

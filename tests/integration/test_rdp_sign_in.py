@@ -34,7 +34,8 @@ from daaas.portal.audit.models import AuditEvent
 from daaas.portal.config import resolve_secret_key
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
-from tests.support.access import FixedTarget, make_machine
+from tests.support.access import FixedTarget, free_port, make_machine
+from tests.support.rfb import Xvnc
 from tests.support.web import assert_matches, bearer, csrf_from, sign_in
 
 VERIFIER = AGENT_SOURCE.parent / "daaas-rdp-sign-in"
@@ -158,6 +159,81 @@ def test_the_page_shows_the_secret_once_with_the_download(rdp_app: Flask, tmp_pa
     assert verify(vm_config(rdp_app, machine_id, tmp_path), "scientist", secret).returncode == 0
     assert secret not in client.get(f"/machines/{machine_id}").get_data(as_text=True)
     assert secret not in client.get(f"/machines/{machine_id}/rdp").get_data(as_text=True)
+
+
+def file_with_the_password(client: FlaskClient, machine_id: str) -> tuple[str, str, str]:
+    """Ask the machine page's form for the password in the .rdp file; return (the secret
+    shown, the file's name, the file's text as the page's download link holds it)."""
+    token = csrf_from(client, f"/machines/{machine_id}")
+    response = client.post(f"/machines/{machine_id}/rdp-sign-in",
+                           data={"csrf_token": token, "in_file": "1"})
+    assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    secret = page.split('id="rdp-secret">')[1].split("<")[0]
+    link = page.split('id="rdp-download" href="')[1].split('"')[0]
+    name = page.split(f'href="{link}" download="')[1].split('"')[0]
+    assert link.startswith("data:application/x-rdp;base64,")
+    return secret, name, base64.b64decode(link.split(",", 1)[1]).decode()
+
+
+def test_the_password_goes_in_the_file_when_asked_and_still_works_once(
+        rdp_app: Flask, tmp_path: Path) -> None:
+    client = rdp_app.test_client()
+    machine_id = make_machine(rdp_app, "scientist")
+    sign_in(client, "scientist", "scientist-demo")
+    assert 'name="in_file"' in client.get(f"/machines/{machine_id}").get_data(as_text=True)
+    secret, name, text = file_with_the_password(client, machine_id)
+    plain = client.get(f"/machines/{machine_id}/rdp").get_data(as_text=True)
+    assert name.endswith(f"-{machine_id[:8]}.rdp") and "/p:" not in plain
+    assert text == plain + f"/p:{secret}\r\n"  # the same file, with FreeRDP's password line
+    config = vm_config(rdp_app, machine_id, tmp_path)
+    assert verify(config, "scientist", text.split("/p:")[1].strip()).returncode == 0
+    assert verify(config, "scientist", secret).returncode == 1  # one sign-in, file or typed
+    again, _, second = file_with_the_password(client, machine_id)
+    assert again != secret and f"/p:{again}\r\n" in second  # a new secret each time
+    with unit_of_work(rdp_app.extensions["daaas"].session_factory) as db:
+        files = db.scalars(select(AuditEvent).where(AuditEvent.action == "desktop.rdp_file"))
+        details = [event.detail for event in files]
+    assert sum(d.endswith(", with its one-time password") for d in details) == 2
+    assert not any(secret in d or again in d for d in details)
+
+
+@pytest.fixture
+def display(tmp_path: Path) -> Iterator[int]:
+    """An X display for FreeRDP's X11 client (it opens one before it reads its options)."""
+    if not shutil.which("xfreerdp"):
+        message = "FreeRDP is needed: apt-get install freerdp2-x11"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = Xvnc(tmp_path / "x", socket_path=tmp_path / "vnc.sock", security="None")
+    yield server.display
+    server.stop()
+
+
+def test_freerdp_reads_the_password_from_the_file(rdp_app: Flask, tmp_path: Path,
+                                                  display: int) -> None:
+    """The real FreeRDP client, authenticating only (``/auth-only``) towards a port where
+    nothing listens: with the file's password it goes on to connect; without, it stops for
+    want of one."""
+    client = rdp_app.test_client()
+    machine_id = make_machine(rdp_app, "scientist")
+    sign_in(client, "scientist", "scientist-demo")
+    _, _, text = file_with_the_password(client, machine_id)
+    port = free_port()
+    plain = client.get(f"/machines/{machine_id}/rdp").get_data(as_text=True)
+    outputs = {}
+    for kind, content in (("with", text), ("without", plain)):
+        path = tmp_path / f"{kind}.rdp"
+        path.write_text(content.replace("10.0.0.5:3389", f"127.0.0.1:{port}"), newline="")
+        done = subprocess.run(["xfreerdp", str(path), "/auth-only", "/cert:ignore"],
+                              env={"PATH": "/usr/bin:/bin", "DISPLAY": f":{display}",
+                                   "HOME": str(tmp_path)}, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60, check=False)
+        outputs[kind] = done.stdout + done.stderr
+    assert "no password set" in outputs["without"], outputs["without"]
+    assert "no password set" not in outputs["with"], outputs["with"]
+    assert "Authentication only" in outputs["with"], outputs["with"]
 
 
 def test_only_the_owner_of_a_ready_machine_offering_rdp_gets_a_secret(rdp_app: Flask) -> None:
