@@ -241,6 +241,7 @@ class PortalCollector(Collector):
         """HPC jobs submitted through the portal and their last known states: one query."""
         rows = self.connection.execute(
             select(HpcJob.cluster, HpcJob.state, func.count().label("jobs"))
+            .where(HpcJob.origin == "portal")  # not the jobs the worker found from elsewhere
             .group_by(HpcJob.cluster, HpcJob.state)).all()
         submitted = CounterMetricFamily(
             "daaas_hpc_submissions", "HPC jobs submitted through the portal, by cluster.",
