@@ -173,7 +173,7 @@ def test_before_a_claim_the_exchange_hands_out_nothing_and_after_it_only_the_cla
     began = time.monotonic()
     waiting = requests.post(f"{base}/claim", json={}, headers=pool_token, timeout=30)
     assert waiting.status_code == 204 and waiting.headers["Retry-After"] == "1"
-    assert time.monotonic() - began < 1  # in the pool: answered at once, no thread held
+    assert time.monotonic() - began < 3  # in the pool: answered at once, not held 5 s
     assert requests.post(f"{base}/claim", json={}, headers={"Authorization": "Bearer nope"},
                          timeout=30).status_code == 403
 
@@ -182,7 +182,7 @@ def test_before_a_claim_the_exchange_hands_out_nothing_and_after_it_only_the_cla
     began = time.monotonic()
     taken = requests.post(f"{base}/claim", json={}, headers=pool_token, timeout=30)
     assert taken.status_code == 200, taken.text
-    assert time.monotonic() - began < 4  # held until the hand-over, not a poll interval
+    assert time.monotonic() - began < 5  # held until the hand-over, not answered 204
     answer = taken.json()
     alice = machine(portal, first).user
     assert answer["session"]["user"] == {"name": "alice", "uid": alice.uid, "gid": alice.gid,
