@@ -22,11 +22,10 @@ from daaas.portal import create_app
 from daaas.portal.auth.models import User
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.machines.models import Machine
-from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import MailError
 from tests.support.machines import ManualClock as Clock
-from tests.support.machines import launch, machine, on_the_page, outbox, policy_reconciler
-from tests.support.providers import InMemoryProvider
+from tests.support.machines import launch, machine, on_the_page, outbox, ready_while_watched
+from tests.support.machines import policy_worker as worker
 from tests.support.web import bearer, csrf_from, sign_in
 
 H = timedelta(hours=1)
@@ -45,12 +44,6 @@ def app(settings_override: dict[str, Any]) -> Flask:
                        .values(email=f"{name}@example.org"))
     return application
 
-
-
-
-def worker(app: Flask, clock: Clock, mailer: Any = None) -> Reconciler:
-    """A reconciler as `daaas worker` builds one (settings given: warnings and mail on)."""
-    return policy_reconciler(app, clock, InMemoryProvider(ready_after_polls=1), mailer)
 
 def maildir(app: Flask) -> list[EmailMessage]:
     """The messages in the embedded Maildir (var_dir/mail), decoded."""
@@ -182,11 +175,7 @@ def test_approval_flow_pending_then_approved_or_refused_and_the_owner_is_told(
 
 def test_warnings_at_the_configured_times_once_each_then_expiry_keeps_storage(
         app: Flask) -> None:
-    clock = Clock()
-    reconciler = worker(app, clock)
-    machine_id = launch(app, environment="ccp4")
-    on_the_page(app)
-    reconciler.run_once()
+    clock, reconciler, machine_id = ready_while_watched(app)
     assert machine(app, machine_id).state == "ready"
     storage = Path(app.extensions["daaas"].settings.var_dir) / "storage" / "scientist"
     storage.mkdir(parents=True, exist_ok=True)
@@ -225,11 +214,7 @@ def test_warnings_at_the_configured_times_once_each_then_expiry_keeps_storage(
 
 
 def test_an_extension_moves_the_warnings_to_the_new_end(app: Flask) -> None:
-    clock = Clock()
-    reconciler = worker(app, clock)
-    machine_id = launch(app, environment="ccp4")
-    on_the_page(app)
-    reconciler.run_once()
+    clock, reconciler, machine_id = ready_while_watched(app)
     end = machine(app, machine_id).expires_at
     clock.now = end - 1 * H
     assert reconciler.run_once().warned == [machine_id]
@@ -280,11 +265,7 @@ def test_a_failed_send_stays_in_the_outbox_and_a_restarted_worker_sends_it_once(
 def test_no_address_means_no_mail_but_the_event_is_recorded(app: Flask) -> None:
     with unit_of_work(app.extensions["daaas"].session_factory) as db:
         db.execute(update(User).where(User.username == "scientist").values(email=""))
-    clock = Clock()
-    reconciler = worker(app, clock)
-    machine_id = launch(app, environment="ccp4")
-    on_the_page(app)
-    reconciler.run_once()
+    clock, reconciler, machine_id = ready_while_watched(app)
     clock.now = machine(app, machine_id).expires_at - 1 * H
     assert reconciler.run_once().warned == [machine_id]
     assert reconciler.run_once().warned == []

@@ -31,11 +31,10 @@ from sqlalchemy import update
 from daaas.portal import create_app
 from daaas.portal.auth.models import User
 from daaas.portal.db import unit_of_work
-from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.notifications.mail import SmtpMailer
 from tests.support.machines import ManualClock as Clock
-from tests.support.machines import launch, machine, on_the_page, outbox, policy_reconciler
-from tests.support.providers import InMemoryProvider
+from tests.support.machines import launch, machine, on_the_page, outbox, ready_while_watched
+from tests.support.machines import policy_worker as worker
 
 H = timedelta(hours=1)
 LOGIN, PASSWORD = "daaas-mailer", "smtp-test-password"
@@ -140,22 +139,10 @@ def app(settings_override: dict[str, Any], smtp: SmtpServer) -> Flask:
     return application
 
 
-
-
-def worker(app: Flask, clock: Clock, mailer: Any = None) -> Reconciler:
-    """A reconciler as `daaas worker` builds one (settings given: warnings and mail on)."""
-    return policy_reconciler(app, clock, InMemoryProvider(ready_after_polls=1), mailer)
-
-
-
 def test_warnings_and_expiry_reach_the_owner_through_smtp(app: Flask,
                                                            smtp: SmtpServer) -> None:
     smtp.start()
-    clock = Clock()
-    reconciler = worker(app, clock)
-    machine_id = launch(app, environment="ccp4")
-    on_the_page(app)
-    reconciler.run_once()
+    clock, reconciler, machine_id = ready_while_watched(app)
     end = machine(app, machine_id).expires_at
     clock.now = end - 47 * H
     reconciler.run_once()

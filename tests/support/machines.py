@@ -34,6 +34,7 @@ from daaas.portal.notifications.mail import Mailer
 from daaas.portal.notifications.models import Notification
 from daaas.portal.providers import Provider
 from tests.support.paths import ROOT
+from tests.support.providers import InMemoryProvider
 from tests.support.web import sign_in
 
 T = TypeVar("T")
@@ -73,6 +74,25 @@ def policy_reconciler(app: Flask, clock: Callable[[], datetime], provider: Provi
     return Reconciler(worker_session_factory(rt.settings.effective_database_url), provider,
                       secret_key=SECRET_KEY, ready_timeout_seconds=600, clock=clock,
                       settings=rt.settings, mailer=mailer)
+
+
+def policy_worker(app: Flask, clock: Callable[[], datetime],
+                  mailer: Mailer | None = None) -> Reconciler:
+    """Return :func:`policy_reconciler` on an in-memory provider whose machines are ready
+    after one poll (lifetime warnings, expiry and e-mail on)."""
+    return policy_reconciler(app, clock, InMemoryProvider(ready_after_polls=1), mailer)
+
+
+def ready_while_watched(app: Flask) -> tuple[ManualClock, Reconciler, str]:
+    """Return (clock, worker, machine id): a :func:`policy_worker` on a manual clock and a
+    CCP4 machine of the scientist's made ready by one cycle while they have the Analysis page
+    open (so its readiness is not e-mailed)."""
+    clock = ManualClock()
+    worker = policy_worker(app, clock)
+    machine_id = launch(app, environment="ccp4")
+    on_the_page(app)
+    worker.run_once()
+    return clock, worker, machine_id
 
 
 def machine(app: Flask, machine_id: str) -> Machine:
