@@ -28,7 +28,7 @@ from daaas.portal.config import Settings
 from daaas.portal.db import unit_of_work, utcnow
 from daaas.portal.errors import PortalError
 from daaas.portal.hpc.backend import FINAL_STATES, HPC_BACKENDS, HpcBackend, JobInfo
-from daaas.portal.hpc.errors import HpcNotConfigured
+from daaas.portal.hpc.errors import HpcNotConfigured, HpcUnavailable
 from daaas.portal.hpc.models import HpcJob, HpcObservation
 from daaas.portal.hpc.service import record_info, refresh
 from daaas.portal.machines.models import Machine
@@ -81,22 +81,31 @@ class JobObserver:
             return 0
         with self.session_factory() as db:
             users = watched(db, backend.cluster)
+        down = ""  # once the cluster cannot be reached, the others are not asked this time
         for user in users:
-            self._observe_one(backend, user)
+            down = self._observe_one(backend, user, down)
         return len(users)
 
-    def _observe_one(self, backend: HpcBackend, user: Watched) -> None:
-        try:
-            infos: list[JobInfo] | None = backend.jobs(user.username)
-            problem = ""
-        except PortalError as exc:
-            infos, problem = None, exc.user_message
-            log.info("jobs of %s not listed: %s", user.username, exc.log_message)
+    def _observe_one(self, backend: HpcBackend, user: Watched, down: str) -> str:
+        """Ask for and record one user's jobs (unless ``down`` says why the cluster cannot be
+        reached); return why it cannot be reached, if it turned out so."""
+        infos: list[JobInfo] | None = None
+        problem = down
+        if not down:
+            try:
+                infos = backend.jobs(user.username)
+            except HpcUnavailable as exc:
+                problem = down = exc.user_message
+                log.warning("HPC cluster not observed: %s", exc.log_message)
+            except PortalError as exc:
+                problem = exc.user_message
+                log.info("jobs of %s not listed: %s", user.username, exc.log_message)
         try:
             with unit_of_work(self.session_factory) as db:
                 record(db, user, backend.cluster, infos, problem, self.clock())
         except IntegrityError as exc:  # a submission recorded the same job a moment ago
             log.info("jobs of %s recorded next time: %s", user.username, exc.orig)
+        return down
 
 
 def watched(db: Session, cluster: str) -> list[Watched]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -80,14 +82,34 @@ def test_an_unreachable_cluster_is_said_plainly(settings_override: dict[str, Any
     reason = "The HPC cluster 'nowhere' cannot be reached right now. Try again in a few minutes"
     assert answer.get_json()["error"]["message"].startswith(reason)
     _machine(app, "scientist")  # the worker looks at the jobs of users with a machine
-    assert observe(app) == 1  # and notes why it could not
-    listed = client.get("/api/v1/jobs", headers=headers)
-    assert listed.status_code == 200 and listed.get_json()["problem"].startswith(reason)
+    _machine(app, "neutron")
+    assert observe(app) == 2  # and notes why it could not, for both
+    for who in ("scientist", "neutron"):
+        listed = client.get("/api/v1/jobs", headers=_bearer(app, who))
+        assert listed.status_code == 200 and listed.get_json()["problem"].startswith(reason)
     sign_in(client, "scientist", "scientist-demo")
     page = client.get("/jobs")
     assert page.status_code == 200  # the page still offers the forms, and says what is wrong
     assert 'id="cluster-problem"' in page.get_data(as_text=True)
     app.extensions["daaas"].engine.dispose()
+
+
+def test_a_cluster_that_does_not_answer_is_waited_for_once_per_look(
+        settings_override: dict[str, Any], tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        app = _configured(settings_override, tmp_path, hpc_timeout_seconds=1,
+                          hpc_slurmrestd_url=f"http://127.0.0.1:{port}")
+        try:
+            for who in ("scientist", "neutron", "admin"):
+                _machine(app, who)
+            started = time.monotonic()
+            assert observe(app) == 3
+            assert time.monotonic() - started < 2.5  # one timeout, not one per user
+            listed = app.test_client().get("/api/v1/jobs", headers=_bearer(app, "admin"))
+            assert "cannot be reached right now" in listed.get_json()["problem"]
+        finally:
+            app.extensions["daaas"].engine.dispose()
 
 
 def test_a_partition_not_offered_is_refused_before_slurm(settings_override: dict[str, Any],
