@@ -66,13 +66,7 @@ def signed_in_page(browser: Any, portal_url: str, username: str = "scientist",
     port, so an earlier test's sign-in is cleared first.
     """
     browser.clear_cookies()
-    page = browser.new_page()
-    page.goto(portal_url + "/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/analysis")
-    return page
+    return sign_in(browser.new_page(), portal_url, username, password)
 
 
 @contextmanager
