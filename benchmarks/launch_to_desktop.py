@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,9 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 """
 
-STEPS = ("click → machine page", "machine page → desktop page (ready, pushed)",
-         "desktop page → noVNC connected", "connected → first desktop frame",
-         "click → first desktop frame")
+STEPS = ("click → machine page", "machine page → ready (worker)",
+         "ready → desktop page (push, navigation)", "desktop page → noVNC connected",
+         "connected → first desktop frame", "click → first desktop frame")
 
 
 def one_run(page: Any, url: str, folder: Path, run: int,
@@ -135,8 +136,9 @@ def one_run(page: Any, url: str, folder: Path, run: int,
     while page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())"
                         ".then(m => m.state)") != "deleted":
         time.sleep(0.3)
-    steps = [machine_page - start, desktop_page - machine_page, connected - desktop_page,
-             frame - connected, frame - start]
+    became_ready = datetime.fromisoformat(ready["state_changed_at"]).timestamp()
+    steps = [machine_page - start, became_ready - machine_page, desktop_page - became_ready,
+             connected - desktop_page, frame - connected, frame - start]
     return steps, ready["phases"]["total_to_ready"] or float("nan")
 
 

@@ -62,7 +62,8 @@ async function call(url, method = "GET") {
 
 // ---- connection ----------------------------------------------------------------------------
 
-async function connect() {
+// ``early``: a token asked for already (while noVNC was loading), spent here.
+async function connect(early = null) {
     clearTimeout(retryTimer);
     if (rfb || gaveUp) {
         return;
@@ -70,7 +71,8 @@ async function connect() {
     say("Connecting to the desktop…");
     let access;
     try {
-        access = await call(screen.dataset.accessUrl, "POST");  // {token, websocket_url, ...}
+        // {token, websocket_url, ...}
+        access = await (early || call(screen.dataset.accessUrl, "POST"));
     } catch (error) {
         if (GIVE_UP_STATUSES.has(error.status)) {
             giveUp(error.message);
@@ -474,14 +476,18 @@ window.addEventListener("pagehide", () => {
 });
 
 watch();
+const initialState = screen.dataset.machineState;
+const starting = ["requested", "provisioning", "contextualising"].includes(initialState);
+// a ready machine's token is asked for while noVNC loads, not after
+const early = starting ? null : call(screen.dataset.accessUrl, "POST");
+early?.catch(() => {});  // handled by connect()
 try {
     RFB = (await import(screen.dataset.rfbModule)).default;
-    const state = screen.dataset.machineState;
-    if (["requested", "provisioning", "contextualising"].includes(state)) {
+    if (starting) {
         say("Starting the machine…");  // the push says when it is ready
-        waitForChange(state);
+        waitForChange(initialState);
     } else {
-        connect();  // ready, or stopped / ended: the refusal says what can be done
+        connect(early);  // ready, or stopped / ended: the refusal says what can be done
     }
 } catch (error) {
     say("The desktop viewer (noVNC) could not be loaded. Ask the administrator to install the "
