@@ -3,11 +3,11 @@
 The portal logs in with one reader account (see :mod:`daaas.portal.experiments.icat_credentials`)
 and asks, per portal user, for the investigations they are on (ICAT InvestigationUser) or
 whose instrument they are a scientist of (ICAT InstrumentScientist), with their instruments,
-members, datasets (for their locations) and facility. Answers are recorded in the portal's
-database (:mod:`daaas.portal.experiments.observed`): a page view asks ICAT only the first time a
-user or an investigation is needed; afterwards the worker asks again
-(:func:`refresh_due`, right after a sign-in and every ``icat_refresh_seconds`` for active
-users), and each process keeps what it read for ``icat_cache_seconds``.
+members, datasets (for their locations) and facility. The worker asks and records the answers
+in the portal's database (:mod:`daaas.portal.experiments.observed`; :meth:`refresh_due`: right
+after a sign-in, for an active user never recorded, and every ``icat_refresh_seconds`` for
+active users); views read the record, and ask ICAT themselves (keeping the answer in their
+process for ``icat_cache_seconds``, writing nothing) only while nothing is recorded.
 
 Entity shapes follow ICAT's REST search answer (icat.server ``ICATRest.search`` and its
 ``jsonise``; see :mod:`daaas.portal.experiments.icat_client` for the version followed): a list of
@@ -85,19 +85,26 @@ class IcatExperiments(ExperimentBackend):
 
     def investigations_for(self, username: str) -> list[InvestigationInfo]:
         """Return the user's investigations (member or instrument scientist), current first,
-        as last observed; ICAT is asked only when they were never observed."""
+        as the worker last recorded them; ICAT is asked (and the answer kept in this process
+        only) when nothing is recorded yet. A view never writes: the worker records."""
         cached = self._mine.get(username)
         if cached is None and self.store is not None:
             cached = self.store.mine(username)
         if cached is None:
-            return self.observe(username)
+            return self._ask(username)
         mine = sort_current_first(cached)
         self._mine.put(username, mine)
         return mine
 
     def observe(self, username: str) -> list[InvestigationInfo]:
-        """Ask ICAT for the user's investigations now, record and return them. Raises
-        ExperimentsUnavailable."""
+        """Ask ICAT for the user's investigations now, record and return them (the worker's
+        look). Raises ExperimentsUnavailable."""
+        mine = self._ask(username)
+        if self.store is not None:
+            self.store.record(username, mine)
+        return mine
+
+    def _ask(self, username: str) -> list[InvestigationInfo]:
         name = quoted(self.user_prefix + username)
         found: dict[int, InvestigationInfo] = {}
         for query in (AS_MEMBER, AS_SCIENTIST):
@@ -105,14 +112,13 @@ class IcatExperiments(ExperimentBackend):
                 found[info.id] = info
                 self._one.put(info.id, info)
         mine = sort_current_first(list(found.values()))
-        if self.store is not None:
-            self.store.record(username, mine)
         self._mine.put(username, mine)
         return mine
 
     def get(self, investigation_id: int) -> InvestigationInfo:
-        """Return the investigation as last observed (ICAT is asked when it never was);
-        raises NotFound, or ExperimentsUnavailable."""
+        """Return the investigation as last recorded (ICAT is asked, and the answer kept in
+        this process, for one no recorded user is on); raises NotFound, or
+        ExperimentsUnavailable."""
         cached = self._one.get(investigation_id)
         if cached is None and self.store is not None:
             cached = self.store.one(investigation_id)
@@ -122,8 +128,6 @@ class IcatExperiments(ExperimentBackend):
         found = self._infos(BY_ID.format(id=int(investigation_id)))
         if not found:
             raise NotFound("There is no such experiment. Pick one of yours from the list.")
-        if self.store is not None:
-            self.store.record(None, found[:1])
         self._one.put(investigation_id, found[0])
         return found[0]
 

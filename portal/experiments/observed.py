@@ -1,10 +1,9 @@
 """What the portal last observed of ICAT (issue 19), kept in its database for every process.
 
-Pages and API GETs read a user's investigations from here; ICAT is asked only the first time a
-user (or an investigation) is needed, and after that by the worker
-(:func:`daaas.portal.experiments.icat.refresh_due`): right after a sign-in, and every
-``icat_refresh_seconds`` for users active in the last hour. The store works on an engine of its
-own in short transactions, so no transaction is open while ICAT is asked.
+Only the worker writes here (:meth:`daaas.portal.experiments.icat.IcatExperiments.refresh_due`:
+right after a sign-in, for a user active in the last hour who was never observed, and every
+``icat_refresh_seconds`` for active users); pages and API GETs read. The store works on an
+engine of its own in short transactions, so no transaction is open while ICAT is asked.
 """
 
 from __future__ import annotations
@@ -68,35 +67,32 @@ class IcatStore:
             row = db.get(ObservedInvestigation, investigation_id)
             return info_from_json(row.data) if row is not None else None
 
-    def record(self, username: str | None, infos: list[InvestigationInfo],
+    def record(self, username: str, infos: list[InvestigationInfo],
                now: datetime | None = None) -> None:
-        """Record ``infos`` (and, with ``username``, that they are that user's, in this order).
-        A concurrent first record of the same rows by another process is left to win. Raises
-        nothing beyond database errors."""
+        """Record ``infos`` and that they are the user's, in this order. A concurrent first
+        record of the same rows by another worker is left to win. Raises nothing beyond
+        database errors."""
         moment = now or utcnow()
         try:
             with unit_of_work(self.session_factory) as db:
                 for info in infos:
                     db.merge(ObservedInvestigation(id=info.id, observed_at=moment,
                                                    data=info_json(info)))
-                if username is not None:
-                    db.merge(ObservedExperiments(username=username, observed_at=moment,
-                                                 investigation_ids=[i.id for i in infos]))
+                db.merge(ObservedExperiments(username=username, observed_at=moment,
+                                             investigation_ids=[i.id for i in infos]))
         except IntegrityError:
-            pass  # another process recorded the same first observation a moment ago
+            pass  # another worker recorded the same first observation a moment ago
 
     def due(self, now: datetime, every: timedelta, limit: int) -> list[str]:
-        """Return up to ``limit`` user names to ask ICAT about again, least recently observed
-        first: users signed in since their last observation (or, never observed, in the last
-        ``every``), and users active in the last hour whose observation is older than
-        ``every``. Raises nothing beyond database errors."""
+        """Return up to ``limit`` user names to ask ICAT about (again), least recently observed
+        first (never observed first of all): users signed in since their last observation, and
+        users active in the last hour never observed or observed longer than ``every`` ago.
+        Raises nothing beyond database errors."""
         seen = select(ObservedExperiments.observed_at).where(
             ObservedExperiments.username == User.username).scalar_subquery()
         signed_in = exists().where(BrowserSession.user_id == User.id,
                                    BrowserSession.ended_at.is_(None),
                                    BrowserSession.created_at > seen)
-        new = exists().where(BrowserSession.user_id == User.id,
-                             BrowserSession.created_at > now - every)
         active = or_(exists().where(BrowserSession.user_id == User.id,
                                     BrowserSession.last_seen_at > now - ACTIVE),
                      exists().where(ApiToken.user_id == User.id,
@@ -104,7 +100,7 @@ class IcatStore:
         with self.session_factory() as db:
             return list(db.scalars(select(User.username).where(
                 User.is_active.is_(True),
-                or_(signed_in, seen.is_(None) & new, (seen < now - every) & active))
+                or_(signed_in, seen.is_(None) & active, (seen < now - every) & active))
                 .order_by(seen.nulls_first(), User.id).limit(limit)))
 
 

@@ -5,8 +5,8 @@ pointed at a fake ICAT that answers over real HTTP and records every request
 
 The worker asks ICAT about a user right after a sign-in and again every
 ``icat_refresh_seconds`` while the user is active (:mod:`daaas.portal.observers`); the pages
-read what it recorded. A user the worker has not asked about yet (an API token only) is asked
-once, on the first view, and never again by a view.
+read what it recorded. While nothing is recorded for a user (an API token used for the first
+time) a view asks ICAT itself and writes nothing; the worker records the user at its next look.
 """
 
 from __future__ import annotations
@@ -123,11 +123,13 @@ def test_no_page_or_api_get_asks_icat(app: Flask, icat: FakeIcat) -> None:
 def test_a_new_experiment_shows_after_a_sign_in_or_the_refresh(app: Flask,
                                                                icat: FakeIcat) -> None:
     headers = bearer(app, "scientist")
-    assert experiment_ids(app, headers) == {MX_ID}  # never observed: the first view asks
+    assert experiment_ids(app, headers) == {MX_ID}  # nothing recorded: the view asks ICAT
+    assert len(icat.searches()) == 2
+    worker_look(app)  # the worker records the user (active, never observed)
     asked = len(icat.searches())
-    assert asked == 2
+    assert asked == 4
     icat.investigations.append(investigation(NEW_ID, "MX50002-1", ["scientist"]))
-    assert experiment_ids(app, headers) == {MX_ID}  # as observed; ICAT not asked again
+    assert experiment_ids(app, headers) == {MX_ID}  # as recorded; ICAT not asked again
     worker_look(app)  # not due: observed just now, and no sign-in since
     assert experiment_ids(app, headers) == {MX_ID} and len(icat.searches()) == asked
 
