@@ -13,10 +13,12 @@ import pytest
 from flask import Flask
 from sqlalchemy.engine import Engine
 
-from daaas.portal.providers import PROVIDERS, LaunchSpec
+from daaas.portal.db import worker_session_factory
+from daaas.portal.metrics.worker import MeasuredReconciler
+from daaas.portal.providers import PROVIDERS, LaunchSpec, ProviderStatus
 from tests.support.machines import SECRET_KEY, launch, machine, reconciler
 from tests.support.providers import InMemoryProvider
-from tests.support.scale import add_machines, counting, launch_at
+from tests.support.scale import add_machines, counting, launch_at, mix_states
 from tests.support.web import bearer
 
 
@@ -44,6 +46,28 @@ class BlockingProvider(InMemoryProvider):
     def _block(self) -> None:
         self.entered.set()
         assert self.release.wait(60), "the test never released the provider"
+
+
+class RecordingProvider(InMemoryProvider):
+    """The in-memory double, keeping the ids of each poll (:attr:`polled`)."""
+
+    def __init__(self) -> None:
+        super().__init__(ready_after_polls=1, max_sessions=10_000)
+        self.polled: list[list[str]] = []
+
+    def poll(self, machine_ids: Any) -> dict[str, ProviderStatus]:
+        """Note the ids, then poll as the parent does."""
+        self.polled.append(list(machine_ids))
+        return super().poll(machine_ids)
+
+
+def real_worker(app: Flask, provider: InMemoryProvider) -> MeasuredReconciler:
+    """Return the reconciler as `daaas worker` builds it (the portal's settings, measured for
+    /metrics) on ``provider``."""
+    settings = app.extensions["daaas"].settings
+    return MeasuredReconciler(worker_session_factory(settings.effective_database_url),
+                              provider, secret_key=SECRET_KEY, ready_timeout_seconds=600,
+                              settings=settings)
 
 
 @pytest.fixture(autouse=True)
@@ -154,3 +178,71 @@ def test_a_launch_wakes_a_waiting_worker_at_once(app: Flask) -> None:
         stop.set()
         loop.join(10)
     assert not loop.is_alive()
+
+
+def test_idle_cycles_of_the_real_worker_cost_the_same_statements_for_600_machines_as_for_60(
+        app: Flask) -> None:
+    """Machines in mixed states (ready, stopped, deleted, failed): the cycle run every 2 s
+    polls nothing (no machine on its way), the one run every 30 s polls once; neither opens a
+    transaction or writes, and their statements do not grow with the machines."""
+    rt = app.extensions["daaas"]
+    provider = RecordingProvider()
+    worker = real_worker(app, provider)
+    light, steady = [], []
+    at_provider = 0
+    for count in (60, 540):
+        ids = add_machines(rt.session_factory, rt.catalogue.environments["ccp4"],
+                           ["scientist", "neutron", "admin"], count)
+        launch_at(provider, rt.session_factory, ids, SECRET_KEY)
+        states = mix_states(rt.session_factory, provider, ids)
+        assert states["stopped"] and states["deleted"] and states["error"]
+        at_provider += states["ready"] + states["stopped"]
+        worker.run_once()
+        worker.run_once()  # the capacity, orphans and idle-stop check are read (30 s, 60 s)
+        polls = len(provider.polled)
+        with counting(Engine) as counts:
+            report = worker.run_once(steady=False)
+        assert report.polls == 0 and len(provider.polled) == polls and not report.changed
+        light.append(counts())
+        with counting(Engine) as counts:
+            report = worker.run_once()
+        assert report.polls == 1 and not report.changed
+        assert len(provider.polled[-1]) == at_provider  # the ready and stopped ones
+        steady.append(counts())
+    worker.waker.close()
+    for costs in (light, steady):
+        assert costs[0]["transactions"] == costs[1]["transactions"] == 0, costs
+        assert costs[0]["writes"] == costs[1]["writes"] == 0, costs
+        assert costs[0]["statements"] == costs[1]["statements"], costs
+
+
+def test_the_worker_loop_polls_ready_machines_every_30_s_and_a_stop_asked_at_once(
+        app: Flask) -> None:
+    rt = app.extensions["daaas"]
+    provider = RecordingProvider()
+    ids = add_machines(rt.session_factory, rt.catalogue.environments["ccp4"], ["scientist"], 30)
+    launch_at(provider, rt.session_factory, ids, SECRET_KEY)
+    worker = reconciler(app, provider)
+    stop = threading.Event()
+    loop = threading.Thread(target=worker.run_forever, args=(stop, 0.05))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not provider.polled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert provider.polled and len(provider.polled[0]) == 30  # the first cycle: all
+        asked = app.test_client().post(f"/api/v1/machines/{ids[3]}/stop",
+                                       headers=bearer(app, "scientist"))
+        assert asked.status_code == 202, asked.get_json()
+        while provider.calls["stop"] == 0 and time.monotonic() < deadline + 10:
+            time.sleep(0.01)
+        while machine(app, ids[3]).state != "stopped" and time.monotonic() < deadline + 20:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(10)
+    worker.waker.close()
+    assert machine(app, ids[3]).state == "stopped"
+    # after the first cycle only the machine on its way was polled (ready ones: every 30 s)
+    assert provider.polled[1:] and all(p == [ids[3]] for p in provider.polled[1:]), \
+        provider.polled[1:]

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,3 +113,31 @@ def add_requested(factory: sessionmaker[Session], environment: Environment,
                                 message="requested", at=at))
             ids.append(machine_id)
     return ids
+
+
+#: The share of machines :func:`mix_states` leaves in each state (the rest stay ready)
+MIX = (("stopped", 0.15), ("deleted", 0.25), ("error", 0.05))
+
+
+def mix_states(factory: sessionmaker[Session], provider: Provider,
+               ids: list[str]) -> dict[str, int]:
+    """Move parts of the ready machines ``ids`` (launched at ``provider``, a test double) to
+    the states of :data:`MIX`, in the database and at the provider alike, as a portal that
+    has run for a while holds them (stopped ones kept by the provider, deleted and failed ones
+    gone and cleaned up). Returns how many machines are in each state."""
+    counts = {"ready": len(ids)}
+    start = 0
+    with unit_of_work(factory) as db:
+        for state, share in MIX:
+            chosen = ids[start:start + round(share * len(ids))]
+            start += len(chosen)
+            db.execute(update(Machine).where(Machine.id.in_(chosen)).values(
+                state=state, cleanup_pending=False))
+            for machine_id in chosen:
+                if state == "stopped":
+                    provider.stop(machine_id)
+                else:
+                    provider.delete(machine_id)
+            counts[state] = len(chosen)
+            counts["ready"] -= len(chosen)
+    return counts
