@@ -122,11 +122,17 @@ def user_data(settings: Settings, user: User, machine_id: str,
 
 
 def inspectable_user_data(settings: Settings, machine: Machine) -> str:
-    """Return a machine's user-data as text for administrators, with the token replaced.
+    """Return a machine's user-data as text for administrators, with the token replaced (a
+    warm pool's machine: its pool-mode user-data).
 
     Gzipped user-data is shown decompressed. Raises ContextualisationError like user_data.
     """
-    data = user_data(settings, machine.user, machine.id, machine.environment, PLACEHOLDER_TOKEN)
+    if machine.pool is not None or machine.claimed_at is not None:  # booted in a pool
+        data = render_pool_user_data(build_context(settings, machine.user, machine.id,
+                                                   machine.environment, PLACEHOLDER_TOKEN))
+    else:
+        data = user_data(settings, machine.user, machine.id, machine.environment,
+                         PLACEHOLDER_TOKEN)
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     return data.decode("utf-8", errors="replace")

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from daaas.portal.auth.service import create_user, get_user
 from daaas.portal.bootstrap.models import MachineContext
+from daaas.portal.bootstrap.userdata import inspectable_user_data
 from daaas.portal.config import resolve_secret_key
 from daaas.portal.db import unit_of_work, worker_session_factory
 from daaas.portal.experiments.backends import InvestigationInfo
@@ -208,6 +209,9 @@ def test_before_a_claim_the_exchange_hands_out_nothing_and_after_it_only_the_cla
     assert (row.state, row.pool, row.user.username) == ("ready", None, "alice")
     assert cloud.handed(first) == ["alice"] and cloud.handed(second) == []
     assert bootstrap_token(key, first) not in json.dumps(answer)
+    with portal.extensions["daaas"].session_factory() as db:  # what administrators are shown
+        shown = inspectable_user_data(portal.extensions["daaas"].settings, db.get(Machine, first))
+    assert '"mode": "pool"' in shown and "alice" not in shown  # what it booted with
 
 
 def test_the_real_agent_waits_in_the_pool_then_sets_up_its_claimer_only(
