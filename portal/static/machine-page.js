@@ -11,7 +11,9 @@ const STARTING = ["requested", "provisioning", "contextualising"];
 const desktopUrl = section.dataset.desktopUrl || "";
 const WAIT_SECONDS = 25;
 const KEY = "daaas-open-desktop";
+// the mark is spent by the page it was made for: shown again later, the page stays
 const opening = Boolean(desktopUrl) && window.sessionStorage.getItem(KEY) === machineId;
+if (window.sessionStorage.getItem(KEY) === machineId) window.sessionStorage.removeItem(KEY);
 let leaving = false;
 
 // A navigation the person (or a test) starts wins over this page's own.
@@ -37,7 +39,6 @@ function sleep(seconds) {
 function moveOn(state) {
   if (leaving) return false;
   if (opening && state === "ready") {
-    window.sessionStorage.removeItem(KEY);
     window.location.replace(desktopUrl);
   } else if (opening && STARTING.includes(state)) {
     shown = state;
