@@ -124,7 +124,10 @@ class PoolKeeper:
         machine.personalised_at = self.reconciler.clock()
         db.add(MachineEvent(machine_id=machine.id, from_state=machine.state,
                             to_state=machine.state, at=machine.personalised_at,
-                            message=f"set up for {machine.user.username}"))
+                            message=(f"handed to {machine.user.username}; the machine sets "
+                                     "itself up for them")
+                            if self.reconciler.provider.uses_cloud_init
+                            else f"set up for {machine.user.username}"))
         return True
 
     # -- refill, replace, give way ------------------------------------------------------------

@@ -212,6 +212,9 @@ def test_before_a_claim_the_exchange_hands_out_nothing_and_after_it_only_the_cla
     with portal.extensions["daaas"].session_factory() as db:  # what administrators are shown
         shown = inspectable_user_data(portal.extensions["daaas"].settings, db.get(Machine, first))
     assert '"mode": "pool"' in shown and "alice" not in shown  # what it booted with
+    with portal.extensions["daaas"].session_factory() as db:
+        events = [e.message for e in db.get(Machine, first).events]
+    assert any("handed to alice; the machine sets itself up" in e for e in events)
 
 
 def test_the_real_agent_waits_in_the_pool_then_sets_up_its_claimer_only(
