@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -30,12 +28,10 @@ from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.demo import create_demo_users
 from daaas.portal.experiments.demo import create_demo_experiments
 from daaas.portal.experiments.service import snapshot
-from daaas.portal.machines import service
-from daaas.portal.machines.models import Machine
-from daaas.portal.machines.worker import make_reconciler
 from daaas.portal.storage import files
 from daaas.portal.storage.service import storage_area
 from tests.integration.process_scan import session_processes
+from tests.support.machines import delete_now, launch_ready
 
 pytestmark = [
     pytest.mark.skipif(not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"),
@@ -99,34 +95,6 @@ def portal(tmp_path: Path) -> Iterator[Flask]:
         os.umask(umask)
 
 
-def launch(app: Flask, username: str, experiment: dict[str, Any] | None = None) -> str:
-    """Launch base-desktop for ``username`` through the reconciler; return the ready id."""
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        machine_id = service.request_launch(db, rt.settings, rt.catalogue,
-                                            get_user(db, username), "base-desktop",
-                                            experiment=experiment).id
-    worker = make_reconciler(rt)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        worker.run_once()
-        with rt.session_factory() as db:
-            machine = db.get(Machine, machine_id)
-            assert machine is not None and machine.state != "error", machine.error_reason
-            if machine.state == "ready":
-                return machine_id
-        time.sleep(0.3)
-    raise AssertionError(f"{username}'s machine did not become ready")
-
-
-def delete(app: Flask, username: str, machine_id: str) -> None:
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        service.request_delete(db, get_user(db, username), machine_id)
-    make_reconciler(rt).run_once()
-    assert session_processes(machine_id) == []
-
-
 def run_in_session(machine_id: str, *command: str) -> subprocess.CompletedProcess[str]:
     """Run ``command`` as the session's desktop runs: same ids, groups, environment, HOME."""
     desktop = next(p for p in session_processes(machine_id) if p.name == "pcmanfm")
@@ -157,8 +125,8 @@ def test_each_desktop_runs_as_its_user_and_reaches_only_their_things(portal: Fla
                                  "notes.txt", _Body(b"beamtime notes\n"), 15, 1 << 20)
     (bob_storage / "bob-private.txt").write_text("bob's results\n")
     os.chown(bob_storage / "bob-private.txt", bob_uid, bob_uid)
-    alice_id = launch(portal, "scientist", record)
-    bob_id = launch(portal, "neutron")
+    alice_id = launch_ready(portal, "scientist", experiment=record)
+    bob_id = launch_ready(portal, "neutron")
     try:
         alice_home = var / "sessions" / alice_id / "home"
         bob_home = var / "sessions" / bob_id / "home"
@@ -195,13 +163,13 @@ def test_each_desktop_runs_as_its_user_and_reaches_only_their_things(portal: Fla
         assert (alice_storage / "probe.txt").stat().st_uid == alice_uid
         assert not (bob_storage / "probe.txt").exists()
     finally:
-        delete(portal, "scientist", alice_id)
-        delete(portal, "neutron", bob_id)
+        delete_now(portal, "scientist", alice_id)
+        delete_now(portal, "neutron", bob_id)
 
 
 def test_the_desktop_shell_has_no_way_back_to_root(portal: Flask) -> None:
     """The session's programs hold no capability and cannot gain one (no_new_privs)."""
-    machine_id = launch(portal, "scientist")
+    machine_id = launch_ready(portal, "scientist")
     try:
         done = run_in_session(machine_id, "/bin/sh", "-c",
                               "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status")
@@ -222,7 +190,7 @@ def test_the_desktop_shell_has_no_way_back_to_root(portal: Flask) -> None:
                                 text=True, check=True).stdout.split(":")
         assert shadow[1].startswith(("!", "*")), "the account has a usable password"
     finally:
-        delete(portal, "scientist", machine_id)
+        delete_now(portal, "scientist", machine_id)
 
 
 def _assert_session_runs_as(machine_id: str, uid: int) -> None:

@@ -4,65 +4,38 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
 
-from daaas.portal.auth.service import get_user
-from daaas.portal.db import unit_of_work
-from daaas.portal.machines import service
-from daaas.portal.machines.models import Machine
-from daaas.portal.machines.worker import make_reconciler
 from daaas.portal.providers.local import LocalProvider
-from tests.integration.process_scan import session_processes
+from tests.support.machines import delete_now, launch_ready
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/Xvnc").exists() and not os.environ.get("CI"),
                                 reason="TigerVNC (Xvnc) not installed")
 
 
-def launch_ready(app: Flask, experiment: dict[str, Any] | None = None) -> tuple[str, Path]:
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        machine_id = service.request_launch(db, rt.settings, rt.catalogue,
-                                            get_user(db, "scientist"), "base-desktop",
-                                            experiment=experiment).id
-    worker = make_reconciler(rt)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        worker.run_once()
-        with rt.session_factory() as db:
-            state = db.get(Machine, machine_id).state  # type: ignore[union-attr]
-        if state == "ready":
-            return machine_id, rt.settings.var_path / "sessions" / machine_id / "home"
-        assert state != "error"
-        time.sleep(0.3)
-    raise AssertionError("machine did not become ready")
-
-
-def delete(app: Flask, machine_id: str) -> None:
-    rt = app.extensions["daaas"]
-    with unit_of_work(rt.session_factory) as db:
-        service.request_delete(db, get_user(db, "scientist"), machine_id)
-    make_reconciler(rt).run_once()
-    assert session_processes(machine_id) == []
+def home_of(app: Flask, machine_id: str) -> Path:
+    """The local desktop's home folder (in the session's folder)."""
+    return Path(app.extensions["daaas"].settings.var_path / "sessions" / machine_id / "home")
 
 
 def test_a_file_written_in_one_session_is_in_the_next(app: Flask) -> None:
-    first, home = launch_ready(app)
+    first = launch_ready(app)
+    home = home_of(app, first)
     try:
         (home / "storage" / "results.txt").write_text("refined model R=0.19\n")
     finally:
-        delete(app, first)
+        delete_now(app, "scientist", first)
     storage = app.extensions["daaas"].settings.var_path / "storage" / "scientist"
     assert (storage / "results.txt").read_text() == "refined model R=0.19\n"
-    second, home = launch_ready(app)
+    second = launch_ready(app)
+    home = home_of(app, second)
     try:
         assert (home / "storage" / "results.txt").read_text() == "refined model R=0.19\n"
     finally:
-        delete(app, second)
+        delete_now(app, "scientist", second)
     assert (storage / "results.txt").exists()
 
 
@@ -73,7 +46,8 @@ def test_experiment_data_is_read_only_in_the_session(app: Flask) -> None:
     from daaas.portal.experiments.service import snapshot
 
     record = snapshot(mine, rt.settings.experiment_data_path_template)
-    machine_id, home = launch_ready(app, record)
+    machine_id = launch_ready(app, experiment=record)
+    home = home_of(app, machine_id)
     data = home / f"experiment-{mine.visit_id}"
     try:
         assert sorted(p.name for p in data.iterdir()) == ["xtal1", "xtal2"]
@@ -81,7 +55,7 @@ def test_experiment_data_is_read_only_in_the_session(app: Flask) -> None:
             (data / "xtal1" / "tampered.cbf").write_text("x")
         assert refused.value.errno == errno.EROFS
     finally:
-        delete(app, machine_id)
+        delete_now(app, "scientist", machine_id)
     assert (Path(record["data_path"]) / "xtal1" / "xtal1_0001.cbf").is_file()
     assert not (Path(record["data_path"]) / "xtal1" / "tampered.cbf").exists()
     assert LocalProvider(var_dir=rt.settings.var_dir).list_machine_ids() == set()

@@ -30,9 +30,11 @@ from daaas.portal.db import (
 from daaas.portal.machines import service
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
+from daaas.portal.machines.worker import make_reconciler
 from daaas.portal.notifications.mail import Mailer
 from daaas.portal.notifications.models import Notification
 from daaas.portal.providers import Provider
+from tests.integration.process_scan import session_processes
 from tests.support.paths import ROOT
 from tests.support.providers import InMemoryProvider
 from tests.support.web import sign_in
@@ -185,3 +187,36 @@ def state_of(url: str, machine_id: str) -> str:
     """Return the state of machine ``machine_id`` in the database at ``url`` ("" if none)."""
     with make_session_factory(make_engine(url))() as db:
         return db.scalar(select(Machine.state).where(Machine.id == machine_id)) or ""
+
+
+def launch_ready(app: Flask, username: str = "scientist", environment: str = "base-desktop",
+                 experiment: dict[str, Any] | None = None, timeout: float = 60) -> str:
+    """Ask for a machine as the portal does, then run the app's own reconciler (its provider,
+    as ``daaas worker`` builds it) until the machine is ready; return its id. AssertionError
+    with the reason when it fails, or after ``timeout`` seconds."""
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        machine_id = service.request_launch(db, rt.settings, rt.catalogue,
+                                            get_user(db, username), environment,
+                                            experiment=experiment).id
+    worker = make_reconciler(rt)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.run_once()
+        with rt.session_factory() as db:
+            row = db.get(Machine, machine_id)
+            assert row is not None and row.state != "error", row and row.error_reason
+            if row.state == "ready":
+                return machine_id
+        time.sleep(0.3)
+    raise AssertionError(f"{username}'s machine did not become ready in {timeout:.0f} s")
+
+
+def delete_now(app: Flask, username: str, machine_id: str) -> None:
+    """Ask, as ``username``, for the machine's deletion and run one cycle of the app's own
+    reconciler; AssertionError if a process of its session is left."""
+    rt = app.extensions["daaas"]
+    with unit_of_work(rt.session_factory) as db:
+        service.request_delete(db, get_user(db, username), machine_id)
+    make_reconciler(rt).run_once()
+    assert session_processes(machine_id) == []
