@@ -11,7 +11,8 @@ the quota show.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,7 @@ from daaas.portal.config import Settings
 from daaas.portal.db import utcnow
 from daaas.portal.experiments.backends import EXPERIMENT_BACKENDS, ExperimentBackend
 from daaas.portal.hpc.observer import JobObserver
+from daaas.portal.machines.claims import Claims
 
 log = logging.getLogger(__name__)
 
@@ -30,36 +32,62 @@ SHARES_EVERY = timedelta(seconds=60)
 
 
 class Observers:
-    """Runs each look when it is due; :meth:`run_due` never raises."""
+    """Runs each look when it is due; :meth:`run_due` never raises. With ``claims`` (the
+    reconciler's), a look another worker is running is skipped, and the Slurm look is skipped
+    when another worker looked within the interval, so several workers split the looks."""
 
     def __init__(self, session_factory: sessionmaker[Session], settings: Settings,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, claims: Claims | None = None) -> None:
         self.jobs = JobObserver(session_factory, settings, clock)
-        self.settings, self.clock = settings, clock
+        self.settings, self.clock, self.claims = settings, clock, claims
         self._experiments: ExperimentBackend | None = None
         self._last: dict[str, datetime] = {}
 
     def run_due(self) -> None:
         """Observe the jobs, refresh the experiments and the shares' sizes, each when due.
         Never raises."""
-        self.jobs.run_due()
+        with self._claimed("jobs") as mine:
+            if mine:
+                self.jobs.run_due()
         if self._due("experiments", EXPERIMENTS_EVERY):
-            try:
-                if self._experiments is None:
-                    self._experiments = EXPERIMENT_BACKENDS.build(self.settings)
-                self._experiments.refresh_due()
-            except Exception:
-                log.exception("experiments not refreshed")
+            with self._claimed("experiments") as mine:
+                if mine:
+                    self._refresh_experiments()
         if self.settings.storage_backend == "manila" and self._due("shares", SHARES_EVERY):
-            try:
-                from daaas.portal.storage.manila import ManilaStorage
-                from daaas.portal.storage.service import backend
+            with self._claimed("shares") as mine:
+                if mine:
+                    self._refresh_shares()
 
-                storage = backend(self.settings)
-                if isinstance(storage, ManilaStorage):
-                    storage.refresh_sizes()
-            except Exception:
-                log.exception("share sizes not read")
+    def _refresh_experiments(self) -> None:
+        try:
+            if self._experiments is None:
+                self._experiments = EXPERIMENT_BACKENDS.build(self.settings)
+            self._experiments.refresh_due()
+        except Exception:
+            log.exception("experiments not refreshed")
+
+    def _refresh_shares(self) -> None:
+        try:
+            from daaas.portal.storage.manila import ManilaStorage
+            from daaas.portal.storage.service import backend
+
+            storage = backend(self.settings)
+            if isinstance(storage, ManilaStorage):
+                storage.refresh_sizes()
+        except Exception:
+            log.exception("share sizes not read")
+
+    @contextmanager
+    def _claimed(self, what: str) -> Iterator[bool]:
+        """Yield True unless another worker runs the look ``what`` now. Never waits."""
+        with ExitStack() as stack:
+            mine = True
+            if self.claims is not None:
+                try:
+                    mine = stack.enter_context(self.claims.hold(f"daaas-observe-{what}"))
+                except Exception:  # cannot tell: look anyway (a look is idempotent)
+                    log.exception("claim for the %s look not taken", what)
+            yield mine
 
     def _due(self, what: str, every: timedelta) -> bool:
         now, last = self.clock(), self._last.get(what)

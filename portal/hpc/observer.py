@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,18 +58,30 @@ class JobObserver:
         self._last: datetime | None = None
 
     def run_due(self) -> int:
-        """Observe when the interval has passed since the last time; return the number of users
-        listed (0 when not due or no cluster is configured). Never raises: a failure is logged
-        and tried again next time."""
+        """Observe when the interval has passed since this worker's last look and no other
+        worker looked within it; return the number of users listed (0 when not due or no
+        cluster is configured). Never raises: a failure is logged and tried again next time."""
         now = self.clock()
         if self._last is not None and now - self._last < self.interval:
             return 0
         self._last = now
         try:
+            HPC_BACKENDS.build(self.settings)
+        except HpcNotConfigured:
+            return 0  # no cluster: nothing to read either
+        try:
+            if self._looked_since(now - self.interval * 0.9):
+                return 0  # another worker looked within the interval
             return self.observe()
         except Exception:
             log.exception("HPC jobs not observed")
             return 0
+
+    def _looked_since(self, moment: datetime) -> bool:
+        """Return True when any worker's last look (on any cluster) was after ``moment``."""
+        with self.session_factory() as db:
+            last = db.scalar(select(func.max(HpcObservation.checked_at)))
+        return last is not None and last > moment
 
     def observe(self) -> int:
         """List every watched user's jobs now and record what changed; return how many users

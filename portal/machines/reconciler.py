@@ -201,7 +201,8 @@ class Reconciler:
             if settings is not None and settings.warm_pools and provider.supports_pools \
             else None
         #: Slurm jobs and ICAT experiments observed for the pages (issue 19), when due
-        self.observers = Observers(session_factory, settings, clock) if settings else None
+        self.observers = Observers(session_factory, settings, clock, self.claims) \
+            if settings else None
 
     def adopt(self) -> set[str]:
         """At start-up: keep provider machines the database expects, remove all others.

@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 
 from daaas.portal import create_app
+from daaas.portal.hpc.observer import JobObserver
 from tests.support.counting_proxy import CountingProxy, counting_proxy
 from tests.support.hpc import PASSWORD, hpc_settings, observe, portal_user, slurm_cluster
 from tests.support.routes import fill, get_routes
@@ -57,6 +58,9 @@ def test_no_page_or_api_get_asks_slurm(app: Flask, slurm: CountingProxy) -> None
         slurm.requests.clear()
         assert observe(app) == 1
         assert slurm.requests == ["GET /slurm/v0.0.38/jobs"]  # one listing for three jobs
+        # a second worker's look, due by its own clock, is not repeated within the interval
+        assert JobObserver(rt.session_factory, rt.settings).run_due() == 0
+        assert len(slurm.requests) == 1
         slurm.requests.clear()
 
         asking: dict[str, list[str]] = {}
