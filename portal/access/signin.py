@@ -35,8 +35,14 @@ from daaas.portal.errors import Conflict, Forbidden
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.service import get_machine
 
-#: The JWS header of every sign-in token; the verifier accepts this one only.
-HEADER = {"alg": "EdDSA", "typ": "daaas-rdp+jwt"}
+#: The JWS header of every sign-in token; the verifier accepts this one only. Short, as the
+#: whole token is: RDP carries a password of at most 255 characters (xrdp refuses the whole
+#: connection beyond that), so there is no ``typ`` and no ``iat``, the nonce is 16 characters
+#: and the machine is named by the first MID_CHARS of its id (48 random bits).
+HEADER = {"alg": "EdDSA"}
+MID_CHARS = 12
+#: What RDP clients and xrdp carry (TS_INFO_PACKET: 512 bytes of UTF-16 with its terminator).
+MAX_SECRET = 255
 NONCE_DIR = "/var/lib/daaas/rdp-nonces"
 
 
@@ -87,10 +93,10 @@ def issue_sign_in(db: Session, settings: Settings, secret_key: str, user: User,
         raise Forbidden("Only the machine's owner can sign in to it with RDP.",
                         f"rdp sign-in to {machine.id} by {user.username}, not the owner")
     _check_offered(machine)
-    nonce = secrets.token_urlsafe(16)
+    nonce = secrets.token_urlsafe(12)
     expires_at = now + timedelta(minutes=settings.rdp_sign_in_minutes)
-    claims = {"sub": machine.user.username, "mid": machine.id, "nonce": nonce,
-              "iat": int(now.timestamp()), "exp": int(expires_at.timestamp())}
+    claims = {"sub": machine.user.username, "mid": machine.id[:MID_CHARS], "nonce": nonce,
+              "exp": int(expires_at.timestamp())}
     db.add(RdpSignIn(nonce=nonce, machine_id=machine.id, user_id=user.id, issued_at=now,
                      expires_at=expires_at))
     record(db, "desktop.rdp_sign_in", actor=user.username, target=f"machine {machine.id}",
