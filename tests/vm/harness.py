@@ -8,7 +8,7 @@
 - :func:`start_portal`: ``daaas serve`` with the QEMU provider, its reconciler thread and
   websockify; VMs reach it at http://10.0.2.100 (QEMU forwards that to the portal's port);
 - :class:`ConsoleWatch`: host times at which lines first appear on a VM's serial console;
-- :func:`ssh`, :class:`XDisplay`, :func:`xfreerdp_auth`: the real clients the checks use.
+- :func:`ssh`, :class:`XDisplay`, :func:`rdp_sign_in`: the real clients the checks use.
 """
 
 from __future__ import annotations
@@ -291,17 +291,32 @@ class XDisplay:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def xfreerdp_auth(display: str, port: int, user: str, password: str) -> str:
-    """Run FreeRDP's real client against 127.0.0.1:``port`` as far as the sign-in
-    (``+auth-only``, TLS as the VM's xrdp.ini asks); return its output. Its exit status does not
-    say whether xrdp accepted the password (it is 0 either way): the caller reads the VM's
-    sign-in verdict on the console."""
-    done = subprocess.run(
-        ["xfreerdp", "+auth-only", f"/v:127.0.0.1:{port}", f"/u:{user}", f"/p:{password}",
-         "/cert:ignore", "/sec:tls", "/timeout:60000"],
-        env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=180,
-        check=False, stdin=subprocess.DEVNULL)
-    return done.stdout + done.stderr
+def rdp_sign_in(display: str, port: int, user: str, password: str, console: Path,
+                verdict: str, timeout: float = 180) -> str:
+    """Connect FreeRDP's real client to xrdp at 127.0.0.1:``port`` as ``user`` with
+    ``password`` (TLS, as the VM's xrdp.ini asks; xrdp signs in with the credentials the client
+    sends) and wait until the VM's sign-in verifier has written one more ``verdict`` line (a
+    regular expression) on its console; end the client; return the console (cleaned).
+
+    A full connection, because ``+auth-only`` over TLS ends before xrdp asks PAM, and exits 0
+    whatever the password. Raises AssertionError with the client's output when no new verdict
+    shows within ``timeout``."""
+    before = len(re.findall(verdict, clean(console.read_text(errors="replace"))))
+    client = subprocess.Popen(
+        ["xfreerdp", f"/v:127.0.0.1:{port}", f"/u:{user}", f"/p:{password}", "/cert:ignore",
+         "/sec:tls", "/size:800x600", "-wallpaper", "/timeout:60000"],
+        env={**os.environ, "DISPLAY": display}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        return wait_for_line(console, verdict, before + 1, timeout)
+    except AssertionError as exc:
+        client.kill()
+        output = client.communicate(timeout=10)[0]
+        raise AssertionError(f"{exc}\nxfreerdp:\n{output[-2000:]}") from None
+    finally:
+        if client.poll() is None:
+            os.killpg(client.pid, signal.SIGKILL)
+            client.wait(10)
 
 
 def wait_for_line(path: Path, pattern: str, count: int, timeout: float) -> str:
