@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -35,8 +34,7 @@ from daaas.portal.machines.worker import make_reconciler
 from daaas.portal.metrics.collect import METRICS, STATEMENTS, scrape
 from daaas.portal.metrics.worker import MeasuredReconciler, WorkerMetrics, metrics_folder
 from daaas.portal.runtime import runtime
-from tests.support.machines import SECRET_KEY, ManualClock, launch
-from tests.support.paths import ROOT
+from tests.support.machines import SECRET_KEY, ManualClock, launch, machine, start_worker, wait_for
 from tests.support.providers import FailingProvider, NeverReadyProvider
 from tests.support.web import served
 
@@ -202,26 +200,13 @@ def test_a_worker_process_and_two_web_processes_agree(app: Flask,
     scrape the same database figures, and both see the worker's own figures under its pid."""
     from daaas.portal import create_app
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
-           "DAAAS_DATABASE_URL": settings_override["database_url"],
-           "DAAAS_VAR_DIR": settings_override["var_dir"],
-           "DAAAS_SECRET_KEY": settings_override["secret_key"],
-           "DAAAS_PROVIDER": "tests.support.providers:InMemoryProvider",
-           "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.3", "DAAAS_START_WEBSOCKIFY": "false"}
-    worker = subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
-                               "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    worker = start_worker(settings_override, "tests.support.providers:InMemoryProvider",
+                          stdout=subprocess.DEVNULL, DAAAS_START_WEBSOCKIFY="false")
     other = create_app(settings_override)
     try:
         machine_id = launch(app)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with runtime(app).session_factory() as db:
-                row = db.get(Machine, machine_id)
-                if row is not None and row.state == State.READY.value:
-                    break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the worker did not make the machine ready")
+        wait_for(lambda: machine(app, machine_id).state == State.READY.value, 60,
+                 "the worker to make the machine ready")
         time.sleep(1)  # a cycle after ready: the worker's file is written at each cycle's end
         scrapes = []
         for portal in (app, other):

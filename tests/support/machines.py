@@ -137,18 +137,19 @@ def at_once(count: int, call: Callable[[int], T]) -> list[T]:
         return list(pool.map(run, range(count)))
 
 
-def start_worker(override: dict[str, Any], provider: str,
+def start_worker(override: dict[str, Any], provider: str, *, stdout: int | None = None,
                  **environ: str) -> subprocess.Popen[bytes]:
     """Start a real ``daaas worker`` process on the test's database and var_dir with
     ``provider`` (a registry name or ``module:Class``) and a 0.3 s cycle; ``environ`` adds
-    settings as ``DAAAS_*`` variables (``DAAAS_WARM_POOLS="base-desktop=1"``). The caller
-    ends it (terminate, or SIGKILL for a crash test) and waits for it."""
+    settings as ``DAAAS_*`` variables (``DAAAS_WARM_POOLS="base-desktop=1"``); ``stdout``
+    as for :class:`subprocess.Popen`. The caller ends it (terminate, or SIGKILL for a crash
+    test) and waits for it."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
            "DAAAS_DATABASE_URL": override["database_url"], "DAAAS_VAR_DIR": override["var_dir"],
            "DAAAS_SECRET_KEY": override["secret_key"], "DAAAS_PROVIDER": provider,
            "DAAAS_RECONCILE_INTERVAL_SECONDS": "0.3", **environ}
     return subprocess.Popen([sys.executable, "-c", "from daaas.portal.cli import main; main()",
-                             "worker"], cwd=ROOT, env=env)
+                             "worker"], cwd=ROOT, env=env, stdout=stdout)
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
