@@ -51,10 +51,7 @@ class CountingHandler(JsonHandler):
         self.cloud.requests.append(f"{method} {self.path}")
         path = self.path.split("?")[0].rstrip("/")
         if path == "/compute/v2.1":
-            self._answer(200, {"version": {
-                "id": "v2.1", "status": "CURRENT", "version": "2.90", "min_version": "2.1",
-                "updated": "2013-07-23T11:33:21Z", "links": [
-                    {"rel": "self", "href": f"http://{self.headers['Host']}/compute/v2.1/"}]}})
+            self._versions("compute")
         elif path == "/compute/v2.1/servers/detail":
             tag = next((p.split("=", 1)[1] for p in self.path.split("?", 1)[-1].split("&")
                         if p.startswith("tags=")), "")

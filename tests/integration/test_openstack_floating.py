@@ -10,12 +10,10 @@ endpoint overrides).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -49,12 +47,8 @@ class Handler(JsonHandler):
     cloud: Cloud
 
     def _route(self, method: str) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        path = url.path.rstrip("/")
+        path, query, body = self._request()
         self.cloud.requests.append(f"{method} {self.path}")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else {}
         if path.startswith("/compute"):
             self._compute(method, path.removeprefix("/compute/v2.1"), query)
         elif path.startswith("/network"):
@@ -65,11 +59,7 @@ class Handler(JsonHandler):
     def _compute(self, method: str, path: str, query: dict[str, str]) -> None:
         server = self.cloud.server
         if method == "GET" and path in ("", "/compute"):
-            self._answer(200, {"version": {"id": "v2.1", "status": "CURRENT",
-                                           "version": "2.90", "min_version": "2.1",
-                                           "updated": "2013-07-23T11:33:21Z", "links": [
-                                               {"rel": "self", "href": "http://"
-                                                f"{self.headers['Host']}/compute/v2.1/"}]}})
+            self._versions("compute")
         elif method == "GET" and path == "/servers/detail":
             wanted = set(query.get("tags", "").split(",")) - {""}
             found = [server] if server and wanted <= set(server["tags"]) else []
@@ -87,8 +77,7 @@ class Handler(JsonHandler):
     def _network(self, method: str, path: str, query: dict[str, str],
                  body: dict[str, Any]) -> None:
         if method == "GET" and path in ("", "/network"):
-            self._answer(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
-                {"rel": "self", "href": f"http://{self.headers['Host']}/network/v2.0/"}]}]})
+            self._versions("network")
         elif method == "GET" and path == "/networks":
             network = self.cloud.network
             matches = [network] if query.get("name", network["name"]) == network["name"] \

@@ -11,7 +11,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -44,15 +43,11 @@ class Handler(JsonHandler):
     cloud: Nova
 
     def _route(self, method: str) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        path = url.path.rstrip("/").removeprefix("/compute/v2.1")
+        path, query, _ = self._request()
+        path = path.removeprefix("/compute/v2.1")
         self.cloud.requests.append(f"{method} {self.path}")
         if method == "GET" and path in ("", "/compute"):
-            self._answer(200, {"version": {"id": "v2.1", "status": "CURRENT",
-                                           "version": "2.90", "min_version": "2.1",
-                                           "links": [{"rel": "self", "href": "http://"
-                                                      f"{self.headers['Host']}/compute/v2.1/"}]}})
+            self._versions("compute")
         elif method == "GET" and path == "/servers/detail":
             tags = set(query.get("tags", "").split(",")) - {""}
             matching = [s for s in self.cloud.servers if tags <= set(s["tags"])]

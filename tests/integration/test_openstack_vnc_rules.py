@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -90,13 +89,9 @@ class Handler(JsonHandler):
     cloud: Cloud
 
     def _route(self, method: str) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        path = url.path.rstrip("/")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else {}
+        path, query, body = self._request()
         if path in ("/compute/v2.1", "/image", "/network"):  # version discovery
-            self._versions(path)
+            self._versions(path.split("/")[1])
             return
         self.cloud.requests.append(f"{method} {self.path}")
         if path.startswith("/compute/v2.1"):
@@ -107,19 +102,6 @@ class Handler(JsonHandler):
             self._network(method, path.removeprefix("/network/v2.0"), query, body)
         else:
             self._answer(404, {"itemNotFound": {"code": 404, "message": "not here"}})
-
-    def _versions(self, path: str) -> None:
-        base = f"http://{self.headers['Host']}"
-        if path == "/compute/v2.1":
-            self._answer(200, {"version": {"id": "v2.1", "status": "CURRENT", "version": "2.90",
-                                           "min_version": "2.1",
-                                           "updated": "2013-07-23T11:33:21Z", "links": [
-                                               {"rel": "self", "href": f"{base}{path}/"}]}})
-        else:
-            version = "v2.0" if path == "/network" else "v2.15"
-            link = f"{base}{path}/{'v2.0' if path == '/network' else 'v2'}/"
-            self._answer(200, {"versions": [{"id": version, "status": "CURRENT",
-                                             "links": [{"rel": "self", "href": link}]}]})
 
     # -- Nova -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -32,6 +33,29 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _request(self) -> tuple[str, dict[str, str], Any]:
+        """Return the request's path (no trailing /), its query (the first value of each
+        name) and its JSON body ({} when there is none)."""
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        return (url.path.rstrip("/"), {k: v[0] for k, v in parse_qs(url.query).items()},
+                json.loads(self.rfile.read(length)) if length else {})
+
+    def _versions(self, service: str) -> None:
+        """Answer the version discovery of ``service`` under its prefix: "compute" (Nova
+        v2.1, microversions up to 2.90), "network" (Neutron v2.0) or "image" (Glance v2.15),
+        linked on this server."""
+        base = f"http://{self.headers['Host']}"
+        if service == "compute":
+            self._answer(200, {"version": {"id": "v2.1", "status": "CURRENT", "version": "2.90",
+                                           "min_version": "2.1",
+                                           "updated": "2013-07-23T11:33:21Z", "links": [
+                                               {"rel": "self", "href": f"{base}/compute/v2.1/"}]}})
+            return
+        version, folder = ("v2.0", "v2.0") if service == "network" else ("v2.15", "v2")
+        self._answer(200, {"versions": [{"id": version, "status": "CURRENT", "links": [
+            {"rel": "self", "href": f"{base}/{service}/{folder}/"}]}]})
 
     def _route(self, method: str) -> None:
         raise NotImplementedError
