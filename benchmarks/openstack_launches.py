@@ -9,8 +9,10 @@ factory and its own openstacksdk connection, as several ``daaas worker`` process
 every machine has an ACTIVE server in Nova, i.e. has reached ``contextualising`` (the fake virt
 driver boots nothing, so no VM phones home). Prints, per run: the time from the requests to the
 last ACTIVE server, the median and 90th percentile per machine, the HTTP requests per launch by
-service (counted at the HTTP level on every connection), errors, and the time to delete all.
-Every server made is deleted at the end, also on failure.
+service (counted at the HTTP level on every connection), errors, duplicates (servers beyond one
+per machine, counted in Nova once all settled) and orphans (servers left in Nova after every
+machine is deleted), and the time to delete all. Every server made is deleted at the end, also
+on failure (orphans too).
 """
 
 from __future__ import annotations
@@ -111,6 +113,36 @@ def error_reasons(app: Flask, ids: list[str]) -> Counter[str]:
             MachineEvent.machine_id.in_(ids), MachineEvent.to_state == "error")))
 
 
+def servers_per_machine(app: Flask) -> Counter[str]:
+    """Return how many servers carrying this run's tag Nova holds for each machine id (by the
+    server's name, ``daaas-<machine id>``)."""
+    provider = app.extensions["daaas"].provider
+    compute = provider.connection.compute
+    return Counter(server.name.removeprefix("daaas-")
+                   for server in compute.servers(tags=provider.server_tag))
+
+
+def remove_left_servers(app: Flask, ids: list[str]) -> int:
+    """Delete every server still carrying this run's tag (after giving Nova 30 s to finish
+    deletions under way), saying which; return how many there were."""
+    provider = app.extensions["daaas"].provider
+    compute = provider.connection.compute
+    deadline = time.monotonic() + 30
+    while (left := list(compute.servers(tags=provider.server_tag))) \
+            and time.monotonic() < deadline:
+        time.sleep(2)
+    rt = app.extensions["daaas"]
+    for server in left:
+        machine_id = server.name.removeprefix("daaas-")
+        with rt.session_factory() as db:
+            machine = db.get(Machine, machine_id)
+            events = [f"{e.to_state}: {e.message}" for e in machine.events] if machine else []
+        print(f"  left in Nova: {server.name} {server.status} task {server.task_state} "
+              f"(one of this run's: {machine_id in ids}); its events: {events}")
+        compute.delete_server(server, ignore_missing=True)
+    return len(left)
+
+
 def drive(apps: list[Flask], counter: HttpCounter, until: Any, limit: float) -> float:
     """Run one reconciler per app in threads until ``until()``; return the seconds it took."""
     stop = threading.Event()
@@ -149,6 +181,9 @@ def one_run(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
             apps, launch_counter,
             lambda: sum(states(apps[0], ids)[s] for s in ACTIVE_STATES | {"error"}) == len(ids),
             args.timeout)
+        held = servers_per_machine(apps[0])
+        figures["duplicates"] = sum(n - 1 for n in held.values())
+        figures["servers"] = sum(held.values())
     finally:
         final = states(apps[0], ids)
         figures["states"] = dict(final)
@@ -161,9 +196,12 @@ def one_run(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
                 if machine is not None:
                     service.request_delete(db, machine.user, machine_id)
         delete_counter = HttpCounter()
-        figures["all_deleted_s"] = drive(
-            apps, delete_counter, lambda: states(apps[0], ids)["deleted"] == len(ids),
-            args.timeout)
+        try:
+            figures["all_deleted_s"] = drive(
+                apps, delete_counter, lambda: states(apps[0], ids)["deleted"] == len(ids),
+                args.timeout)
+        finally:
+            figures["orphans"] = remove_left_servers(apps[0], ids)
     return figures
 
 
@@ -178,8 +216,9 @@ def report(run: int, figures: dict[str, Any], launches: int) -> None:
     print(f"  HTTP requests while launching: {total} ({total / launches:.1f} per launch) "
           + ", ".join(f"{name} {n} ({n / launches:.1f})" for name, n in sorted(requests.items())))
     errors = figures["states"].get("error", 0)
-    print(f"  final states {figures['states']}; errors {errors}; "
-          f"all deleted in {figures['all_deleted_s']:.1f} s")
+    print(f"  final states {figures['states']}; errors {errors}; servers in Nova "
+          f"{figures.get('servers', '?')}, duplicates {figures.get('duplicates', '?')}; "
+          f"all deleted in {figures['all_deleted_s']:.1f} s; orphans left {figures['orphans']}")
     for reason, count in figures["errors"].most_common():
         print(f"  error x{count}: {reason}")
 
