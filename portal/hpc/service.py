@@ -57,8 +57,9 @@ def submit(db: Session, settings: Settings, user: User, request: Submission) -> 
     reason), HpcTokenRejected and HpcUnavailable.
     """
     backend = _backend(settings, user)
-    machine = _machine(db, user, request.machine_id)
-    spec = job_spec(settings, user, machine, request)
+    with db.no_autoflush:  # nothing written (a token's use) is flushed before Slurm answers,
+        machine = _machine(db, user, request.machine_id)  # so no lock is held meanwhile
+        spec = job_spec(settings, user, machine, request)
     job_id = backend.submit(user.username, replace(spec, held=True))
     _check_runs_as(backend, user, job_id)
     backend.release(user.username, job_id)
@@ -134,7 +135,8 @@ def cancel(db: Session, settings: Settings, user: User, job_id: int) -> JobView:
     HpcTokenRejected, HpcUnavailable and HpcRequestFailed.
     """
     backend = _backend(settings, user)
-    row = _row(db, user, backend.cluster, job_id)
+    with db.no_autoflush:  # no lock held while Slurm is asked (see :func:`submit`)
+        row = _row(db, user, backend.cluster, job_id)
     if from_row(row).final:
         raise Conflict(f"Job {job_id} has already ended ({row.state}); there is nothing to "
                        "cancel.")

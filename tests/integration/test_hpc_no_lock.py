@@ -1,0 +1,111 @@
+"""Submitting and cancelling a job ask Slurm while the request holds no write lock (issue 19):
+the token's use is written after Slurm answered, so a worker's transaction (SQLite: the one
+write lock) or another request with the same token (PostgreSQL: the token's row) never waits
+for the cluster. A batch-system double registered as the HPC backend tries, from a connection
+of its own, to take the lock at each call, without waiting."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from daaas.portal.config import Settings
+from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo, JobSpec
+from tests.support.web import bearer
+
+
+class LockProbe(HpcBackend):
+    """A batch system that notes, at each call, whether the database could be written."""
+
+    cluster = "probe"
+    url: ClassVar[str] = ""
+    seen: ClassVar[list[str]] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LockProbe:
+        """Return the double (no settings read)."""
+        return cls()
+
+    def _note(self, call: str) -> None:
+        self.seen.append(f"{call}: {'free' if writable(self.url) else 'locked'}")
+
+    def submit(self, username: str, spec: JobSpec) -> int:
+        """Note the lock; return job 7."""
+        self._note("submit")
+        return 7
+
+    def jobs(self, username: str) -> list[JobInfo]:
+        """Nothing listed."""
+        return []
+
+    def job(self, username: str, job_id: int) -> JobInfo | None:
+        """Note the lock; the job is pending and the user's."""
+        self._note("job")
+        return JobInfo(job_id, "probe", username, None, "PENDING", "", "", None, "/tmp",
+                       "/tmp/out", None, None, None)
+
+    def release(self, username: str, job_id: int) -> None:
+        """Note the lock."""
+        self._note("release")
+
+    def cancel(self, username: str, job_id: int) -> None:
+        """Note the lock."""
+        self._note("cancel")
+
+
+def writable(url: str) -> bool:
+    """Return True when another connection can write the API tokens now (never waits long)."""
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.split("///", 1)[1], timeout=0)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            connection.close()
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            connection.execute(text("UPDATE api_tokens SET name = name"))
+            connection.rollback()
+        return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _probe() -> Iterator[None]:
+    LockProbe.seen = []
+    with HPC_BACKENDS.registered("probe", LockProbe):
+        yield
+
+
+@pytest.fixture
+def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
+    """The conftest's settings on the in-memory provider and the probing batch system."""
+    return {**settings_override, "provider": "memory", "hpc_backend": "probe"}
+
+
+def test_slurm_is_asked_with_no_write_lock_held(app: Flask) -> None:
+    LockProbe.url = app.extensions["daaas"].engine.url.render_as_string(hide_password=False)
+    headers = bearer(app, "scientist")
+    client = app.test_client()
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 200  # the token is used
+    submitted = client.post("/api/v1/jobs", json={"script": "#!/bin/sh\n"}, headers=headers)
+    assert submitted.status_code == 201, submitted.get_json()
+    assert client.delete("/api/v1/jobs/7", headers=headers).status_code == 202
+    assert LockProbe.seen == ["submit: free", "job: free", "release: free", "cancel: free",
+                              "job: free"]
+    assert writable(LockProbe.url)  # the probe can tell: nothing is left held either
