@@ -14,6 +14,7 @@ from typing import Any
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.integration.process_scan import session_processes
+from tests.support.machines import wait_for as wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -126,12 +127,3 @@ def watch_states(row: Any, until: str, timeout: float) -> list[str]:
                 return seen
         time.sleep(0.2)
     raise AssertionError(f"machine did not reach {until}; states seen: {seen}")
-
-
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
