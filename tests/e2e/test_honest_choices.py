@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import api, signed_in_page, wait_until
+from tests.support.browser import api, delete_machines, signed_in_page, wait_until
 from tests.support.paths import OUTPUT
 
 pytestmark = pytest.mark.e2e
@@ -178,9 +178,5 @@ def test_launch_over_the_limit_is_refused_next_to_the_button(portal_url: str,
         machines = api(page, "GET", "/api/v1/machines")["body"]["machines"]
         assert len(machines) == limit
     finally:
-        for machine_id in ids:
-            api(page, "DELETE", f"/api/v1/machines/{machine_id}")
-        for machine_id in ids:
-            wait_until(lambda m=machine_id: api(page, "GET", f"/api/v1/machines/{m}")["body"]
-                       ["state"] == "deleted", 60, "the machines to be deleted")
+        delete_machines(page, ids)
         page.close()

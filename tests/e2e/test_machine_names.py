@@ -14,7 +14,7 @@ import pytest
 
 from daaas.portal.db import utcnow
 from daaas.portal.machines.naming import short_date
-from tests.support.browser import api, signed_in_page, wait_until
+from tests.support.browser import api, delete_machines, signed_in_page, wait_until
 from tests.support.paths import OUTPUT
 
 pytestmark = pytest.mark.e2e
@@ -107,9 +107,5 @@ def test_two_machines_of_one_environment_told_apart(portal_url: str, browser: An
         assert "/var/experiments" not in page.content()
         page.screenshot(path=str(OUTPUT / "machine-page-named.png"), full_page=True)
     finally:
-        for machine_id in ids:
-            api(page, "DELETE", f"/api/v1/machines/{machine_id}")
-        for machine_id in ids:
-            wait_until(lambda m=machine_id: api(page, "GET", f"/api/v1/machines/{m}")["body"]
-                       ["state"] == "deleted", 60, "the machines to be deleted")
+        delete_machines(page, ids)
         page.close()

@@ -110,6 +110,16 @@ def delete_from_machine_page(page: Any, portal_url: str, machine_id: str) -> Non
     wait_until(lambda: api_state(page, machine_id) == "deleted", 30, "the machine to be deleted")
 
 
+def delete_machines(page: Any, machine_ids: list[str]) -> None:
+    """Delete the machines through the API from the signed-in ``page``, then wait until each
+    is deleted (60 s)."""
+    for machine_id in machine_ids:
+        api(page, "DELETE", f"/api/v1/machines/{machine_id}")
+    for machine_id in machine_ids:
+        wait_until(lambda m=machine_id: api(page, "GET", f"/api/v1/machines/{m}")["body"]
+                   ["state"] == "deleted", 60, "the machines to be deleted")
+
+
 def api_state(page: Any, machine_id: str) -> str:
     machine = page.evaluate(f"fetch('/api/v1/machines/{machine_id}').then(r => r.json())")
     return str(machine["state"])
