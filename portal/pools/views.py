@@ -13,7 +13,7 @@ from daaas.portal.config import ConfigError
 from daaas.portal.db import utcnow
 from daaas.portal.errors import InvalidInput
 from daaas.portal.lifecycle import db
-from daaas.portal.pools.rules import MAX_SIZE, local_time, parse_pools
+from daaas.portal.pools.rules import MAX_SIZE, local_time
 from daaas.portal.pools.service import read_figures
 from daaas.portal.pools.sizes import change_pool, pool_plans, read_choices
 from daaas.portal.runtime import runtime
@@ -42,9 +42,7 @@ def page() -> str:
                            free_sessions=settings.warm_pool_free_sessions,
                            max_size=MAX_SIZE, timezone=settings.facility_timezone,
                            local_now=local_time(now, settings.facility_timezone),
-                           done=request.args.get("resized", ""),
-                           pools_in_setting=len(parse_pools(settings.warm_pools))
-                           if not problem else 0)
+                           done=request.args.get("resized", ""))
 
 
 @blueprint.post("/pools/<path:key>/size")
