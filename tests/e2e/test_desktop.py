@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from tests.e2e.pixels import desktop_checks, desktop_labels
 from tests.support.browser import (
     delete_from_machine_page,
-    launch_base_desktop,
+    launch_and_watch,
     signed_in_page,
     watch_states,
 )
@@ -22,11 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def test_launch_open_desktop_and_delete(portal_url: str, browser: Any) -> None:
     page = signed_in_page(browser, portal_url)
-    machine_id = launch_base_desktop(page)
-
-    page.goto(portal_url + "/analysis")
-    row = page.locator(f'tr[data-machine="{machine_id}"]')
-    seen = watch_states(row, until="ready", timeout=90)
+    machine_id, row, seen = launch_and_watch(page, portal_url)
     assert seen[-1] == "ready" and len(seen) >= 2, seen
     page.screenshot(path=str(OUTPUT / "analysis-my-machines.png"))
 

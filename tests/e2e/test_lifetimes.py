@@ -13,9 +13,8 @@ from playwright.sync_api import expect
 
 from tests.support.browser import (
     delete_from_machine_page,
-    launch_base_desktop,
+    launch_and_watch,
     signed_in_page,
-    watch_states,
 )
 from tests.support.serve import served_portal
 
@@ -32,10 +31,8 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_time_left_counts_down_extend_moves_it_and_the_desktop_warns(portal_url: str,
                                                                       browser: Any) -> None:
     page = signed_in_page(browser, portal_url)
-    machine_id = launch_base_desktop(page)
-    page.goto(portal_url + "/analysis")
-    row = page.locator(f'tr[data-machine="{machine_id}"]')
-    assert watch_states(row, until="ready", timeout=90)[-1] == "ready"
+    machine_id, row, seen = launch_and_watch(page, portal_url)
+    assert seen[-1] == "ready", seen
     left = row.locator("[data-fact=time-left] .time-left")
     expect(left).to_have_text(re.compile(r"^(2 days 23 h|3 days) left$"))
     expect(left).to_have_attribute("data-soon", "")  # within the 200 h warning

@@ -8,17 +8,20 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.integration.process_scan import session_processes
-from tests.support.browser import launch_base_desktop, signed_in_page, wait_until, watch_states
+from tests.support.browser import (
+    launch_and_watch,
+    signed_in_page,
+    wait_until,
+    watch_states,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 def test_stop_and_start_from_my_machines(portal_url: str, browser: Any) -> None:
     page = signed_in_page(browser, portal_url)
-    machine_id = launch_base_desktop(page)
-    page.goto(portal_url + "/analysis")
-    row = page.locator(f'tr[data-machine="{machine_id}"]')
-    assert watch_states(row, until="ready", timeout=90)[-1] == "ready"
+    machine_id, row, seen = launch_and_watch(page, portal_url)
+    assert seen[-1] == "ready", seen
 
     page.on("dialog", lambda dialog: dialog.accept())
     row.locator("button[data-action=stop]").click()

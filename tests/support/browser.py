@@ -100,6 +100,15 @@ def launch_base_desktop(page: Any) -> str:
     return str(page.url.rstrip("/").rsplit("/", 1)[1])
 
 
+def launch_and_watch(page: Any, portal_url: str) -> tuple[str, Any, list[str]]:
+    """Launch the base desktop from its card, then follow it on the Analysis page's list
+    until it is ready or failed (90 s); return (its id, its row, the states seen)."""
+    machine_id = launch_base_desktop(page)
+    page.goto(portal_url + "/analysis")
+    row = page.locator(f'tr[data-machine="{machine_id}"]')
+    return machine_id, row, watch_states(row, until="ready", timeout=90)
+
+
 def delete_from_machine_page(page: Any, portal_url: str, machine_id: str) -> None:
     """Delete the machine from its page (confirming) and wait until nothing of it is left."""
     page.goto(f"{portal_url}/machines/{machine_id}")
