@@ -33,6 +33,7 @@ from daaas.portal.machines.models import Machine
 from daaas.portal.machines.mounts import exchange_mounts, experiment_mounts, export_rule
 from daaas.portal.machines.secrets import bootstrap_token, token_digest, vnc_password
 from daaas.portal.machines.states import AT_PROVIDER, STARTING
+from daaas.portal.machines.wakeup import ask_the_worker
 from daaas.portal.sshkeys.service import authorized_keys
 from daaas.portal.storage.service import machine_mounts
 from daaas.portal.storage.service import secret_files as storage_secret_files
@@ -205,6 +206,7 @@ def record_report(db: Session, machine_id: str, bearer: str, status: Status, rea
         .execution_options(synchronize_session=False))
     if cast(CursorResult[Any], recorded).rowcount == 1:
         log.info("machine %s reported %s %s", machine_id, status, text)
+        ask_the_worker(db)  # step 6 at once, not at the next cycle
         return
     db.refresh(row)
     if row.reported_status != status:

@@ -242,11 +242,13 @@ class Reconciler:
         return report
 
     def run_asked(self) -> CycleReport:
-        """Run only what a person asked for and waits on: launches (steps 2-4), then one poll
-        of the machines on their way (a desktop up at launch is ready in this cycle, not the
-        next: issue 20, the click path), and deletions. The rest (stops and starts, time-outs,
-        the steady poll) waits for the next full cycle."""
+        """Run only what a person asked for and waits on: the VMs' set-up reports (step 6,
+        without a provider call: a report's commit wakes the worker), launches (steps 2-4),
+        then one poll of the machines on their way (a desktop up at launch is ready in this
+        cycle, not the next: issue 20, the click path), and deletions. The rest (stops and
+        starts, time-outs, the steady poll) waits for the next full cycle."""
         report = CycleReport()
+        self._apply_reports(report)  # a VM's set-up report woke us: step 6 at once
         if self.pools is not None and self.pools.personalise(report):
             self._poll(report, MOVING)  # a claimed machine's user waits: ready at once
         self._launch_requested(report)
@@ -417,6 +419,26 @@ class Reconciler:
                 report.changed.append(machine_id)
             elif step in (Step.STOP, Step.START):
                 self._stop_or_start(machine_id, state, step)
+
+    def _apply_reports(self, report: CycleReport) -> None:
+        """Step 6 for the contextualising machines whose VM reported ready or failed (the
+        report's commit wakes the worker), without asking the provider: one read of the few
+        machines setting themselves up, a write only for one that reported."""
+        if not self.provider.uses_cloud_init:
+            return
+        for machine_id, seen in self._vm_reports().items():
+            if seen in ("ready", "failed") and self._record(
+                    machine_id, [State.CONTEXTUALISING], self._report_applied):
+                report.changed.append(machine_id)
+
+    def _report_applied(self, db: Session, machine: Machine) -> bool:
+        """Apply a contextualising machine's report as the poll would; True if its state
+        changed."""
+        before = machine.state
+        self._apply_vm_report(db, machine)
+        if machine.state == State.READY.value:
+            self._notify_ready(db, machine)
+        return machine.state != before
 
     def _vm_reports(self) -> dict[str, str | None]:
         """Return what each contextualising machine last reported (:func:`seen_report`), by

@@ -68,6 +68,20 @@ def wake_on_intent(factory: sessionmaker[Session]) -> None:
     event.listen(factory, "after_rollback", _after_rollback)
 
 
+def ask_the_worker(session: Session) -> None:
+    """Make ``session`` wake the workers when it commits, for something recorded without a
+    machine changing state (a VM's set-up report: the worker applies it at once). Needs a
+    session of a factory made with :func:`wake_on_intent`. Raises only database errors."""
+    if _WAKE in session.info:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"NOTIFY {CHANNEL}")  # delivered on commit only
+        session.info[_WAKE] = None
+    else:
+        session.info[_WAKE] = wake_path(connection.engine)
+
+
 def _asks_the_worker(obj: object) -> bool:
     if getattr(obj, "__tablename__", None) != "machines" or getattr(obj, "state", None) \
             not in INTENTS:

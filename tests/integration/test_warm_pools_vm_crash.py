@@ -1,7 +1,8 @@
 """Warm pools on cloud machines (issue 20): a real `daaas worker` SIGKILLed between a claim and
 its hand-over. The machine stays the claimer's (the next worker hands it over and the real
 agent sets it up for them) or, when it never reports, the ready timeout fails and deletes it;
-it never goes back to the pool, which is refilled with a new machine.
+it never goes back to the pool, which is refilled with a new machine. And the VM's ready report
+wakes the worker: a claimed VM is ready within seconds although the worker's cycle is minutes.
 
 The portal is served over HTTP in the test; the workers are real processes over the file
 cloud double (tests/support/vmpool.py), so the cloud outlives each of them.
@@ -160,3 +161,31 @@ def test_a_machine_that_never_reports_after_the_crash_is_deleted_not_pooled(
     assert machine.pool is None and machine.user.username == "scientist"
     assert "did not become ready" in machine.error_reason
     assert claimed not in {m.id for m in machines_in(url) if m.pool}
+
+
+def test_the_vms_ready_report_wakes_the_worker(settings_override: dict[str, Any],
+                                                portal: Flask, tmp_path: Path) -> None:
+    url = settings_override["database_url"]
+    vm: dict[str, Vm] = {}
+    waiting, _ = a_ready_pooled_machine(
+        settings_override, portal,
+        lambda machine_id, user_data: vm.setdefault("it", boot(tmp_path, "vm", user_data)))
+    agent = vm["it"]
+    try:
+        claimed = launch(portal, "scientist", "dawn")
+        assert claimed == waiting
+        # a cycle every two minutes: only the report's wake-up can make it ready in time
+        slow = worker(settings_override, portal, DAAAS_RECONCILE_INTERVAL_SECONDS="120")
+        try:
+            status, stderr = agent.finish(60)
+            assert status == 0, stderr
+            reported = time.monotonic()
+            wait_for(lambda: row(url, claimed).state == "ready", 20, "ready on the VM's report")
+            assert time.monotonic() - reported < 20
+        finally:
+            stop(slow)
+    finally:
+        if agent.process is not None and agent.process.poll() is None:
+            agent.process.kill()
+            agent.process.wait(10)
+    assert row(url, claimed).user.username == "scientist"
