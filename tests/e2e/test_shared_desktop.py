@@ -47,6 +47,17 @@ def connected(page: Any) -> None:
     page.wait_for_timeout(SETTLE_MS)
 
 
+def share_as_viewer(owner: Any, portal_url: str, machine_id: str) -> None:
+    """On the owner's desktop page (opened, connected), invite neutron as viewer from the
+    share dialog."""
+    owner.goto(f"{portal_url}/machines/{machine_id}/desktop")
+    connected(owner)
+    owner.click("#share-toggle")
+    owner.fill("#share-username", "neutron")
+    owner.select_option("#share-role", "viewer")
+    owner.click("#share-invite button[type=submit]")
+
+
 def right_click(page: Any) -> None:
     page.locator("#screen canvas").first.click(button="right", position={"x": 500, "y": 400})
 
@@ -68,14 +79,8 @@ def test_two_browsers_on_one_shared_desktop(portal_url: str, browser: Any) -> No
 def shared_desktop(owner: Any, other: Any, portal_url: str, machine_id: str) -> None:
     """The steps of the test above: ``owner`` is the owner's page, ``other`` the second
     browser's context."""
-    owner.goto(f"{portal_url}/machines/{machine_id}/desktop")
-    connected(owner)
-
     # the owner shares it as viewer from the dialog
-    owner.click("#share-toggle")
-    owner.fill("#share-username", "neutron")
-    owner.select_option("#share-role", "viewer")
-    owner.click("#share-invite button[type=submit]")
+    share_as_viewer(owner, portal_url, machine_id)
     expect(owner.locator('#share-members li[data-username="neutron"]')).to_have_attribute(
         "data-role", "viewer")
     owner.screenshot(path=str(OUTPUT / "share-dialog.png"))
@@ -159,12 +164,7 @@ def shared_desktop(owner: Any, other: Any, portal_url: str, machine_id: str) -> 
     guest.reload()
     expect(guest.locator("#status")).to_contain_text("not connected", timeout=15_000)
     # the member leaves with the Leave button: their desktop closes, the owner sees it
-    owner.goto(f"{portal_url}/machines/{machine_id}/desktop")
-    connected(owner)
-    owner.click("#share-toggle")
-    owner.fill("#share-username", "neutron")
-    owner.select_option("#share-role", "viewer")
-    owner.click("#share-invite button[type=submit]")
+    share_as_viewer(owner, portal_url, machine_id)
     expect(owner.locator('#share-members li[data-username="neutron"]')).to_have_count(1)
     guest.goto(f"{portal_url}/machines/{machine_id}/desktop")
     connected(guest)
