@@ -81,7 +81,10 @@ class Machine(Base):
                       # flavor and state, the owner's machine count and names in use, each
                       # from an index alone (a row holds its environment snapshot)
                       Index("ix_machines_user_flavor_state", "user_id", "flavor", "state"),
-                      Index("ix_machines_user_state_name", "user_id", "state", "name"))
+                      Index("ix_machines_user_state_name", "user_id", "state", "name"),
+                      # the idle-stop check's read of the ready machines, from the index alone
+                      Index("ix_machines_idle", "state", "pool", "id", "state_changed_at",
+                            "desktop_seen_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

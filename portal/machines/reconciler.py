@@ -95,7 +95,7 @@ STATES = {state.value: state for state in State}  # faster than State(value) for
 MOVING = frozenset({State.PROVISIONING, State.CONTEXTUALISING, State.STOPPING})
 #: How often :meth:`Reconciler.run_forever` polls the ready and stopped machines as well
 #: (seconds): at 10,000 machines reading and comparing them all is the idle cycle's cost
-STEADY_POLL_SECONDS = 30.0
+STEADY_POLL_SECONDS = 60.0
 
 
 @dataclass
@@ -193,6 +193,7 @@ class Reconciler:
         self._capacity_read_at: datetime | None = None
         self._idle_checked_at: datetime | None = None
         self._purge_checked_at: datetime | None = None
+        self._idle_minutes: dict[str, int | None] = {}  # see _idle_timeouts
         #: Hours before expiry at which owners are warned (largest first).
         self.warnings = parse_hours_list(settings.expiry_warning_hours) if settings else ()
         self.mailer = mailer if mailer is not None or settings is None else mailer_for(settings)
@@ -652,22 +653,22 @@ class Reconciler:
                 < self.settings.idle_check_seconds):
             return
         self._idle_checked_at = now
-        timeout = Machine.environment["limits"]["idle_timeout_minutes"].as_integer()
         warn_before = timedelta(minutes=self.settings.idle_warning_minutes)
         to_warn: list[tuple[str, datetime]] = []
         to_stop: list[str] = []
-        for row in self._rows(select(Machine.id, Machine.state_changed_at,
-                                     Machine.desktop_seen_at, timeout.label("idle"),
-                                     MachineActivity.keep_running_until,
-                                     MachineActivity.vm_active_at)
-                              .outerjoin(MachineActivity)
-                              .where(Machine.state == State.READY.value,
-                                     Machine.pool.is_(None))):  # warm pools: no idle stop
-            if not row.idle:
+        rows = self._rows(select(Machine.id, Machine.state_changed_at, Machine.desktop_seen_at,
+                                 MachineActivity.keep_running_until,
+                                 MachineActivity.vm_active_at)
+                          .outerjoin(MachineActivity)
+                          .where(Machine.state == State.READY.value,
+                                 Machine.pool.is_(None)))  # warm pools: no idle stop
+        timeouts = self._idle_timeouts([row.id for row in rows])
+        for row in rows:
+            if not timeouts.get(row.id):
                 continue
             since = idle_since(row.state_changed_at, row.desktop_seen_at,
                                busy_until(row.keep_running_until, row.vm_active_at))
-            stop_at = since + timedelta(minutes=row.idle)
+            stop_at = since + timedelta(minutes=timeouts[row.id] or 0)
             if stop_at <= now and not maybe_connected(row.desktop_seen_at, now):
                 to_stop.append(row.id)
             elif warn_before and stop_at - warn_before <= now:
@@ -688,6 +689,20 @@ class Reconciler:
                 if notices.idle_warning_key(machine_id, since) not in queued and self._record(
                         machine_id, [State.READY], partial(self._warn_idle, now=now)):
                     report.warned.append(machine_id)
+
+    def _idle_timeouts(self, machine_ids: list[str]) -> dict[str, int | None]:
+        """Return the idle timeout (minutes, or None) of each of ``machine_ids``, from their
+        environment snapshots. A snapshot never changes, so each machine's is read once and
+        kept: the idle check reads the ready machines from an index alone (0025), not 10,000
+        rows with their snapshots each minute."""
+        known = self._idle_minutes
+        missing = [machine_id for machine_id in machine_ids if machine_id not in known]
+        timeout = Machine.environment["limits"]["idle_timeout_minutes"].as_integer()
+        for start in range(0, len(missing), 500):
+            known.update(cast("Sequence[tuple[str, int | None]]", self._rows(
+                select(Machine.id, timeout).where(Machine.id.in_(missing[start:start + 500])))))
+        self._idle_minutes = {machine_id: known.get(machine_id) for machine_id in machine_ids}
+        return self._idle_minutes
 
     def _with_jobs(self, machine_ids: list[str]) -> set[str]:
         """Return which of ``machine_ids`` have an unfinished HPC job launched from them (the

@@ -183,7 +183,7 @@ def test_a_launch_wakes_a_waiting_worker_at_once(app: Flask) -> None:
 def test_idle_cycles_of_the_real_worker_cost_the_same_statements_for_600_machines_as_for_60(
         app: Flask) -> None:
     """Machines in mixed states (ready, stopped, deleted, failed): the cycle run every 2 s
-    polls nothing (no machine on its way), the one run every 30 s polls once; neither opens a
+    polls nothing (no machine on its way), the one run every 60 s polls once; neither opens a
     transaction or writes, and their statements do not grow with the machines."""
     rt = app.extensions["daaas"]
     provider = RecordingProvider()
@@ -216,7 +216,7 @@ def test_idle_cycles_of_the_real_worker_cost_the_same_statements_for_600_machine
         assert costs[0]["statements"] == costs[1]["statements"], costs
 
 
-def test_the_worker_loop_polls_ready_machines_every_30_s_and_a_stop_asked_at_once(
+def test_the_worker_loop_polls_ready_machines_every_minute_and_a_stop_asked_at_once(
         app: Flask) -> None:
     rt = app.extensions["daaas"]
     provider = RecordingProvider()
@@ -243,6 +243,6 @@ def test_the_worker_loop_polls_ready_machines_every_30_s_and_a_stop_asked_at_onc
         loop.join(10)
     worker.waker.close()
     assert machine(app, ids[3]).state == "stopped"
-    # after the first cycle only the machine on its way was polled (ready ones: every 30 s)
+    # after the first cycle only the machine on its way was polled (ready ones: every 60 s)
     assert provider.polled[1:] and all(p == [ids[3]] for p in provider.polled[1:]), \
         provider.polled[1:]
