@@ -21,7 +21,7 @@ import enum
 import hmac
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
@@ -43,6 +43,9 @@ POLL_SECONDS = 1
 #: How long one claim request is held once the machine is claimed but not yet handed over
 #: (the worker's hand-over follows the claim within a cycle): seconds
 HOLD_SECONDS = 5.0
+#: The phases are ordered by time: a step is recorded at least this long after the one before
+#: (web hosts' clocks may differ a little; :func:`phase` must not see a claim taken before it)
+TICK = timedelta(microseconds=1)
 REFUSED = ("This machine's claim request is not signed with its report token, or the machine "
            "is not a warm pool's machine waiting for its user.")
 
@@ -125,10 +128,12 @@ def take_claim(db: Session, machine_id: str, bearer: str,
     if step is not ClaimStep.TAKE:
         return step, None, ""
     report_token = secrets.token_urlsafe(32)
+    assert row.reported_at is not None  # Phase.WAITING
     taken = db.execute(
         update(MachineContext)
         .where(MachineContext.machine_id == machine_id, MachineContext.report_token_hash == sent)
-        .values(used_at=now, report_token_hash=token_digest(report_token))
+        .values(used_at=max(now, row.reported_at + TICK),  # after it, whatever the clocks say
+                report_token_hash=token_digest(report_token))
         .execution_options(synchronize_session=False))
     if cast(CursorResult[Any], taken).rowcount != 1:
         raise Forbidden(REFUSED, f"claim request for {machine_id} refused: taken meanwhile")

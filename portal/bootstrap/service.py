@@ -24,7 +24,7 @@ from daaas.contextualisation.files import one_line
 from daaas.contextualisation.pool import claimed_session
 from daaas.portal.access.signin import verifier_settings
 from daaas.portal.bootstrap.models import MachineContext
-from daaas.portal.bootstrap.pooling import POOLED_READY, may_record, phase
+from daaas.portal.bootstrap.pooling import POOLED_READY, TICK, may_record, phase
 from daaas.portal.bootstrap.userdata import build_context
 from daaas.portal.config import Settings, resolve_secret_key
 from daaas.portal.errors import Conflict, Forbidden
@@ -199,6 +199,8 @@ def record_report(db: Session, machine_id: str, bearer: str, status: Status, rea
             raise Conflict("This report does not fit where the machine's set-up is.",
                            f"{machine_id} reported {status} after "
                            f"{row.reported_status or 'nothing'} (pooled: {pooled})")
+    if status == POOLED_READY and row.used_at is not None:  # after the exchange, whatever
+        now = max(now, row.used_at + TICK)  # the web hosts' clocks say (pooling.phase)
     recorded = db.execute(
         update(MachineContext)
         .where(MachineContext.machine_id == machine_id, open_)

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,12 @@ from flask import Flask
 from sqlalchemy import select
 
 from daaas.portal.auth.service import create_user, get_user
+from daaas.portal.bootstrap import service as bootstrap
 from daaas.portal.bootstrap.models import MachineContext
+from daaas.portal.bootstrap.pooling import ClaimStep, take_claim
 from daaas.portal.bootstrap.userdata import inspectable_user_data
 from daaas.portal.config import resolve_secret_key
-from daaas.portal.db import unit_of_work, worker_session_factory
+from daaas.portal.db import unit_of_work, utcnow, worker_session_factory
 from daaas.portal.experiments.backends import InvestigationInfo
 from daaas.portal.experiments.service import snapshot
 from daaas.portal.machines import service
@@ -278,3 +281,29 @@ def test_the_real_agent_waits_in_the_pool_then_sets_up_its_claimer_only(
         row = machine(portal, machine_id)
         assert (row.state, row.user.username, row.pool) == ("ready", owner, None)
         assert cloud.handed(machine_id) == [owner]
+
+
+def test_the_phases_hold_when_the_web_hosts_clocks_differ(portal: Flask) -> None:
+    """The exchange, the pooled-ready report, the claim's answer and the ready report each
+    handled by a web host whose clock is further behind: the phases stay in order."""
+    people(portal, "alice")
+    reconciler, cloud = worker(portal)
+    reconciler.run_once()
+    first = pooled_ids(portal)[0]
+    token = bootstrap_document(cloud.user_data(first))["token"]
+    rt, now = portal.extensions["daaas"], utcnow()
+    with unit_of_work(rt.session_factory) as db:
+        r0 = bootstrap.exchange(db, rt.settings, first, token, now)["report_token"]
+    with unit_of_work(rt.session_factory) as db:
+        bootstrap.record_report(db, first, r0, "pooled-ready", "", now - timedelta(seconds=5))
+    reconciler.run_once()
+    assert claim(portal, "alice") == first
+    reconciler.run_asked()
+    with unit_of_work(rt.session_factory) as db:
+        step, taken, r1 = take_claim(db, first, r0, now - timedelta(seconds=10))
+        assert step is ClaimStep.TAKE and taken is not None
+    with unit_of_work(rt.session_factory) as db:
+        bootstrap.record_report(db, first, r1, "ready", "", now - timedelta(seconds=20))
+    reconciler.run_once()
+    row = machine(portal, first)
+    assert (row.state, row.user.username) == ("ready", "alice")
