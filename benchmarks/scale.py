@@ -13,7 +13,7 @@ provider double (tests/support/providers.py), and prints:
 - SQL statements per request of every list (counted with an SQLAlchemy event listener), and
   each list's median and p95 time;
 - the idle reconciler cycle, as run every 2 s (the machines on their way are polled) and as run
-  every 30 s (the ready and stopped ones too): median and p95 of the wall time, of the portal's
+  every 60 s (the ready and stopped ones too): median and p95 of the wall time, of the portal's
   time (the wall time less the provider's calls) and of the cycle's CPU time; transactions,
   statements and writes per cycle; and the phases that run less often (the idle-stop check
   every 60 s, the capacity and orphans every 30 s);
@@ -301,12 +301,12 @@ def measure_lists(app: Flask, rt: Runtime, size: int, bound: dict[str, Any] | No
 
 
 def measure_worker(worker: Reconciler, provider: TimedProvider) -> None:
-    """Print the idle cycles (every 2 s, every 30 s) and the phases that run less often."""
+    """Print the idle cycles (every 2 s, every 60 s) and the phases that run less often."""
     worker.run_once()
     worker.run_once()
     measure_cycles(worker, provider, "idle cycle, every 2 s (machines on their way)",
                    lambda: worker.run_once(steady=False))
-    measure_cycles(worker, provider, "idle cycle, every 30 s (+ ready and stopped)",
+    measure_cycles(worker, provider, "idle cycle, every 60 s (+ ready and stopped)",
                    worker.run_once)
 
     def idle_stop_check() -> None:
