@@ -6,11 +6,9 @@ the portal's API served by a threading server, released together, so claims real
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
@@ -26,11 +24,10 @@ from daaas.portal.machines.models import Machine, MachineEvent
 from daaas.portal.machines.reconciler import Reconciler
 from daaas.portal.metrics.collect import scrape
 from daaas.portal.pools.service import POOL_ACCOUNT, read_figures, read_waits
-from tests.support.machines import ManualClock, launch, policy_reconciler
+from tests.support.machines import ManualClock, at_once, launch, policy_reconciler
 from tests.support.providers import InMemoryProvider
 from tests.support.web import bearer, csrf_from, served, sign_in
 
-T = TypeVar("T")
 POOL = "dawn/m1.xlarge"  # dawn's default flavor; every user may launch it
 
 
@@ -62,17 +59,6 @@ def filled(app: Flask, worker: Reconciler) -> list[str]:
     ready = [m.id for m in pooled(app) if m.state == "ready"]
     assert len(ready) == 5, [(m.state, m.pool) for m in pooled(app)]
     return ready
-
-
-def at_once(count: int, call: Callable[[int], T]) -> list[T]:
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> T:
-        barrier.wait(10)
-        return call(i)
-
-    with ThreadPoolExecutor(count) as threads:
-        return list(threads.map(run, range(count)))
 
 
 @pytest.fixture
