@@ -94,6 +94,8 @@ def test_the_worker_records_a_state_change_and_a_job_from_elsewhere(
         running = look(app, reconciler, job_id, {"RUNNING"})
         shown = api_job(client, headers, job_id)
         assert shown["state"] == "RUNNING" and shown["observed_at"]
+        assert shown["links"] == {"page": f"/jobs/{job_id}",
+                                  "output": f"/api/v1/jobs/{job_id}/output"}
         other = row(app, elsewhere)
         assert (other.origin, other.name, other.state in {"PENDING", "RUNNING"}) == (
             "cluster", "from-a-terminal", True)
