@@ -128,7 +128,8 @@ def measure(size: int, requests: int) -> None:
         url = database(Path(folder))
         app = create_app({"database_url": url, "var_dir": folder, "secret_key": "bench",
                           "provider": "tests.support.providers:InMemoryProvider",
-                          "hpc_backend": "listing"})
+                          "hpc_backend": "listing",  # a cluster on offer, never asked:
+                          "hpc_slurmrestd_url": "http://127.0.0.1:9"})
         rt = app.extensions["daaas"]
         try:
             add_jobs(rt.session_factory, size)

@@ -31,7 +31,8 @@ SMALL, LARGE = 10, 100
 @pytest.fixture
 def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
     """The conftest's settings on the in-memory provider and the listing batch system."""
-    return {**settings_override, "provider": "memory", "hpc_backend": "listing"}
+    return {**settings_override, "provider": "memory", "hpc_backend": "listing",
+            "hpc_slurmrestd_url": "http://127.0.0.1:9"}  # a cluster on offer (never asked)
 
 
 class ListingBatchSystem(HpcBackend):
@@ -150,6 +151,7 @@ def test_every_list_runs_as_many_statements_for_100_as_for_10(app: Flask) -> Non
     assert body["total"] == LARGE and len(body["machines"]) == LARGE  # all were listed
     jobs = scientist.get("/api/v1/jobs", headers=token).get_json()["jobs"]
     assert len(jobs) == LARGE
+    assert scientist.get("/jobs").get_data(as_text=True).count('<tr data-job="') == LARGE
 
 
 def test_the_polled_list_answers_304_until_something_changes(app: Flask,
