@@ -76,17 +76,13 @@ def worker_session_factory(url: str) -> sessionmaker[Session]:
 
     On SQLite every transaction starts with BEGIN IMMEDIATE, taking the write lock up front, so
     two workers serialise instead of failing when both try to upgrade a read to a write
-    (PostgreSQL workers use row locks with SKIP LOCKED instead). Its commits of machine
-    events tell the web processes (:func:`daaas.portal.machines.changes.announce_changes`).
+    (PostgreSQL workers use row locks with SKIP LOCKED instead).
     """
     engine = make_engine(url)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _autocommit_driver)
         event.listen(engine, "begin", _begin_immediate)
-    factory = make_session_factory(engine)
-    from daaas.portal.machines.changes import announce_changes  # no cycle: it imports no model
-    announce_changes(factory)  # the pages waiting for a machine learn it changed (push)
-    return factory
+    return make_session_factory(engine)
 
 
 def _autocommit_driver(dbapi_connection: object, _record: object) -> None:

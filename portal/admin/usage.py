@@ -50,6 +50,8 @@ def running_hours(machine: Machine, start: datetime, end: datetime) -> float:
     ``end``). Raises nothing."""
     total = 0.0
     events = sorted(machine.events, key=lambda e: (e.at, e.id or 0))
+    if not events:  # a machine recorded without events (e.g. imported) held nothing we know of
+        return 0.0
     for event, after in zip(events, [*events[1:], None], strict=True):
         if event.to_state not in RUNNING:
             continue

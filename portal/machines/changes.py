@@ -56,8 +56,10 @@ _KEY = "daaas_changed_machines"
 
 
 def announce_changes(factory: sessionmaker[Session]) -> None:
-    """Make every session of ``factory`` announce the machines whose events it commits.
-    Raises nothing."""
+    """Make every session of ``factory`` announce the machines whose events it commits (once
+    per factory: calling it again changes nothing). Raises nothing."""
+    if event.contains(factory, "after_flush", _after_flush):
+        return
     event.listen(factory, "after_flush", _after_flush)
     event.listen(factory, "after_commit", _after_commit)
     event.listen(factory, "after_rollback", _after_rollback)

@@ -56,6 +56,7 @@ from daaas.portal.machines import homes, notices
 from daaas.portal.machines.activity import MachineActivity, busy_until
 from daaas.portal.machines.address import address_json
 from daaas.portal.machines.capacity import REFRESH_SECONDS, capacity_path, write_capacity
+from daaas.portal.machines.changes import announce_changes
 from daaas.portal.machines.claims import Claims
 from daaas.portal.machines.extensions import machine_policy
 from daaas.portal.machines.lifetime import hours_text, idle_since, maybe_connected, warning_due
@@ -173,6 +174,7 @@ class Reconciler:
         if provider.uses_cloud_init and settings is None:
             raise ValueError(f"the {provider.name} provider uses cloud-init: pass the settings")
         self.session_factory = session_factory
+        announce_changes(session_factory)  # pages waiting for a machine learn it changed (push)
         self.provider = provider
         self.secret_key = secret_key
         self.ready_timeout = ready_timeout_seconds

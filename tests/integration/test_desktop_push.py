@@ -107,10 +107,13 @@ def test_another_user_gets_a_404_without_waiting(app: Flask, server: str) -> Non
 CHANGE = """
 import sys
 from daaas.portal.db import unit_of_work, worker_session_factory
+from daaas.portal.machines.changes import announce_changes
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.service import transition
 from daaas.portal.machines.states import State
-with unit_of_work(worker_session_factory(sys.argv[1])) as db:
+factory = worker_session_factory(sys.argv[1])
+announce_changes(factory)  # as a worker's reconciler does
+with unit_of_work(factory) as db:
     transition(db, db.get(Machine, sys.argv[2]), State.DELETING, "deleted by another process")
 """
 

@@ -14,8 +14,11 @@ import yaml
 
 from daaas.contextualisation import (
     Context,
+    Mount,
+    context_from_parts,
     render_user_data,
 )
+from tests.support.environments import make_environment
 
 FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PEM = ("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n"
@@ -37,6 +40,15 @@ def loaded(ctx: Context) -> dict[str, Any]:
     text = decoded(render_user_data(ctx))
     assert text.startswith("#cloud-config\n")
     return parse(text)
+
+
+def fstab(mount: Mount | None) -> str:
+    """Return the fstab line cloud-init writes for one mount of alice's machine m-1."""
+    assert mount is not None
+    ctx = context_from_parts({"username": "alice", "uid": 20001, "gid": 20001}, "m-1",
+                             make_environment(), SITE, bootstrap_token=TOKEN, mounts=[mount])
+    [line] = [entry for entry in loaded(ctx)["mounts"] if entry[1] == mount.target]
+    return " ".join(str(field) for field in line)
 
 
 def require_cloudinit_python() -> str:

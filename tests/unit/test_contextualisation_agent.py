@@ -157,8 +157,9 @@ def test_retries_a_503_installs_secrets_and_reports_ready(
     assert key_file.read_text() == "AQD-ceph-key=="
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o400
     enabled = log_of(machine, "systemctl.args").splitlines()
-    assert "enable --now tigervncserver@:1.service" in enabled
-    assert "enable --now xrdp.service" in enabled and "disable --now ssh.service" in enabled
+    assert "enable --now tigervncserver@:1.service --no-reload" in enabled
+    assert "enable --now xrdp.service --no-reload" in enabled
+    assert "disable --now ssh.service --no-reload" in enabled
     for secret in (VNC_PASSWORD, RDP_PASSWORD, TOKEN):
         assert secret not in done.stderr + done.stdout
 

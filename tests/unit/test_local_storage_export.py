@@ -21,7 +21,7 @@ from daaas.portal.storage.exports import (
     user_exports,
 )
 from daaas.portal.storage.service import backend, no_mount_reason
-from tests.unit.test_storage_mounts import fstab
+from tests.support.cloudinit import fstab
 
 ALICE = User(id=1, username="alice", uid=20001, gid=20001)
 BOB = User(id=2, username="bob", uid=20002, gid=20002)

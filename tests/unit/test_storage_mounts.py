@@ -13,7 +13,7 @@ from daaas.portal.config import load_settings
 from daaas.portal.storage.backends import ExportStorage, LocalStorage, StorageBackend
 from daaas.portal.storage.errors import StorageError
 from daaas.portal.storage.service import backend
-from tests.support.cloudinit import SITE, TOKEN, loaded, validate_with_cloudinit
+from tests.support.cloudinit import SITE, TOKEN, fstab, validate_with_cloudinit
 from tests.support.environments import make_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +28,6 @@ def export(tmp_path: Path, **more: Any) -> StorageBackend:
     (tmp_path / "home").mkdir(exist_ok=True)
     return backend(settings(tmp_path, storage_backend="nfs",
                             storage_portal_root_template=f"{tmp_path}/home/{{username}}", **more))
-
-
-def fstab(mount: Mount | None) -> str:
-    """The fstab line cloud-init writes for one mount (its ``mounts`` entry joined)."""
-    assert mount is not None
-    ctx = context_from_parts({"username": "alice", "uid": 20001, "gid": 20001}, "m-1",
-                             make_environment(), SITE, bootstrap_token=TOKEN, mounts=[mount])
-    [line] = [entry for entry in loaded(ctx)["mounts"] if entry[1] == mount.target]
-    return " ".join(str(field) for field in line)
 
 
 NFS_LINE = ("nfs.example.org:/export/home/alice /home/alice/storage nfs "
