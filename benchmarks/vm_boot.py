@@ -1,13 +1,18 @@
-"""Launch → ready → first desktop frame of a REAL VM (QEMU provider, TCG), split into phases.
+"""Launch → ready → first desktop frame of a REAL VM (QEMU provider) per phase, KVM and TCG.
 
-    .venv/bin/python benchmarks/vm_boot.py [--runs 3] [--image vm-desktop.qcow2]
+Under KVM and under software emulation (TCG) on the same machine.
+
+    .venv/bin/python benchmarks/vm_boot.py [--runs 3] [--image vm-desktop.qcow2] [--accel both]
 
 Builds the light desktop image as the VM test tier does (mmdebstrap from the elements'
-package lists; skipped with --image), starts `daaas serve` with the QEMU provider, signs in as
-the demo scientist in Debian's Chromium, and for each run launches the tier's `vm-desktop`
-environment, follows the VM's serial console (host time at which lines first appear) and the
-portal's own records, opens the desktop through noVNC until the light desktop shows, and
-deletes the machine. Prints each run and the median of each phase:
+package lists; skipped with --image), then for each accelerator starts `daaas serve` with the
+QEMU provider, signs in as the demo scientist in Debian's Chromium, and for each run launches
+the tier's `vm-desktop` environment, follows the VM's serial console (host time at which lines
+first appear) and the portal's own records, opens the desktop through noVNC until the light
+desktop shows, and deletes the machine. ``--accel both`` (the default) runs KVM when the
+provider's boot probe says KVM works here (else it says why and runs TCG only), then TCG.
+Prints each run, the accelerator the machine really ran under (its state.json), and the
+median of each phase side by side:
 
 - qemu → kernel: QEMU started (the provider's record) → "Linux version" on the console;
 - kernel → cloud-init: → cloud-init's "running 'init-local'";
@@ -32,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from daaas.portal.providers.qemu import accel, newest_cloud_kernel  # noqa: E402
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.vm import harness  # noqa: E402
 from tests.vm.harness import desktop_problems  # noqa: E402
@@ -53,8 +59,10 @@ def used_at(var_dir: Path, machine_id: str) -> float:
     return epoch(row[0] if "+" in row[0] else row[0] + "+00:00")
 
 
-def one_run(page: Any, url: str, var_dir: Path, run: int, folder: Path) -> dict[str, float]:
-    """Launch, wait for ready and the first frame, delete; return the phase durations."""
+def one_run(page: Any, url: str, var_dir: Path, run: int,
+            folder: Path) -> tuple[dict[str, float], str]:
+    """Launch, wait for ready and the first frame, delete; return the phase durations and the
+    accelerator the machine ran under."""
     page.goto(url + "/analysis")
     clicked = time.time()
     page.click('li.card[data-environment="vm-desktop"] button.launch-button')
@@ -70,7 +78,8 @@ def one_run(page: Any, url: str, var_dir: Path, run: int, folder: Path) -> dict[
         raise SystemExit(f"run {run}: machine ended {machine['state']}: "
                          f"{machine.get('error_reason')}")
     ready = max(epoch(e["at"]) for e in machine["events"] if e["to"] == "ready")
-    started = json.loads((vm_dir / "state.json").read_text())["started_at"]
+    state = json.loads((vm_dir / "state.json").read_text())
+    started = state["started_at"]
     exchange = used_at(var_dir, machine_id)
     page.goto(f"{url}/machines/{machine_id}/desktop")
     shot = folder / f"run{run}.png"
@@ -91,27 +100,31 @@ def one_run(page: Any, url: str, var_dir: Path, run: int, folder: Path) -> dict[
             "kernel → cloud-init": seen["cloud_init_start"] - seen["kernel"],
             "cloud-init → exchange": exchange - seen["cloud_init_start"],
             "exchange → ready": ready - exchange, "ready → frame": frame - ready,
-            "launch → frame": frame - clicked}
+            "launch → frame": frame - clicked}, state["accel"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--image", type=Path, help="Use this image instead of building one.")
-    args = parser.parse_args()
-    problem = harness.tools_problem()
-    if problem:
-        raise SystemExit(f"this host lacks: {problem}")
+def accelerators(wanted: str) -> list[str]:
+    """Return the accelerators to measure: for "both", KVM first when the provider's probe
+    says it works on this machine (printing the verdict either way), then TCG."""
+    if wanted != "both":
+        return [wanted]
+    choice = accel.probe(newest_cloud_kernel())
+    print(f"KVM boot probe: {choice.reason}")
+    if choice.accel == "kvm":
+        return ["kvm", "tcg"]
+    print("KVM does not work on this machine: software emulation (TCG) only.")
+    return ["tcg"]
+
+
+def measure(image: Path, mode: str, runs: int, folder: Path) -> list[dict[str, float]]:
+    """Boot ``runs`` machines one after the other under ``mode``; return their phases.
+
+    Raises SystemExit when a machine ran under another accelerator than asked."""
     from playwright.sync_api import sync_playwright
 
-    folder = Path(tempfile.mkdtemp(prefix="daaas-vm-bench-"))
-    image = args.image
-    if image is None:
-        began = time.monotonic()
-        image = harness.build_image(folder)
-        print(f"image built in {time.monotonic() - began:.0f} s: {image}")
-    process, url = harness.start_portal(folder, image.resolve(),
-                                        {"DAAAS_LOG_LEVEL": "WARNING"})
+    folder.mkdir()
+    process, url = harness.start_portal(folder, image,
+                                        {"DAAAS_LOG_LEVEL": "WARNING", "DAAAS_QEMU_ACCEL": mode})
     results = []
     try:
         with sync_playwright() as playwright:
@@ -121,20 +134,46 @@ def main() -> None:
             page.fill("#username", "scientist")
             page.fill("#password", "scientist-demo")
             page.click("button[type=submit]")
-            for run in range(1, args.runs + 1):
-                result = one_run(page, url, folder / "var", run, folder)
+            for run in range(1, runs + 1):
+                result, used = one_run(page, url, folder / "var", run, folder)
+                if used != mode:
+                    raise SystemExit(f"asked for {mode}, the machine ran under {used}")
                 results.append(result)
-                print(f"run {run}: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.items()),
-                      flush=True)
+                print(f"{mode} run {run}: " + ", ".join(
+                    f"{k} {v:.1f} s" for k, v in result.items()), flush=True)
             browser.close()
     finally:
         harness.stop_portal(process)
         harness.kill_leftover_vms(folder / "var")
-    print(f"\nmedian of {len(results)} runs (seconds):")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--image", type=Path, help="Use this image instead of building one.")
+    parser.add_argument("--accel", choices=["both", "kvm", "tcg"], default="both")
+    args = parser.parse_args()
+    problem = harness.tools_problem()
+    if problem:
+        raise SystemExit(f"this host lacks: {problem}")
+    folder = Path(tempfile.mkdtemp(prefix="daaas-vm-bench-"))
+    image = args.image
+    if image is None:
+        began = time.monotonic()
+        image = harness.build_image(folder)
+        print(f"image built in {time.monotonic() - began:.0f} s: {image}")
+    results = {mode: measure(image.resolve(), mode, args.runs, folder / mode)
+               for mode in accelerators(args.accel)}
+    print(f"\nmedian of {args.runs} runs (seconds), min-max in brackets:")
+    print(f"  {'phase':24}" + "".join(f"{mode.upper():>22}" for mode in results))
     for phase in PHASES:
-        values = [r[phase] for r in results]
-        print(f"  {phase:24} {statistics.median(values):7.1f}   "
-              f"(min {min(values):.1f}, max {max(values):.1f})")
+        cells = []
+        for runs in results.values():
+            values = [r[phase] for r in runs]
+            cells.append(f"{statistics.median(values):7.1f} ({min(values):5.1f}-"
+                         f"{max(values):5.1f})")
+        print(f"  {phase:24}" + "".join(f"{cell:>22}" for cell in cells))
 
 
 if __name__ == "__main__":
