@@ -460,7 +460,10 @@ class Reconciler:
         One read through a partial index holding only such machines: an idle cycle finds
         none, calls nothing and writes nothing. A machine whose address cannot be read yet
         is asked again next cycle. Never raises for the provider."""
-        for machine_id in self._ids([State.READY], Machine.address.is_(None)):
+        # A machine waiting in a warm pool has no user's desktop to reach yet (a local one is
+        # a reserved slot with no process): its address is read once it is claimed.
+        for machine_id in self._ids([State.READY], Machine.address.is_(None),
+                                    Machine.pool.is_(None)):
             try:
                 target = self.provider.connection_target(machine_id)
             except ProviderError as exc:
