@@ -73,8 +73,9 @@ class Machine(Base):
                       Index("ix_machines_expires_at", "expires_at"),
                       # warm pools: a launch's claim and the worker's refill (migration 0020)
                       Index("ix_machines_pool_state", "pool", "state"),
-                      # the worker's look-up of ready machines without an address (0021)
-                      Index("ix_machines_unaddressed", "state",
+                      # the worker's look-up of ready machines without an address (0021;
+                      # with pool since 0025: the look-up leaves pooled machines out)
+                      Index("ix_machines_unaddressed", "state", "pool",
                             sqlite_where=text("address IS NULL"),
                             postgresql_where=text("address IS NULL")),
                       # a launch's admission (0025): the quota ledger's count per owner,
@@ -83,8 +84,9 @@ class Machine(Base):
                       Index("ix_machines_user_flavor_state", "user_id", "flavor", "state"),
                       Index("ix_machines_user_state_name", "user_id", "state", "name"),
                       # the idle-stop check's read of the ready machines, from the index alone
-                      Index("ix_machines_idle", "state", "pool", "id", "state_changed_at",
-                            "desktop_seen_at"))
+                      # (state first, pool last: the address look-up must keep its own)
+                      Index("ix_machines_idle", "state", "id", "state_changed_at",
+                            "desktop_seen_at", "pool"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

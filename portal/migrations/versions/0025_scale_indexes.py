@@ -12,6 +12,7 @@ Revision ID: 0025
 Revises: 0024
 Create Date: 2026-12-03 18:00:00.000000
 """
+import sqlalchemy as sa
 from alembic import op
 
 revision = '0025'
@@ -26,10 +27,20 @@ def upgrade() -> None:
     op.create_index('ix_machines_user_state_name', 'machines', ['user_id', 'state', 'name'],
                     unique=False)
     op.create_index('ix_machines_idle', 'machines',
-                    ['state', 'pool', 'id', 'state_changed_at', 'desktop_seen_at'], unique=False)
+                    ['state', 'id', 'state_changed_at', 'desktop_seen_at', 'pool'], unique=False)
+    # the worker's look-up of ready machines without an address now leaves pooled ones out:
+    # with pool in the partial index SQLite keeps choosing it (else it scans the ready rows)
+    op.drop_index('ix_machines_unaddressed', table_name='machines')
+    op.create_index('ix_machines_unaddressed', 'machines', ['state', 'pool'], unique=False,
+                    sqlite_where=sa.text('address IS NULL'),
+                    postgresql_where=sa.text('address IS NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_machines_unaddressed', table_name='machines')
+    op.create_index('ix_machines_unaddressed', 'machines', ['state'], unique=False,
+                    sqlite_where=sa.text('address IS NULL'),
+                    postgresql_where=sa.text('address IS NULL'))
     op.drop_index('ix_machines_idle', table_name='machines')
     op.drop_index('ix_machines_user_state_name', table_name='machines')
     op.drop_index('ix_machines_user_flavor_state', table_name='machines')
