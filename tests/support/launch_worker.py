@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from daaas.portal.db import worker_session_factory
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.reconciler import Reconciler
-from daaas.portal.providers import LaunchSpec
+from daaas.portal.providers import LaunchSpec, ProviderState, ProviderStatus
 from tests.support.providers import InMemoryProvider
 
 #: Give up after this long (seconds): a worker that never finishes fails the test, not hangs.
@@ -43,6 +44,13 @@ class RecordingProvider(InMemoryProvider):
         if self.launch_seconds:
             time.sleep(self.launch_seconds)
         super().launch(spec)
+
+    def poll(self, machine_ids: Collection[str]) -> dict[str, ProviderStatus]:
+        """Report every machine still being built. The workers share one cloud, but each
+        process's double knows only its own launches: a woken cycle's poll of the machines on
+        their way would otherwise find the others' "gone". Still building, every launched
+        machine stays ``provisioning``, which the test counts."""
+        return {mid: ProviderStatus(ProviderState.BUILDING) for mid in machine_ids}
 
 
 def main(argv: list[str]) -> None:
