@@ -54,6 +54,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            "pytest-timeout>=2.3",
             "playwright>=1.40",
             "openapi-spec-validator>=0.7",
             "jsonschema>=4",

@@ -91,4 +91,4 @@ start_openstack
 echo "== lint (ruff)";  .venv/bin/ruff check .
 echo "== types (mypy)"; .venv/bin/mypy
 echo "== tests (pytest)"
-exec .venv/bin/pytest "${@:2}"
+exec .venv/bin/pytest --durations=40 "${@:2}"

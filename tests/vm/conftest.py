@@ -17,13 +17,16 @@ import pytest
 from tests.vm import harness
 
 HERE = Path(__file__).resolve().parent
+VM_TEST_TIMEOUT_SECONDS = 2700
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test under tests/vm as ``vm`` and move them after all others."""
+    """Mark every test under tests/vm as ``vm`` (with a time limit that covers building the
+    image and booting under software emulation) and move them after all others."""
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.vm)
+            item.add_marker(pytest.mark.timeout(VM_TEST_TIMEOUT_SECONDS))
     items.sort(key=lambda item: item.get_closest_marker("vm") is not None)  # stable sort
 
 
