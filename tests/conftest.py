@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from daaas.portal import create_app
 from daaas.portal.db import make_engine, make_session_factory, unit_of_work
@@ -113,8 +113,15 @@ def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     _drop_database(admin_url, name)
 
 
+def _admin_engine(admin_url: str) -> Engine:
+    """An autocommit engine for CREATE/DROP DATABASE whose statements give up after a minute
+    (a failed test rather than a run stalled on a lock)."""
+    return create_engine(admin_url, isolation_level="AUTOCOMMIT",
+                         connect_args={"options": "-c statement_timeout=60000"})
+
+
 def _create_database(admin_url: str, name: str, template: str | None = None) -> None:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = _admin_engine(admin_url)
     with admin.connect() as conn:
         suffix = f' TEMPLATE "{template}"' if template else ""
         conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
@@ -122,7 +129,7 @@ def _create_database(admin_url: str, name: str, template: str | None = None) -> 
 
 
 def _drop_database(admin_url: str, name: str) -> None:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = _admin_engine(admin_url)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,7 @@ import requests
 OP_DIR = Path(__file__).parent / "oidc_op"
 NODE = shutil.which("node") or "/usr/bin/node"
 INSTALL = "npm ci --prefix tests/support/oidc_op"
+START_SECONDS = 60
 
 
 def require_op() -> None:
@@ -99,10 +101,13 @@ def running_op(portal_url: str = "http://localhost") -> Iterator[OpenIdProvider]
                                    env={**os.environ, "OP_PORT": "0"})
         try:
             assert process.stdout is not None
-            line = process.stdout.readline()
+            # Its one stdout line says where it listens; never wait for it without a limit.
+            ready, _, _ = select.select([process.stdout], [], [], START_SECONDS)
+            line = process.stdout.readline() if ready else ""
             if not line:
                 errors.seek(0)
-                raise AssertionError(f"the test OpenID provider did not start: {errors.read()}")
+                raise AssertionError(f"the test OpenID provider did not start within "
+                                     f"{START_SECONDS} s: {errors.read()}")
             provider = OpenIdProvider(process, json.loads(line)["issuer"])
             provider.register_client(portal_url)
             yield provider
