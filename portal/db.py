@@ -123,6 +123,16 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+def end_transaction(session: Session) -> None:
+    """Commit what ``session`` has written so far and end its transaction, so that none is
+    open while another system (Slurm, ICAT, a cloud) is asked; what the caller writes after
+    the call is committed or rolled back by the session's owner as usual.
+
+    Raises what the commit raises (the session is then rolled back by its owner).
+    """
+    session.commit()
+
+
 class AutocommitConnection:
     """One connection of an engine kept in autocommit, outside any transaction: opened on
     first use, and opened again once after a failure (e.g. a connection the server dropped)."""

@@ -4,7 +4,7 @@ Slurm is the truth about a job; the portal's rows keep where each job came from 
 experiment, template) and its state as last observed. Pages and API GETs read only the rows:
 the worker lists the users' jobs every few seconds (:mod:`daaas.portal.hpc.observer`) and
 ``hpc_observations`` says how old that listing is. Submitting and cancelling are actions and
-ask Slurm, recording what it answered at once.
+ask Slurm with no transaction open, recording what it answered at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from daaas.portal.auth.models import User
 from daaas.portal.config import Settings
-from daaas.portal.db import utcnow
+from daaas.portal.db import end_transaction, utcnow
 from daaas.portal.errors import Conflict, Forbidden, NotFound
 from daaas.portal.hpc.backend import HPC_BACKENDS, HpcBackend, JobInfo
 from daaas.portal.hpc.errors import JobRejected
@@ -57,9 +57,9 @@ def submit(db: Session, settings: Settings, user: User, request: Submission) -> 
     reason), HpcTokenRejected and HpcUnavailable.
     """
     backend = _backend(settings, user)
-    with db.no_autoflush:  # nothing written (a token's use) is flushed before Slurm answers,
-        machine = _machine(db, user, request.machine_id)  # so no lock is held meanwhile
-        spec = job_spec(settings, user, machine, request)
+    machine = _machine(db, user, request.machine_id)
+    spec = job_spec(settings, user, machine, request)
+    end_transaction(db)  # no transaction (and no lock) open while Slurm answers
     job_id = backend.submit(user.username, replace(spec, held=True))
     _check_runs_as(backend, user, job_id)
     backend.release(user.username, job_id)
@@ -135,11 +135,11 @@ def cancel(db: Session, settings: Settings, user: User, job_id: int) -> JobView:
     HpcTokenRejected, HpcUnavailable and HpcRequestFailed.
     """
     backend = _backend(settings, user)
-    with db.no_autoflush:  # no lock held while Slurm is asked (see :func:`submit`)
-        row = _row(db, user, backend.cluster, job_id)
+    row = _row(db, user, backend.cluster, job_id)
     if from_row(row).final:
         raise Conflict(f"Job {job_id} has already ended ({row.state}); there is nothing to "
                        "cancel.")
+    end_transaction(db)  # no transaction (and no lock) open while Slurm answers
     backend.cancel(user.username, job_id)
     info = backend.job(user.username, job_id)
     return from_row(refresh(row, info if info is not None and _same(user, info) else None))

@@ -1,8 +1,10 @@
-"""Submitting and cancelling a job ask Slurm while the request holds no write lock (issue 19):
-the token's use is written after Slurm answered, so a worker's transaction (SQLite: the one
-write lock) or another request with the same token (PostgreSQL: the token's row) never waits
-for the cluster. A batch-system double registered as the HPC backend tries, from a connection
-of its own, to take the lock at each call, without waiting."""
+"""Submitting and cancelling a job ask Slurm while the request holds no lock and no
+transaction (issue 19): what the request read and wrote before (the token's use) is committed
+first, so a worker's transaction (SQLite: the one write lock) or another request with the same
+token (PostgreSQL: the token's row) never waits for the cluster. A batch-system double
+registered as the HPC backend tries, from a connection of its own, to take the lock at each
+call, without waiting; on PostgreSQL it also counts the database's other connections that are
+inside a transaction (SQLite cannot show another connection's read transaction)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ class LockProbe(HpcBackend):
 
     def _note(self, call: str) -> None:
         self.seen.append(f"{call}: {'free' if writable(self.url) else 'locked'}")
+        if self.url.startswith("postgresql"):
+            self.seen.append(f"{call}: {open_transactions(self.url)} open")
 
     def submit(self, username: str, spec: JobSpec) -> int:
         """Note the lock; return job 7."""
@@ -85,6 +89,19 @@ def writable(url: str) -> bool:
         engine.dispose()
 
 
+def open_transactions(url: str) -> int:
+    """Return how many other connections to the database of ``url`` (PostgreSQL) are inside
+    a transaction now."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'")) or 0)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _probe() -> Iterator[None]:
     LockProbe.seen = []
@@ -98,7 +115,7 @@ def settings_override(settings_override: dict[str, Any]) -> dict[str, Any]:
     return {**settings_override, "provider": "memory", "hpc_backend": "probe"}
 
 
-def test_slurm_is_asked_with_no_write_lock_held(app: Flask) -> None:
+def test_slurm_is_asked_with_no_lock_and_no_transaction_held(app: Flask) -> None:
     LockProbe.url = app.extensions["daaas"].engine.url.render_as_string(hide_password=False)
     headers = bearer(app, "scientist")
     client = app.test_client()
@@ -106,6 +123,10 @@ def test_slurm_is_asked_with_no_write_lock_held(app: Flask) -> None:
     submitted = client.post("/api/v1/jobs", json={"script": "#!/bin/sh\n"}, headers=headers)
     assert submitted.status_code == 201, submitted.get_json()
     assert client.delete("/api/v1/jobs/7", headers=headers).status_code == 202
-    assert LockProbe.seen == ["submit: free", "job: free", "release: free", "cancel: free",
-                              "job: free"]
+    calls = ["submit", "job", "release", "cancel", "job"]
+    assert [seen for seen in LockProbe.seen if seen.endswith("free") or
+            seen.endswith("locked")] == [f"{call}: free" for call in calls]
+    if LockProbe.url.startswith("postgresql"):
+        assert [seen for seen in LockProbe.seen if seen.endswith("open")] == [
+            f"{call}: 0 open" for call in calls]
     assert writable(LockProbe.url)  # the probe can tell: nothing is left held either
