@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from PIL import Image
+from playwright.sync_api import expect
 
 from daaas.portal.providers.qemu import initrd_for, newest_cloud_kernel
 from daaas.vm_images.build import (
@@ -77,7 +78,7 @@ def build_image(folder: Path) -> Path:
 
 def image_chain() -> list[Any]:
     """Return the elements of the tier's image, dependencies first (each once)."""
-    elements, chain = load_elements(), []
+    elements, chain = load_elements(), list[Any]()
     for root in ELEMENTS:
         chain += [e for e in element_chain(root, elements) if e.name not in
                   {known.name for known in chain}]
@@ -331,3 +332,54 @@ def wait_for_line(path: Path, pattern: str, count: int, timeout: float) -> str:
             raise AssertionError(f"{pattern!r} not seen {count} times on the console within "
                                  f"{timeout:.0f} s; its end:\n{text[-3000:]}")
         time.sleep(1)
+
+
+def storage_exports(folder: Path, settings: dict[str, str], user: str) -> str:
+    """Return the Ganesha exports ``daaas storage exports`` writes for the users' folders of
+    the portal whose var folder is ``folder/var`` (``settings``: its DAAAS_ settings).
+
+    Raises AssertionError when the command fails or leaves out ``user``'s folder."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
+           "DAAAS_VAR_DIR": str(folder / "var"), **settings}
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "daaas"), "storage", "exports",
+                           "--clients", "127.0.0.1", "--create-folders",
+                           "--insecure-ports"],  # QEMU's forwards connect from any port
+                          env=env, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"/storage/{user}" in done.stdout, done.stdout
+    return done.stdout
+
+
+def wait_for_state(page: Any, machine_id: str, timeout: float,
+                   states: tuple[str, ...] = ("ready", "error"),
+                   every: float = 2) -> dict[str, Any]:
+    """Poll the machine's API until its state is one of ``states`` or ``timeout`` passes;
+    return the machine as last read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        machine: dict[str, Any] = api(page, f"/api/v1/machines/{machine_id}")
+        if machine["state"] in states or time.monotonic() > deadline:
+            return machine
+        time.sleep(every)
+
+
+def wait_for_desktop(page: Any, shot: Path, timeout: float = 120, every: float = 2) -> None:
+    """Screenshot noVNC's canvas until it shows the light desktop (:func:`desktop_problems`
+    finds nothing); raises AssertionError with the problems when it does not in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.locator("#screen canvas").screenshot(path=str(shot))
+        problems = desktop_problems(shot)
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(every)  # the session may still be starting its xterm
+    assert problems == [], problems
+
+
+def add_ssh_key(page: Any, url: str, key: Path) -> None:
+    """Add ``key``'s public half on the SSH-keys page (as the signed-in user) and wait until
+    the page lists it (its comment, as :func:`ssh_key` made it)."""
+    page.goto(f"{url}/account/ssh-keys")
+    page.fill("#public-key", key.with_suffix(".pub").read_text())
+    page.click("form.key-form button[type=submit]")
+    expect(page.locator("#key-list")).to_contain_text(f"{key.name}@vm-tier")

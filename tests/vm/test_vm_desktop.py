@@ -50,7 +50,6 @@ from tests.support.hpc import slurm_cluster
 from tests.support.nfs import Export, NfsServer
 from tests.support.paths import OUTPUT, ROOT
 from tests.vm import harness
-from tests.vm.harness import desktop_problems
 
 pytestmark = pytest.mark.vm
 SCREENSHOT = ROOT / "docs" / "screenshots" / "vm-desktop.png"
@@ -118,13 +117,13 @@ def tier(vm_image: Path, browser: Any) -> Iterator[Tier]:
         }
         process, url = harness.start_portal(folder, vm_image, settings)
         _portal_user_with_experiment(var, data_file.parent.parent)
-        exports = _storage_exports(folder, settings)
+        exports = harness.storage_exports(folder, settings, USER)
         nfs.reload(exports)
         page = signed_in_page(browser, url, USER, PASSWORD)
         key = harness.ssh_key(folder, "alice-key")
-        _add_ssh_key(page, url, key)
+        harness.add_ssh_key(page, url, key)
         machine_id = _launch_with_experiment(page)
-        machine = _wait_for_ready(page, machine_id, timeout=1200)
+        machine = harness.wait_for_state(page, machine_id, timeout=1200)
         assert machine["state"] == "ready", machine
         ssh_port, rdp_port = _ports(page, url, machine_id)
         tier = Tier(url, folder, var, machine_id, page, key, ssh_port, rdp_port, data_file,
@@ -161,7 +160,7 @@ def test_the_browser_shows_the_vms_desktop(tier: Tier) -> None:
     page.goto(f"{tier.url}/machines/{tier.machine_id}/desktop")
     expect(page.locator("#status")).to_have_text("Connected.", timeout=60_000)
     shot = OUTPUT / "vm-desktop.png"
-    _wait_for_desktop(page, shot)
+    harness.wait_for_desktop(page, shot)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, SCREENSHOT)
     page.goto(f"{tier.url}/machines/{tier.machine_id}")
@@ -292,24 +291,6 @@ def _portal_user_with_experiment(var: Path, visit_folder: Path) -> None:
         engine.dispose()
 
 
-def _storage_exports(folder: Path, settings: dict[str, str]) -> str:
-    """Return the Ganesha exports ``daaas storage exports`` writes for the users' folders."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DAAAS_")},
-           "DAAAS_VAR_DIR": str(folder / "var"), **settings}
-    done = subprocess.run([str(ROOT / ".venv" / "bin" / "daaas"), "storage", "exports",
-                           "--clients", "127.0.0.1", "--create-folders",
-                           "--insecure-ports"],  # QEMU's forwards connect from any port
-                          env=env, capture_output=True, text=True, check=False, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert f"/storage/{USER}" in done.stdout, done.stdout
-    return done.stdout
-
-
-def _add_ssh_key(page: Any, url: str, key: Path) -> None:
-    page.goto(f"{url}/account/ssh-keys")
-    page.fill("#public-key", key.with_suffix(".pub").read_text())
-    page.click("form.key-form button[type=submit]")
-    expect(page.locator("#key-list")).to_contain_text(f"{key.name}@vm-tier")
 
 
 def _launch_with_experiment(page: Any) -> str:
@@ -366,26 +347,6 @@ def _host_port(url: str) -> str:
 def _rdp(tier: Tier, password: str, verdict: str) -> str:
     return harness.rdp_sign_in(tier.display.display, tier.rdp_port, USER, password,
                                tier.console, verdict)
-
-
-def _wait_for_desktop(page: Any, shot: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        page.locator("#screen canvas").screenshot(path=str(shot))
-        problems = desktop_problems(shot)
-        if not problems or time.monotonic() > deadline:
-            break
-        time.sleep(2)  # the session may still be starting its xterm
-    assert problems == [], problems
-
-
-def _wait_for_ready(page: Any, machine_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        machine: dict[str, Any] = harness.api(page, f"/api/v1/machines/{machine_id}")
-        if machine["state"] in ("ready", "error") or time.monotonic() > deadline:
-            return machine
-        time.sleep(2)
 
 
 def _console(path: Path, timeout: float = 180) -> str:
