@@ -1,6 +1,6 @@
 """OpenStackProvider against REAL Keystone, Glance, Placement and Nova (``.ci/openstack.sh``).
 
-The fake virt driver reports one 16-core/32 GiB host with 2 VGPU; ``x1.huge`` fits no host;
+The fake virt driver reports one 64-core/128 GiB host with 2 VGPU; ``x1.huge`` fits no host;
 the ``-quota`` cloud is a project limited to 1 core. Skipped locally (with the reason) when
 DAAAS_TEST_OPENSTACK_CLOUD is unset; in CI they run.
 """

@@ -31,7 +31,7 @@ ENDPOINTS = {"glance": ("image", "http://127.0.0.1:9292"),
              "neutron": ("network", "http://127.0.0.1:9696")}
 FLAVORS = {"m1.small": dict(ram=512, vcpus=1, disk=1),
            "g1.vgpu": dict(ram=1024, vcpus=2, disk=1),
-           "x1.huge": dict(ram=40000, vcpus=2, disk=1),  # more RAM than the 32 GiB fake host
+           "x1.huge": dict(ram=200000, vcpus=2, disk=1),  # more RAM than the 128 GiB fake host
            # the shipped catalogue's flavors, tiny (the host is fake), so its entries launch
            **{name: dict(ram=512, vcpus=1, disk=1) for name in (
                "m1.medium", "m1.large", "m1.xlarge", "m1.2xlarge",
@@ -123,7 +123,12 @@ def resources(conn, base: str) -> None:
     conn.set_compute_quotas(daaas.id, instances=-1, cores=-1, ram=-1)
     conn.set_compute_quotas(limited.id, cores=1, instances=5)
     for name, size in FLAVORS.items():
-        flavor = conn.compute.find_flavor(name) or conn.compute.create_flavor(name=name, **size)
+        flavor = conn.compute.find_flavor(name)
+        if flavor is not None and (flavor.ram, flavor.vcpus, flavor.disk) != (
+                size["ram"], size["vcpus"], size["disk"]):  # a cloud made by an older bootstrap
+            conn.compute.delete_flavor(flavor)
+            flavor = None
+        flavor = flavor or conn.compute.create_flavor(name=name, **size)
         if name in VGPUS:
             conn.compute.create_flavor_extra_specs(flavor, {"resources:VGPU": str(VGPUS[name])})
     for name, tags in images().items():
