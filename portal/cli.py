@@ -31,6 +31,8 @@ from daaas.portal.config import (
 from daaas.portal.db import make_engine, make_session_factory, unit_of_work
 from daaas.portal.demo import DEMO_USERS, create_demo_users
 from daaas.portal.errors import NotFound
+from daaas.portal.experiments import service as experiments_service
+from daaas.portal.experiments.backends import EXPERIMENT_BACKENDS
 from daaas.portal.experiments.demo import create_demo_experiments
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -404,6 +406,8 @@ def tokens_create(username: str, name: str, days: int | None) -> None:
     with unit_of_work(_factory(settings)) as session:
         user = _require_user(session, username)
         made = api_tokens.new_token(session, settings, user, name, days, actor=operator())
+    with unit_of_work(_factory(settings)) as session:  # the token's first GET reads them
+        experiments_service.first_look(session, EXPERIMENT_BACKENDS.build(settings), username)
     click.echo(made.secret)
 
 

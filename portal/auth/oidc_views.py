@@ -13,6 +13,7 @@ from daaas.portal.auth.current import start_session
 from daaas.portal.auth.sessions import keep_id_token
 from daaas.portal.auth.views import external_url, next_url, page_options, safe_next
 from daaas.portal.errors import NotFound, SignInFailed
+from daaas.portal.experiments import service as experiments_service
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 
@@ -61,5 +62,6 @@ def callback() -> tuple[str, int] | Response:
                                **page_options()), exc.status_code
     start_session(user)
     keep_id_token(db(), str(session["sid"]), id_token)
+    experiments_service.first_look(db(), runtime().experiments, user.username)
     log.info("oidc sign-in: %s", user.username)
     return redirect(safe_next(after) or url_for("analysis.index"))

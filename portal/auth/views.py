@@ -14,6 +14,7 @@ from daaas.portal.auth import service
 from daaas.portal.auth.current import current_user, end_session, start_session
 from daaas.portal.auth.sessions import take_id_token
 from daaas.portal.errors import RateLimited, SignInFailed
+from daaas.portal.experiments import service as experiments_service
 from daaas.portal.lifecycle import db
 from daaas.portal.runtime import runtime
 from daaas.portal.security import FORM_TARGETS_KEY
@@ -74,6 +75,7 @@ def sign_in() -> tuple[str, int] | tuple[str, int, dict[str, str]] | Response:
             return page, exc.status_code, {"Retry-After": str(exc.retry_after)}
         return page, exc.status_code
     start_session(user)
+    experiments_service.first_look(db(), rt.experiments, user.username)
     return redirect(next_url())
 
 

@@ -112,6 +112,18 @@ class ExperimentBackend(ABC):
         """Return True when ``username`` may use the investigation (member or scientist)."""
         return any(i.id == investigation_id for i in self.investigations_for(username))
 
+    def never_observed(self, username: str) -> bool:
+        """Return True when nothing is recorded about ``username``'s investigations yet, so
+        :meth:`first_look` would ask the catalogue (a backend that records nothing: False).
+        Raises nothing beyond database errors."""
+        return False
+
+    def first_look(self, username: str) -> None:
+        """Ask the catalogue about ``username`` and record the answer, so that the pages
+        that follow read it (a backend that records nothing: nothing to do). Raises
+        nothing: a failure is logged, and the worker asks again at its next look."""
+        return None
+
     def refresh_due(self) -> int:
         """Ask the catalogue again about the users whose recorded answer is due (the worker
         calls this; a backend that records nothing has nothing to do). Return how many users

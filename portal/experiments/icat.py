@@ -96,6 +96,19 @@ class IcatExperiments(ExperimentBackend):
         self._mine.put(username, mine)
         return mine
 
+    def never_observed(self, username: str) -> bool:
+        """Return True when the worker (or a sign-in) never recorded ``username``'s
+        investigations. Raises nothing beyond database errors."""
+        return self.store is not None and self.store.mine(username) is None
+
+    def first_look(self, username: str) -> None:
+        """Ask ICAT about ``username`` now and record the answer (at sign-in and when a
+        token is made, never from a page view). Raises nothing: ICAT's failure is logged."""
+        try:
+            self.observe(username)
+        except PortalError as exc:
+            log.warning("ICAT not asked about %s at sign-in: %s", username, exc.log_message)
+
     def observe(self, username: str) -> list[InvestigationInfo]:
         """Ask ICAT for the user's investigations now, record and return them (the worker's
         look). Raises ExperimentsUnavailable."""

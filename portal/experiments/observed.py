@@ -88,8 +88,9 @@ class IcatStore:
         first (never observed first of all): users signed in since their last observation, and
         users active in the last hour never observed or observed longer than ``every`` ago.
         Raises nothing beyond database errors."""
-        seen = select(ObservedExperiments.observed_at).where(
-            ObservedExperiments.username == User.username).scalar_subquery()
+        seen = select(ObservedExperiments.observed_at).where(  # the outer query's user, also
+            ObservedExperiments.username == User.username).correlate(User).scalar_subquery()
+        # inside the EXISTS below (left to itself, it would read the first user's row there)
         signed_in = exists().where(BrowserSession.user_id == User.id,
                                    BrowserSession.ended_at.is_(None),
                                    BrowserSession.created_at > seen)

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from daaas.catalogue import Environment
 from daaas.portal.auth.models import User
+from daaas.portal.db import end_transaction
 from daaas.portal.errors import Forbidden, InvalidInput, NotFound
 from daaas.portal.experiments.backends import ExperimentBackend, InvestigationInfo
 from daaas.portal.machines.models import Machine
@@ -20,6 +21,20 @@ def serves(env: Environment, investigation: InvestigationInfo) -> bool:
     (an environment restricted to no instrument serves all)."""
     wanted = set(env.access.instruments)
     return not wanted or bool(wanted & set(investigation.instruments))
+
+
+def first_look(db: Session, backend: ExperimentBackend, username: str) -> None:
+    """When nothing is recorded yet about ``username``'s investigations (a first sign-in,
+    a first token), end the request's transaction and ask the catalogue now, recording the
+    answer, so that the pages that follow read it instead of asking (issue 19). Call it from
+    actions (signing in, making a token), never from a page view.
+
+    Raises nothing beyond database errors: the catalogue's failure is logged and the worker
+    asks again at its next look.
+    """
+    if backend.never_observed(username):
+        end_transaction(db)  # no transaction open while the catalogue is asked
+        backend.first_look(username)
 
 
 def launch_choices(backend: ExperimentBackend, user: User,

@@ -3,10 +3,12 @@ GET route, visited as a user and as an administrator, with the portal on the ICA
 pointed at a fake ICAT that answers over real HTTP and records every request
 (tests/integration/icat_fake.py).
 
-The worker asks ICAT about a user right after a sign-in and again every
+A user's first sign-in (and a token made with ``daaas tokens create``) asks ICAT about the
+user and records the answer; the worker asks again right after each later sign-in and every
 ``icat_refresh_seconds`` while the user is active (:mod:`daaas.portal.observers`); the pages
-read what it recorded. While nothing is recorded for a user (an API token used for the first
-time) a view asks ICAT itself and writes nothing; the worker records the user at its next look.
+read what was recorded. Only while nothing is recorded for a user (a token made by an older
+portal, used for the first time) does a view ask ICAT itself, writing nothing; the worker
+records the user at its next look.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import update
 
 from daaas.portal import create_app
+from daaas.portal.cli import main
 from daaas.portal.db import unit_of_work
 from daaas.portal.experiments.observed import ObservedExperiments
 from daaas.portal.observers import Observers
@@ -90,11 +94,12 @@ def test_no_page_or_api_get_asks_icat(app: Flask, icat: FakeIcat) -> None:
     for username, password in (("scientist", "scientist-demo"), ("admin", "admin-demo-pass")):
         clients[username] = app.test_client()
         sign_in(clients[username], username, password)
-    assert icat.searches() == []  # signing in asks nothing itself
-    worker_look(app)  # the worker asks about both, just signed in
+    # A first sign-in asks ICAT once about the user (an action, not a view) and records it.
     assert len(icat.searches()) == 4 and {"'scientist'", "'admin'"} <= {
         q.split("u.name = ")[1].split(" ")[0] for q in icat.searches()}
     icat.requests.clear()
+    worker_look(app)  # recorded after the sign-in: not due
+    assert icat.searches() == []
 
     asking: dict[str, list[str]] = {}
     visited: dict[str, list[str]] = {}
@@ -146,3 +151,35 @@ def test_a_new_experiment_shows_after_a_sign_in_or_the_refresh(app: Flask,
     worker_look(app)  # the user is active (token used now): asked again
     assert experiment_ids(app, headers) == {MX_ID}
     assert len(icat.searches()) == asked + 4
+
+
+def test_a_first_sign_in_records_the_experiments_and_survives_icat_down(
+        app: Flask, icat: FakeIcat) -> None:
+    icat.failing = 500  # ICAT fails: the sign-in still works, and records nothing
+    client = app.test_client()
+    assert sign_in(client, "scientist", "scientist-demo").status_code == 302
+    assert client.get("/analysis").status_code == 200
+    assert app.extensions["daaas"].experiments.never_observed("scientist")
+    icat.failing = None
+    icat.requests.clear()
+    other = app.test_client()
+    assert sign_in(other, "scientist", "scientist-demo").status_code == 302
+    assert len(icat.searches()) == 2  # the first look, at this sign-in
+    icat.requests.clear()
+    assert MX_ID in {e["id"] for e in other.get("/api/v1/experiments").get_json()["experiments"]}
+    assert icat.requests == []  # the view read the record
+
+
+def test_a_token_made_on_the_command_line_comes_with_the_users_experiments(
+        app: Flask, icat: FakeIcat, settings_override: dict[str, Any]) -> None:
+    rt = app.extensions["daaas"]
+    env = {"DAAAS_DATABASE_URL": settings_override["database_url"],
+           "DAAAS_VAR_DIR": settings_override["var_dir"], "DAAAS_EXPERIMENTS_BACKEND": "icat",
+           "DAAAS_ICAT_URL": icat.url,
+           "DAAAS_ICAT_CREDENTIALS_FILE": rt.settings.icat_credentials_file}
+    made = CliRunner().invoke(main, ["tokens", "create", "scientist"], env=env)
+    assert made.exit_code == 0, made.output
+    assert len(icat.searches()) == 2
+    icat.requests.clear()
+    headers = {"Authorization": f"Bearer {made.output.strip()}"}
+    assert experiment_ids(app, headers) == {MX_ID} and icat.requests == []
