@@ -255,7 +255,7 @@ def seed(rt: Runtime, size: int, provider: TimedProvider) -> dict[str, Any] | No
     with rt.session_factory() as db:
         scientist = get_user(db, "scientist")
         bound = experiment_for_launch(
-            rt, scientist, "ccp4", rt.experiments.investigations_for("scientist")[0].id)
+            db, rt, scientist, "ccp4", rt.experiments.investigations_for("scientist")[0].id)
     ccp4 = rt.catalogue.environments["ccp4"]
     ids = add_machines(rt.session_factory, ccp4, ["scientist", "neutron", "admin"],
                        size - size // 10)

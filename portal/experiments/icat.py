@@ -32,7 +32,7 @@ from daaas.portal.experiments.backends import (
     sort_current_first,
 )
 from daaas.portal.experiments.cache import ExpiringCache
-from daaas.portal.experiments.errors import ExperimentsUnavailable
+from daaas.portal.experiments.errors import ExperimentsNotReadYet, ExperimentsUnavailable
 from daaas.portal.experiments.icat_client import IcatClient
 from daaas.portal.experiments.icat_credentials import read_credentials
 from daaas.portal.experiments.observed import IcatStore
@@ -85,11 +85,15 @@ class IcatExperiments(ExperimentBackend):
 
     def investigations_for(self, username: str) -> list[InvestigationInfo]:
         """Return the user's investigations (member or instrument scientist), current first,
-        as the worker last recorded them; ICAT is asked (and the answer kept in this process
-        only) when nothing is recorded yet. A view never writes: the worker records."""
+        as last recorded (by the user's first sign-in or the worker); never asks ICAT when
+        a store is kept. Raises ExperimentsNotReadYet when nothing is recorded yet (a token
+        used before its user ever signed in: the worker looks within seconds), and, without a
+        store, ExperimentsUnavailable."""
         cached = self._mine.get(username)
         if cached is None and self.store is not None:
             cached = self.store.mine(username)
+            if cached is None:
+                raise ExperimentsNotReadYet(username)
         if cached is None:
             return self._ask(username)
         mine = sort_current_first(cached)
@@ -129,12 +133,16 @@ class IcatExperiments(ExperimentBackend):
         return mine
 
     def get(self, investigation_id: int) -> InvestigationInfo:
-        """Return the investigation as last recorded (ICAT is asked, and the answer kept in
-        this process, for one no recorded user is on); raises NotFound, or
-        ExperimentsUnavailable."""
+        """Return the investigation as last recorded; never asks ICAT when a store is kept.
+        Raises NotFound for one not recorded (no user of the portal is on it, as ICAT last
+        answered), and, without a store, ExperimentsUnavailable."""
         cached = self._one.get(investigation_id)
         if cached is None and self.store is not None:
             cached = self.store.one(investigation_id)
+            if cached is None:
+                raise NotFound("There is no such experiment. Pick one of yours from the list.",
+                               f"investigation {investigation_id} is not recorded: no user of "
+                               "the portal is on it, as ICAT last answered")
         if cached is not None:
             self._one.put(investigation_id, cached)
             return cached

@@ -1,8 +1,10 @@
 """What the portal last observed of ICAT (issue 19), kept in its database for every process.
 
-Only the worker writes here (:meth:`daaas.portal.experiments.icat.IcatExperiments.refresh_due`:
-right after a sign-in, for a user active in the last hour who was never observed, and every
-``icat_refresh_seconds`` for active users); pages and API GETs read. The store works on an
+Written at a user's first sign-in, a first launch with an experiment and ``daaas tokens create``
+(:func:`daaas.portal.experiments.service.first_look`), and otherwise only by the worker
+(:meth:`daaas.portal.experiments.icat.IcatExperiments.refresh_due`: right after a sign-in, for
+a user never observed who is active or holds a token, and every ``icat_refresh_seconds`` for
+active users); pages and API GETs only read, and never ask ICAT. The store works on an
 engine of its own in short transactions, so no transaction is open while ICAT is asked.
 """
 
@@ -85,9 +87,10 @@ class IcatStore:
 
     def due(self, now: datetime, every: timedelta, limit: int) -> list[str]:
         """Return up to ``limit`` user names to ask ICAT about (again), least recently observed
-        first (never observed first of all): users signed in since their last observation, and
-        users active in the last hour never observed or observed longer than ``every`` ago.
-        Raises nothing beyond database errors."""
+        first (never observed first of all): users signed in since their last observation,
+        users never observed who were active in the last hour or hold a live API token (a
+        view that answered "not read yet" could not record the token's use), and active users
+        observed longer than ``every`` ago. Raises nothing beyond database errors."""
         seen = select(ObservedExperiments.observed_at).where(  # the outer query's user, also
             ObservedExperiments.username == User.username).correlate(User).scalar_subquery()
         # inside the EXISTS below (left to itself, it would read the first user's row there)
@@ -98,10 +101,12 @@ class IcatStore:
                                     BrowserSession.last_seen_at > now - ACTIVE),
                      exists().where(ApiToken.user_id == User.id,
                                     ApiToken.last_used_at > now - ACTIVE))
+        holds_a_token = exists().where(ApiToken.user_id == User.id, ApiToken.expires_at > now)
         with self.session_factory() as db:
             return list(db.scalars(select(User.username).where(
                 User.is_active.is_(True),
-                or_(signed_in, seen.is_(None) & active, (seen < now - every) & active))
+                or_(signed_in, seen.is_(None) & (active | holds_a_token),
+                    (seen < now - every) & active))
                 .order_by(seen.nulls_first(), User.id).limit(limit)))
 
 

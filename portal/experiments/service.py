@@ -59,8 +59,9 @@ def check_binding(backend: ExperimentBackend, user: User, env: Environment,
     nor an instrument scientist of it, and InvalidInput when the environment does not serve its
     instruments.
     """
-    investigation = backend.get(investigation_id)
-    if not backend.may_use(user.username, investigation_id):
+    allowed = backend.may_use(user.username, investigation_id)  # the user's list first: its
+    investigation = backend.get(investigation_id)  # errors (not read yet) come before NotFound
+    if not allowed:
         raise Forbidden(f"You are not a member of experiment {investigation.visit_id}, so you "
                         "cannot use its data. Ask its principal investigator to add you.")
     if not serves(env, investigation):

@@ -31,7 +31,7 @@ def launch() -> tuple[dict[str, Any], int, dict[str, str]]:
     rt, user = runtime(), require_user()
     key = service.check_key(request.headers.get(IDEMPOTENCY_KEY))
     body = parse_body(schemas.LaunchRequest)
-    experiment = experiment_for_launch(rt, user, body.environment, body.experiment)
+    experiment = experiment_for_launch(db(), rt, user, body.environment, body.experiment)
     done = service.launch(db(), rt.settings, rt.catalogue, user, body.environment, body.flavor,
                           experiment=experiment, provider=rt.provider, key=key,
                           fingerprint=service.launch_fingerprint(body.environment, body.flavor,

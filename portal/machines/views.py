@@ -54,7 +54,7 @@ def launch() -> ResponseReturnValue:
     flavor, chosen = request.form.get("flavor") or None, request.form.get("experiment")
     try:
         key = service.check_key(request.form.get("launch_id"))
-        experiment = experiment_for_launch(rt, user, environment, chosen)
+        experiment = experiment_for_launch(db(), rt, user, environment, chosen)
         machine = service.launch(db(), rt.settings, rt.catalogue, user, environment, flavor,
                                  experiment=experiment, provider=rt.provider, key=key,
                                  fingerprint=service.launch_fingerprint(environment, flavor,

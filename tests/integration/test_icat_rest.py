@@ -19,7 +19,7 @@ from daaas.portal import create_app
 from daaas.portal.config import ConfigError
 from daaas.portal.errors import NotFound
 from daaas.portal.experiments.backends import Member
-from daaas.portal.experiments.errors import UNAVAILABLE, ExperimentsUnavailable
+from daaas.portal.experiments.errors import NOT_READ_YET, UNAVAILABLE, ExperimentsUnavailable
 from daaas.portal.experiments.icat import IcatExperiments
 from daaas.portal.experiments.icat_client import REFRESH_AFTER_SECONDS, IcatClient
 from daaas.portal.experiments.icat_credentials import IcatCredentials, read_credentials
@@ -343,7 +343,8 @@ def test_with_icat_down_the_portal_works_without_experiments(
         page = client.get("/analysis")
         assert page.status_code == 200
         html = page.get_data(as_text=True)
-        assert f'id="experiments-problem">{UNAVAILABLE}</p>' in html
+        # Nothing could be recorded at the sign-in: the page says so (no view asks ICAT).
+        assert f'id="experiments-problem">{NOT_READ_YET}</p>' in html
         assert 'name="experiment"' not in html
         token = csrf_from(client, "/analysis")
         launched = client.post("/machines", data={"environment": "ccp4", "csrf_token": token})
@@ -351,8 +352,8 @@ def test_with_icat_down_the_portal_works_without_experiments(
         headers = bearer(app, "scientist")
         listed = client.get("/api/v1/experiments", headers=headers)
         assert listed.status_code == 503
-        assert listed.get_json() == {"error": {"code": "experiments_unavailable",
-                                               "message": UNAVAILABLE}}
+        assert listed.get_json() == {"error": {"code": "experiments_not_read_yet",
+                                               "message": NOT_READ_YET}}
         bound = client.post("/api/v1/machines", json={"environment": "ccp4", "experiment": 1},
                             headers=headers)
         assert bound.status_code == 503

@@ -157,7 +157,7 @@ def test_pages_show_desktop_paths_never_the_hosts(app: Flask, client: FlaskClien
     mx = experiment_id(client, headers, "MX31850-12")
     with app.test_request_context(), unit_of_work(rt.session_factory) as db:
         user = get_user(db, "scientist")
-        record = experiment_for_launch(rt, user, "base-desktop", mx)
+        record = experiment_for_launch(db, rt, user, "base-desktop", mx)
         assert record is not None
         machine_id = service.request_launch(db, rt.settings, rt.catalogue, user,
                                             "base-desktop", experiment=record).id

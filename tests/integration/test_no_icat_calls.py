@@ -6,9 +6,9 @@ pointed at a fake ICAT that answers over real HTTP and records every request
 A user's first sign-in (and a token made with ``daaas tokens create``) asks ICAT about the
 user and records the answer; the worker asks again right after each later sign-in and every
 ``icat_refresh_seconds`` while the user is active (:mod:`daaas.portal.observers`); the pages
-read what was recorded. Only while nothing is recorded for a user (a token made by an older
-portal, used for the first time) does a view ask ICAT itself, writing nothing; the worker
-records the user at its next look.
+read what was recorded. While nothing is recorded for a user (a token used before its user
+ever signed in) a view answers that the experiments are not read yet, and the worker records
+the user at its next look (a launch with an experiment, an action, asks at once).
 """
 
 from __future__ import annotations
@@ -127,12 +127,15 @@ def test_no_page_or_api_get_asks_icat(app: Flask, icat: FakeIcat) -> None:
 
 def test_a_new_experiment_shows_after_a_sign_in_or_the_refresh(app: Flask,
                                                                icat: FakeIcat) -> None:
-    headers = bearer(app, "scientist")
-    assert experiment_ids(app, headers) == {MX_ID}  # nothing recorded: the view asks ICAT
-    assert len(icat.searches()) == 2
+    headers = bearer(app, "scientist")  # a token, its user never signed in
+    answer = app.test_client().get("/api/v1/experiments", headers=headers)
+    assert answer.status_code == 503  # nothing recorded: the view says so and asks nothing
+    assert answer.get_json()["error"]["code"] == "experiments_not_read_yet"
+    assert icat.searches() == []
     worker_look(app)  # the worker records the user (active, never observed)
+    assert experiment_ids(app, headers) == {MX_ID}
     asked = len(icat.searches())
-    assert asked == 4
+    assert asked == 2
     icat.investigations.append(investigation(NEW_ID, "MX50002-1", ["scientist"]))
     assert experiment_ids(app, headers) == {MX_ID}  # as recorded; ICAT not asked again
     worker_look(app)  # not due: observed just now, and no sign-in since
@@ -183,3 +186,25 @@ def test_a_token_made_on_the_command_line_comes_with_the_users_experiments(
     icat.requests.clear()
     headers = {"Authorization": f"Bearer {made.output.strip()}"}
     assert experiment_ids(app, headers) == {MX_ID} and icat.requests == []
+
+
+def test_a_launch_is_an_action_and_asks_about_a_user_never_recorded(app: Flask,
+                                                                     icat: FakeIcat) -> None:
+    headers = bearer(app, "scientist")  # never signed in, never observed
+    launched = app.test_client().post("/api/v1/machines", headers=headers,
+                                      json={"environment": "ccp4", "experiment": MX_ID})
+    assert launched.status_code == 202, launched.get_json()
+    assert len(icat.searches()) == 2
+    icat.requests.clear()
+    assert experiment_ids(app, headers) == {MX_ID} and icat.requests == []
+
+
+def test_an_experiment_no_user_is_on_is_not_asked_about(app: Flask, icat: FakeIcat) -> None:
+    client = app.test_client()
+    sign_in(client, "admin", "admin-demo-pass")
+    icat.investigations.append(investigation(NEW_ID, "MX50002-1", ["nobody"]))
+    icat.requests.clear()
+    assert client.get(f"/experiments/{NEW_ID}").status_code == 404
+    assert client.get(f"/api/v1/experiments/{NEW_ID}").status_code == 404
+    assert client.get(f"/experiments/{MX_ID}").status_code == 200  # recorded (a user is on it)
+    assert icat.requests == []

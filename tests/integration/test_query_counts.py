@@ -107,7 +107,7 @@ def experiment(app: Flask, username: str) -> dict[str, Any]:
     with rt.session_factory() as db:
         user = get_user(db, username)
         mine = rt.experiments.investigations_for(username)
-        found = experiment_for_launch(rt, user, "ccp4", mine[0].id)
+        found = experiment_for_launch(db, rt, user, "ccp4", mine[0].id)
     assert found is not None
     return found
 
