@@ -72,14 +72,8 @@ def ask_the_worker(session: Session) -> None:
     """Make ``session`` wake the workers when it commits, for something recorded without a
     machine changing state (a VM's set-up report: the worker applies it at once). Needs a
     session of a factory made with :func:`wake_on_intent`. Raises only database errors."""
-    if _WAKE in session.info:
-        return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"NOTIFY {CHANNEL}")  # delivered on commit only
-        session.info[_WAKE] = None
-    else:
-        session.info[_WAKE] = wake_path(connection.engine)
+    if _WAKE not in session.info:
+        _wake_on_commit(session)
 
 
 def _asks_the_worker(obj: object) -> bool:
@@ -91,12 +85,17 @@ def _asks_the_worker(obj: object) -> bool:
 
 
 def _after_flush(session: Session, _context: Any) -> None:
-    if _WAKE in session.info or not any(
+    if _WAKE not in session.info and any(
             _asks_the_worker(obj) for obj in chain(session.new, session.dirty)):
-        return
+        _wake_on_commit(session)
+
+
+def _wake_on_commit(session: Session) -> None:
+    """Arrange the wake-up for when ``session`` commits: NOTIFY inside the transaction
+    (PostgreSQL delivers it on commit only), or note the pipe to write after the commit."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"NOTIFY {CHANNEL}")  # delivered on commit only
+        connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
         session.info[_WAKE] = None
     else:
         session.info[_WAKE] = wake_path(connection.engine)
