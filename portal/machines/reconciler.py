@@ -272,6 +272,7 @@ class Reconciler:
         cycle). Never raises."""
         due, woken = 0.0, False  # when the next full cycle is due (time.monotonic)
         steady_due = 0.0  # when the ready and stopped machines are polled next
+        self.waker.listen()  # a wake-up sent during the first cycle wakes the first wait
         while not stop.is_set():
             try:
                 if woken and time.monotonic() < due:

@@ -152,6 +152,30 @@ class Waker:
                 return True
         return True
 
+    def listen(self) -> None:
+        """Start listening now (open the named pipe, or LISTEN on PostgreSQL), so that a
+        wake-up sent before the first :meth:`wait` (during the worker's first cycle) is kept
+        for it instead of lost. Raises nothing: a failure is logged and tried again at the
+        wait."""
+        try:
+            if self.engine.dialect.name == "postgresql":
+                self._listening()
+            elif self.path is not None and self._pipe is None:
+                self._pipe = _open_pipe(self.path)
+        except Exception as exc:
+            log.warning("not listening for wake-ups yet: %s", exc)
+            self.close()
+
+    def _listening(self) -> Any:
+        """Return the psycopg connection that LISTENs (opened on first use). Raises what
+        connecting raises."""
+        if self._listener is None:
+            raw = self.engine.raw_connection()
+            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+            raw.driver_connection.execute(f"LISTEN {CHANNEL}")  # type: ignore[union-attr]
+            self._listener = raw
+        return self._listener.driver_connection
+
     def _piped(self, timeout: float) -> bool:
         """Wait for a byte on the named pipe (made and opened on first use); True if one came.
         A pipe that cannot be made or read waits ``timeout``."""
@@ -177,12 +201,7 @@ class Waker:
         """Wait for a notification on the LISTEN connection (opened on first use, opened
         again after an error); True if one came. A broken connection waits ``timeout``."""
         try:
-            if self._listener is None:
-                raw = self.engine.raw_connection()
-                raw.driver_connection.autocommit = True  # type: ignore[union-attr]
-                raw.driver_connection.execute(f"LISTEN {CHANNEL}")  # type: ignore[union-attr]
-                self._listener = raw
-            connection = self._listener.driver_connection
+            connection = self._listening()
             woken = any(True for _ in connection.notifies(timeout=timeout, stop_after=1))
             if woken:  # several launches at once make one cycle
                 for _ in connection.notifies(timeout=0):
