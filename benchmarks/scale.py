@@ -21,10 +21,14 @@ provider double (tests/support/providers.py), and prints:
   ``--idle-seconds``, as % of one core, beside an empty portal's worker idling at the same time
   (both threads' own CPU clocks, so the ratio is of one run under one load);
 - POST /api/v1/machines → ``provider.launch()`` called, with the worker in its loop: median and
-  p95 of ``--launches`` launches spaced at random, and of the POST alone.
+  p95 of ``--launches`` launches spaced at random, and of the POST alone;
+- first, for each size, the OpenStack provider's poll of that many servers (the real provider
+  and openstacksdk, Nova faked at the HTTP edge in this process: tests/support/fake_nova.py),
+  wall time and the polling thread's own CPU time.
 
 SQLite in a temporary folder always; PostgreSQL too when DAAAS_TEST_POSTGRES_URL is set (a
-database is created per size and dropped). No network, no cloud.
+database is created per size and dropped). No network, no cloud (the fake Nova listens on
+127.0.0.1).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
@@ -67,7 +72,11 @@ from daaas.portal.machines.reconciler import CycleReport, Reconciler
 from daaas.portal.metrics.worker import MeasuredReconciler
 from daaas.portal.migrate import upgrade
 from daaas.portal.providers import PROVIDERS, Capacity, LaunchSpec, ProviderStatus
+from daaas.portal.providers.openstack import OpenStackProvider
+from daaas.portal.providers.openstack.cloud import MACHINE_KEY
 from daaas.portal.runtime import Runtime
+from tests.support.fake_cloud import fake_cloud
+from tests.support.fake_nova import Nova, NovaHandler
 from tests.support.providers import InMemoryProvider
 from tests.support.scale import add_machines, counting, launch_at, mix_states
 
@@ -379,6 +388,34 @@ def run(kind: str, size: int, args: argparse.Namespace, folder: Path, empty_url:
             close(empty)
 
 
+def measure_openstack_poll(size: int, repeats: int = 5) -> None:
+    """Print the OpenStack provider's poll of ``size`` servers (the real provider on a real
+    openstacksdk connection, Nova faked at the HTTP edge in this process, 1,000 servers a
+    page): median and p95 of the wall time and of the polling thread's own CPU time (the
+    client's part; the fake Nova's threads are not counted)."""
+    folder = Path(tempfile.mkdtemp(prefix="daaas-scale-nova-"))
+    patch = pytest.MonkeyPatch()  # only OS_CLIENT_CONFIG_FILE, for the fake cloud
+    nova = Nova("", 0)
+    try:
+        with fake_cloud(NovaHandler, nova, folder, patch, ("compute",)):
+            provider = OpenStackProvider("fake", network="none", access_mode="direct",
+                                         delete_timeout=10)
+            tagged = Nova(provider.server_tag, size)
+            nova.servers = tagged.servers
+            asked = [s["metadata"][MACHINE_KEY] for s in tagged.servers[:size]]
+            walls, cpus = [], []
+            for _ in range(repeats):
+                wall, cpu = time.perf_counter(), time.thread_time()
+                found = provider.poll(asked)
+                cpus.append((time.thread_time() - cpu) * 1000)
+                walls.append((time.perf_counter() - wall) * 1000)
+                assert len(found) == size
+    finally:
+        patch.undo()
+    print(f"  OpenStack poll of {size:,} servers ({-(-size // 1000)} pages)".ljust(55)
+          + f"wall {spread(walls)}   client CPU {spread(cpus)}")
+
+
 def main() -> None:
     """Parse the arguments and measure every size on every available database."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -391,6 +428,9 @@ def main() -> None:
              if k == "sqlite" or os.environ.get("DAAAS_TEST_POSTGRES_URL")]
     folder = Path(tempfile.mkdtemp(prefix="daaas-scale-"))
     print(f"load average at the start: {os.getloadavg()}")
+    print("openstack (real provider, Nova faked at the HTTP edge):")
+    for size in (int(s) for s in args.sizes.split(",")):
+        measure_openstack_poll(size)
     with PROVIDERS.registered(TimedProvider.name, TimedProvider):
         for kind in kinds:
             with database(kind, folder) as empty_url:

@@ -8,67 +8,26 @@ while more follow); the provider is the real one on a real openstacksdk connecti
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from daaas.portal.providers import ProviderState
 from daaas.portal.providers.openstack import OpenStackProvider
 from daaas.portal.providers.openstack.cloud import MACHINE_KEY
-from tests.support.fake_cloud import JsonHandler, fake_cloud
+from tests.support.fake_cloud import fake_cloud
+from tests.support.fake_nova import Nova, NovaHandler
 
 SERVERS = 2500
-STATUSES = ["ACTIVE", "BUILD", "SHELVED_OFFLOADED", "ERROR"]
-
-
-class Nova:
-    """The servers the fake holds (in id order, as Nova pages them) and the requests made."""
-
-    def __init__(self, tag: str) -> None:
-        self.servers: list[dict[str, Any]] = []
-        for index in range(SERVERS + 100):
-            self.servers.append({
-                "id": f"{index:08d}-0000-0000-0000-000000000000",
-                "status": STATUSES[index % len(STATUSES)], "OS-EXT-STS:task_state": None,
-                "tags": [tag if index < SERVERS else "someone-else"],
-                "metadata": {MACHINE_KEY: uuid.uuid5(uuid.NAMESPACE_OID, str(index)).hex},
-                "fault": {"code": 500, "message": "No valid host was found."},
-                "addresses": {}, "flavor": {"original_name": "m1.small"}, "name": "x"})
-        self.requests: list[str] = []
-
-
-class Handler(JsonHandler):
-    cloud: Nova
-
-    def _route(self, method: str) -> None:
-        path, query, _ = self._request()
-        path = path.removeprefix("/compute/v2.1")
-        self.cloud.requests.append(f"{method} {self.path}")
-        if method == "GET" and path in ("", "/compute"):
-            self._versions("compute")
-        elif method == "GET" and path == "/servers/detail":
-            tags = set(query.get("tags", "").split(",")) - {""}
-            matching = [s for s in self.cloud.servers if tags <= set(s["tags"])]
-            after = query.get("marker")
-            if after:
-                matching = [s for s in matching if s["id"] > after]
-            limit = int(query.get("limit", "1000"))
-            page, rest = matching[:limit], matching[limit:]
-            links = [{"rel": "next", "href": "next"}] if rest else []
-            self._answer(200, {"servers": page, "servers_links": links})
-        else:
-            self._answer(404, {"itemNotFound": {"code": 404, "message": "not here"}})
 
 
 def test_the_poll_reads_every_page_of_the_listing_as_json(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    probe = Nova("")
-    with fake_cloud(Handler, probe, tmp_path, monkeypatch, ("compute",)):
+    probe = Nova("", 0)
+    with fake_cloud(NovaHandler, probe, tmp_path, monkeypatch, ("compute",)):
         provider = OpenStackProvider("fake", network="none", access_mode="direct",
                                      delete_timeout=10)
-        nova = Nova(provider.server_tag)
+        nova = Nova(provider.server_tag, SERVERS)
         probe.servers, probe.requests = nova.servers, []
         ids = {s["metadata"][MACHINE_KEY]: s for s in nova.servers}
         asked = [*list(ids)[:SERVERS], "f" * 32]
