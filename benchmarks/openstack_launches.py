@@ -63,13 +63,15 @@ class HttpCounter:
             self.counts[SERVICES.get(port, port)] += 1
 
 
-def make_portal(var_dir: Path, database_url: str, launches: int) -> Flask:
-    """Return a portal on the test cloud with room for ``launches`` machines per user."""
+def make_portal(var_dir: Path, database_url: str, launches: int, timeout: float) -> Flask:
+    """Return a portal on the test cloud with room for ``launches`` machines per user, giving
+    up on a machine only after ``timeout`` seconds (the run's own limit: a slow cloud's last
+    servers must not be timed out by the portal before the run ends)."""
     return create_app({
         "var_dir": str(var_dir), "database_url": database_url, "provider": "openstack",
         "openstack_cloud": os.environ["DAAAS_TEST_OPENSTACK_CLOUD"], "openstack_network": "none",
         "openstack_server_tag": f"daaas-bench-{os.getpid()}", "max_machines_per_user": launches,
-        "machine_ready_timeout_seconds": 900, "embedded_worker": False,
+        "machine_ready_timeout_seconds": max(900, int(timeout)), "embedded_worker": False,
         "start_websockify": False, "public_url": "http://127.0.0.1:8080"})
 
 
@@ -172,7 +174,8 @@ def one_run(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
     """Launch, wait for ACTIVE, delete; return the figures of this run."""
     database_url = args.database_url or f"sqlite:///{var_dir / 'bench.sqlite'}"
     upgrade(make_engine(database_url))
-    apps = [make_portal(var_dir, database_url, args.launches) for _ in range(args.workers)]
+    apps = [make_portal(var_dir, database_url, args.launches, args.timeout)
+            for _ in range(args.workers)]
     ids = request_launches(apps[0], args.launches, args.environment)
     launch_counter = HttpCounter()
     figures: dict[str, Any] = {}
