@@ -7,7 +7,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import generate_password_hash
 
@@ -29,6 +29,8 @@ from daaas.portal.errors import (
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "daaas_"
+#: The PostgreSQL advisory lock key of account creation (:func:`lock_accounts`)
+ACCOUNTS_LOCK = int.from_bytes(hashlib.sha256(b"daaas-accounts").digest()[:8], "big", signed=True)
 
 
 def hash_password(password: str) -> str:
@@ -50,16 +52,37 @@ def create_user(db: Session, settings: Settings, username: str, password: str | 
     if not USERNAME_RE.match(username):
         raise InvalidInput(f"'{username}' is not a valid user name: use 2-32 lower-case letters, "
                            "digits, '.', '_' or '-', starting with a letter.")
+    password_hash = hash_password(password) if password else None  # slow: before the lock
+    lock_accounts(db)
     if db.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"A user called '{username}' already exists.")
-    uid = max(settings.first_uid - 1, db.scalar(select(func.max(User.uid))) or 0) + 1
+    uid = next_uid(db, settings)
     user = User(username=username, display_name=display_name or username, email=email,
-                password_hash=hash_password(password) if password else None,
+                password_hash=password_hash,
                 identity_source=source, uid=uid, gid=uid, groups=list(groups or []),
                 instruments=list(instruments or []), is_admin=is_admin)
     db.add(user)
     db.flush()
     return user
+
+
+def lock_accounts(db: Session) -> None:
+    """Hold, until ``db`` commits or rolls back, the lock under which accounts are created, so
+    that reading the highest uid and inserting the next is one step for concurrent creators
+    (two first sign-ins, the worker's warm-pool account). Raises only database errors."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_advisory_xact_lock(ACCOUNTS_LOCK)))
+    else:
+        # SQLite: any write statement, even one that matches no row, takes the database's
+        # write lock, which other writers wait for (busy timeout) until this transaction ends.
+        db.execute(update(User).where(false()).values(uid=User.uid)
+                   .execution_options(synchronize_session=False))
+
+
+def next_uid(db: Session, settings: Settings) -> int:
+    """Return the next free POSIX uid (from ``first_uid``); the caller holds
+    :func:`lock_accounts` and inserts the account in the same transaction."""
+    return max(settings.first_uid - 1, db.scalar(select(func.max(User.uid))) or 0) + 1
 
 
 def get_user(db: Session, username: str) -> User:

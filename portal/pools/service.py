@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daaas.catalogue import Environment
 from daaas.portal.auth.models import User
+from daaas.portal.auth.service import lock_accounts, next_uid
 from daaas.portal.config import Settings
 from daaas.portal.machines.models import Machine
 from daaas.portal.machines.states import State
@@ -43,7 +44,10 @@ def pool_account(db: Session, settings: Settings) -> User:
     uid is the next free one, as for any new account). Raises only database errors."""
     user = db.scalar(select(User).where(User.username == POOL_ACCOUNT))
     if user is None:
-        uid = max(settings.first_uid - 1, db.scalar(select(func.max(User.uid))) or 0) + 1
+        lock_accounts(db)
+        user = db.scalar(select(User).where(User.username == POOL_ACCOUNT))
+    if user is None:
+        uid = next_uid(db, settings)
         user = User(username=POOL_ACCOUNT, display_name="Warm pool", password_hash=None,
                     identity_source="pool", uid=uid, gid=uid, is_active=False,
                     disabled_reason="the warm pools' account: owns machines no one has "
