@@ -45,6 +45,11 @@ POOL_MODE = "pool"
 VNC_USERS_PATH = "/etc/tigervnc/vncserver.users"
 #: Where the environment's desktop entries are installed system-wide
 APPLICATIONS = "/usr/share/applications"
+#: The access service that runs as the user (``vncserver.users`` names them), so it starts
+#: after the claim. xrdp and sshd are root daemons that need no user: they start while the
+#: machine waits in its pool (xrdp's first start makes its keys: ~20 s on an emulated VM), and
+#: accept no one until the claim (no account, no RDP verifier settings, no authorized keys).
+USER_UNITS = frozenset({ACCESS_UNITS["vnc"]})
 
 
 def pool_files(ctx: Context) -> list[File]:
@@ -67,10 +72,8 @@ def desktop_entries(ctx: Context) -> list[str]:
 
 def pool_document(ctx: Context) -> dict[str, Any]:
     """Return bootstrap.json for a pooled machine: no ``user``, no mounts, only the services
-    that need no user (the access services start after the claim, as the user). Raises
-    nothing."""
+    that need no user (the VNC server starts after the claim, as the user). Raises nothing."""
     enable, disable = services(ctx)
-    access = set(ACCESS_UNITS.values())
     return {
         "version": DOCUMENT_VERSION,
         "mode": POOL_MODE,
@@ -80,7 +83,7 @@ def pool_document(ctx: Context) -> dict[str, Any]:
         "token": ctx.bootstrap_token,
         "cvmfs_repositories": list(ctx.cvmfs_repositories),
         "secret_dirs": list(SECRET_DIRS),
-        "services": {"enable": [unit for unit in enable if unit not in access],
+        "services": {"enable": [unit for unit in enable if unit not in USER_UNITS],
                      "disable": disable},
         "desktop_files": desktop_entries(ctx),
     }
@@ -89,11 +92,10 @@ def pool_document(ctx: Context) -> dict[str, Any]:
 def claimed_session(ctx: Context) -> dict[str, Any]:
     """Return the ``session`` of the claim's answer for the claimer's Context: their account,
     where their VNC password, SSH keys and RDP settings go, their storage mounts (read-write,
-    mounted by the agent) and the access services to start once the account exists. Raises
-    nothing."""
+    mounted by the agent) and the services to start once the account exists (the VNC server,
+    as them). Raises nothing."""
     document = bootstrap_document(ctx)
     enable, _ = services(ctx)
-    access = set(ACCESS_UNITS.values())
     return {
         "user": {**document["user"], "full_name": ctx.user.full_name},
         "vnc_password_file": document["vnc_password_file"],
@@ -102,7 +104,7 @@ def claimed_session(ctx: Context) -> dict[str, Any]:
         "vnc_users": f":{VNC_DISPLAY}={ctx.user.username}\n" if ctx.access.vnc else None,
         "storage_mounts": [{"fstype": FSTYPES[m.kind], "source": m.source, "target": m.target,
                             "options": m.fstab_options} for m in ctx.mounts],
-        "services": {"enable": [unit for unit in enable if unit in access]},
+        "services": {"enable": [unit for unit in enable if unit in USER_UNITS]},
     }
 
 

@@ -87,7 +87,7 @@ class StorageMount(Reply):
 
 
 class ClaimServices(Reply):
-    """The access services started once the claimer's account exists."""
+    """The services started once the claimer's account exists (the VNC server, as them)."""
 
     enable: list[str]
 

@@ -98,9 +98,11 @@ def test_a_pooled_machines_user_data_names_no_one() -> None:
     assert "/etc/tigervnc/vncserver.users" not in paths
     document = pool_document(pool)
     assert document["mode"] == "pool" and "user" not in document and document["token"] == TOKEN
-    # the access services start after the claim, as the user; the others stop now
-    assert not any("tigervnc" in unit or "xrdp" in unit for unit in
-                   document["services"]["enable"])
+    # the VNC server starts after the claim, as the user; xrdp and sshd (root daemons that
+    # accept no one before the claim) start while the machine waits in its pool
+    enable = document["services"]["enable"]
+    assert not any("tigervnc" in unit for unit in enable), enable
+    assert {"xrdp.service", "ssh.service"} <= set(enable), enable
     assert all(path.startswith("/usr/share/applications/") for path in
                document["desktop_files"]) and document["desktop_files"]
     assert render_pool_user_data(pool).startswith(b"#cloud-config\n")
@@ -118,12 +120,11 @@ def test_the_claims_session_is_the_claimers() -> None:
                                           "source": "nfs.example.org:/export/alice",
                                           "target": "/home/alice/storage",
                                           "options": "rw,_netdev,nofail"}]
-    assert set(session["services"]["enable"]) == {"tigervncserver@:1.service",
-                                                  "xrdp.service", "ssh.service"}
+    assert session["services"]["enable"] == ["tigervncserver@:1.service"]
 
 
 def test_without_vnc_the_session_has_no_vnc_user_map() -> None:
     _, alice = contexts(("ssh",))
     session = claimed_session(alice)
     assert session["vnc_users"] is None and session["vnc_password_file"] is None
-    assert session["services"]["enable"] == ["ssh.service"]
+    assert session["services"]["enable"] == []  # sshd runs already, from the pool
