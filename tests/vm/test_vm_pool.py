@@ -7,6 +7,8 @@ browser signs in as ``hpc-alice`` and clicks Launch. The checks, from the outsid
 
 - the launch claimed the pooled VM (the same machine, the same QEMU process), which reached
   ``ready`` and showed its desktop through noVNC (the times from the click are printed);
+- xrdp started while the VM waited in the pool (it needs no user), and after the claim FreeRDP
+  signs in to it as the user with the one-time secret the machine page shows;
 - ``ssh`` with the user's key (added on the SSH-keys page before the claim) logs in as the user
   with their uid, and the image made no default user;
 - the user's storage is mounted read-write from this host's NFS export, and a file written in
@@ -54,10 +56,12 @@ class Pooled:
     var_dir: Path
     page: Any
     key: Path
+    display: harness.XDisplay
     pooled_id: str = ""
     pooled_pid: int = 0
     machine_id: str = ""
     ssh_port: int = 0
+    rdp_port: int = 0
     times: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -80,13 +84,14 @@ def pooled(vm_image: Path, browser: Any) -> Iterator[Pooled]:
     var = folder / "var"
     nfs = NfsServer([Export(folder / "empty", "/empty")]).start()
     process = None
+    display = harness.XDisplay(folder)
     try:
         settings = {
             "DAAAS_WARM_POOLS": "vm-desktop=1",
             "DAAAS_WARM_POOL_FREE_SESSIONS": "0",
             "DAAAS_QEMU_MAX_MACHINES": "1",  # no refill after the claim: one VM only
             "DAAAS_QEMU_GUEST_FORWARDS": f"{GUEST_HOST}:2049=127.0.0.1:{nfs.port}",
-            "DAAAS_QEMU_HOST_FORWARDS": "ssh",
+            "DAAAS_QEMU_HOST_FORWARDS": "ssh,rdp",
             "DAAAS_LOCAL_STORAGE_EXPORT": f"{GUEST_HOST}:/storage/{{username}}",
             "DAAAS_STORAGE_MOUNT_OPTIONS": "vers=4.1",
         }
@@ -96,7 +101,7 @@ def pooled(vm_image: Path, browser: Any) -> Iterator[Pooled]:
         page = signed_in_page(browser, url, USER, PASSWORD)
         key = harness.ssh_key(folder, "alice-key")
         harness.add_ssh_key(page, url, key)
-        state = Pooled(url, folder, var, page, key)
+        state = Pooled(url, folder, var, page, key, display)
         started = time.monotonic()
         _wait_until_instant(page, url, timeout=1200)
         state.times["pool_ready_s"] = time.monotonic() - started
@@ -110,6 +115,7 @@ def pooled(vm_image: Path, browser: Any) -> Iterator[Pooled]:
         if process is not None:
             harness.stop_portal(process)
         harness.kill_leftover_vms(var)
+        display.stop()
         nfs.stop()
         if (folder / "serve.log").exists():
             print((folder / "serve.log").read_text()[-3000:])
@@ -133,6 +139,9 @@ def test_the_launch_claims_the_pooled_vm_and_shows_its_desktop(pooled: Pooled) -
         console.replace("set up without a user; waiting", "waiting").replace(
             f"claimed for {USER}", "claimed"))}
     assert set(uptime) == {"waiting", "claimed", "ready"}, console[-3000:]
+    # xrdp (a root daemon that accepts no one before the claim) started in the pool
+    waiting = console.index("daaas-bootstrap: set up without a user; waiting")
+    assert "Started xrdp.service" in console[:waiting], console[:waiting][-3000:]
     print(f"VM pool tier (VM uptime): pooled-ready {uptime['waiting']:.1f} s, claimed "
           f"{uptime['claimed']:.1f} s, ready {uptime['ready']:.1f} s")
     print(f"VM pool tier: pool ready {times['pool_ready_s']:.1f} s after the portal started; "
@@ -148,6 +157,16 @@ def test_ssh_logs_in_as_the_user_and_the_image_made_no_default_user(pooled: Pool
     name, uid, *accounts = done.stdout.split()
     assert [name, uid] == [USER, str(pwd.getpwnam(USER).pw_uid)]
     assert accounts == [USER], accounts  # users: [] — no 'debian', no pool account
+
+
+def test_rdp_signs_in_as_the_user_with_the_one_time_secret(pooled: Pooled) -> None:
+    page = pooled.page
+    page.goto(f"{pooled.url}/machines/{pooled.machine_id}")
+    page.click("#rdp-sign-in-button")
+    secret = page.locator("#rdp-secret").inner_text().strip()
+    assert page.locator("#rdp-user").inner_text() == USER
+    harness.rdp_sign_in(pooled.display.display, pooled.rdp_port, USER, secret, pooled.console,
+                        rf"daaas-rdp-sign-in: accepted for {USER} ")
 
 
 def test_the_users_storage_is_mounted_read_write_and_in_my_data(pooled: Pooled) -> None:
@@ -235,10 +254,11 @@ def _launch(state: Pooled) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     harness.wait_for_desktop(page, OUTPUT / "vm-pool-desktop.png", every=0.5)
     state.times["frame_s"] = time.monotonic() - clicked
-    state.ssh_port = _ssh_port(page, url, state.machine_id)
+    state.ssh_port, state.rdp_port = _ports(page, url, state.machine_id)
 
 
-def _ssh_port(page: Any, url: str, machine_id: str) -> int:
+def _ports(page: Any, url: str, machine_id: str) -> tuple[int, int]:
+    """Return the ssh and RDP ports the machine page offers (its ssh command, the .rdp file)."""
     deadline = time.monotonic() + 60
     while True:
         page.goto(f"{url}/machines/{machine_id}")
@@ -249,4 +269,7 @@ def _ssh_port(page: Any, url: str, machine_id: str) -> int:
     command = page.locator("#ssh-command-text").inner_text()
     found = re.fullmatch(rf"ssh -p (\d+) {USER}@127\.0\.0\.1", command)
     assert found, command
-    return int(found[1])
+    rdp = page.request.get(f"{url}/machines/{machine_id}/rdp").text()
+    address = re.search(r"full address:s:127\.0\.0\.1:(\d+)", rdp)
+    assert address, rdp
+    return int(found[1]), int(address[1])
