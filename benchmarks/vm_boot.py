@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sqlite3
 import statistics
@@ -219,8 +220,10 @@ def pooled_run(page: Any, url: str, var_dir: Path, run: int, folder: Path,
     watch = PoolConsoleWatch(vm_dir / "console.log")
     clicked = time.time()
     page.locator(f"{CARD} button.launch-button").click()
-    page.wait_for_url("**/machines/*")
-    machine_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    # a pool hit opens the desktop page at once (a miss: the machine page)
+    page.wait_for_url(re.compile(r"/machines/[0-9a-f]+(/desktop)?$"))
+    found = re.search(r"/machines/([0-9a-f]+)", page.url)
+    machine_id = found.group(1) if found else ""
     if machine_id != pooled_id:
         watch.stop()
         raise SystemExit(f"run {run}: the launch made {machine_id}, not the pooled "
@@ -232,7 +235,7 @@ def pooled_run(page: Any, url: str, var_dir: Path, run: int, folder: Path,
         raise SystemExit(f"run {run}: machine ended {machine['state']}: "
                          f"{machine.get('error_reason')}")
     ready = max(epoch(e["at"]) for e in machine["events"] if e["to"] == "ready")
-    try:  # the machine page opens the desktop itself once the machine is ready
+    try:  # the desktop page is open already (a pool hit)
         page.wait_for_url("**/desktop", timeout=15_000)
     except PlaywrightTimeout:
         page.goto(f"{url}/machines/{machine_id}/desktop")

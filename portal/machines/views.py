@@ -47,7 +47,8 @@ def launch() -> ResponseReturnValue:
     environment not available here, no GPU free, a bad size or experiment) shows the Analysis
     page again with the reason next to that card's Launch button and the choices kept, with
     the error's status; a JSON caller gets the JSON error instead, and for a launch 201 with
-    the machine's id and the URLs of its page and desktop.
+    the machine's id, the URLs of its page and desktop, and ``instant``: the launch claimed a
+    machine waiting in a warm pool (the card's script then opens the desktop page at once).
     """
     rt, user = runtime(), require_user()
     environment = request.form.get("environment", "")
@@ -66,7 +67,8 @@ def launch() -> ResponseReturnValue:
         return analysis_page((environment, exc.user_message), request.form), exc.status_code
     if wants_json():  # the card's script (launch.js): where to go, without loading it twice
         return {"id": machine.id, "page": url_for("machines.page", machine_id=machine.id),
-                "desktop": url_for("access.desktop", machine_id=machine.id)}, 201
+                "desktop": url_for("access.desktop", machine_id=machine.id),
+                "instant": machine.claimed_at is not None}, 201
     return redirect(url_for("machines.page", machine_id=machine.id), code=303)
 
 

@@ -28,9 +28,15 @@ for (const form of document.querySelectorAll("form.launch")) {
       const response = await fetch(form.action, {method: "POST", body: new FormData(form),
                                                  headers: {Accept: "application/json"}});
       if (response.ok) {
-        // {id, page, desktop}: the machine page opens its desktop once it is ready (pushed),
-        // because this tab launched it (machine-page.js)
+        // {id, page, desktop, instant}. A pool hit (instant) opens the desktop page at once:
+        // it loads noVNC while the pooled machine is handed over and connects the moment the
+        // push says ready. Otherwise the machine page shows the launch's steps and opens the
+        // desktop once it is ready (pushed), because this tab launched it (machine-page.js).
         const machine = await response.json();
+        if (machine.instant) {
+          window.location.assign(machine.desktop);
+          return;
+        }
         window.sessionStorage.setItem("daaas-open-desktop", machine.id);
         window.location.assign(machine.page);
         return;

@@ -244,12 +244,12 @@ def _launch(state: Pooled) -> None:
     expect(card.locator(".badge.instant")).to_contain_text("Instant")
     clicked = time.monotonic()
     card.locator("button.launch-button").click()
-    page.wait_for_url("**/machines/*")
-    state.machine_id = str(page.url.rstrip("/").rsplit("/", 1)[1])
+    # a pool hit opens the desktop page at once; it connects when the push says ready
+    page.wait_for_url(re.compile(r"/machines/[0-9a-f]+/desktop$"))
+    state.machine_id = str(page.url.rstrip("/").rsplit("/", 2)[1])
     machine = harness.wait_for_state(page, state.machine_id, 600, every=0.25)
     state.times["ready_s"] = time.monotonic() - clicked
     assert machine["state"] == "ready", machine
-    page.goto(f"{url}/machines/{state.machine_id}/desktop")
     expect(page.locator("#status")).to_have_text("Connected.", timeout=60_000)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     harness.wait_for_desktop(page, OUTPUT / "vm-pool-desktop.png", every=0.5)
