@@ -26,17 +26,16 @@ pooled, side by side). The portal keeps one ``vm-desktop`` booted with no user
 agent reported ``pooled-ready`` and the card says "Instant", clicks Launch (a hit: the same
 machine, checked) and splits the hand-over from the portal's records (``claimed_at``,
 ``personalised_at``, the claim's answer taken, the agent's report, the ``ready`` event), the
-agent's console lines and the page:
+and the page:
 
 - launch → claimed: the launch request claimed the pooled machine;
 - claimed → handed over: the worker's hand-over (``personalised_at``);
 - handed over → taken: the agent's next claim request took the claimer's session;
-- taken → VNC started: account, secrets, home, mounts, Desktop files, the VNC server (until
-  the console shows xrdp starting; ``taken → reported`` when it does not);
-- xrdp start: xrdp starting → started (its first start makes the machine's keys);
-- xrdp started → reported: ssh, the agent's ``ready`` report;
+- taken → reported: the agent's per-user work (account, secrets, home, mounts, Desktop files,
+  the VNC server as the user; xrdp and sshd run already, started in the pool) and its report;
 - reported → ready: → the machine's ``ready`` event (one reconciler cycle);
-- ready → frame: the machine page opens the desktop itself → the noVNC canvas shows it;
+- ready → frame: the desktop page (open since the click) connects → the noVNC canvas shows
+  the desktop;
 - launch → ready and launch → frame.
 
 Deleting the claimed machine frees the slot and the pool refills (a full boot): each run
@@ -75,7 +74,6 @@ from tests.vm.harness import desktop_problems  # noqa: E402
 PHASES = ["qemu → kernel", "kernel → cloud-init", "cloud-init → exchange", "exchange → ready",
           "ready → frame", "launch → frame"]
 POOL_PHASES = ["launch → claimed", "claimed → handed over", "handed over → taken",
-               "taken → VNC started", "xrdp start", "xrdp started → reported",
                "taken → reported", "reported → ready", "ready → frame", "launch → ready",
                "launch → frame"]
 REFILL_PHASES = ["deleted → QEMU started", "QEMU → pooled-ready", "deleted → pooled-ready"]
@@ -91,13 +89,6 @@ class Measured:
     runs: list[dict[str, float]] = field(default_factory=list)
     refills: list[dict[str, float]] = field(default_factory=list)
     first_fill: float | None = None
-
-
-class PoolConsoleWatch(harness.ConsoleWatch):
-    """The console watch, with the pooled agent's steps after a claim."""
-
-    PATTERNS = {**harness.ConsoleWatch.PATTERNS, "claimed": r"daaas-bootstrap: claimed for",
-                "xrdp_start": r"Starting xrdp", "xrdp_started": r"Started xrdp\.service"}
 
 
 def epoch(text: str) -> float:
@@ -217,7 +208,6 @@ def pooled_run(page: Any, url: str, var_dir: Path, run: int, folder: Path,
     Raises SystemExit when the launch did not claim the pooled machine or it did not get
     ready."""
     vm_dir = var_dir / "qemu" / pooled_id
-    watch = PoolConsoleWatch(vm_dir / "console.log")
     clicked = time.time()
     page.locator(f"{CARD} button.launch-button").click()
     # a pool hit opens the desktop page at once (a miss: the machine page)
@@ -225,13 +215,11 @@ def pooled_run(page: Any, url: str, var_dir: Path, run: int, folder: Path,
     found = re.search(r"/machines/([0-9a-f]+)", page.url)
     machine_id = found.group(1) if found else ""
     if machine_id != pooled_id:
-        watch.stop()
         raise SystemExit(f"run {run}: the launch made {machine_id}, not the pooled "
                          f"{pooled_id} (a pool miss)")
     deadline = time.monotonic() + TIMEOUT
     machine = harness.wait_for_state(page, machine_id, TIMEOUT, every=0.25)
     if machine["state"] != "ready":
-        watch.stop()
         raise SystemExit(f"run {run}: machine ended {machine['state']}: "
                          f"{machine.get('error_reason')}")
     ready = max(epoch(e["at"]) for e in machine["events"] if e["to"] == "ready")
@@ -240,7 +228,6 @@ def pooled_run(page: Any, url: str, var_dir: Path, run: int, folder: Path,
     except PlaywrightTimeout:
         page.goto(f"{url}/machines/{machine_id}/desktop")
     frame = first_frame(page, folder / f"pooled-run{run}.png", deadline)
-    seen = watch.stop()
     accel_used = json.loads((vm_dir / "state.json").read_text())["accel"]
     claimed, personalised = (stamp(value) for value in row(
         var_dir, "SELECT claimed_at, personalised_at FROM machines WHERE id = ?", machine_id))
@@ -250,13 +237,8 @@ def pooled_run(page: Any, url: str, var_dir: Path, run: int, folder: Path,
     deleted = delete_machine(page, url, machine_id)
     phases = {"launch → claimed": claimed - clicked,
               "claimed → handed over": personalised - claimed,
-              "handed over → taken": taken - personalised}
-    if "xrdp_started" in seen and seen.get("xrdp_start", 0) > clicked:
-        phases |= {"taken → VNC started": seen["xrdp_start"] - taken,
-                   "xrdp start": seen["xrdp_started"] - seen["xrdp_start"],
-                   "xrdp started → reported": reported - seen["xrdp_started"]}
-    else:  # no xrdp in the environment, or it started before the claim
-        phases["taken → reported"] = reported - taken
+              "handed over → taken": taken - personalised,
+              "taken → reported": reported - taken}
     return phases | {"reported → ready": ready - reported, "ready → frame": frame - ready,
                      "launch → ready": ready - clicked,
                      "launch → frame": frame - clicked}, accel_used, deleted
