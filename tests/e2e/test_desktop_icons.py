@@ -57,7 +57,8 @@ def offered(page: Any) -> list[str]:
 
 
 def launch(page: Any, portal_url: str, name: str) -> str:
-    """Press Launch on the card of ``name``; wait until the machine is ready; return its id."""
+    """Press Launch on the card of ``name``; wait until the machine is ready and its page has
+    opened the desktop; return its id."""
     page.goto(portal_url + "/analysis")
     page.click(f'li.card[data-environment="{name}"] button.launch-button')
     page.wait_for_url("**/machines/*")
@@ -71,6 +72,9 @@ def launch(page: Any, portal_url: str, name: str) -> str:
         return now == "ready"
 
     wait_until(ready, 120, f"{name} to be ready (seen {sorted(set(seen))})")
+    # launched from this tab, the machine page opens the desktop itself at ready (the push); a
+    # page.goto of its own here raced that navigation and could wait for a load that never came
+    page.wait_for_url(f"**/machines/{machine_id}/desktop", timeout=30_000)
     return machine_id
 
 
@@ -112,7 +116,6 @@ def test_every_icon_of_every_offered_environment_opens_its_window(portal_url: st
     OUTPUT.mkdir(parents=True, exist_ok=True)
     for name in names:
         machine_id = launch(page, portal_url, name)
-        page.goto(f"{portal_url}/machines/{machine_id}/desktop")
         expect(page.locator("#status")).to_have_text("Connected.", timeout=30_000)
         session = find_session(machine_id)
         expected = expected_windows(session)
